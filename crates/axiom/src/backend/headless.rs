@@ -1,0 +1,95 @@
+//! The headless backend: one virtual output rendered off screen, repainted by
+//! a timer at the output's refresh rate. Needs no GPU (lavapipe) and no display.
+
+use std::time::{Duration, Instant};
+
+use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
+use smithay::reexports::calloop::generic::Generic;
+use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
+use smithay::reexports::calloop::{EventLoop, Interest, Mode as TriggerMode, PostAction};
+use smithay::reexports::wayland_server::Display;
+use smithay::utils::Transform;
+use smithay::wayland::socket::ListeningSocketSource;
+
+use crate::cli::Options;
+use crate::render::Renderer;
+use crate::state::ClientState;
+use crate::Axiom;
+
+pub fn run(options: Options) -> anyhow::Result<()> {
+    let (width, height) = options.size;
+    let size = (width as i32, height as i32).into();
+    let refresh_mhz = (options.refresh * 1000.0).round() as i32;
+    let refresh_interval = Duration::from_secs_f64(1.0 / options.refresh);
+
+    let renderer = Renderer::new(options.graphics_api, size)?;
+
+    let mut event_loop: EventLoop<'static, Axiom> = EventLoop::try_new()?;
+    let display: Display<Axiom> = Display::new()?;
+    let dh = display.handle();
+
+    let output = Output::new(
+        "HEADLESS-1".into(),
+        PhysicalProperties { size: (0, 0).into(), subpixel: Subpixel::Unknown, make: "Axiom".into(), model: "Headless".into() },
+    );
+    let mode = Mode { size, refresh: refresh_mhz };
+    output.change_current_state(Some(mode), Some(Transform::Normal), None, Some((0, 0).into()));
+    output.set_preferred(mode);
+    output.create_global::<Axiom>(&dh);
+
+    let mut state = Axiom::new(dh.clone(), event_loop.handle(), event_loop.get_signal(), renderer, output, refresh_interval)?;
+
+    let socket = match &options.socket {
+        Some(name) => ListeningSocketSource::with_name(name)?,
+        None => ListeningSocketSource::new_auto()?,
+    };
+    let socket_name = socket.socket_name().to_string_lossy().into_owned();
+    event_loop
+        .handle()
+        .insert_source(socket, |stream, _, state| {
+            if let Err(err) = state.display_handle.insert_client(stream, ClientState::new()) {
+                tracing::warn!("cannot accept a client: {err}");
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("socket source: {e}"))?;
+
+    event_loop
+        .handle()
+        .insert_source(Generic::new(display, Interest::READ, TriggerMode::Level), |_, display, state| {
+            // SAFETY: the display is not dropped while the event loop runs.
+            unsafe { display.get_mut().dispatch_clients(state)? };
+            Ok(PostAction::Continue)
+        })
+        .map_err(|e| anyhow::anyhow!("display source: {e}"))?;
+
+    let mut next_tick = Instant::now() + refresh_interval;
+    event_loop
+        .handle()
+        .insert_source(Timer::from_deadline(next_tick), move |_, _, state| {
+            state.repaint_tick();
+            // Deadlines advance by whole intervals so that ticks do not drift; after a stall,
+            // skip the missed ones instead of firing them in a burst.
+            next_tick += refresh_interval;
+            let now = Instant::now();
+            if next_tick < now {
+                next_tick = now + refresh_interval;
+            }
+            TimeoutAction::ToInstant(next_tick)
+        })
+        .map_err(|e| anyhow::anyhow!("repaint timer: {e}"))?;
+
+    tracing::info!(socket = %socket_name, width, height, refresh = options.refresh, "headless output ready");
+    // Tests and scripts wait for this line.
+    println!("WAYLAND_DISPLAY={socket_name}");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+
+    event_loop.run(None, &mut state, |state| {
+        state.space.refresh();
+        state.popups.cleanup();
+        if let Err(err) = state.display_handle.flush_clients() {
+            tracing::debug!("flushing clients: {err}");
+        }
+    })?;
+    Ok(())
+}

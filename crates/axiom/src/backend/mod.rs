@@ -1,0 +1,4 @@
+//! Backends drive outputs: they own the event loop and decide when to repaint.
+
+pub mod headless;
+pub mod repaint;

@@ -1,0 +1,54 @@
+//! The repaint step shared by backends: render if something changed, answer
+//! screencopy, then send frame callbacks and presentation feedback.
+
+use smithay::desktop::utils::OutputPresentationFeedback;
+use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
+use smithay::utils::{Clock, Monotonic};
+use smithay::wayland::presentation::Refresh;
+
+use crate::Axiom;
+
+impl Axiom {
+    /// Called once per refresh interval.
+    pub fn repaint_tick(&mut self) {
+        let damaged = self.needs_redraw;
+        let capture_waiting = self.pending_captures.iter().any(|c| !c.with_damage);
+        if !damaged && !capture_waiting {
+            return;
+        }
+
+        let mut feedback = OutputPresentationFeedback::new(&self.output);
+        if damaged {
+            let output = self.output.clone();
+            for window in self.space.elements() {
+                window.take_presentation_feedback(
+                    &mut feedback,
+                    |_, _| Some(output.clone()),
+                    |_, _| wp_presentation_feedback::Kind::empty(),
+                );
+            }
+            let items = self.renderer.collect_draws(&self.space);
+            self.renderer.render(&items);
+            self.needs_redraw = false;
+        }
+
+        // The frame is complete on the GPU: this is its presentation time.
+        let presented = Clock::<Monotonic>::new().now();
+        let presented_duration: std::time::Duration = presented.into();
+        self.answer_captures(damaged, presented_duration);
+
+        if damaged {
+            self.frame_seq += 1;
+            feedback.presented(
+                presented,
+                Refresh::Fixed(self.refresh_interval),
+                self.frame_seq,
+                wp_presentation_feedback::Kind::Vsync | wp_presentation_feedback::Kind::HwCompletion,
+            );
+            let output = self.output.clone();
+            for window in self.space.elements() {
+                window.send_frame(&output, presented_duration, Some(self.refresh_interval), |_, _| Some(output.clone()));
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Command-line options.
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "axiom", version, about = "A Wayland compositor with zero-copy DMA-BUF support")]
+pub struct Options {
+    /// Which backend drives the outputs.
+    #[arg(long, value_enum, default_value_t = Backend::Headless)]
+    pub backend: Backend,
+
+    /// Name of the Wayland socket under XDG_RUNTIME_DIR (default: the first free wayland-N).
+    #[arg(long)]
+    pub socket: Option<String>,
+
+    /// Size of the headless output, as WIDTHxHEIGHT.
+    #[arg(long, default_value = "1920x1080", value_parser = parse_size)]
+    pub size: (u32, u32),
+
+    /// Refresh rate of the headless output in Hz.
+    #[arg(long, default_value_t = 60.0, value_parser = parse_refresh)]
+    pub refresh: f64,
+
+    /// Which graphics API the renderer uses: Vulkan first, then OpenGL ES.
+    #[arg(long, value_enum, default_value_t = GraphicsApi::Auto)]
+    pub graphics_api: GraphicsApi,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// A virtual output rendered off screen; needs no GPU and no display.
+    Headless,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphicsApi {
+    /// Vulkan if an adapter exists (lavapipe counts), otherwise OpenGL ES.
+    Auto,
+    Vulkan,
+    Gl,
+}
+
+pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let (w, h) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("expected WIDTHxHEIGHT, got {text:?}"))?;
+    let parse = |s: &str| s.trim().parse::<u32>().map_err(|e| format!("{s:?}: {e}"));
+    let (w, h) = (parse(w)?, parse(h)?);
+    // 16384 is the largest texture size every Vulkan and GL driver we target supports.
+    if !(1..=16384).contains(&w) || !(1..=16384).contains(&h) {
+        return Err(format!("output size {w}x{h} must be between 1x1 and 16384x16384"));
+    }
+    Ok((w, h))
+}
+
+fn parse_refresh(text: &str) -> Result<f64, String> {
+    let hz: f64 = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
+    if !(1.0..=1000.0).contains(&hz) {
+        return Err(format!("refresh rate {hz} Hz must be between 1 and 1000"));
+    }
+    Ok(hz)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_bounds_hold() {
+        assert_eq!(parse_size("1920x1080"), Ok((1920, 1080)));
+        assert_eq!(parse_size("33X17"), Ok((33, 17)));
+        assert!(parse_size("0x10").is_err());
+        assert!(parse_size("1920").is_err());
+        assert!(parse_size("99999x10").is_err());
+        assert!(parse_refresh("0").is_err());
+        assert_eq!(parse_refresh("144"), Ok(144.0));
+    }
+}

@@ -1,0 +1,59 @@
+//! wl_compositor, wl_subcompositor, wl_shm and wl_buffer.
+
+use smithay::backend::renderer::utils::on_commit_buffer_handler;
+use smithay::delegate_compositor;
+use smithay::delegate_shm;
+use smithay::reexports::wayland_server::protocol::{wl_buffer, wl_surface::WlSurface};
+use smithay::reexports::wayland_server::Client;
+use smithay::wayland::buffer::BufferHandler;
+use smithay::wayland::compositor::{get_parent, is_sync_subsurface, CompositorClientState, CompositorHandler, CompositorState};
+use smithay::wayland::shm::{ShmHandler, ShmState};
+
+use crate::state::ClientState;
+use crate::Axiom;
+
+impl CompositorHandler for Axiom {
+    fn compositor_state(&mut self) -> &mut CompositorState {
+        &mut self.compositor_state
+    }
+
+    fn client_compositor_state<'a>(&self, client: &'a Client) -> &'a CompositorClientState {
+        // Every client we accept is inserted with ClientState; a missing one is a bug of ours.
+        &client
+            .get_data::<ClientState>()
+            .expect("every client is inserted with ClientState")
+            .compositor_state
+    }
+
+    fn commit(&mut self, surface: &WlSurface) {
+        // Keeps the attached buffer alive (and releases the previous one) and records damage.
+        on_commit_buffer_handler::<Self>(surface);
+
+        if !is_sync_subsurface(surface) {
+            let mut root = surface.clone();
+            while let Some(parent) = get_parent(&root) {
+                root = parent;
+            }
+            if let Some(window) = self.window_for_surface(&root) {
+                window.on_commit();
+            }
+        }
+
+        crate::shell::handle_commit(self, surface);
+        self.popups.commit(surface);
+        self.needs_redraw = true;
+    }
+}
+
+impl BufferHandler for Axiom {
+    fn buffer_destroyed(&mut self, _buffer: &wl_buffer::WlBuffer) {}
+}
+
+impl ShmHandler for Axiom {
+    fn shm_state(&self) -> &ShmState {
+        &self.shm_state
+    }
+}
+
+delegate_compositor!(Axiom);
+delegate_shm!(Axiom);

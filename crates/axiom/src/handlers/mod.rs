@@ -1,0 +1,8 @@
+//! One file per protocol family, each wiring smithay's handler traits (or, for
+//! protocols smithay lacks, our own dispatch) into [`crate::Axiom`].
+
+pub mod compositor;
+pub mod misc;
+pub mod screencopy;
+pub mod seat;
+pub mod xdg_shell;

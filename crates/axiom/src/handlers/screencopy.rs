@@ -1,0 +1,212 @@
+//! zwlr_screencopy_manager_v1 (version 3), so that grim and our tests can take
+//! screenshots. smithay has no implementation, so the dispatch is ours.
+//!
+//! Frames are answered from the repaint loop: `copy` always gets the next
+//! repainted (or current) output contents, `copy_with_damage` waits until the
+//! output has changed, as the protocol asks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use smithay::output::Output;
+use smithay::reexports::wayland_protocols_wlr::screencopy::v1::server::{
+    zwlr_screencopy_frame_v1::{self, ZwlrScreencopyFrameV1},
+    zwlr_screencopy_manager_v1::{self, ZwlrScreencopyManagerV1},
+};
+use smithay::reexports::wayland_server::protocol::{wl_buffer::WlBuffer, wl_shm};
+use smithay::reexports::wayland_server::{
+    Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource,
+};
+use smithay::utils::{Physical, Rectangle};
+use smithay::wayland::shm::with_buffer_contents;
+
+use crate::Axiom;
+
+const MANAGER_VERSION: u32 = 3;
+/// The output texture is B,G,R,A in memory: XRGB8888 with no conversion.
+const CAPTURE_FORMAT: wl_shm::Format = wl_shm::Format::Xrgb8888;
+const BYTES_PER_PIXEL: i32 = 4;
+
+pub struct ScreencopyManagerState;
+
+impl ScreencopyManagerState {
+    pub fn new(dh: &DisplayHandle) -> Self {
+        dh.create_global::<Axiom, ZwlrScreencopyManagerV1, ()>(MANAGER_VERSION, ());
+        Self
+    }
+}
+
+/// State of one zwlr_screencopy_frame_v1.
+pub struct FrameData {
+    /// The captured part of the output, in output pixels; `None` if the capture failed at once.
+    region: Option<Rectangle<i32, Physical>>,
+    used: AtomicBool,
+}
+
+/// A `copy` waiting for the next repaint.
+pub struct PendingCapture {
+    pub frame: ZwlrScreencopyFrameV1,
+    pub buffer: WlBuffer,
+    pub region: Rectangle<i32, Physical>,
+    pub with_damage: bool,
+}
+
+impl GlobalDispatch<ZwlrScreencopyManagerV1, ()> for Axiom {
+    fn bind(
+        _state: &mut Self,
+        _dh: &DisplayHandle,
+        _client: &Client,
+        resource: New<ZwlrScreencopyManagerV1>,
+        _global_data: &(),
+        data_init: &mut DataInit<'_, Self>,
+    ) {
+        data_init.init(resource, ());
+    }
+}
+
+impl Dispatch<ZwlrScreencopyManagerV1, ()> for Axiom {
+    fn request(
+        state: &mut Self,
+        _client: &Client,
+        _manager: &ZwlrScreencopyManagerV1,
+        request: zwlr_screencopy_manager_v1::Request,
+        _data: &(),
+        _dh: &DisplayHandle,
+        data_init: &mut DataInit<'_, Self>,
+    ) {
+        let (frame, output, region) = match request {
+            zwlr_screencopy_manager_v1::Request::CaptureOutput { frame, output, .. } => {
+                let output = Output::from_resource(&output);
+                let region = output.as_ref().map(|o| Rectangle::from_size(output_size(o)));
+                (frame, output, region)
+            }
+            zwlr_screencopy_manager_v1::Request::CaptureOutputRegion { frame, output, x, y, width, height, .. } => {
+                let output = Output::from_resource(&output);
+                let region = output.as_ref().and_then(|o| {
+                    let requested = Rectangle::<i32, Physical>::new((x, y).into(), (width, height).into());
+                    requested.intersection(Rectangle::from_size(output_size(o)))
+                });
+                (frame, output, region)
+            }
+            zwlr_screencopy_manager_v1::Request::Destroy => return,
+            _ => return,
+        };
+        let region = region.filter(|r| r.size.w > 0 && r.size.h > 0 && output.as_ref() == Some(&state.output));
+        let frame = data_init.init(frame, FrameData { region, used: AtomicBool::new(false) });
+        let Some(region) = region else {
+            frame.failed();
+            return;
+        };
+        let (w, h) = (region.size.w as u32, region.size.h as u32);
+        frame.buffer(CAPTURE_FORMAT, w, h, w * BYTES_PER_PIXEL as u32);
+        if frame.version() >= 3 {
+            frame.buffer_done();
+        }
+    }
+}
+
+impl Dispatch<ZwlrScreencopyFrameV1, FrameData> for Axiom {
+    fn request(
+        state: &mut Self,
+        _client: &Client,
+        frame: &ZwlrScreencopyFrameV1,
+        request: zwlr_screencopy_frame_v1::Request,
+        data: &FrameData,
+        _dh: &DisplayHandle,
+        _data_init: &mut DataInit<'_, Self>,
+    ) {
+        let (buffer, with_damage) = match request {
+            zwlr_screencopy_frame_v1::Request::Copy { buffer } => (buffer, false),
+            zwlr_screencopy_frame_v1::Request::CopyWithDamage { buffer } => (buffer, true),
+            zwlr_screencopy_frame_v1::Request::Destroy => return,
+            _ => return,
+        };
+        if data.used.swap(true, Ordering::SeqCst) {
+            frame.post_error(zwlr_screencopy_frame_v1::Error::AlreadyUsed, "frame already used");
+            return;
+        }
+        let Some(region) = data.region else {
+            frame.failed();
+            return;
+        };
+        if let Err(reason) = check_buffer(&buffer, region) {
+            frame.post_error(zwlr_screencopy_frame_v1::Error::InvalidBuffer, reason);
+            return;
+        }
+        state.pending_captures.push(PendingCapture { frame: frame.clone(), buffer, region, with_damage });
+    }
+}
+
+fn output_size(output: &Output) -> smithay::utils::Size<i32, Physical> {
+    output.current_mode().map(|m| m.size).unwrap_or_default()
+}
+
+fn check_buffer(buffer: &WlBuffer, region: Rectangle<i32, Physical>) -> Result<(), String> {
+    let info = with_buffer_contents(buffer, |_, _, info| info)
+        .map_err(|_| "screencopy needs a wl_shm buffer".to_string())?;
+    let min_stride = region.size.w.checked_mul(BYTES_PER_PIXEL).unwrap_or(i32::MAX);
+    if info.format != CAPTURE_FORMAT && info.format != wl_shm::Format::Argb8888 {
+        return Err(format!("buffer format {:?}, expected {CAPTURE_FORMAT:?}", info.format));
+    }
+    if info.width != region.size.w || info.height != region.size.h || info.stride < min_stride {
+        return Err(format!(
+            "buffer is {}x{} stride {}, expected {}x{} stride >= {min_stride}",
+            info.width, info.height, info.stride, region.size.w, region.size.h
+        ));
+    }
+    Ok(())
+}
+
+impl Axiom {
+    /// Answers the captures that can be answered after a repaint.
+    /// `damaged` says whether this repaint changed the output.
+    pub fn answer_captures(&mut self, damaged: bool, presented: Duration) {
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_captures)
+            .into_iter()
+            .filter(|c| c.frame.is_alive())
+            .partition(|c| damaged || !c.with_damage);
+        self.pending_captures = waiting;
+        for capture in ready {
+            let copied = with_buffer_contents_mut_checked(&capture.buffer, |dst, stride| {
+                self.renderer.read_output(capture.region, dst, stride)
+            });
+            match copied {
+                Ok(()) => {
+                    capture.frame.flags(zwlr_screencopy_frame_v1::Flags::empty());
+                    if capture.with_damage {
+                        let r = capture.region;
+                        capture.frame.damage(0, 0, r.size.w as u32, r.size.h as u32);
+                    }
+                    let secs = presented.as_secs();
+                    capture.frame.ready((secs >> 32) as u32, secs as u32, presented.subsec_nanos());
+                }
+                Err(err) => {
+                    tracing::warn!("screencopy failed: {err:#}");
+                    capture.frame.failed();
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f` over the client's buffer bytes (from the buffer's offset) with its stride,
+/// through smithay's SIGBUS-safe pool access.
+fn with_buffer_contents_mut_checked(
+    buffer: &WlBuffer,
+    f: impl FnOnce(&mut [u8], usize) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    smithay::wayland::shm::with_buffer_contents_mut(buffer, |ptr, len, info| {
+        let offset = usize::try_from(info.offset)?;
+        let stride = usize::try_from(info.stride)?;
+        let needed = stride
+            .checked_mul(usize::try_from(info.height)?)
+            .and_then(|n| n.checked_add(offset))
+            .ok_or_else(|| anyhow::anyhow!("buffer size overflows"))?;
+        anyhow::ensure!(needed <= len, "buffer ends past its pool");
+        // SAFETY: the pool mapping is `len` bytes long and stays mapped for this closure;
+        // the range [offset, needed) lies inside it (checked above).
+        let bytes = unsafe { std::slice::from_raw_parts_mut(ptr.add(offset), needed - offset) };
+        f(bytes, stride)
+    })
+    .map_err(|err| anyhow::anyhow!("cannot access the buffer: {err:?}"))?
+}

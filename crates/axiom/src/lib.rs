@@ -1,0 +1,20 @@
+//! Axiom: a Wayland compositor whose headline is complete, zero-copy DMA-BUF
+//! support. The binary in `main.rs` only parses the command line; everything
+//! else lives here so that it can be tested without the binary.
+
+pub mod backend;
+pub mod cli;
+pub mod handlers;
+pub mod logging;
+pub mod render;
+pub mod shell;
+pub mod state;
+
+pub use state::Axiom;
+
+/// Runs the compositor until it is asked to stop.
+pub fn run(options: cli::Options) -> anyhow::Result<()> {
+    match options.backend {
+        cli::Backend::Headless => backend::headless::run(options),
+    }
+}

@@ -1,0 +1,13 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let options = axiom::cli::Options::parse();
+    axiom::logging::init();
+    match axiom::run(options) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("axiom: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Builds a frame: walks the mapped windows bottom to top, each with its
+//! subsurfaces (in their stacking order) and then its popups.
+
+use smithay::backend::renderer::utils::RendererSurfaceStateUserData;
+use smithay::desktop::{PopupManager, Space, Window};
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::utils::{Logical, Point};
+use smithay::wayland::compositor::{with_surface_tree_downward, TraversalAction};
+
+use super::texture::texture_slot;
+use super::{DrawItem, DrawUniform, Renderer};
+
+impl Renderer {
+    /// Imports what changed and returns the quads of the whole output, bottom first.
+    pub fn collect_draws(&self, space: &Space<Window>) -> Vec<DrawItem> {
+        let mut items = Vec::new();
+        for window in space.elements() {
+            let (Some(location), Some(toplevel)) = (space.element_location(window), window.toplevel()) else {
+                continue;
+            };
+            let geometry = window.geometry();
+            let surface_origin = location - geometry.loc;
+            let surface = toplevel.wl_surface();
+            self.collect_surface_tree(surface, surface_origin, &mut items);
+            for (popup, popup_offset) in PopupManager::popups_for_surface(surface) {
+                let origin = location + popup_offset - popup.geometry().loc;
+                self.collect_surface_tree(popup.wl_surface(), origin, &mut items);
+            }
+        }
+        items
+    }
+
+    fn collect_surface_tree(&self, root: &WlSurface, origin: Point<i32, Logical>, items: &mut Vec<DrawItem>) {
+        let output_size = self.output_size();
+        with_surface_tree_downward(
+            root,
+            origin,
+            |_, states, location| {
+                let Some(data) = states.data_map.get::<RendererSurfaceStateUserData>() else {
+                    return TraversalAction::SkipChildren;
+                };
+                let data = data.lock().unwrap_or_else(|e| e.into_inner());
+                match data.view() {
+                    Some(view) if data.buffer().is_some() => TraversalAction::DoChildren(*location + view.offset),
+                    _ => TraversalAction::SkipChildren,
+                }
+            },
+            |_, states, location| {
+                let Some(data) = states.data_map.get::<RendererSurfaceStateUserData>() else { return };
+                let data = data.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(view) = data.view() else { return };
+                let mut slot = texture_slot(states).lock().unwrap_or_else(|e| e.into_inner());
+                if !self.import_surface(&data, &mut slot) {
+                    return;
+                }
+                let Some(texture) = slot.as_ref() else { return };
+                let position = *location + view.offset;
+                // Buffer transforms are not applied yet: src is the viewport crop in buffer pixels.
+                let scale = f64::from(data.buffer_scale().max(1));
+                items.push(DrawItem {
+                    bind_group: texture.bind_group.clone(),
+                    uniform: DrawUniform {
+                        dst: [position.x as f32, position.y as f32, view.dst.w as f32, view.dst.h as f32],
+                        src: [
+                            (view.src.loc.x * scale) as f32,
+                            (view.src.loc.y * scale) as f32,
+                            (view.src.size.w * scale) as f32,
+                            (view.src.size.h * scale) as f32,
+                        ],
+                        output_size: [output_size.w as f32, output_size.h as f32],
+                        mode: texture.mode as u32,
+                        opaque: u32::from(texture.opaque),
+                    },
+                });
+            },
+            |_, _, _| true,
+        );
+    }
+}
