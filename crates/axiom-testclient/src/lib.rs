@@ -1,0 +1,12 @@
+//! A Wayland test client for Axiom: creates windows from known pixels (wl_shm
+//! now, memfd "dmabufs" later), and takes screenshots through
+//! zwlr_screencopy so that tests can compare pixels exactly.
+
+pub mod client;
+pub mod harness;
+pub mod image;
+pub mod memfd;
+
+pub use client::{Buffer, TestClient, Window};
+pub use harness::Compositor;
+pub use image::{Image, Rgba};

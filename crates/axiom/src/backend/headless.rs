@@ -8,7 +8,7 @@ use smithay::reexports::calloop::generic::Generic;
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::calloop::{EventLoop, Interest, Mode as TriggerMode, PostAction};
 use smithay::reexports::wayland_server::Display;
-use smithay::utils::Transform;
+use smithay::utils::{Clock, Monotonic, Transform};
 use smithay::wayland::socket::ListeningSocketSource;
 
 use crate::cli::Options;
@@ -62,19 +62,20 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         })
         .map_err(|e| anyhow::anyhow!("display source: {e}"))?;
 
-    let mut next_tick = Instant::now() + refresh_interval;
+    // The virtual vblank grid: tick k happens at start + k * interval, on CLOCK_MONOTONIC.
+    // Presentation times are the grid times, so they are exact multiples of the interval
+    // apart, as they would be on a real display.
+    let start = Instant::now();
+    let start_monotonic: Duration = Clock::<Monotonic>::new().now().into();
+    let mut tick: u32 = 1;
     event_loop
         .handle()
-        .insert_source(Timer::from_deadline(next_tick), move |_, _, state| {
-            state.repaint_tick();
-            // Deadlines advance by whole intervals so that ticks do not drift; after a stall,
-            // skip the missed ones instead of firing them in a burst.
-            next_tick += refresh_interval;
-            let now = Instant::now();
-            if next_tick < now {
-                next_tick = now + refresh_interval;
-            }
-            TimeoutAction::ToInstant(next_tick)
+        .insert_source(Timer::from_deadline(start + refresh_interval), move |_, _, state| {
+            state.repaint_tick(start_monotonic + refresh_interval * tick);
+            // After a stall, skip the missed ticks instead of firing them in a burst.
+            let elapsed_ticks = (start.elapsed().as_nanos() / refresh_interval.as_nanos().max(1)) as u32;
+            tick = (tick + 1).max(elapsed_ticks + 1);
+            TimeoutAction::ToInstant(start + refresh_interval * tick)
         })
         .map_err(|e| anyhow::anyhow!("repaint timer: {e}"))?;
 

@@ -3,14 +3,16 @@
 
 use smithay::desktop::utils::OutputPresentationFeedback;
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
-use smithay::utils::{Clock, Monotonic};
+use std::time::Duration;
+
+use smithay::utils::Monotonic;
 use smithay::wayland::presentation::Refresh;
 
 use crate::Axiom;
 
 impl Axiom {
-    /// Called once per refresh interval.
-    pub fn repaint_tick(&mut self) {
+    /// Called once per refresh interval; `vblank` is this tick's time on CLOCK_MONOTONIC.
+    pub fn repaint_tick(&mut self, vblank: Duration) {
         let damaged = self.needs_redraw;
         let capture_waiting = self.pending_captures.iter().any(|c| !c.with_damage);
         if !damaged && !capture_waiting {
@@ -32,22 +34,19 @@ impl Axiom {
             self.needs_redraw = false;
         }
 
-        // The frame is complete on the GPU: this is its presentation time.
-        let presented = Clock::<Monotonic>::new().now();
-        let presented_duration: std::time::Duration = presented.into();
-        self.answer_captures(damaged, presented_duration);
+        self.answer_captures(damaged, vblank);
 
         if damaged {
             self.frame_seq += 1;
-            feedback.presented(
-                presented,
+            feedback.presented::<_, Monotonic>(
+                vblank,
                 Refresh::Fixed(self.refresh_interval),
                 self.frame_seq,
                 wp_presentation_feedback::Kind::Vsync | wp_presentation_feedback::Kind::HwCompletion,
             );
             let output = self.output.clone();
             for window in self.space.elements() {
-                window.send_frame(&output, presented_duration, Some(self.refresh_interval), |_, _| Some(output.clone()));
+                window.send_frame(&output, vblank, Some(self.refresh_interval), |_, _| Some(output.clone()));
             }
         }
     }

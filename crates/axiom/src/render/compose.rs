@@ -5,7 +5,7 @@ use smithay::backend::renderer::utils::RendererSurfaceStateUserData;
 use smithay::desktop::{PopupManager, Space, Window};
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::utils::{Logical, Point};
-use smithay::wayland::compositor::{with_surface_tree_downward, TraversalAction};
+use smithay::wayland::compositor::{with_surface_tree_upward, TraversalAction};
 
 use super::texture::texture_slot;
 use super::{DrawItem, DrawUniform, Renderer};
@@ -32,7 +32,7 @@ impl Renderer {
 
     fn collect_surface_tree(&self, root: &WlSurface, origin: Point<i32, Logical>, items: &mut Vec<DrawItem>) {
         let output_size = self.output_size();
-        with_surface_tree_downward(
+        with_surface_tree_upward(
             root,
             origin,
             |_, states, location| {

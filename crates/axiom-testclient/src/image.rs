@@ -1,0 +1,149 @@
+//! Images, test patterns and the byte layouts of wl_shm formats.
+
+/// A colour as straight 8-bit R, G, B, A.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rgba(pub u8, pub u8, pub u8, pub u8);
+
+impl Rgba {
+    pub const fn opaque(r: u8, g: u8, b: u8) -> Self {
+        Self(r, g, b, 255)
+    }
+
+    /// Largest per-channel difference from `other`, ignoring alpha.
+    pub fn distance(self, other: Rgba) -> u8 {
+        [self.0.abs_diff(other.0), self.1.abs_diff(other.1), self.2.abs_diff(other.2)]
+            .into_iter()
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// An RGBA image, rows top to bottom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<Rgba>,
+}
+
+impl Image {
+    pub fn new(width: u32, height: u32, f: impl Fn(u32, u32) -> Rgba) -> Self {
+        let pixels = (0..height).flat_map(|y| (0..width).map(move |x| (x, y))).map(|(x, y)| f(x, y)).collect();
+        Self { width, height, pixels }
+    }
+
+    pub fn solid(width: u32, height: u32, colour: Rgba) -> Self {
+        Self::new(width, height, |_, _| colour)
+    }
+
+    pub fn pixel(&self, x: u32, y: u32) -> Rgba {
+        self.pixels[(y * self.width + x) as usize]
+    }
+
+    /// The sub-image at (x, y) of the given size.
+    pub fn crop(&self, x: u32, y: u32, width: u32, height: u32) -> Image {
+        Image::new(width, height, |cx, cy| self.pixel(x + cx, y + cy))
+    }
+
+    /// Decodes XRGB8888 / ARGB8888 memory (B, G, R, X bytes), alpha forced to 255.
+    pub fn from_xrgb8888(width: u32, height: u32, stride: usize, bytes: &[u8]) -> Self {
+        Self::new(width, height, |x, y| {
+            let at = y as usize * stride + x as usize * 4;
+            Rgba::opaque(bytes[at + 2], bytes[at + 1], bytes[at])
+        })
+    }
+
+    /// Where `self` and `expected` differ by more than `tolerance` in a colour channel:
+    /// the first such pixel and how many there are.
+    pub fn compare(&self, expected: &Image, tolerance: u8) -> Result<(), String> {
+        if (self.width, self.height) != (expected.width, expected.height) {
+            return Err(format!("size {}x{} != expected {}x{}", self.width, self.height, expected.width, expected.height));
+        }
+        let mut bad = self
+            .pixels
+            .iter()
+            .zip(&expected.pixels)
+            .enumerate()
+            .filter(|(_, (got, want))| got.distance(**want) > tolerance);
+        match bad.next() {
+            None => Ok(()),
+            Some((i, (got, want))) => {
+                let count = 1 + bad.count();
+                let (x, y) = (i as u32 % self.width, i as u32 / self.width);
+                Err(format!("{count} pixels differ by more than {tolerance}; first at ({x},{y}): got {got:?}, want {want:?}"))
+            }
+        }
+    }
+
+    /// Writes the image as a PNG (for looking at failures).
+    pub fn rgba_bytes(&self) -> Vec<u8> {
+        self.pixels.iter().flat_map(|p| [p.0, p.1, p.2, p.3]).collect()
+    }
+}
+
+/// A pattern with distinct values in every channel, so that a channel swap,
+/// an off-by-one row or a lost alpha shows up.
+pub fn test_pattern(width: u32, height: u32) -> Image {
+    Image::new(width, height, |x, y| {
+        let r = (x * 255 / width.max(2).saturating_sub(1).max(1)) as u8;
+        let g = (y * 255 / height.max(2).saturating_sub(1).max(1)) as u8;
+        let b = ((x + y) * 37 % 256) as u8;
+        Rgba::opaque(r, g, b)
+    })
+}
+
+/// The 32-bit RGB wl_shm formats and their byte order in memory (little endian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format32 {
+    Argb8888,
+    Xrgb8888,
+    Abgr8888,
+    Xbgr8888,
+}
+
+impl Format32 {
+    pub const ALL: [Format32; 4] = [Format32::Argb8888, Format32::Xrgb8888, Format32::Abgr8888, Format32::Xbgr8888];
+
+    pub fn has_alpha(self) -> bool {
+        matches!(self, Format32::Argb8888 | Format32::Abgr8888)
+    }
+
+    pub fn shm(self) -> wayland_client::protocol::wl_shm::Format {
+        use wayland_client::protocol::wl_shm::Format;
+        match self {
+            Format32::Argb8888 => Format::Argb8888,
+            Format32::Xrgb8888 => Format::Xrgb8888,
+            Format32::Abgr8888 => Format::Abgr8888,
+            Format32::Xbgr8888 => Format::Xbgr8888,
+        }
+    }
+
+    /// Memory bytes of one pixel. `x_byte` fills the unused byte of X formats, so that
+    /// a compositor that samples it shows the mistake.
+    pub fn encode(self, p: Rgba, x_byte: u8) -> [u8; 4] {
+        let a = if self.has_alpha() { p.3 } else { x_byte };
+        match self {
+            Format32::Argb8888 | Format32::Xrgb8888 => [p.2, p.1, p.0, a],
+            Format32::Abgr8888 | Format32::Xbgr8888 => [p.0, p.1, p.2, a],
+        }
+    }
+
+    /// The image in this format's memory layout with the given stride.
+    pub fn encode_image(self, image: &Image, stride: usize, x_byte: u8) -> Vec<u8> {
+        let mut bytes = vec![0u8; stride * image.height as usize];
+        for y in 0..image.height {
+            for x in 0..image.width {
+                let at = y as usize * stride + x as usize * 4;
+                bytes[at..at + 4].copy_from_slice(&self.encode(image.pixel(x, y), x_byte));
+            }
+        }
+        bytes
+    }
+}
+
+/// `src` (premultiplied) over an opaque `dst`, as the compositor blends.
+pub fn blend_premultiplied(src: Rgba, dst: Rgba) -> Rgba {
+    let inv = 255 - u32::from(src.3);
+    let c = |s: u8, d: u8| (u32::from(s) + (u32::from(d) * inv + 127) / 255).min(255) as u8;
+    Rgba::opaque(c(src.0, dst.0), c(src.1, dst.1), c(src.2, dst.2))
+}

@@ -1,0 +1,52 @@
+use std::path::Path;
+
+use axiom_testclient::image::Rgba;
+use axiom_testclient::{Compositor, Image};
+
+/// The output colour where no window is (axiom::render::BACKGROUND).
+pub const BACKGROUND: Rgba = Rgba::opaque(0x20, 0x20, 0x20);
+
+pub fn start(width: u32, height: u32) -> Compositor {
+    start_with(width, height, &[])
+}
+
+pub fn start_with(width: u32, height: u32, args: &[&str]) -> Compositor {
+    Compositor::start(Path::new(env!("CARGO_BIN_EXE_axiom")), width, height, args).expect("start axiom")
+}
+
+/// Top-left corner of a `w`x`h` window on a `width`x`height` output (windows are centred).
+pub fn centred(width: u32, height: u32, w: u32, h: u32) -> (u32, u32) {
+    ((width.saturating_sub(w)) / 2, (height.saturating_sub(h)) / 2)
+}
+
+/// How many pixels of the rectangle differ from the background.
+pub fn non_background(image: &Image, x: u32, y: u32, w: u32, h: u32) -> usize {
+    image.crop(x, y, w, h).pixels.iter().filter(|p| p.distance(BACKGROUND) > 0).count()
+}
+
+/// Saves an image next to the test binary's temporary files when a check fails, and
+/// returns its path for the failure message.
+pub fn save_png(image: &Image, name: &str) -> String {
+    let path = std::env::temp_dir().join(format!("axiom-{name}.png"));
+    let result = (|| -> anyhow::Result<()> {
+        let file = std::fs::File::create(&path)?;
+        let mut encoder = png::Encoder::new(file, image.width, image.height);
+        encoder.set_color(png::ColorType::Rgba);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.write_header()?.write_image_data(&image.rgba_bytes())?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => path.display().to_string(),
+        Err(err) => format!("(could not save {}: {err})", path.display()),
+    }
+}
+
+/// Asserts that `got` matches `want` within `tolerance`, saving both on failure.
+pub fn assert_image(got: &Image, want: &Image, tolerance: u8, name: &str) {
+    if let Err(diff) = got.compare(want, tolerance) {
+        let g = save_png(got, &format!("{name}-got"));
+        let w = save_png(want, &format!("{name}-want"));
+        panic!("{name}: {diff} (saved {g} and {w})");
+    }
+}

@@ -1,0 +1,177 @@
+//! Real third-party clients from Debian against the real compositor. Each one
+//! asserts something it could fail: pixels at the window's place, an exit
+//! code, a file written, the globals announced.
+
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use axiom_testclient::{Compositor, Image};
+
+use crate::common::{centred, non_background, save_png, start, BACKGROUND};
+
+const CLIENT_LIMIT: Duration = Duration::from_secs(60);
+
+fn spawn(compositor: &Compositor, program: &str, args: &[&str]) -> Child {
+    compositor
+        .client_command(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|err| panic!("{program} must be installed (scripts/setup installs it): {err}"))
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Takes screenshots until at least `min` pixels of the rectangle are not background.
+fn wait_on_screen(compositor: &Compositor, rect: (u32, u32, u32, u32), min: usize, name: &str) -> Image {
+    let mut client = compositor.connect().unwrap();
+    let deadline = Instant::now() + CLIENT_LIMIT;
+    loop {
+        let shot = client.screenshot().unwrap();
+        let (x, y, w, h) = rect;
+        let drawn = non_background(&shot, x, y, w, h);
+        if drawn >= min {
+            return shot;
+        }
+        assert!(Instant::now() < deadline, "{name}: only {drawn} of {min} pixels drawn at {rect:?} (screenshot {})", save_png(&shot, name));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Everything outside `rect` is background.
+fn assert_only_inside(shot: &Image, rect: (u32, u32, u32, u32), name: &str) {
+    let (x, y, w, h) = rect;
+    let stray = (0..shot.height)
+        .flat_map(|py| (0..shot.width).map(move |px| (px, py)))
+        .filter(|&(px, py)| !(px >= x && px < x + w && py >= y && py < y + h))
+        .filter(|&(px, py)| shot.pixel(px, py) != BACKGROUND)
+        .count();
+    assert_eq!(stray, 0, "{name}: {stray} pixels drawn outside the window (screenshot {})", save_png(shot, name));
+}
+
+fn window_rect(out: (u32, u32), size: (u32, u32)) -> (u32, u32, u32, u32) {
+    let (x, y) = centred(out.0, out.1, size.0, size.1);
+    (x, y, size.0.min(out.0), size.1.min(out.1))
+}
+
+#[test]
+fn weston_simple_shm_is_drawn_centred() {
+    let compositor = start(640, 480);
+    let mut child = spawn(&compositor, "weston-simple-shm", &[]);
+    let rect = window_rect((640, 480), (250, 250));
+    // Most of its 250x250 window is painted (a few border pixels may match the background).
+    let shot = wait_on_screen(&compositor, rect, 250 * 250 / 2, "weston-simple-shm");
+    assert_only_inside(&shot, rect, "weston-simple-shm");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn weston_simple_egl_is_drawn() {
+    let compositor = start(640, 480);
+    let mut child = spawn(&compositor, "weston-simple-egl", &[]);
+    let rect = window_rect((640, 480), (250, 250));
+    let shot = wait_on_screen(&compositor, rect, 250 * 250 / 4, "weston-simple-egl");
+    assert_only_inside(&shot, rect, "weston-simple-egl");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn vkcube_wayland_draws_and_exits_cleanly() {
+    let compositor = start(640, 520);
+    let mut child = spawn(&compositor, "vkcube-wayland", &["--c", "120"]);
+    let rect = window_rect((640, 520), (500, 500));
+    wait_on_screen(&compositor, rect, 500 * 500 / 2, "vkcube-wayland");
+    let status = wait_exit(&mut child, CLIENT_LIMIT).expect("vkcube-wayland --c 120 finishes");
+    assert!(status.success(), "vkcube-wayland exited with {status}");
+}
+
+#[test]
+fn foot_runs_a_command() {
+    let compositor = start(640, 480);
+    let marker = compositor.runtime_dir.join("foot-marker");
+    let script = format!("printf AXIOM-FOOT-OK > '{}'", marker.display());
+    let mut child = spawn(&compositor, "foot", &["sh", "-c", &script]);
+    let status = wait_exit(&mut child, CLIENT_LIMIT).expect("foot exits when its command does");
+    assert!(status.success(), "foot exited with {status}\n{}", compositor.log());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap_or_default(), "AXIOM-FOOT-OK");
+}
+
+#[test]
+fn wayland_info_lists_our_globals() {
+    let compositor = start(320, 240);
+    let output = compositor.client_command("wayland-info").output().expect("wayland-info must be installed");
+    assert!(output.status.success(), "wayland-info failed: {}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let globals: std::collections::HashMap<String, u32> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("interface: '")?;
+            let (name, rest) = rest.split_once('\'')?;
+            let version = rest.split("version:").nth(1)?.split(',').next()?.trim().parse().ok()?;
+            Some((name.to_string(), version))
+        })
+        .collect();
+    let expected = [
+        ("wl_compositor", 6),
+        ("wl_subcompositor", 1),
+        ("wl_shm", 2),
+        ("xdg_wm_base", 6),
+        ("zxdg_decoration_manager_v1", 1),
+        ("wl_seat", 9),
+        ("wl_output", 4),
+        ("zxdg_output_manager_v1", 3),
+        ("wp_presentation", 2),
+        ("wp_viewporter", 1),
+        ("wp_single_pixel_buffer_manager_v1", 1),
+        ("wp_fractional_scale_manager_v1", 1),
+        ("wl_data_device_manager", 3),
+        ("zwlr_screencopy_manager_v1", 3),
+    ];
+    for (name, version) in expected {
+        assert_eq!(globals.get(name), Some(&version), "{name} v{version} in:\n{text}");
+    }
+    // The output is described with our mode.
+    assert!(text.contains("width: 320 px, height: 240 px") || text.contains("320x240"), "{text}");
+}
+
+#[test]
+fn grim_screenshot_shows_weston_simple_shm() {
+    let compositor = start(400, 300);
+    let mut child = spawn(&compositor, "weston-simple-shm", &[]);
+    let rect = window_rect((400, 300), (250, 250));
+    wait_on_screen(&compositor, rect, 250 * 250 / 2, "grim-setup");
+
+    let path = compositor.runtime_dir.join("grim.png");
+    let status = compositor.client_command("grim").arg(&path).status().expect("grim must be installed");
+    assert!(status.success(), "grim exited with {status}");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut data = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut data).unwrap();
+    assert_eq!((info.width, info.height), (400, 300), "grim's PNG has the output's size");
+    let channels = info.line_size / info.width as usize;
+    let image = Image::new(info.width, info.height, |x, y| {
+        let at = y as usize * info.line_size + x as usize * channels;
+        axiom_testclient::Rgba::opaque(data[at], data[at + 1], data[at + 2])
+    });
+    let (x, y, w, h) = rect;
+    assert!(non_background(&image, x, y, w, h) >= 250 * 250 / 2, "window missing in grim's PNG");
+    assert_only_inside(&image, rect, "grim");
+}
