@@ -15,6 +15,29 @@ pub enum SampleMode {
     SwapRedBlue = 1,
     /// Two bytes of little-endian RGB565 stored as RG8.
     Rgb565 = 2,
+    /// Y in plane 0 (R8), interleaved CbCr in plane 1 (RG8) at half resolution.
+    Nv12 = 3,
+    /// As NV12 with 16-bit little-endian samples (RG8 / RGBA8 texels), 10 bits at the top.
+    P010 = 4,
+    /// Y, Cb and Cr in three R8 planes, chroma at half resolution.
+    Yuv420 = 5,
+    /// Packed Y0 Cb Y1 Cr, one RGBA8 texel per two pixels.
+    Yuyv = 6,
+}
+
+impl SampleMode {
+    pub fn is_yuv(self) -> bool {
+        matches!(self, SampleMode::Nv12 | SampleMode::P010 | SampleMode::Yuv420 | SampleMode::Yuyv)
+    }
+
+    /// Significant bits per YUV sample.
+    pub fn yuv_bits(self) -> u32 {
+        if self == SampleMode::P010 {
+            10
+        } else {
+            8
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
