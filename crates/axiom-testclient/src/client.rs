@@ -61,6 +61,8 @@ pub struct State {
     feedback: HashMap<ObjectId, Presented>,
     output_size: Option<(i32, i32)>,
     presentation_clock: Option<u32>,
+    pub(crate) dmabuf: crate::dmabuf::DmabufEvents,
+    pub(crate) color: crate::color::ColorEvents,
 }
 
 #[derive(Default, Clone, Debug)]

@@ -3,6 +3,8 @@
 //! zwlr_screencopy so that tests can compare pixels exactly.
 
 pub mod client;
+pub mod color;
+pub mod dmabuf;
 pub mod harness;
 pub mod image;
 pub mod memfd;

@@ -4,6 +4,8 @@
 
 pub mod backend;
 pub mod cli;
+pub mod convert;
+pub mod dmabuf;
 pub mod handlers;
 pub mod logging;
 pub mod render;

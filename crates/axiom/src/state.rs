@@ -21,6 +21,8 @@ use smithay::wayland::shm::ShmState;
 use smithay::wayland::single_pixel_buffer::SinglePixelBufferState;
 use smithay::wayland::viewporter::ViewporterState;
 
+use crate::dmabuf::DmabufState;
+use crate::handlers::color_representation::ColorRepresentationState;
 use crate::handlers::screencopy::{PendingCapture, ScreencopyManagerState};
 use crate::render::Renderer;
 
@@ -44,6 +46,8 @@ pub struct Axiom {
     pub fractional_scale_state: FractionalScaleManagerState,
     pub single_pixel_buffer_state: SinglePixelBufferState,
     pub screencopy_state: ScreencopyManagerState,
+    pub dmabuf_state: DmabufState,
+    pub color_representation_state: ColorRepresentationState,
 
     pub space: Space<Window>,
     /// Toplevels that have not committed a buffer yet.
@@ -93,6 +97,8 @@ impl Axiom {
             fractional_scale_state: FractionalScaleManagerState::new::<Self>(dh),
             single_pixel_buffer_state: SinglePixelBufferState::new::<Self>(dh),
             screencopy_state: ScreencopyManagerState::new(dh),
+            dmabuf_state: DmabufState::new(dh, &renderer.adapter)?,
+            color_representation_state: ColorRepresentationState::new(dh),
             space,
             unmapped_windows: Vec::new(),
             popups: PopupManager::default(),

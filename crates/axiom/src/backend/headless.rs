@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
+use calloop::signals::{Signal, Signals};
 use smithay::reexports::calloop::generic::Generic;
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::calloop::{EventLoop, Interest, Mode as TriggerMode, PostAction};
@@ -22,6 +23,9 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     let refresh_mhz = (options.refresh * 1000.0).round() as i32;
     let refresh_interval = Duration::from_secs_f64(1.0 / options.refresh);
 
+    // Block SIGUSR1 before any thread exists (the renderer's driver starts some), so that
+    // it always reaches the event loop: it prints the import counters.
+    let signals = Signals::new(&[Signal::SIGUSR1]).map_err(|e| anyhow::anyhow!("SIGUSR1 handler: {e}"))?;
     let renderer = Renderer::new(options.graphics_api, size)?;
 
     let mut event_loop: EventLoop<'static, Axiom> = EventLoop::try_new()?;
@@ -62,6 +66,11 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         })
         .map_err(|e| anyhow::anyhow!("display source: {e}"))?;
 
+    event_loop
+        .handle()
+        .insert_source(signals, |_, _, state| state.log_import_stats())
+        .map_err(|e| anyhow::anyhow!("signal source: {e}"))?;
+
     // The virtual vblank grid: tick k happens at start + k * interval, on CLOCK_MONOTONIC.
     // Presentation times are the grid times, so they are exact multiples of the interval
     // apart, as they would be on a real display.
@@ -88,6 +97,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     event_loop.run(None, &mut state, |state| {
         state.space.refresh();
         state.popups.cleanup();
+        state.dmabuf_state.cleanup();
         if let Err(err) = state.display_handle.flush_clients() {
             tracing::debug!("flushing clients: {err}");
         }

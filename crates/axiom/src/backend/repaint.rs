@@ -29,7 +29,7 @@ impl Axiom {
                     |_, _| wp_presentation_feedback::Kind::empty(),
                 );
             }
-            let items = self.renderer.collect_draws(&self.space);
+            let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats);
             self.renderer.render(&items);
             self.needs_redraw = false;
         }

@@ -61,7 +61,7 @@ const RG8_16BIT: &[PlaneLayout] = &[plane(1, 1, 2, T::Rg8Unorm)];
 // Y plane of one byte per pixel, CbCr plane of two bytes per 2x2 block.
 const NV12: &[PlaneLayout] = &[plane(1, 1, 1, T::R8Unorm), plane(2, 2, 2, T::Rg8Unorm)];
 // 16-bit little-endian samples (10 significant bits at the top).
-const P010: &[PlaneLayout] = &[plane(1, 1, 2, T::Rg8Unorm), plane(2, 2, 4, T::Rgba8Unorm)];
+const P010_PLANES: &[PlaneLayout] = &[plane(1, 1, 2, T::Rg8Unorm), plane(2, 2, 4, T::Rgba8Unorm)];
 const YUV420: &[PlaneLayout] = &[plane(1, 1, 1, T::R8Unorm), plane(2, 2, 1, T::R8Unorm), plane(2, 2, 1, T::R8Unorm)];
 // Y0 Cb Y1 Cr: one texel per two pixels.
 const YUYV: &[PlaneLayout] = &[plane(2, 1, 4, T::Rgba8Unorm)];
@@ -87,7 +87,7 @@ pub const DMABUF_FORMATS: &[DmabufFormat] = &[
     f(Fourcc::Abgr16161616f, RGBA16F, Direct, false),
     f(Fourcc::Xbgr16161616f, RGBA16F, Direct, true),
     f(Fourcc::Nv12, NV12, Nv12, true),
-    f(Fourcc::P010, P010, P010, true),
+    f(Fourcc::P010, P010_PLANES, P010, true),
     f(Fourcc::Yuv420, YUV420, Yuv420, true),
     f(Fourcc::Yuyv, YUYV, Yuyv, true),
 ];

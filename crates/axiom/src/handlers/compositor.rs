@@ -28,6 +28,7 @@ impl CompositorHandler for Axiom {
     fn commit(&mut self, surface: &WlSurface) {
         // Keeps the attached buffer alive (and releases the previous one) and records damage.
         on_commit_buffer_handler::<Self>(surface);
+        super::color_representation::commit(surface);
 
         if !is_sync_subsurface(surface) {
             let mut root = surface.clone();

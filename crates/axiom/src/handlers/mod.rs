@@ -1,6 +1,7 @@
 //! One file per protocol family, each wiring smithay's handler traits (or, for
 //! protocols smithay lacks, our own dispatch) into [`crate::Axiom`].
 
+pub mod color_representation;
 pub mod compositor;
 pub mod misc;
 pub mod screencopy;

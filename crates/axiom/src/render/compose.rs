@@ -8,11 +8,13 @@ use smithay::utils::{Logical, Point};
 use smithay::wayland::compositor::{with_surface_tree_upward, TraversalAction};
 
 use super::texture::texture_slot;
+use crate::dmabuf::ImportStats;
+use crate::handlers::color_representation;
 use super::{DrawItem, DrawUniform, Renderer};
 
 impl Renderer {
     /// Imports what changed and returns the quads of the whole output, bottom first.
-    pub fn collect_draws(&self, space: &Space<Window>) -> Vec<DrawItem> {
+    pub fn collect_draws(&self, space: &Space<Window>, stats: &mut ImportStats) -> Vec<DrawItem> {
         let mut items = Vec::new();
         for window in space.elements() {
             let (Some(location), Some(toplevel)) = (space.element_location(window), window.toplevel()) else {
@@ -21,16 +23,16 @@ impl Renderer {
             let geometry = window.geometry();
             let surface_origin = location - geometry.loc;
             let surface = toplevel.wl_surface();
-            self.collect_surface_tree(surface, surface_origin, &mut items);
+            self.collect_surface_tree(surface, surface_origin, &mut items, stats);
             for (popup, popup_offset) in PopupManager::popups_for_surface(surface) {
                 let origin = location + popup_offset - popup.geometry().loc;
-                self.collect_surface_tree(popup.wl_surface(), origin, &mut items);
+                self.collect_surface_tree(popup.wl_surface(), origin, &mut items, stats);
             }
         }
         items
     }
 
-    fn collect_surface_tree(&self, root: &WlSurface, origin: Point<i32, Logical>, items: &mut Vec<DrawItem>) {
+    fn collect_surface_tree(&self, root: &WlSurface, origin: Point<i32, Logical>, items: &mut Vec<DrawItem>, stats: &mut ImportStats) {
         let output_size = self.output_size();
         with_surface_tree_upward(
             root,
@@ -50,26 +52,37 @@ impl Renderer {
                 let data = data.lock().unwrap_or_else(|e| e.into_inner());
                 let Some(view) = data.view() else { return };
                 let mut slot = texture_slot(states).lock().unwrap_or_else(|e| e.into_inner());
-                if !self.import_surface(&data, &mut slot) {
+                if !self.import_surface(&data, &mut slot, stats) {
                     return;
                 }
                 let Some(texture) = slot.as_ref() else { return };
                 let position = *location + view.offset;
                 // Buffer transforms are not applied yet: src is the viewport crop in buffer pixels.
                 let scale = f64::from(data.buffer_scale().max(1));
+                let (bw, bh) = texture.size;
+                let mut src = [
+                    (view.src.loc.x * scale) as f32,
+                    (view.src.loc.y * scale) as f32,
+                    (view.src.size.w * scale) as f32,
+                    (view.src.size.h * scale) as f32,
+                ];
+                if texture.y_invert {
+                    // Sample rows bottom-up: start at the far edge and walk backwards.
+                    src[1] = bh as f32 - src[1];
+                    src[3] = -src[3];
+                }
+                let yuv = color_representation::coefficients(states, texture.mode);
                 items.push(DrawItem {
                     bind_group: texture.bind_group.clone(),
                     uniform: DrawUniform {
                         dst: [position.x as f32, position.y as f32, view.dst.w as f32, view.dst.h as f32],
-                        src: [
-                            (view.src.loc.x * scale) as f32,
-                            (view.src.loc.y * scale) as f32,
-                            (view.src.size.w * scale) as f32,
-                            (view.src.size.h * scale) as f32,
-                        ],
+                        src,
                         output_size: [output_size.w as f32, output_size.h as f32],
+                        buffer_size: [bw as f32, bh as f32],
                         mode: texture.mode as u32,
                         opaque: u32::from(texture.opaque),
+                        _pad: [0; 2],
+                        yuv,
                     },
                 });
             },

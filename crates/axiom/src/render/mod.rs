@@ -26,8 +26,12 @@ pub struct DrawUniform {
     pub dst: [f32; 4],
     pub src: [f32; 4],
     pub output_size: [f32; 2],
+    pub buffer_size: [f32; 2],
     pub mode: u32,
     pub opaque: u32,
+    pub _pad: [u32; 2],
+    /// (Y, Cb, Cr, 1) to R, G, B.
+    pub yuv: [[f32; 4]; 3],
 }
 
 /// One quad of a frame: a surface texture placed on the output.
@@ -37,6 +41,7 @@ pub struct DrawItem {
 }
 
 pub struct Renderer {
+    pub adapter: wgpu::Adapter,
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub adapter_info: wgpu::AdapterInfo,
@@ -77,8 +82,8 @@ impl Renderer {
         });
         let texture_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("surface planes"),
-            entries: &[wgpu::BindGroupLayoutEntry {
-                binding: 0,
+            entries: &[0, 1, 2].map(|binding| wgpu::BindGroupLayoutEntry {
+                binding,
                 visibility: wgpu::ShaderStages::FRAGMENT,
                 ty: wgpu::BindingType::Texture {
                     sample_type: wgpu::TextureSampleType::Float { filterable: false },
@@ -86,7 +91,7 @@ impl Renderer {
                     multisampled: false,
                 },
                 count: None,
-            }],
+            }),
         });
         let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("compose"),
@@ -137,6 +142,7 @@ impl Renderer {
             "renderer ready"
         );
         Ok(Self {
+            adapter,
             device,
             queue,
             adapter_info,
@@ -154,6 +160,11 @@ impl Renderer {
 
     pub fn output_size(&self) -> Size<i32, Physical> {
         self.output_size
+    }
+
+    /// The largest texture side this device takes: buffers beyond it cannot be imported.
+    pub fn max_texture_dimension(&self) -> u32 {
+        self.device.limits().max_texture_dimension_2d
     }
 
     /// Draws `items` over the background into the output texture and waits

@@ -1,21 +1,31 @@
 // One textured quad per surface. Sampling is done with textureLoad at the
 // exact texel (surfaces are placed on whole pixels), which keeps packed
-// formats such as RGB565 exact.
+// formats exact. Multi-plane YUV is converted here, never on the CPU.
 
 struct Draw {
     // Destination rectangle in output pixels: x, y, width, height.
     dst: vec4<f32>,
-    // Source rectangle in texels of plane 0: x, y, width, height.
+    // Source rectangle in buffer pixels: x, y, width, height (negative height: y-inverted).
     src: vec4<f32>,
     output_size: vec2<f32>,
+    // Buffer size in pixels.
+    buffer_size: vec2<f32>,
     // SampleMode in render/formats.rs.
     mode: u32,
     // 1: the format has no alpha, treat it as opaque.
     opaque: u32,
+    _pad0: u32,
+    _pad1: u32,
+    // Rows of the 3x4 matrix from (Y, Cb, Cr, 1) code values to RGB (convert/mod.rs).
+    yuv_r: vec4<f32>,
+    yuv_g: vec4<f32>,
+    yuv_b: vec4<f32>,
 };
 
 @group(0) @binding(0) var<uniform> draw: Draw;
 @group(1) @binding(0) var plane0: texture_2d<f32>;
+@group(1) @binding(1) var plane1: texture_2d<f32>;
+@group(1) @binding(2) var plane2: texture_2d<f32>;
 
 struct VertexOut {
     @builtin(position) position: vec4<f32>,
@@ -31,28 +41,71 @@ fn vs_main(@builtin(vertex_index) index: u32) -> VertexOut {
     return out;
 }
 
+// An 8-bit code value from a unorm channel.
+fn code8(x: f32) -> f32 {
+    return round(x * 255.0);
+}
+
+// A 16-bit little-endian value stored in two unorm8 channels.
+fn code16(lo: f32, hi: f32) -> f32 {
+    return code8(lo) + code8(hi) * 256.0;
+}
+
 fn unpack_rgb565(texel: vec4<f32>) -> vec4<f32> {
-    let lo = u32(round(texel.r * 255.0));
-    let hi = u32(round(texel.g * 255.0));
-    let v = lo | (hi << 8u);
+    let v = u32(code16(texel.r, texel.g));
     let r = f32((v >> 11u) & 31u) / 31.0;
     let g = f32((v >> 5u) & 63u) / 63.0;
     let b = f32(v & 31u) / 31.0;
     return vec4<f32>(r, g, b, 1.0);
 }
 
+fn yuv_to_rgb(y: f32, cb: f32, cr: f32) -> vec4<f32> {
+    let v = vec4<f32>(y, cb, cr, 1.0);
+    let rgb = vec3<f32>(dot(draw.yuv_r, v), dot(draw.yuv_g, v), dot(draw.yuv_b, v));
+    return vec4<f32>(clamp(rgb, vec3<f32>(0.0), vec3<f32>(1.0)), 1.0);
+}
+
+fn sample(p: vec2<i32>) -> vec4<f32> {
+    let half = p / 2;
+    switch draw.mode {
+        case 1u: {
+            return textureLoad(plane0, p, 0).bgra;
+        }
+        case 2u: {
+            return unpack_rgb565(textureLoad(plane0, p, 0));
+        }
+        case 3u: { // NV12
+            let y = code8(textureLoad(plane0, p, 0).r);
+            let c = textureLoad(plane1, half, 0);
+            return yuv_to_rgb(y, code8(c.r), code8(c.g));
+        }
+        case 4u: { // P010: 16-bit samples, 10 significant bits at the top
+            let t = textureLoad(plane0, p, 0);
+            let c = textureLoad(plane1, half, 0);
+            let y = floor(code16(t.r, t.g) / 64.0);
+            return yuv_to_rgb(y, floor(code16(c.r, c.g) / 64.0), floor(code16(c.b, c.a) / 64.0));
+        }
+        case 5u: { // YUV420, three planes
+            let y = code8(textureLoad(plane0, p, 0).r);
+            return yuv_to_rgb(y, code8(textureLoad(plane1, half, 0).r), code8(textureLoad(plane2, half, 0).r));
+        }
+        case 6u: { // YUYV: Y0 Cb Y1 Cr per texel
+            let t = textureLoad(plane0, vec2<i32>(p.x / 2, p.y), 0);
+            let y = select(t.r, t.b, (p.x & 1) == 1);
+            return yuv_to_rgb(code8(y), code8(t.g), code8(t.a));
+        }
+        default: {
+            return textureLoad(plane0, p, 0);
+        }
+    }
+}
+
 @fragment
 fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
     let t = (in.position.xy - draw.dst.xy) / draw.dst.zw;
-    let texel = draw.src.xy + t * draw.src.zw;
-    let dims = vec2<i32>(textureDimensions(plane0));
-    let coord = clamp(vec2<i32>(floor(texel)), vec2<i32>(0), dims - 1);
-    var c = textureLoad(plane0, coord, 0);
-    if (draw.mode == 1u) {
-        c = c.bgra;
-    } else if (draw.mode == 2u) {
-        c = unpack_rgb565(c);
-    }
+    let pixel = draw.src.xy + t * draw.src.zw;
+    let p = clamp(vec2<i32>(floor(pixel)), vec2<i32>(0), vec2<i32>(draw.buffer_size) - 1);
+    var c = sample(p);
     if (draw.opaque == 1u) {
         c.a = 1.0;
     }

@@ -1,22 +1,31 @@
 //! Surface textures: the renderer's copy of each surface's current buffer,
-//! updated from the damaged rows only.
+//! one texture per plane, updated from the damaged rows only.
 
+use std::os::fd::AsFd;
 use std::sync::Mutex;
 
+use smithay::backend::allocator::Buffer as _;
 use smithay::backend::renderer::utils::{CommitCounter, RendererSurfaceState};
 use smithay::backend::renderer::{buffer_type, BufferType};
 use smithay::wayland::compositor::SurfaceData;
-use smithay::wayland::shm::{with_buffer_contents, BufferData};
+use smithay::wayland::dmabuf::get_dmabuf;
+use smithay::wayland::shm::with_buffer_contents;
 use smithay::wayland::single_pixel_buffer::get_single_pixel_buffer;
 
 use super::formats::{shm_format, SampleMode};
 use super::Renderer;
+use crate::dmabuf::cpu::{read_rows, RowSpan};
+use crate::dmabuf::formats::{dmabuf_format, PlaneLayout};
+use crate::dmabuf::ImportStats;
 
 pub struct SurfaceTexture {
-    pub texture: wgpu::Texture,
+    planes: Vec<wgpu::Texture>,
     pub bind_group: wgpu::BindGroup,
     pub mode: SampleMode,
     pub opaque: bool,
+    /// Buffer size in pixels.
+    pub size: (u32, u32),
+    pub y_invert: bool,
     /// The surface commit whose contents the texture holds.
     commit: CommitCounter,
 }
@@ -30,10 +39,23 @@ pub fn texture_slot(states: &SurfaceData) -> &SurfaceTextureSlot {
     states.data_map.get::<SurfaceTextureSlot>().expect("inserted just above")
 }
 
+/// What a texture must look like to hold a buffer.
+struct TextureShape<'a> {
+    size: (u32, u32),
+    planes: &'a [PlaneLayout],
+    mode: SampleMode,
+    opaque: bool,
+}
+
 impl Renderer {
     /// Brings the surface's texture up to date with its current buffer.
     /// Returns false when there is nothing to draw.
-    pub fn import_surface(&self, surface_state: &RendererSurfaceState, slot: &mut Option<SurfaceTexture>) -> bool {
+    pub fn import_surface(
+        &self,
+        surface_state: &RendererSurfaceState,
+        slot: &mut Option<SurfaceTexture>,
+        stats: &mut ImportStats,
+    ) -> bool {
         let Some(buffer) = surface_state.buffer() else {
             *slot = None;
             return false;
@@ -43,148 +65,198 @@ impl Renderer {
             return true;
         }
         let since = slot.as_ref().map(|t| t.commit);
+        let damage = surface_state.damage_since(since);
+        let damaged_rows = || damage.iter().map(|r| (r.loc.y, r.size.h));
         let imported = match buffer_type(buffer) {
-            Some(BufferType::Shm) => {
-                let damage = surface_state.damage_since(since);
-                with_buffer_contents(buffer, |ptr, len, info| {
-                    // SAFETY: smithay maps the pool for the duration of this closure and turns a
-                    // SIGBUS (a client shrinking its pool) into an error instead of a crash.
-                    let pool = unsafe { std::slice::from_raw_parts(ptr, len) };
-                    self.upload_shm(pool, info, damage.iter().map(|r| (r.loc.y, r.size.h)), slot)
+            Some(BufferType::Shm) => with_buffer_contents(buffer, |ptr, len, info| {
+                let Some(format) = shm_format(info.format) else { return false };
+                let layout = PlaneLayout { block_w: 1, block_h: 1, bytes_per_block: format.bytes_per_pixel, texture: format.texture };
+                let (Ok(w), Ok(h), Ok(stride), Ok(offset)) =
+                    (u32::try_from(info.width), u32::try_from(info.height), u64::try_from(info.stride), u64::try_from(info.offset))
+                else {
+                    return false;
+                };
+                let shape = TextureShape { size: (w, h), planes: std::slice::from_ref(&layout), mode: format.mode, opaque: format.opaque };
+                let rows = self.prepare(slot, &shape, damaged_rows());
+                // SAFETY: smithay maps the pool for the duration of this closure and turns a
+                // SIGBUS (a client shrinking its pool) into an error instead of a crash.
+                let pool = unsafe { std::slice::from_raw_parts(ptr, len) };
+                rows.into_iter().all(|(first, count)| {
+                    let span = RowSpan { offset, stride, row_bytes: layout.row_bytes(w), first: u64::from(first), count: u64::from(count) };
+                    let bytes = span_slice(pool, span);
+                    bytes.is_some_and(|bytes| self.write_rows(slot, 0, &layout, span, bytes))
                 })
-                .unwrap_or_else(|err| {
-                    tracing::debug!("shm buffer unreadable: {err:?}");
-                    false
-                })
-            }
+            })
+            .unwrap_or_else(|err| {
+                tracing::debug!("shm buffer unreadable: {err:?}");
+                false
+            }),
             Some(BufferType::SinglePixel) => match get_single_pixel_buffer(buffer) {
                 Ok(pixel) => {
                     // The protocol gives premultiplied 32-bit channels; keep the top 8 bits.
                     let rgba = [pixel.r, pixel.g, pixel.b, pixel.a].map(|c| (c >> 24) as u8);
-                    self.upload_pixel(rgba, slot);
-                    true
+                    let layout = PlaneLayout { block_w: 1, block_h: 1, bytes_per_block: 4, texture: wgpu::TextureFormat::Rgba8Unorm };
+                    let shape = TextureShape { size: (1, 1), planes: std::slice::from_ref(&layout), mode: SampleMode::Direct, opaque: false };
+                    self.prepare(slot, &shape, std::iter::empty());
+                    let span = RowSpan { offset: 0, stride: 4, row_bytes: 4, first: 0, count: 1 };
+                    self.write_rows(slot, 0, &layout, span, &rgba)
                 }
                 Err(_) => false,
             },
-            _ => {
-                tracing::debug!("buffer type not supported yet");
-                false
-            }
+            Some(BufferType::Dma) => match get_dmabuf(buffer) {
+                Ok(dmabuf) => self.import_dmabuf_cpu(dmabuf, damaged_rows(), slot, stats),
+                Err(_) => false,
+            },
+            _ => false,
         };
         match slot {
             Some(texture) if imported => {
                 texture.commit = commit;
                 true
             }
-            _ => false,
+            // Keep showing the previous contents if this import failed.
+            Some(_) => true,
+            None => false,
         }
     }
 
-    /// Uploads the damaged rows of an SHM buffer. `pool` is the whole pool mapping.
-    fn upload_shm(
+    /// The CPU step of the ladder: read the damaged rows of every plane and upload them.
+    fn import_dmabuf_cpu(
         &self,
-        pool: &[u8],
-        info: BufferData,
+        dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
         damaged_rows: impl Iterator<Item = (i32, i32)>,
         slot: &mut Option<SurfaceTexture>,
+        stats: &mut ImportStats,
     ) -> bool {
-        let Some(format) = shm_format(info.format) else {
-            tracing::debug!(format = ?info.format, "unsupported shm format");
-            return false;
-        };
-        let (Ok(width), Ok(height), Ok(stride), Ok(offset)) = (
-            u32::try_from(info.width),
-            u32::try_from(info.height),
-            usize::try_from(info.stride),
-            usize::try_from(info.offset),
-        ) else {
-            return false;
-        };
-        let row_bytes = width as usize * format.bytes_per_pixel as usize;
-        let fits = stride
-            .checked_mul(height as usize - 1)
-            .and_then(|n| n.checked_add(row_bytes))
-            .and_then(|n| n.checked_add(offset))
-            .is_some_and(|end| stride >= row_bytes && end <= pool.len());
-        if !fits {
-            tracing::debug!("shm buffer does not fit its pool");
-            return false;
+        let Some(format) = dmabuf_format(dmabuf.format().code as u32) else { return false };
+        let size = dmabuf.size();
+        let (Ok(w), Ok(h)) = (u32::try_from(size.w), u32::try_from(size.h)) else { return false };
+        let shape = TextureShape { size: (w, h), planes: format.planes, mode: format.mode, opaque: format.opaque };
+        let rows = self.prepare(slot, &shape, damaged_rows);
+        if let Some(texture) = slot.as_mut() {
+            texture.y_invert = dmabuf.y_inverted();
         }
-
-        let recreate = slot.as_ref().is_none_or(|t| {
-            let size = t.texture.size();
-            size.width != width || size.height != height || t.texture.format() != format.texture
-        });
-        let rows: Vec<(u32, u32)> = if recreate {
-            *slot = Some(self.create_surface_texture(width, height, format.texture, format.mode, format.opaque));
-            vec![(0, height)]
-        } else {
-            merge_rows(damaged_rows, height)
-        };
-        let Some(texture) = slot.as_mut() else { return false };
-        texture.mode = format.mode;
-        texture.opaque = format.opaque;
-
-        // wgpu wants bytes_per_row to be a whole number of texels; otherwise upload row by row.
-        let per_row = stride % format.bytes_per_pixel as usize != 0;
-        for (y0, count) in rows {
-            let chunks: Vec<(u32, u32)> = if per_row { (y0..y0 + count).map(|y| (y, 1)).collect() } else { vec![(y0, count)] };
-            for (y, n) in chunks {
-                let start = offset + y as usize * stride;
-                let end = start + (n as usize - 1) * stride + row_bytes;
-                self.queue.write_texture(
-                    wgpu::TexelCopyTextureInfo {
-                        texture: &texture.texture,
-                        mip_level: 0,
-                        origin: wgpu::Origin3d { x: 0, y, z: 0 },
-                        aspect: wgpu::TextureAspect::All,
-                    },
-                    &pool[start..end],
-                    wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(stride as u32), rows_per_image: None },
-                    wgpu::Extent3d { width, height: n, depth_or_array_layers: 1 },
-                );
+        let planes = dmabuf.handles().zip(dmabuf.offsets()).zip(dmabuf.strides());
+        for (index, ((fd, offset), stride)) in planes.enumerate() {
+            let Some(layout) = format.planes.get(index) else { return false };
+            for &(first, count) in &rows {
+                // Luma rows first..first+count touch these rows of a subsampled plane.
+                let plane_first = first / layout.block_h;
+                let plane_end = (first + count).div_ceil(layout.block_h);
+                let span = RowSpan {
+                    offset: u64::from(offset),
+                    stride: u64::from(stride),
+                    row_bytes: layout.row_bytes(w),
+                    first: u64::from(plane_first),
+                    count: u64::from(plane_end - plane_first),
+                };
+                match read_rows(fd.as_fd(), span, |bytes| self.write_rows(slot, index, layout, span, bytes)) {
+                    Ok(true) => stats.cpu_bytes += span.len_bytes(),
+                    Ok(false) => return false,
+                    Err(err) => {
+                        tracing::warn!("DMA-BUF: CPU import skipped a frame: {err}");
+                        stats.cpu_skipped += 1;
+                        return false;
+                    }
+                }
             }
         }
+        stats.cpu_imports += 1;
         true
     }
 
-    fn upload_pixel(&self, rgba: [u8; 4], slot: &mut Option<SurfaceTexture>) {
-        let texture = self.create_surface_texture(1, 1, wgpu::TextureFormat::Rgba8Unorm, SampleMode::Direct, false);
-        self.queue.write_texture(
-            texture.texture.as_image_copy(),
-            &rgba,
-            wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(4), rows_per_image: None },
-            wgpu::Extent3d { width: 1, height: 1, depth_or_array_layers: 1 },
-        );
-        *slot = Some(texture);
+    /// Makes `slot` hold textures of `shape`, and returns the luma row ranges
+    /// (first, count) to upload: all of them for a new texture.
+    fn prepare(&self, slot: &mut Option<SurfaceTexture>, shape: &TextureShape<'_>, damaged_rows: impl Iterator<Item = (i32, i32)>) -> Vec<(u32, u32)> {
+        let (w, h) = shape.size;
+        let fits = slot.as_ref().is_some_and(|t| {
+            t.size == shape.size
+                && t.mode == shape.mode
+                && t.planes.len() == shape.planes.len()
+                && t.planes.iter().zip(shape.planes).all(|(tex, layout)| tex.format() == layout.texture)
+        });
+        if fits {
+            if let Some(t) = slot.as_mut() {
+                t.opaque = shape.opaque;
+            }
+            return merge_rows(damaged_rows, h);
+        }
+        let planes: Vec<wgpu::Texture> = shape
+            .planes
+            .iter()
+            .map(|layout| {
+                let (pw, ph) = layout.size(w, h);
+                self.device.create_texture(&wgpu::TextureDescriptor {
+                    label: Some("surface plane"),
+                    size: wgpu::Extent3d { width: pw, height: ph, depth_or_array_layers: 1 },
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: layout.texture,
+                    usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                    view_formats: &[],
+                })
+            })
+            .collect();
+        let views: Vec<wgpu::TextureView> = planes.iter().map(|t| t.create_view(&Default::default())).collect();
+        // Unused plane bindings repeat plane 0.
+        let view = |i: usize| views.get(i).unwrap_or(&views[0]);
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("surface planes"),
+            layout: &self.texture_layout,
+            entries: &[0, 1, 2].map(|i| wgpu::BindGroupEntry { binding: i, resource: wgpu::BindingResource::TextureView(view(i as usize)) }),
+        });
+        *slot = Some(SurfaceTexture {
+            planes,
+            bind_group,
+            mode: shape.mode,
+            opaque: shape.opaque,
+            size: shape.size,
+            y_invert: false,
+            commit: CommitCounter::default(),
+        });
+        vec![(0, h)]
     }
 
-    fn create_surface_texture(
-        &self,
-        width: u32,
-        height: u32,
-        format: wgpu::TextureFormat,
-        mode: SampleMode,
-        opaque: bool,
-    ) -> SurfaceTexture {
-        let texture = self.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("surface"),
-            size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-            view_formats: &[],
-        });
-        let view = texture.create_view(&Default::default());
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("surface"),
-            layout: &self.texture_layout,
-            entries: &[wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::TextureView(&view) }],
-        });
-        SurfaceTexture { texture, bind_group, mode, opaque, commit: CommitCounter::default() }
+    /// Uploads the rows of `span` (whose bytes start at the first row) into plane `index`.
+    fn write_rows(&self, slot: &Option<SurfaceTexture>, index: usize, layout: &PlaneLayout, span: RowSpan, bytes: &[u8]) -> bool {
+        let Some(texture) = slot.as_ref().and_then(|t| t.planes.get(index)) else { return false };
+        let (Ok(stride), Ok(first), Ok(count)) = (u32::try_from(span.stride), u32::try_from(span.first), u32::try_from(span.count)) else {
+            return false;
+        };
+        let width = texture.width();
+        let row_bytes = span.row_bytes as usize;
+        // wgpu wants bytes_per_row to be a whole number of texels; otherwise upload row by row.
+        let chunks: Vec<(u32, u32)> = if stride % layout.bytes_per_block == 0 {
+            vec![(0, count)]
+        } else {
+            (0..count).map(|r| (r, 1)).collect()
+        };
+        for (row, n) in chunks {
+            let start = row as usize * stride as usize;
+            let end = start + (n as usize - 1) * stride as usize + row_bytes;
+            let Some(data) = bytes.get(start..end) else { return false };
+            self.queue.write_texture(
+                wgpu::TexelCopyTextureInfo {
+                    texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d { x: 0, y: first + row, z: 0 },
+                    aspect: wgpu::TextureAspect::All,
+                },
+                data,
+                wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(stride), rows_per_image: None },
+                wgpu::Extent3d { width, height: n, depth_or_array_layers: 1 },
+            );
+        }
+        true
     }
+}
+
+/// The bytes of `span` inside `pool`, if they lie inside it.
+fn span_slice(pool: &[u8], span: RowSpan) -> Option<&[u8]> {
+    let start = usize::try_from(span.stride.checked_mul(span.first)?.checked_add(span.offset)?).ok()?;
+    let len = usize::try_from(span.len_bytes()).ok()?;
+    pool.get(start..start.checked_add(len)?)
 }
 
 /// Turns damage rectangles (y, height) into sorted, merged row ranges (start, count)

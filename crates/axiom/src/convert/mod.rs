@@ -1,0 +1,121 @@
+//! Plain-Rust reference colour conversion. The shader's YUV conversion uses
+//! the coefficients computed here ([`yuv_to_rgb_coefficients`]), and tests use
+//! [`yuv_to_rgb`] / [`rgb_to_yuv`] to know which pixels to expect.
+
+/// Which YCbCr matrix a buffer uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum YuvMatrix {
+    #[default]
+    Bt601,
+    Bt709,
+    Bt2020,
+}
+
+/// Whether samples use the full code range or the limited ("TV") range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum YuvRange {
+    #[default]
+    Limited,
+    Full,
+}
+
+impl YuvMatrix {
+    pub const ALL: [YuvMatrix; 3] = [YuvMatrix::Bt601, YuvMatrix::Bt709, YuvMatrix::Bt2020];
+
+    /// (Kr, Kb) of the matrix.
+    fn kr_kb(self) -> (f64, f64) {
+        match self {
+            YuvMatrix::Bt601 => (0.299, 0.114),
+            YuvMatrix::Bt709 => (0.2126, 0.0722),
+            YuvMatrix::Bt2020 => (0.2627, 0.0593),
+        }
+    }
+}
+
+/// Scale and offset of luma and chroma code values for `bits`-bit samples:
+/// normalised = (code - offset) / scale.
+fn range_params(range: YuvRange, bits: u32) -> (f64, f64, f64, f64) {
+    let unit = f64::from(1u32 << (bits - 8));
+    let max = f64::from((1u32 << bits) - 1);
+    let half = f64::from(1u32 << (bits - 1));
+    match range {
+        YuvRange::Limited => (16.0 * unit, 219.0 * unit, 128.0 * unit, 224.0 * unit),
+        YuvRange::Full => (0.0, max, half, max),
+    }
+}
+
+/// A 3x4 matrix taking (Y, Cb, Cr, 1) code values to normalised R, G, B.
+pub fn yuv_to_rgb_coefficients(matrix: YuvMatrix, range: YuvRange, bits: u32) -> [[f64; 4]; 3] {
+    let (kr, kb) = matrix.kr_kb();
+    let kg = 1.0 - kr - kb;
+    let (y_off, y_scale, c_off, c_scale) = range_params(range, bits);
+    // Normalised: Y' in [0,1], Pb/Pr in [-0.5, 0.5].
+    // R = Y' + 2(1-Kr) Pr ; B = Y' + 2(1-Kb) Pb ; G = (Y' - Kr R - Kb B) / Kg.
+    let rv = 2.0 * (1.0 - kr);
+    let bu = 2.0 * (1.0 - kb);
+    let gu = -kb * bu / kg;
+    let gv = -kr * rv / kg;
+    let ys = 1.0 / y_scale;
+    let cs = 1.0 / c_scale;
+    let row = |u: f64, v: f64| [ys, u * cs, v * cs, -y_off * ys - (u + v) * c_off * cs];
+    [row(0.0, rv), row(gu, gv), row(bu, 0.0)]
+}
+
+fn to_u8(x: f64) -> u8 {
+    (x.clamp(0.0, 1.0) * 255.0).round() as u8
+}
+
+/// Converts one YCbCr sample (code values of `bits` bits) to 8-bit RGB.
+pub fn yuv_to_rgb(y: u16, cb: u16, cr: u16, matrix: YuvMatrix, range: YuvRange, bits: u32) -> [u8; 3] {
+    let m = yuv_to_rgb_coefficients(matrix, range, bits);
+    let v = [f64::from(y), f64::from(cb), f64::from(cr), 1.0];
+    m.map(|row| to_u8(row.iter().zip(v).map(|(a, b)| a * b).sum()))
+}
+
+/// Converts 8-bit RGB to YCbCr code values of `bits` bits (rounded).
+pub fn rgb_to_yuv(rgb: [u8; 3], matrix: YuvMatrix, range: YuvRange, bits: u32) -> [u16; 3] {
+    let (kr, kb) = matrix.kr_kb();
+    let kg = 1.0 - kr - kb;
+    let [r, g, b] = rgb.map(|c| f64::from(c) / 255.0);
+    let y = kr * r + kg * g + kb * b;
+    let pb = (b - y) / (2.0 * (1.0 - kb));
+    let pr = (r - y) / (2.0 * (1.0 - kr));
+    let (y_off, y_scale, c_off, c_scale) = range_params(range, bits);
+    let max = f64::from((1u32 << bits) - 1);
+    let code = |x: f64| x.round().clamp(0.0, max) as u16;
+    [code(y_off + y * y_scale), code(c_off + pb * c_scale), code(c_off + pr * c_scale)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_bt601_limited_values() {
+        // Reference values of the BT.601 limited-range definition.
+        assert_eq!(rgb_to_yuv([0, 0, 0], YuvMatrix::Bt601, YuvRange::Limited, 8), [16, 128, 128]);
+        assert_eq!(rgb_to_yuv([255, 255, 255], YuvMatrix::Bt601, YuvRange::Limited, 8), [235, 128, 128]);
+        assert_eq!(rgb_to_yuv([255, 0, 0], YuvMatrix::Bt601, YuvRange::Limited, 8), [81, 90, 240]);
+        assert_eq!(yuv_to_rgb(235, 128, 128, YuvMatrix::Bt601, YuvRange::Limited, 8), [255, 255, 255]);
+        assert_eq!(yuv_to_rgb(16, 128, 128, YuvMatrix::Bt601, YuvRange::Limited, 8), [0, 0, 0]);
+        assert_eq!(rgb_to_yuv([255, 255, 255], YuvMatrix::Bt709, YuvRange::Limited, 10), [940, 512, 512]);
+        assert_eq!(rgb_to_yuv([255, 255, 255], YuvMatrix::Bt709, YuvRange::Full, 8), [255, 128, 128]);
+    }
+
+    #[test]
+    fn round_trips_stay_within_two_codes() {
+        for matrix in YuvMatrix::ALL {
+            for range in [YuvRange::Limited, YuvRange::Full] {
+                for bits in [8, 10] {
+                    for rgb in [[0, 0, 0], [255, 255, 255], [200, 30, 90], [12, 240, 3], [128, 128, 128]] {
+                        let [y, u, v] = rgb_to_yuv(rgb, matrix, range, bits);
+                        let back = yuv_to_rgb(y, u, v, matrix, range, bits);
+                        for c in 0..3 {
+                            assert!(back[c].abs_diff(rgb[c]) <= 2, "{matrix:?} {range:?} {bits}: {rgb:?} -> {back:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

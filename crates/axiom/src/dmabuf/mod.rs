@@ -1,0 +1,178 @@
+//! linux-dmabuf: formats and modifiers, params validation, feedback, and the
+//! import ladder's CPU step. The renderer side of imports lives in
+//! `render/texture.rs`.
+
+pub mod cpu;
+pub mod feedback;
+pub mod formats;
+pub mod params;
+pub mod protocol;
+
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+
+use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1;
+use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1;
+use smithay::reexports::wayland_server::backend::ObjectId;
+use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::reexports::wayland_server::{DisplayHandle, Resource};
+
+use feedback::{send_feedback, Feedback, FeedbackData, FormatTable};
+use params::{ValidBuffer, MODIFIER_LINEAR};
+
+use crate::Axiom;
+
+pub const GLOBAL_VERSION: u32 = 5;
+
+/// main_device of the feedback on a machine without DRM devices (CI, lavapipe):
+/// dev_t 0:1. Major 0 is never a DRM device, so a client that looks it up finds
+/// none, yet it is not 0, which clients such as wayland-info read as "no feedback".
+pub const PLACEHOLDER_DEVICE: u64 = 1;
+
+/// Import counters, per step of the ladder. Printed on SIGUSR1.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ImportStats {
+    pub created: u64,
+    pub failed: u64,
+    pub cpu_imports: u64,
+    pub cpu_bytes: u64,
+    pub cpu_skipped: u64,
+}
+
+pub struct DmabufState {
+    pub default_feedback: Feedback,
+    /// Feedback objects made with get_surface_feedback, alive.
+    pub surface_feedback_objects: Vec<ZwpLinuxDmabufFeedbackV1>,
+    /// Surfaces whose feedback differs from the default (e.g. a scanout tranche).
+    surface_overrides: Vec<(ObjectId, Feedback)>,
+    pub stats: ImportStats,
+}
+
+impl DmabufState {
+    /// Creates the global with a format table of what `adapter` can sample.
+    pub fn new(dh: &DisplayHandle, adapter: &wgpu::Adapter) -> anyhow::Result<Self> {
+        let entries: Vec<(u32, u64)> = formats::supported_formats(adapter)
+            .into_iter()
+            .map(|f| (f.fourcc as u32, MODIFIER_LINEAR))
+            .collect();
+        let table = Arc::new(FormatTable::new(entries)?);
+        let info = adapter.get_info();
+        let device = match feedback::render_node(&info.device_pci_bus_id) {
+            Some((dev, path)) => {
+                tracing::info!("linux-dmabuf: main device {path}");
+                dev
+            }
+            None => {
+                // Clients that speak v4+ learn formats only from feedback, so it is
+                // offered anyway, with a placeholder device.
+                tracing::info!("linux-dmabuf: no DRM render node on this machine; feedback uses placeholder main device 0:1");
+                PLACEHOLDER_DEVICE
+            }
+        };
+        tracing::info!(
+            formats = table.entries.len(),
+            "linux-dmabuf v{GLOBAL_VERSION}: {}",
+            table.entries.iter().map(|(f, _)| fourcc_name(*f)).collect::<Vec<_>>().join(" ")
+        );
+        #[cfg(not(feature = "dmabuf-vulkan"))]
+        tracing::info!("DMA-BUF: dmabuf-vulkan feature not enabled, using CPU copy");
+        dh.create_global::<Axiom, ZwpLinuxDmabufV1, ()>(GLOBAL_VERSION, ());
+        Ok(Self {
+            default_feedback: Feedback::single_tranche(device, table),
+            surface_feedback_objects: Vec::new(),
+            surface_overrides: Vec::new(),
+            stats: ImportStats::default(),
+        })
+    }
+
+    /// The feedback a surface currently gets.
+    pub fn surface_feedback(&self, surface: &WlSurface) -> &Feedback {
+        let id = surface.id();
+        self.surface_overrides
+            .iter()
+            .find(|(s, _)| *s == id)
+            .map(|(_, f)| f)
+            .unwrap_or(&self.default_feedback)
+    }
+
+    /// Changes a surface's feedback (None: back to the default) and tells its
+    /// feedback objects, each only if what it has differs.
+    pub fn set_surface_feedback(&mut self, surface: &WlSurface, feedback: Option<Feedback>) {
+        let id = surface.id();
+        self.surface_overrides.retain(|(s, _)| *s != id);
+        if let Some(feedback) = feedback {
+            self.surface_overrides.push((id, feedback));
+        }
+        let current = self.surface_feedback(surface).clone();
+        for object in &self.surface_feedback_objects {
+            if let Some(data) = object.data::<FeedbackData>() {
+                if data.surface.as_ref() == Some(surface) {
+                    send_feedback(object, data, &current);
+                }
+            }
+        }
+    }
+
+    /// Forgets per-surface state of dead surfaces and objects.
+    pub fn cleanup(&mut self) {
+        self.surface_feedback_objects.retain(|f| f.is_alive());
+        let alive: Vec<ObjectId> = self
+            .surface_feedback_objects
+            .iter()
+            .filter_map(|f| f.data::<FeedbackData>()?.surface.as_ref().map(|s| s.id()))
+            .collect();
+        self.surface_overrides.retain(|(id, _)| alive.contains(id));
+    }
+
+    fn log_created(&mut self, valid: &ValidBuffer, buffer: &WlBuffer) {
+        self.stats.created += 1;
+        tracing::debug!(
+            "DMA-BUF: created buffer {}x{} (fourcc: {}, id: {})",
+            valid.width,
+            valid.height,
+            protocol::fourcc_hex(valid.format.fourcc),
+            buffer.id().protocol_id()
+        );
+    }
+
+    pub fn log_stats(&self) {
+        let s = self.stats;
+        tracing::info!(
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image=0 vulkan_buffer=0 host_pointer=0",
+            s.created,
+            s.failed,
+            s.cpu_imports,
+            s.cpu_bytes,
+            s.cpu_skipped
+        );
+    }
+}
+
+/// Size of the buffer behind `fd`, without moving a shared file offset where
+/// that can be avoided. None for fds that are no buffer (pipes, sockets, devices).
+pub fn fd_size(fd: BorrowedFd<'_>) -> Option<u64> {
+    use rustix::fs::FileType;
+    let stat = rustix::fs::fstat(fd).ok()?;
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => u64::try_from(stat.st_size).ok(),
+        FileType::Fifo | FileType::Socket | FileType::CharacterDevice | FileType::BlockDevice | FileType::Directory | FileType::Symlink => None,
+        // dma-bufs are anonymous inodes: their size is found by seeking to the end.
+        FileType::Unknown => {
+            let size = rustix::fs::seek(fd, rustix::fs::SeekFrom::End(0)).ok()?;
+            let _ = rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0));
+            Some(size)
+        }
+    }
+}
+
+/// "XR24"-style name of a fourcc, for logs.
+pub fn fourcc_name(fourcc: u32) -> String {
+    fourcc.to_le_bytes().iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '?' }).collect()
+}
+
+impl Axiom {
+    pub fn log_import_stats(&self) {
+        self.dmabuf_state.log_stats();
+    }
+}

@@ -1,0 +1,157 @@
+//! wp_color_representation_v1 (staging): a client chooses, per surface, the
+//! YCbCr matrix and range of its YUV buffers. Without it, BT.601 limited range.
+
+use std::sync::Mutex;
+
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource, WEnum};
+use smithay::wayland::compositor::{with_states, SurfaceData};
+use wayland_protocols::wp::color_representation::v1::server::{
+    wp_color_representation_manager_v1::{self as manager, WpColorRepresentationManagerV1},
+    wp_color_representation_surface_v1::{self as surface_rep, AlphaMode, ChromaLocation, Coefficients, Range, WpColorRepresentationSurfaceV1},
+};
+
+use crate::convert::{yuv_to_rgb_coefficients, YuvMatrix, YuvRange};
+use crate::render::formats::SampleMode;
+use crate::Axiom;
+
+pub struct ColorRepresentationState;
+
+impl ColorRepresentationState {
+    pub fn new(dh: &DisplayHandle) -> Self {
+        dh.create_global::<Axiom, WpColorRepresentationManagerV1, ()>(1, ());
+        Self
+    }
+}
+
+const SUPPORTED: [(Coefficients, YuvMatrix); 3] =
+    [(Coefficients::Bt601, YuvMatrix::Bt601), (Coefficients::Bt709, YuvMatrix::Bt709), (Coefficients::Bt2020, YuvMatrix::Bt2020)];
+
+/// Per-surface state, double-buffered: `pending` becomes `current` on commit.
+#[derive(Debug, Default)]
+struct SurfaceColorRepresentation {
+    has_object: bool,
+    pending: Option<(YuvMatrix, YuvRange)>,
+    current: Option<(YuvMatrix, YuvRange)>,
+}
+
+type SurfaceSlot = Mutex<SurfaceColorRepresentation>;
+
+fn with_slot<T>(surface: &WlSurface, f: impl FnOnce(&mut SurfaceColorRepresentation) -> T) -> T {
+    with_states(surface, |states| {
+        states.data_map.insert_if_missing_threadsafe(SurfaceSlot::default);
+        let slot = states.data_map.get::<SurfaceSlot>().expect("inserted just above");
+        let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    })
+}
+
+/// Applies the pending colour representation; called from the commit handler.
+pub fn commit(surface: &WlSurface) {
+    with_states(surface, |states| {
+        if let Some(slot) = states.data_map.get::<SurfaceSlot>() {
+            let mut rep = slot.lock().unwrap_or_else(|e| e.into_inner());
+            rep.current = rep.pending;
+        }
+    });
+}
+
+/// The shader's YUV coefficients for a surface whose texture samples as `mode`.
+pub fn coefficients(states: &SurfaceData, mode: SampleMode) -> [[f32; 4]; 3] {
+    if !mode.is_yuv() {
+        return [[0.0; 4]; 3];
+    }
+    let (matrix, range) = states
+        .data_map
+        .get::<SurfaceSlot>()
+        .and_then(|slot| slot.lock().ok().and_then(|rep| rep.current))
+        .unwrap_or_default();
+    yuv_to_rgb_coefficients(matrix, range, mode.yuv_bits()).map(|row| row.map(|c| c as f32))
+}
+
+impl GlobalDispatch<WpColorRepresentationManagerV1, ()> for Axiom {
+    fn bind(_: &mut Self, _: &DisplayHandle, _: &Client, resource: New<WpColorRepresentationManagerV1>, _: &(), data_init: &mut DataInit<'_, Self>) {
+        let manager = data_init.init(resource, ());
+        manager.supported_alpha_mode(AlphaMode::PremultipliedElectrical);
+        for (coefficients, _) in SUPPORTED {
+            for range in [Range::Full, Range::Limited] {
+                manager.supported_coefficients_and_ranges(coefficients, range);
+            }
+        }
+        manager.done();
+    }
+}
+
+impl Dispatch<WpColorRepresentationManagerV1, ()> for Axiom {
+    fn request(
+        _: &mut Self,
+        _: &Client,
+        manager: &WpColorRepresentationManagerV1,
+        request: manager::Request,
+        _: &(),
+        _: &DisplayHandle,
+        data_init: &mut DataInit<'_, Self>,
+    ) {
+        if let manager::Request::GetSurface { id, surface } = request {
+            let exists = with_slot(&surface, |rep| std::mem::replace(&mut rep.has_object, true));
+            if exists {
+                manager.post_error(manager::Error::SurfaceExists, "the surface already has a color representation object");
+                return;
+            }
+            data_init.init(id, surface);
+        }
+    }
+}
+
+impl Dispatch<WpColorRepresentationSurfaceV1, WlSurface> for Axiom {
+    fn request(
+        _: &mut Self,
+        _: &Client,
+        object: &WpColorRepresentationSurfaceV1,
+        request: surface_rep::Request,
+        surface: &WlSurface,
+        _: &DisplayHandle,
+        _: &mut DataInit<'_, Self>,
+    ) {
+        if let surface_rep::Request::Destroy = request {
+            if surface.is_alive() {
+                // Destroying the object unsets its metadata (from the next commit).
+                with_slot(surface, |rep| {
+                    rep.has_object = false;
+                    rep.pending = None;
+                });
+            }
+            return;
+        }
+        if !surface.is_alive() {
+            object.post_error(surface_rep::Error::Inert, "the surface is gone");
+            return;
+        }
+        match request {
+            surface_rep::Request::SetAlphaMode { alpha_mode } => {
+                if alpha_mode != WEnum::Value(AlphaMode::PremultipliedElectrical) {
+                    object.post_error(surface_rep::Error::AlphaMode, "only premultiplied_electrical is supported");
+                }
+            }
+            surface_rep::Request::SetCoefficientsAndRange { coefficients, range } => {
+                let matrix = SUPPORTED.iter().find(|(c, _)| WEnum::Value(*c) == coefficients).map(|(_, m)| *m);
+                let range = match range {
+                    WEnum::Value(Range::Full) => Some(YuvRange::Full),
+                    WEnum::Value(Range::Limited) => Some(YuvRange::Limited),
+                    _ => None,
+                };
+                match (matrix, range) {
+                    (Some(matrix), Some(range)) => with_slot(surface, |rep| rep.pending = Some((matrix, range))),
+                    _ => object.post_error(surface_rep::Error::Coefficients, "unsupported coefficients and range"),
+                }
+            }
+            surface_rep::Request::SetChromaLocation { chroma_location } => {
+                // Chroma is sampled at the top-left (co-sited) position whatever the client says.
+                if !matches!(chroma_location, WEnum::Value(ChromaLocation::Type0 | ChromaLocation::Type1 | ChromaLocation::Type2 | ChromaLocation::Type3 | ChromaLocation::Type4 | ChromaLocation::Type5)) {
+                    object.post_error(surface_rep::Error::ChromaLocation, "invalid chroma location");
+                }
+            }
+            _ => {}
+        }
+    }
+}
