@@ -3,6 +3,7 @@
 //! client or with real third-party clients, and checks pixels on screenshots.
 
 mod common;
+mod dmabuf;
 mod dmabuf_formats;
 mod presentation;
 mod robustness;
