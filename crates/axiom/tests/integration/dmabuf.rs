@@ -179,7 +179,7 @@ fn dmabuf_window(client: &mut TestClient, colour: Rgba, seal: bool) -> (SharedMe
 }
 
 #[test]
-fn rewritten_bytes_show_after_a_recommit() {
+fn rewritten_bytes_show_after_a_recommit_damaged_rows_only() {
     let compositor = start(OUT_W, OUT_H);
     let mut client = compositor.connect().unwrap();
     let (x, y) = centred(OUT_W, OUT_H, 32, 16);
@@ -191,6 +191,13 @@ fn rewritten_bytes_show_after_a_recommit() {
         assert_image(&shot, &Image::solid(32, 16, red), 0, "dmabuf-before");
         let bytes = Format32::Xrgb8888.encode_image(&Image::solid(32, 16, blue), 128, 0xff);
         memory.bytes_mut().copy_from_slice(&bytes);
+        // Damage rows 4..8 only: only they are read again.
+        window.surface.attach(Some(&buffer), 0, 0);
+        window.surface.damage_buffer(0, 4, 32, 4);
+        client.commit_and_wait_frame(&window.surface).unwrap();
+        let shot = client.screenshot_region(x as i32, y as i32, 32, 16).unwrap();
+        let partial = Image::new(32, 16, |_, row| if (4..8).contains(&row) { blue } else { red });
+        assert_image(&shot, &partial, 0, &format!("dmabuf-partial-seal-{seal}"));
         window.surface.attach(Some(&buffer), 0, 0);
         window.surface.damage_buffer(0, 0, 32, 16);
         client.commit_and_wait_frame(&window.surface).unwrap();

@@ -2,6 +2,7 @@
 //! XDG_RUNTIME_DIR and talks to it over its Wayland socket, with our own test
 //! client or with real third-party clients, and checks pixels on screenshots.
 
+mod adapter;
 mod common;
 mod dmabuf;
 mod dmabuf_formats;
