@@ -38,7 +38,7 @@ use wayland_protocols_wlr::screencopy::v1::client::{
     zwlr_screencopy_manager_v1::ZwlrScreencopyManagerV1,
 };
 
-use crate::image::{Format32, Image};
+use axiom_formats::image::{Format32, Image};
 use crate::memfd::SharedMemory;
 
 /// How long any single wait may take before the test fails with a message.
@@ -180,7 +180,7 @@ impl TestClient {
         let mut memory = SharedMemory::new(bytes.len())?;
         memory.bytes_mut().copy_from_slice(&bytes);
         let pool = self.shm.create_pool(memory.fd(), bytes.len() as i32, &self.qh, ());
-        let buffer = pool.create_buffer(0, image.width as i32, image.height as i32, stride as i32, format.shm(), &self.qh, ());
+        let buffer = pool.create_buffer(0, image.width as i32, image.height as i32, stride as i32, wl_shm::Format::try_from(format.shm_code()).map_err(|_| anyhow::anyhow!("bad shm code"))?, &self.qh, ());
         pool.destroy();
         Ok(Buffer { buffer, memory, width: image.width, height: image.height, stride })
     }

@@ -6,9 +6,9 @@ pub mod client;
 pub mod color;
 pub mod dmabuf;
 pub mod harness;
-pub mod image;
 pub mod memfd;
 
 pub use client::{Buffer, TestClient, Window};
 pub use harness::Compositor;
-pub use image::{Image, Rgba};
+pub use axiom_formats::image::{self, Image, Rgba};
+pub use axiom_formats::{convert, encode, fourcc};

@@ -4,7 +4,6 @@
 
 pub mod backend;
 pub mod cli;
-pub mod convert;
 pub mod dmabuf;
 pub mod handlers;
 pub mod logging;
@@ -12,6 +11,7 @@ pub mod render;
 pub mod shell;
 pub mod state;
 
+pub use axiom_formats::convert;
 pub use state::Axiom;
 
 /// Runs the compositor until it is asked to stop.

@@ -1,11 +1,13 @@
-//! The DRM formats the renderer can sample from a linux-dmabuf buffer, and the
-//! memory layout of each of their planes.
+//! The DRM formats the renderer can sample from a linux-dmabuf buffer: the
+//! memory layout of their planes (shared with clients, `axiom_formats`) and
+//! the texture each plane becomes.
 //!
 //! Every plane is uploaded (or imported) as a texture of 8-bit normalised (or
 //! float) texels whose bytes match the memory exactly; the shader rebuilds
 //! 16-bit values, swaps channels, forces alpha and converts YUV, so no byte is
 //! rearranged on the CPU.
 
+use axiom_formats::layout::{self as shared, FormatLayout};
 use smithay::backend::allocator::Fourcc;
 
 use crate::render::formats::SampleMode;
@@ -21,14 +23,22 @@ pub struct PlaneLayout {
 }
 
 impl PlaneLayout {
+    const fn new(shared: shared::PlaneLayout, texture: wgpu::TextureFormat) -> Self {
+        Self { block_w: shared.block_w, block_h: shared.block_h, bytes_per_block: shared.bytes_per_block, texture }
+    }
+
+    fn shared(&self) -> shared::PlaneLayout {
+        shared::PlaneLayout { block_w: self.block_w, block_h: self.block_h, bytes_per_block: self.bytes_per_block }
+    }
+
     /// Size of this plane in blocks (texels) for a `width` x `height` buffer.
     pub fn size(&self, width: u32, height: u32) -> (u32, u32) {
-        (width.div_ceil(self.block_w), height.div_ceil(self.block_h))
+        self.shared().size(width, height)
     }
 
     /// Bytes of one row of blocks.
     pub fn row_bytes(&self, width: u32) -> u64 {
-        u64::from(width.div_ceil(self.block_w)) * u64::from(self.bytes_per_block)
+        self.shared().row_bytes(width)
     }
 }
 
@@ -41,30 +51,27 @@ pub struct DmabufFormat {
     pub opaque: bool,
 }
 
-impl DmabufFormat {
-    pub fn is_yuv(&self) -> bool {
-        self.mode.is_yuv()
-    }
-}
-
-const fn plane(block_w: u32, block_h: u32, bytes_per_block: u32, texture: wgpu::TextureFormat) -> PlaneLayout {
-    PlaneLayout { block_w, block_h, bytes_per_block, texture }
-}
-
 use wgpu::TextureFormat as T;
 
-const BGRA8: &[PlaneLayout] = &[plane(1, 1, 4, T::Bgra8Unorm)];
-const RGBA8: &[PlaneLayout] = &[plane(1, 1, 4, T::Rgba8Unorm)];
-const RGB10A2: &[PlaneLayout] = &[plane(1, 1, 4, T::Rgb10a2Unorm)];
-const RGBA16F: &[PlaneLayout] = &[plane(1, 1, 8, T::Rgba16Float)];
-const RG8_16BIT: &[PlaneLayout] = &[plane(1, 1, 2, T::Rg8Unorm)];
-// Y plane of one byte per pixel, CbCr plane of two bytes per 2x2 block.
-const NV12: &[PlaneLayout] = &[plane(1, 1, 1, T::R8Unorm), plane(2, 2, 2, T::Rg8Unorm)];
-// 16-bit little-endian samples (10 significant bits at the top).
-const P010_PLANES: &[PlaneLayout] = &[plane(1, 1, 2, T::Rg8Unorm), plane(2, 2, 4, T::Rgba8Unorm)];
-const YUV420: &[PlaneLayout] = &[plane(1, 1, 1, T::R8Unorm), plane(2, 2, 1, T::R8Unorm), plane(2, 2, 1, T::R8Unorm)];
-// Y0 Cb Y1 Cr: one texel per two pixels.
-const YUYV: &[PlaneLayout] = &[plane(2, 1, 4, T::Rgba8Unorm)];
+const fn one(shared: &'static [shared::PlaneLayout], texture: T) -> [PlaneLayout; 1] {
+    [PlaneLayout::new(shared[0], texture)]
+}
+
+const BGRA8: &[PlaneLayout] = &one(shared::PACKED32, T::Bgra8Unorm);
+const RGBA8: &[PlaneLayout] = &one(shared::PACKED32, T::Rgba8Unorm);
+const RGB10A2: &[PlaneLayout] = &one(shared::PACKED32, T::Rgb10a2Unorm);
+const RGBA16F: &[PlaneLayout] = &one(shared::PACKED64, T::Rgba16Float);
+const RG8_16BIT: &[PlaneLayout] = &one(shared::PACKED16, T::Rg8Unorm);
+const NV12: &[PlaneLayout] = &[PlaneLayout::new(shared::NV12[0], T::R8Unorm), PlaneLayout::new(shared::NV12[1], T::Rg8Unorm)];
+// 16-bit little-endian samples as two (Y) or four (CbCr) unorm8 channels.
+const P010_PLANES: &[PlaneLayout] = &[PlaneLayout::new(shared::P010[0], T::Rg8Unorm), PlaneLayout::new(shared::P010[1], T::Rgba8Unorm)];
+const YUV420: &[PlaneLayout] = &[
+    PlaneLayout::new(shared::YUV420[0], T::R8Unorm),
+    PlaneLayout::new(shared::YUV420[1], T::R8Unorm),
+    PlaneLayout::new(shared::YUV420[2], T::R8Unorm),
+];
+// Y0 Cb Y1 Cr: one RGBA8 texel per two pixels.
+const YUYV: &[PlaneLayout] = &one(shared::YUYV, T::Rgba8Unorm);
 
 const fn f(fourcc: Fourcc, planes: &'static [PlaneLayout], mode: SampleMode, opaque: bool) -> DmabufFormat {
     DmabufFormat { fourcc, planes, mode, opaque }
@@ -72,8 +79,8 @@ const fn f(fourcc: Fourcc, planes: &'static [PlaneLayout], mode: SampleMode, opa
 
 use SampleMode::*;
 
-/// Every format the import ladder knows. Which of them are advertised depends
-/// on what the adapter can sample (see `supported_formats`).
+/// Every format the import ladder knows, in `axiom_formats::layout::FORMATS` order.
+/// Which of them are advertised depends on what the adapter can sample.
 pub const DMABUF_FORMATS: &[DmabufFormat] = &[
     f(Fourcc::Argb8888, BGRA8, Direct, false),
     f(Fourcc::Xrgb8888, BGRA8, Direct, true),
@@ -96,6 +103,11 @@ pub fn dmabuf_format(fourcc: u32) -> Option<&'static DmabufFormat> {
     DMABUF_FORMATS.iter().find(|f| f.fourcc as u32 == fourcc)
 }
 
+/// The shared layout of a format, as clients see it.
+pub fn shared_layout(format: &DmabufFormat) -> Option<&'static FormatLayout> {
+    shared::layout(format.fourcc as u32)
+}
+
 /// The formats whose every plane texture the adapter can sample and fill by copy.
 pub fn supported_formats(adapter: &wgpu::Adapter) -> Vec<&'static DmabufFormat> {
     DMABUF_FORMATS
@@ -114,21 +126,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plane_sizes_round_up_for_odd_dimensions() {
-        let nv12 = dmabuf_format(Fourcc::Nv12 as u32).unwrap();
-        assert_eq!(nv12.planes[0].size(33, 17), (33, 17));
-        assert_eq!(nv12.planes[1].size(33, 17), (17, 9));
-        assert_eq!(nv12.planes[1].row_bytes(33), 34);
-        let yuyv = dmabuf_format(Fourcc::Yuyv as u32).unwrap();
-        assert_eq!(yuyv.planes[0].row_bytes(33), 68);
-        let p010 = dmabuf_format(Fourcc::P010 as u32).unwrap();
-        assert_eq!(p010.planes[1].row_bytes(33), 68);
-    }
-
-    #[test]
-    fn every_fourcc_is_listed_once() {
-        for (i, a) in DMABUF_FORMATS.iter().enumerate() {
-            assert!(DMABUF_FORMATS[i + 1..].iter().all(|b| b.fourcc != a.fourcc), "{:?} twice", a.fourcc);
+    fn formats_match_the_shared_layouts_one_to_one() {
+        assert_eq!(DMABUF_FORMATS.len(), shared::FORMATS.len());
+        for (ours, theirs) in DMABUF_FORMATS.iter().zip(shared::FORMATS) {
+            assert_eq!(ours.fourcc as u32, theirs.fourcc);
+            let planes: Vec<_> = ours.planes.iter().map(|p| p.shared()).collect();
+            assert_eq!(planes, theirs.planes.to_vec());
+            assert_eq!(ours.mode.is_yuv(), theirs.yuv_bits.is_some());
+            assert_eq!(theirs.yuv_bits.unwrap_or(8), ours.mode.yuv_bits());
         }
     }
 }

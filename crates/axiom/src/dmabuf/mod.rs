@@ -73,7 +73,7 @@ impl DmabufState {
         tracing::info!(
             formats = table.entries.len(),
             "linux-dmabuf v{GLOBAL_VERSION}: {}",
-            table.entries.iter().map(|(f, _)| fourcc_name(*f)).collect::<Vec<_>>().join(" ")
+            table.entries.iter().map(|(f, _)| axiom_formats::fourcc::name(*f)).collect::<Vec<_>>().join(" ")
         );
         #[cfg(not(feature = "dmabuf-vulkan"))]
         tracing::info!("DMA-BUF: dmabuf-vulkan feature not enabled, using CPU copy");
@@ -166,10 +166,6 @@ pub fn fd_size(fd: BorrowedFd<'_>) -> Option<u64> {
     }
 }
 
-/// "XR24"-style name of a fourcc, for logs.
-pub fn fourcc_name(fourcc: u32) -> String {
-    fourcc.to_le_bytes().iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '?' }).collect()
-}
 
 impl Axiom {
     pub fn log_import_stats(&self) {

@@ -11,7 +11,7 @@ use wayland_protocols::wp::color_representation::v1::server::{
     wp_color_representation_surface_v1::{self as surface_rep, AlphaMode, ChromaLocation, Coefficients, Range, WpColorRepresentationSurfaceV1},
 };
 
-use crate::convert::{yuv_to_rgb_coefficients, YuvMatrix, YuvRange};
+use axiom_formats::convert::{yuv_to_rgb_coefficients, YuvMatrix, YuvRange};
 use crate::render::formats::SampleMode;
 use crate::Axiom;
 

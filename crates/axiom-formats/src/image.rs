@@ -36,6 +36,11 @@ impl Image {
         Self::new(width, height, |_, _| colour)
     }
 
+    /// The image with `f` applied to every pixel.
+    pub fn map(&self, f: impl Fn(Rgba) -> Rgba) -> Image {
+        Image { width: self.width, height: self.height, pixels: self.pixels.iter().map(|&p| f(p)).collect() }
+    }
+
     pub fn pixel(&self, x: u32, y: u32) -> Rgba {
         self.pixels[(y * self.width + x) as usize]
     }
@@ -75,7 +80,7 @@ impl Image {
         }
     }
 
-    /// Writes the image as a PNG (for looking at failures).
+    /// R, G, B, A bytes, row after row.
     pub fn rgba_bytes(&self) -> Vec<u8> {
         self.pixels.iter().flat_map(|p| [p.0, p.1, p.2, p.3]).collect()
     }
@@ -108,13 +113,13 @@ impl Format32 {
         matches!(self, Format32::Argb8888 | Format32::Abgr8888)
     }
 
-    pub fn shm(self) -> wayland_client::protocol::wl_shm::Format {
-        use wayland_client::protocol::wl_shm::Format;
+    /// The wl_shm format code (0 and 1 for ARGB8888/XRGB8888, the DRM fourcc otherwise).
+    pub fn shm_code(self) -> u32 {
         match self {
-            Format32::Argb8888 => Format::Argb8888,
-            Format32::Xrgb8888 => Format::Xrgb8888,
-            Format32::Abgr8888 => Format::Abgr8888,
-            Format32::Xbgr8888 => Format::Xbgr8888,
+            Format32::Argb8888 => 0,
+            Format32::Xrgb8888 => 1,
+            Format32::Abgr8888 => crate::fourcc::ABGR8888,
+            Format32::Xbgr8888 => crate::fourcc::XBGR8888,
         }
     }
 
