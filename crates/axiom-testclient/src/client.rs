@@ -98,7 +98,8 @@ pub struct TestClient {
     pub shm: WlShm,
     pub wm_base: XdgWmBase,
     pub output: WlOutput,
-    pub screencopy: ZwlrScreencopyManagerV1,
+    /// None on compositors without wlr-screencopy (weston).
+    pub screencopy: Option<ZwlrScreencopyManagerV1>,
     pub presentation: WpPresentation,
     pub viewporter: WpViewporter,
 }
@@ -115,7 +116,7 @@ impl TestClient {
         let shm = globals.bind(&qh, 1..=1, ())?;
         let wm_base = globals.bind(&qh, 1..=6, ())?;
         let output = globals.bind(&qh, 1..=4, ())?;
-        let screencopy = globals.bind(&qh, 3..=3, ())?;
+        let screencopy = globals.bind(&qh, 3..=3, ()).ok();
         let presentation = globals.bind(&qh, 1..=2, ())?;
         let viewporter = globals.bind(&qh, 1..=1, ())?;
         let mut state = State::default();
@@ -254,14 +255,18 @@ impl TestClient {
 
     /// Takes a screenshot of the whole output through zwlr_screencopy.
     pub fn screenshot(&mut self) -> anyhow::Result<Image> {
-        let frame = self.screencopy.capture_output(0, &self.output, &self.qh, ());
+        let frame = self.screencopy()?.capture_output(0, &self.output, &self.qh, ());
         self.capture(frame)
     }
 
     /// Takes a screenshot of a region of the output.
     pub fn screenshot_region(&mut self, x: i32, y: i32, width: i32, height: i32) -> anyhow::Result<Image> {
-        let frame = self.screencopy.capture_output_region(0, &self.output, x, y, width, height, &self.qh, ());
+        let frame = self.screencopy()?.capture_output_region(0, &self.output, x, y, width, height, &self.qh, ());
         self.capture(frame)
+    }
+
+    fn screencopy(&self) -> anyhow::Result<&ZwlrScreencopyManagerV1> {
+        self.screencopy.as_ref().context("the compositor has no zwlr_screencopy_manager_v1")
     }
 
     fn capture(&mut self, frame: ZwlrScreencopyFrameV1) -> anyhow::Result<Image> {
