@@ -13,14 +13,15 @@ use crate::Axiom;
 impl Axiom {
     /// Called once per refresh interval; `vblank` is this tick's time on CLOCK_MONOTONIC.
     pub fn repaint_tick(&mut self, vblank: Duration) {
-        let damaged = self.needs_redraw;
+        let redraw = self.needs_redraw;
         let capture_waiting = self.pending_captures.iter().any(|c| !c.with_damage);
-        if !damaged && !capture_waiting {
+        if !redraw && !capture_waiting {
             return;
         }
 
         let mut feedback = OutputPresentationFeedback::new(&self.output);
-        if damaged {
+        let mut damage = None;
+        if redraw {
             let output = self.output.clone();
             for window in self.space.elements() {
                 window.take_presentation_feedback(
@@ -30,13 +31,13 @@ impl Axiom {
                 );
             }
             let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats);
-            self.renderer.render(&items);
+            damage = self.renderer.render(&items);
             self.needs_redraw = false;
         }
 
-        self.answer_captures(damaged, vblank);
+        self.answer_captures(damage, vblank);
 
-        if damaged {
+        if redraw {
             self.frame_seq += 1;
             feedback.presented::<_, Monotonic>(
                 vblank,

@@ -20,6 +20,7 @@ use smithay::reexports::wayland_server::{
 use smithay::utils::{Physical, Rectangle};
 use smithay::wayland::shm::with_buffer_contents;
 
+use crate::render::damage::Rect;
 use crate::Axiom;
 
 const MANAGER_VERSION: u32 = 3;
@@ -159,12 +160,12 @@ fn check_buffer(buffer: &WlBuffer, region: Rectangle<i32, Physical>) -> Result<(
 
 impl Axiom {
     /// Answers the captures that can be answered after a repaint.
-    /// `damaged` says whether this repaint changed the output.
-    pub fn answer_captures(&mut self, damaged: bool, presented: Duration) {
+    /// `damage` is the part of the output this repaint changed.
+    pub fn answer_captures(&mut self, damage: Option<Rect>, presented: Duration) {
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_captures)
             .into_iter()
             .filter(|c| c.frame.is_alive())
-            .partition(|c| damaged || !c.with_damage);
+            .partition(|c| damage.is_some() || !c.with_damage);
         self.pending_captures = waiting;
         for capture in ready {
             let copied = with_buffer_contents_mut_checked(&capture.buffer, |dst, stride| {
@@ -173,9 +174,13 @@ impl Axiom {
             match copied {
                 Ok(()) => {
                     capture.frame.flags(zwlr_screencopy_frame_v1::Flags::empty());
-                    if capture.with_damage {
+                    if let Some(d) = damage.filter(|_| capture.with_damage) {
+                        // The changed area, relative to the captured region and clipped to it.
                         let r = capture.region;
-                        capture.frame.damage(0, 0, r.size.w as u32, r.size.h as u32);
+                        let clipped = Rect { x0: d.x0 - r.loc.x, y0: d.y0 - r.loc.y, x1: d.x1 - r.loc.x, y1: d.y1 - r.loc.y }.clamp(r.size.w, r.size.h);
+                        if let Some(c) = clipped {
+                            capture.frame.damage(c.x0 as u32, c.y0 as u32, (c.x1 - c.x0) as u32, (c.y1 - c.y0) as u32);
+                        }
                     }
                     let secs = presented.as_secs();
                     capture.frame.ready((secs >> 32) as u32, secs as u32, presented.subsec_nanos());

@@ -4,10 +4,12 @@
 use smithay::backend::renderer::utils::RendererSurfaceStateUserData;
 use smithay::desktop::{PopupManager, Space, Window};
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::reexports::wayland_server::Resource;
 use smithay::utils::{Logical, Point};
 use smithay::wayland::compositor::{with_surface_tree_upward, TraversalAction};
 
-use super::texture::texture_slot;
+use super::damage::Rect;
+use super::texture::{texture_slot, Imported};
 use crate::dmabuf::ImportStats;
 use crate::handlers::color_representation;
 use super::{DrawItem, DrawUniform, Renderer};
@@ -47,14 +49,16 @@ impl Renderer {
                     _ => TraversalAction::SkipChildren,
                 }
             },
-            |_, states, location| {
+            |surface, states, location| {
                 let Some(data) = states.data_map.get::<RendererSurfaceStateUserData>() else { return };
                 let data = data.lock().unwrap_or_else(|e| e.into_inner());
                 let Some(view) = data.view() else { return };
                 let mut slot = texture_slot(states).lock().unwrap_or_else(|e| e.into_inner());
-                if !self.import_surface(&data, &mut slot, stats) {
-                    return;
-                }
+                let uploaded_rows = match self.import_surface(&data, &mut slot, stats) {
+                    Imported::Nothing => return,
+                    Imported::Unchanged => Vec::new(),
+                    Imported::Updated(rows) => rows,
+                };
                 let Some(texture) = slot.as_ref() else { return };
                 let position = *location + view.offset;
                 // Buffer transforms are not applied yet: src is the viewport crop in buffer pixels.
@@ -72,9 +76,7 @@ impl Renderer {
                     src[3] = -src[3];
                 }
                 let yuv = color_representation::coefficients(states, texture.mode);
-                items.push(DrawItem {
-                    bind_group: texture.bind_group.clone(),
-                    uniform: DrawUniform {
+                let uniform = DrawUniform {
                         dst: [position.x as f32, position.y as f32, view.dst.w as f32, view.dst.h as f32],
                         src,
                         output_size: [output_size.w as f32, output_size.h as f32],
@@ -83,10 +85,31 @@ impl Renderer {
                         opaque: u32::from(texture.opaque),
                         _pad: [0; 2],
                         yuv,
-                    },
+                };
+                items.push(DrawItem {
+                    bind_group: texture.bind_group.clone(),
+                    content_damage: rows_on_output(&uploaded_rows, &uniform),
+                    uniform,
+                    surface: surface.id(),
                 });
             },
             |_, _, _| true,
         );
     }
+}
+
+/// The output area showing buffer rows `rows` (first, count) of a quad.
+fn rows_on_output(rows: &[(u32, u32)], uniform: &DrawUniform) -> Option<Rect> {
+    let [dx, dy, dw, dh] = uniform.dst;
+    let [_, sy, _, sh] = uniform.src;
+    if sh == 0.0 {
+        return None;
+    }
+    let to_output = |row: f32| dy + (row - sy) / sh * dh;
+    rows.iter()
+        .map(|&(first, count)| {
+            let (a, b) = (to_output(first as f32), to_output((first + count) as f32));
+            Rect::from_xywh([dx, a.min(b), dw, (a - b).abs()])
+        })
+        .reduce(Rect::union)
 }

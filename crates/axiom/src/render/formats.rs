@@ -23,6 +23,8 @@ pub enum SampleMode {
     Yuv420 = 5,
     /// Packed Y0 Cb Y1 Cr, one RGBA8 texel per two pixels.
     Yuyv = 6,
+    /// No texture: the colour in the first YUV row (the background).
+    Solid = 7,
 }
 
 impl SampleMode {

@@ -3,11 +3,16 @@
 
 pub mod adapter;
 pub mod compose;
+pub mod damage;
 pub mod formats;
 pub mod readback;
 pub mod texture;
 
 use bytemuck::{Pod, Zeroable};
+use smithay::reexports::wayland_server::backend::ObjectId;
+
+use damage::{frame_damage, DrawKey, Rect};
+use formats::SampleMode;
 use smithay::utils::{Physical, Size};
 
 use crate::cli::GraphicsApi;
@@ -38,6 +43,9 @@ pub struct DrawUniform {
 pub struct DrawItem {
     pub bind_group: wgpu::BindGroup,
     pub uniform: DrawUniform,
+    pub surface: ObjectId,
+    /// The output area whose content changed since the previous frame (new rows uploaded).
+    pub content_damage: Option<Rect>,
 }
 
 pub struct Renderer {
@@ -54,6 +62,12 @@ pub struct Renderer {
     output_view: wgpu::TextureView,
     output_size: Size<i32, Physical>,
     readback: Option<readback::ReadbackBuffer>,
+    /// Plane bindings for draws that sample nothing (the background).
+    empty_planes: wgpu::BindGroup,
+    /// The quads of the last frame, to find what changed.
+    previous: Vec<DrawKey>,
+    /// The output texture holds nothing valid yet: repaint all of it.
+    full_damage: bool,
 }
 
 impl Renderer {
@@ -134,6 +148,7 @@ impl Renderer {
 
         let (uniform_buffer, uniform_bind_group) = create_uniforms(&device, &uniform_layout, 64);
         let (output_texture, output_view) = create_output(&device, output_size);
+        let empty_planes = create_empty_planes(&device, &texture_layout);
         tracing::info!(
             adapter = %adapter_info.name,
             backend = ?adapter_info.backend,
@@ -155,6 +170,9 @@ impl Renderer {
             output_view,
             output_size,
             readback: None,
+            empty_planes,
+            previous: Vec::new(),
+            full_damage: true,
         })
     }
 
@@ -167,29 +185,50 @@ impl Renderer {
         self.device.limits().max_texture_dimension_2d
     }
 
-    /// Draws `items` over the background into the output texture and waits
-    /// until the GPU has finished, so that the frame can be reported presented.
-    pub fn render(&mut self, items: &[DrawItem]) {
-        self.ensure_uniform_capacity(items.len());
-        let mut uniforms = vec![0u8; items.len() * UNIFORM_STRIDE as usize];
-        for (i, item) in items.iter().enumerate() {
+    /// Repaints the part of the output that `items` changed since the last
+    /// frame and waits until the GPU has finished, so that the frame can be
+    /// reported presented. Returns the repainted area, None if nothing changed.
+    pub fn render(&mut self, items: &[DrawItem]) -> Option<Rect> {
+        let next: Vec<(DrawKey, Option<Rect>)> = items
+            .iter()
+            .map(|i| (DrawKey { surface: i.surface.clone(), uniform: i.uniform }, i.content_damage))
+            .collect();
+        let (w, h) = (self.output_size.w, self.output_size.h);
+        let mut damage = frame_damage(&self.previous, &next);
+        if std::mem::take(&mut self.full_damage) {
+            damage = Some(Rect { x0: 0, y0: 0, x1: w, y1: h });
+        }
+        self.previous = next.into_iter().map(|(key, _)| key).collect();
+        let damage = damage?.clamp(w, h)?;
+
+        // Draw 0 clears the damaged area to the background; the surfaces follow, bottom first.
+        let background = DrawUniform {
+            dst: [damage.x0 as f32, damage.y0 as f32, (damage.x1 - damage.x0) as f32, (damage.y1 - damage.y0) as f32],
+            output_size: [w as f32, h as f32],
+            buffer_size: [1.0, 1.0],
+            mode: SampleMode::Solid as u32,
+            opaque: 1,
+            yuv: [BACKGROUND.map(|c| f32::from(c) / 255.0), [0.0; 4], [0.0; 4]],
+            ..DrawUniform::zeroed()
+        };
+        let uniforms_of = std::iter::once(&background).chain(items.iter().map(|i| &i.uniform));
+        self.ensure_uniform_capacity(items.len() + 1);
+        let mut uniforms = vec![0u8; (items.len() + 1) * UNIFORM_STRIDE as usize];
+        for (i, uniform) in uniforms_of.enumerate() {
             let at = i * UNIFORM_STRIDE as usize;
-            uniforms[at..at + std::mem::size_of::<DrawUniform>()].copy_from_slice(bytemuck::bytes_of(&item.uniform));
+            uniforms[at..at + std::mem::size_of::<DrawUniform>()].copy_from_slice(bytemuck::bytes_of(uniform));
         }
-        if !uniforms.is_empty() {
-            self.queue.write_buffer(&self.uniform_buffer, 0, &uniforms);
-        }
+        self.queue.write_buffer(&self.uniform_buffer, 0, &uniforms);
 
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
         {
-            let [r, g, b, a] = BACKGROUND.map(|c| f64::from(c) / 255.0);
             let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: Some("compose"),
                 color_attachments: &[Some(wgpu::RenderPassColorAttachment {
                     view: &self.output_view,
                     depth_slice: None,
                     resolve_target: None,
-                    ops: wgpu::Operations { load: wgpu::LoadOp::Clear(wgpu::Color { r, g, b, a }), store: wgpu::StoreOp::Store },
+                    ops: wgpu::Operations { load: wgpu::LoadOp::Load, store: wgpu::StoreOp::Store },
                 })],
                 depth_stencil_attachment: None,
                 timestamp_writes: None,
@@ -197,9 +236,11 @@ impl Renderer {
                 multiview_mask: None,
             });
             pass.set_pipeline(&self.pipeline);
-            for (i, item) in items.iter().enumerate() {
+            pass.set_scissor_rect(damage.x0 as u32, damage.y0 as u32, (damage.x1 - damage.x0) as u32, (damage.y1 - damage.y0) as u32);
+            let bind_groups = std::iter::once(&self.empty_planes).chain(items.iter().map(|i| &i.bind_group));
+            for (i, bind_group) in bind_groups.enumerate() {
                 pass.set_bind_group(0, &self.uniform_bind_group, &[(i as u64 * UNIFORM_STRIDE) as u32]);
-                pass.set_bind_group(1, &item.bind_group, &[]);
+                pass.set_bind_group(1, bind_group, &[]);
                 pass.draw(0..4, 0..1);
             }
         }
@@ -207,6 +248,7 @@ impl Renderer {
         if let Err(err) = self.device.poll(wgpu::PollType::wait_indefinitely()) {
             tracing::error!("waiting for the frame failed: {err}");
         }
+        Some(damage)
     }
 
     fn ensure_uniform_capacity(&mut self, draws: usize) {
@@ -240,6 +282,26 @@ fn create_uniforms(device: &wgpu::Device, layout: &wgpu::BindGroupLayout, draws:
         }],
     });
     (buffer, bind_group)
+}
+
+/// A 1x1 texture in every plane slot, for draws that sample nothing.
+fn create_empty_planes(device: &wgpu::Device, layout: &wgpu::BindGroupLayout) -> wgpu::BindGroup {
+    let texture = device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("empty plane"),
+        size: wgpu::Extent3d { width: 1, height: 1, depth_or_array_layers: 1 },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba8Unorm,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING,
+        view_formats: &[],
+    });
+    let view = texture.create_view(&Default::default());
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("empty planes"),
+        layout,
+        entries: &[0, 1, 2].map(|binding| wgpu::BindGroupEntry { binding, resource: wgpu::BindingResource::TextureView(&view) }),
+    })
 }
 
 fn create_output(device: &wgpu::Device, size: Size<i32, Physical>) -> (wgpu::Texture, wgpu::TextureView) {

@@ -94,6 +94,9 @@ fn sample(p: vec2<i32>) -> vec4<f32> {
             let y = select(t.r, t.b, (p.x & 1) == 1);
             return yuv_to_rgb(code8(y), code8(t.g), code8(t.a));
         }
+        case 7u: { // solid colour (premultiplied)
+            return draw.yuv_r;
+        }
         default: {
             return textureLoad(plane0, p, 0);
         }

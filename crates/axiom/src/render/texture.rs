@@ -30,6 +30,17 @@ pub struct SurfaceTexture {
     commit: CommitCounter,
 }
 
+/// What an import did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Imported {
+    /// The surface has no buffer: nothing to draw.
+    Nothing,
+    /// The texture already holds this commit (or the import failed and the previous contents stay).
+    Unchanged,
+    /// These buffer rows (first, count) were uploaded.
+    Updated(Vec<(u32, u32)>),
+}
+
 /// Per-surface slot for its texture, kept in the surface's data map so that
 /// it is dropped with the surface.
 pub type SurfaceTextureSlot = Mutex<Option<SurfaceTexture>>;
@@ -49,47 +60,47 @@ struct TextureShape<'a> {
 
 impl Renderer {
     /// Brings the surface's texture up to date with its current buffer.
-    /// Returns false when there is nothing to draw.
     pub fn import_surface(
         &self,
         surface_state: &RendererSurfaceState,
         slot: &mut Option<SurfaceTexture>,
         stats: &mut ImportStats,
-    ) -> bool {
+    ) -> Imported {
         let Some(buffer) = surface_state.buffer() else {
             *slot = None;
-            return false;
+            return Imported::Nothing;
         };
         let commit = surface_state.current_commit();
         if slot.as_ref().is_some_and(|t| t.commit == commit) {
-            return true;
+            return Imported::Unchanged;
         }
         let since = slot.as_ref().map(|t| t.commit);
         let damage = surface_state.damage_since(since);
         let damaged_rows = || damage.iter().map(|r| (r.loc.y, r.size.h));
         let imported = match buffer_type(buffer) {
             Some(BufferType::Shm) => with_buffer_contents(buffer, |ptr, len, info| {
-                let Some(format) = shm_format(info.format) else { return false };
+                let Some(format) = shm_format(info.format) else { return None };
                 let layout = PlaneLayout { block_w: 1, block_h: 1, bytes_per_block: format.bytes_per_pixel, texture: format.texture };
                 let (Ok(w), Ok(h), Ok(stride), Ok(offset)) =
                     (u32::try_from(info.width), u32::try_from(info.height), u64::try_from(info.stride), u64::try_from(info.offset))
                 else {
-                    return false;
+                    return None;
                 };
                 let shape = TextureShape { size: (w, h), planes: std::slice::from_ref(&layout), mode: format.mode, opaque: format.opaque };
                 let rows = self.prepare(slot, &shape, damaged_rows());
                 // SAFETY: smithay maps the pool for the duration of this closure and turns a
                 // SIGBUS (a client shrinking its pool) into an error instead of a crash.
                 let pool = unsafe { std::slice::from_raw_parts(ptr, len) };
-                rows.into_iter().all(|(first, count)| {
+                let uploaded = rows.iter().all(|&(first, count)| {
                     let span = RowSpan { offset, stride, row_bytes: layout.row_bytes(w), first: u64::from(first), count: u64::from(count) };
                     let bytes = span_slice(pool, span);
                     bytes.is_some_and(|bytes| self.write_rows(slot, 0, &layout, span, bytes))
-                })
+                });
+                uploaded.then_some(rows)
             })
             .unwrap_or_else(|err| {
                 tracing::debug!("shm buffer unreadable: {err:?}");
-                false
+                None
             }),
             Some(BufferType::SinglePixel) => match get_single_pixel_buffer(buffer) {
                 Ok(pixel) => {
@@ -99,24 +110,24 @@ impl Renderer {
                     let shape = TextureShape { size: (1, 1), planes: std::slice::from_ref(&layout), mode: SampleMode::Direct, opaque: false };
                     self.prepare(slot, &shape, std::iter::empty());
                     let span = RowSpan { offset: 0, stride: 4, row_bytes: 4, first: 0, count: 1 };
-                    self.write_rows(slot, 0, &layout, span, &rgba)
+                    self.write_rows(slot, 0, &layout, span, &rgba).then(|| vec![(0, 1)])
                 }
-                Err(_) => false,
+                Err(_) => None,
             },
             Some(BufferType::Dma) => match get_dmabuf(buffer) {
                 Ok(dmabuf) => self.import_dmabuf_cpu(dmabuf, damaged_rows(), slot, stats),
-                Err(_) => false,
+                Err(_) => None,
             },
-            _ => false,
+            _ => None,
         };
-        match slot {
-            Some(texture) if imported => {
+        match (slot, imported) {
+            (Some(texture), Some(rows)) => {
                 texture.commit = commit;
-                true
+                Imported::Updated(rows)
             }
             // Keep showing the previous contents if this import failed.
-            Some(_) => true,
-            None => false,
+            (Some(_), None) => Imported::Unchanged,
+            (None, _) => Imported::Nothing,
         }
     }
 
@@ -127,10 +138,10 @@ impl Renderer {
         damaged_rows: impl Iterator<Item = (i32, i32)>,
         slot: &mut Option<SurfaceTexture>,
         stats: &mut ImportStats,
-    ) -> bool {
-        let Some(format) = dmabuf_format(dmabuf.format().code as u32) else { return false };
+    ) -> Option<Vec<(u32, u32)>> {
+        let format = dmabuf_format(dmabuf.format().code as u32)?;
         let size = dmabuf.size();
-        let (Ok(w), Ok(h)) = (u32::try_from(size.w), u32::try_from(size.h)) else { return false };
+        let (w, h) = (u32::try_from(size.w).ok()?, u32::try_from(size.h).ok()?);
         let shape = TextureShape { size: (w, h), planes: format.planes, mode: format.mode, opaque: format.opaque };
         let rows = self.prepare(slot, &shape, damaged_rows);
         if let Some(texture) = slot.as_mut() {
@@ -138,7 +149,7 @@ impl Renderer {
         }
         let planes = dmabuf.handles().zip(dmabuf.offsets()).zip(dmabuf.strides());
         for (index, ((fd, offset), stride)) in planes.enumerate() {
-            let Some(layout) = format.planes.get(index) else { return false };
+            let layout = format.planes.get(index)?;
             for &(first, count) in &rows {
                 // Luma rows first..first+count touch these rows of a subsampled plane.
                 let plane_first = first / layout.block_h;
@@ -152,17 +163,17 @@ impl Renderer {
                 };
                 match read_rows(fd.as_fd(), span, |bytes| self.write_rows(slot, index, layout, span, bytes)) {
                     Ok(true) => stats.cpu_bytes += span.len_bytes(),
-                    Ok(false) => return false,
+                    Ok(false) => return None,
                     Err(err) => {
                         tracing::warn!("DMA-BUF: CPU import skipped a frame: {err}");
                         stats.cpu_skipped += 1;
-                        return false;
+                        return None;
                     }
                 }
             }
         }
         stats.cpu_imports += 1;
-        true
+        Some(rows)
     }
 
     /// Makes `slot` hold textures of `shape`, and returns the luma row ranges

@@ -56,3 +56,46 @@ fn subsurfaces_and_popups_stack_in_order() {
         .collect();
     assert!(failures.is_empty(), "{} (screenshot {})", failures.join("; "), save_png(&shot, "stacking"));
 }
+
+#[test]
+fn unmapping_repaints_what_was_underneath() {
+    // Only damaged areas are repainted: closing windows must still leave exactly
+    // what lies beneath them.
+    let compositor = start(OUT_W, OUT_H);
+    let mut client = compositor.connect().unwrap();
+    let red = Rgba::opaque(255, 0, 0);
+    let green = Rgba::opaque(0, 255, 0);
+    let below = client.create_window("below").unwrap();
+    let big = client.create_buffer(&Image::solid(100, 60, red), Format32::Xrgb8888, 400, 0xff).unwrap();
+    client.present(&below.surface, &big).unwrap();
+    let above = client.create_window("above").unwrap();
+    let small = client.create_buffer(&Image::solid(40, 40, green), Format32::Xrgb8888, 160, 0xff).unwrap();
+    client.present(&above.surface, &small).unwrap();
+    let (sx, sy) = centred(OUT_W, OUT_H, 40, 40);
+    assert_eq!(client.screenshot().unwrap().pixel(sx + 20, sy + 20), green);
+
+    above.toplevel.destroy();
+    above.xdg_surface.destroy();
+    above.surface.destroy();
+    client.roundtrip().unwrap();
+    client.commit_and_wait_frame(&below.surface).unwrap();
+    let mut expected = Image::solid(OUT_W, OUT_H, BACKGROUND);
+    let (bx, by) = centred(OUT_W, OUT_H, 100, 60);
+    expected = Image::new(OUT_W, OUT_H, |x, y| {
+        if (bx..bx + 100).contains(&x) && (by..by + 60).contains(&y) { red } else { expected.pixel(x, y) }
+    });
+    crate::common::assert_image(&client.screenshot().unwrap(), &expected, 0, "unmap-above");
+
+    below.toplevel.destroy();
+    below.xdg_surface.destroy();
+    below.surface.destroy();
+    client.roundtrip().unwrap();
+    // Another client's commit drives the next repaint.
+    let mut other = compositor.connect().unwrap();
+    let tiny = other.create_window("tiny").unwrap();
+    let pixel = other.create_buffer(&Image::solid(2, 2, green), Format32::Xrgb8888, 8, 0xff).unwrap();
+    other.present(&tiny.surface, &pixel).unwrap();
+    let (tx, ty) = centred(OUT_W, OUT_H, 2, 2);
+    let expected = Image::new(OUT_W, OUT_H, |x, y| if (tx..tx + 2).contains(&x) && (ty..ty + 2).contains(&y) { green } else { BACKGROUND });
+    crate::common::assert_image(&other.screenshot().unwrap(), &expected, 0, "unmap-all");
+}
