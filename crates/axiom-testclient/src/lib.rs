@@ -11,4 +11,4 @@ pub mod memfd;
 pub use client::{Buffer, TestClient, Window};
 pub use harness::Compositor;
 pub use axiom_formats::image::{self, Image, Rgba};
-pub use axiom_formats::{convert, encode, fourcc};
+pub use axiom_formats::{convert, encode, fourcc, layout};

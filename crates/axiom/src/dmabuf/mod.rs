@@ -38,6 +38,10 @@ pub struct ImportStats {
     pub cpu_imports: u64,
     pub cpu_bytes: u64,
     pub cpu_skipped: u64,
+    /// Step 2: dma-bufs imported as Vulkan buffers and read in place.
+    pub vulkan_buffer: u64,
+    /// Vulkan imports that failed and fell back to the CPU.
+    pub vulkan_failed: u64,
 }
 
 pub struct DmabufState {
@@ -139,12 +143,14 @@ impl DmabufState {
     pub fn log_stats(&self) {
         let s = self.stats;
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image=0 vulkan_buffer=0 host_pointer=0",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image=0 vulkan_buffer={} vulkan_failed={} host_pointer=0",
             s.created,
             s.failed,
             s.cpu_imports,
             s.cpu_bytes,
-            s.cpu_skipped
+            s.cpu_skipped,
+            s.vulkan_buffer,
+            s.vulkan_failed
         );
     }
 }

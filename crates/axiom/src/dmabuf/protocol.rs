@@ -266,6 +266,11 @@ impl Dispatch<WlBuffer, Dmabuf> for Axiom {
             state.buffer_destroyed(buffer);
         }
     }
+
+    fn destroyed(state: &mut Self, _client: smithay::reexports::wayland_server::backend::ClientId, buffer: &WlBuffer, _data: &Dmabuf) {
+        // Also when the client goes away without destroying its buffers.
+        state.renderer.imports.forget(&buffer.id());
+    }
 }
 
 /// DRM fourcc as the seed's log lines print it.

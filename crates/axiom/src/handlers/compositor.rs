@@ -4,7 +4,7 @@ use smithay::backend::renderer::utils::on_commit_buffer_handler;
 use smithay::delegate_compositor;
 use smithay::delegate_shm;
 use smithay::reexports::wayland_server::protocol::{wl_buffer, wl_surface::WlSurface};
-use smithay::reexports::wayland_server::Client;
+use smithay::reexports::wayland_server::{Client, Resource};
 use smithay::wayland::buffer::BufferHandler;
 use smithay::wayland::compositor::{get_parent, is_sync_subsurface, CompositorClientState, CompositorHandler, CompositorState};
 use smithay::wayland::shm::{ShmHandler, ShmState};
@@ -47,7 +47,9 @@ impl CompositorHandler for Axiom {
 }
 
 impl BufferHandler for Axiom {
-    fn buffer_destroyed(&mut self, _buffer: &wl_buffer::WlBuffer) {}
+    fn buffer_destroyed(&mut self, buffer: &wl_buffer::WlBuffer) {
+        self.renderer.imports.forget(&buffer.id());
+    }
 }
 
 impl ShmHandler for Axiom {

@@ -6,7 +6,15 @@ use crate::cli::GraphicsApi;
 const NO_ADAPTER: &str = "no Vulkan or OpenGL ES adapter found. On Debian 12 install Mesa 25 from \
      bookworm-backports: `apt-get install -t bookworm-backports mesa-vulkan-drivers` (lavapipe needs no GPU)";
 
-pub fn open(api: GraphicsApi) -> anyhow::Result<(wgpu::Adapter, wgpu::Device, wgpu::Queue)> {
+/// An adapter with its device, and the Vulkan device extensions the import ladder enabled.
+pub struct Opened {
+    pub adapter: wgpu::Adapter,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub vulkan_extensions: Vec<&'static std::ffi::CStr>,
+}
+
+pub fn open(api: GraphicsApi) -> anyhow::Result<Opened> {
     let candidates: &[wgpu::Backends] = match api {
         GraphicsApi::Auto => &[wgpu::Backends::VULKAN, wgpu::Backends::GL],
         GraphicsApi::Vulkan => &[wgpu::Backends::VULKAN],
@@ -25,7 +33,7 @@ pub fn open(api: GraphicsApi) -> anyhow::Result<(wgpu::Adapter, wgpu::Device, wg
     Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no backend tried")).context(NO_ADAPTER))
 }
 
-async fn open_with(backends: wgpu::Backends) -> anyhow::Result<(wgpu::Adapter, wgpu::Device, wgpu::Queue)> {
+async fn open_with(backends: wgpu::Backends) -> anyhow::Result<Opened> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends,
         ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -36,13 +44,19 @@ async fn open_with(backends: wgpu::Backends) -> anyhow::Result<(wgpu::Adapter, w
             ..Default::default()
         })
         .await?;
-    let (device, queue) = adapter
-        .request_device(&wgpu::DeviceDescriptor {
-            label: Some("axiom"),
-            required_features: wgpu::Features::empty(),
-            required_limits: wgpu::Limits::downlevel_defaults().using_resolution(adapter.limits()),
-            ..Default::default()
-        })
-        .await?;
-    Ok((adapter, device, queue))
+    let desc = wgpu::DeviceDescriptor {
+        label: Some("axiom"),
+        required_features: wgpu::Features::empty(),
+        required_limits: wgpu::Limits::downlevel_defaults().using_resolution(adapter.limits()),
+        ..Default::default()
+    };
+    // With the Vulkan ladder, open wgpu's device ourselves so that the import extensions
+    // are enabled on the very device the renderer uses.
+    #[cfg(feature = "dmabuf-vulkan")]
+    if adapter.get_info().backend == wgpu::Backend::Vulkan {
+        let (device, queue, vulkan_extensions) = super::vulkan::open_device(&adapter, &desc)?;
+        return Ok(Opened { adapter, device, queue, vulkan_extensions });
+    }
+    let (device, queue) = adapter.request_device(&desc).await?;
+    Ok(Opened { adapter, device, queue, vulkan_extensions: Vec::new() })
 }

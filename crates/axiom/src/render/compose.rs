@@ -83,8 +83,8 @@ impl Renderer {
                         buffer_size: [bw as f32, bh as f32],
                         mode: texture.mode as u32,
                         opaque: u32::from(texture.opaque),
-                        _pad: [0; 2],
                         yuv,
+                        ..texture.source_uniform()
                 };
                 items.push(DrawItem {
                     bind_group: texture.bind_group.clone(),

@@ -2,11 +2,14 @@
 //! composed into, front to back in stacking order.
 
 pub mod adapter;
+pub mod buffer_source;
 pub mod compose;
 pub mod damage;
 pub mod formats;
 pub mod readback;
 pub mod texture;
+#[cfg(feature = "dmabuf-vulkan")]
+pub mod vulkan;
 
 use bytemuck::{Pod, Zeroable};
 use smithay::reexports::wayland_server::backend::ObjectId;
@@ -34,9 +37,15 @@ pub struct DrawUniform {
     pub buffer_size: [f32; 2],
     pub mode: u32,
     pub opaque: u32,
-    pub _pad: [u32; 2],
+    /// 0: planes are textures; 1: planes are read from an imported buffer.
+    pub source: u32,
+    pub _pad: u32,
     /// (Y, Cb, Cr, 1) to R, G, B.
     pub yuv: [[f32; 4]; 3],
+    /// For source 1: per plane byte offsets, strides and texel kinds.
+    pub plane_offset: [u32; 4],
+    pub plane_stride: [u32; 4],
+    pub plane_kind: [u32; 4],
 }
 
 /// One quad of a frame: a surface texture placed on the output.
@@ -62,8 +71,17 @@ pub struct Renderer {
     output_view: wgpu::TextureView,
     output_size: Size<i32, Physical>,
     readback: Option<readback::ReadbackBuffer>,
+    /// Bound at binding 3 by draws whose planes are textures, when the shader can
+    /// read planes from imported buffers.
+    pub(crate) no_words: Option<wgpu::Buffer>,
+    /// Buffer imports per wl_buffer.
+    pub imports: buffer_source::ImportCache,
+    #[cfg(feature = "dmabuf-vulkan")]
+    pub(crate) vulkan: Option<vulkan::VulkanImporter>,
     /// Plane bindings for draws that sample nothing (the background).
     empty_planes: wgpu::BindGroup,
+    #[cfg(feature = "dmabuf-vulkan")]
+    empty_texture: wgpu::Texture,
     /// The quads of the last frame, to find what changed.
     previous: Vec<DrawKey>,
     /// The output texture holds nothing valid yet: repaint all of it.
@@ -72,14 +90,27 @@ pub struct Renderer {
 
 impl Renderer {
     pub fn new(api: GraphicsApi, output_size: Size<i32, Physical>) -> anyhow::Result<Self> {
-        let (adapter, device, queue) = adapter::open(api)?;
+        let opened = adapter::open(api)?;
+        let (adapter, device, queue) = (opened.adapter, opened.device, opened.queue);
         let adapter_info = adapter.get_info();
         // A validation error is a bug of ours, never a reason to take every client down.
         device.on_uncaptured_error(std::sync::Arc::new(|err| tracing::error!("wgpu: {err}")));
 
+        #[cfg(feature = "dmabuf-vulkan")]
+        let vulkan = vulkan::VulkanImporter::new(&device, &opened.vulkan_extensions);
+        #[cfg(feature = "dmabuf-vulkan")]
+        match &vulkan {
+            Some(importer) => tracing::info!("DMA-BUF import ladder: {}", importer.describe()),
+            None => tracing::info!("DMA-BUF: the renderer is not on Vulkan, using CPU copy"),
+        }
+        #[cfg(feature = "dmabuf-vulkan")]
+        let buffer_source = vulkan.as_ref().is_some_and(|v| v.dmabuf_buffers);
+        #[cfg(not(feature = "dmabuf-vulkan"))]
+        let buffer_source = false;
+
         let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("axiom compose shader"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("shader.wgsl").into()),
+            source: wgpu::ShaderSource::Wgsl(buffer_source::shader_source(buffer_source).into()),
         });
         let uniform_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("draw uniform"),
@@ -96,16 +127,7 @@ impl Renderer {
         });
         let texture_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("surface planes"),
-            entries: &[0, 1, 2].map(|binding| wgpu::BindGroupLayoutEntry {
-                binding,
-                visibility: wgpu::ShaderStages::FRAGMENT,
-                ty: wgpu::BindingType::Texture {
-                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                    view_dimension: wgpu::TextureViewDimension::D2,
-                    multisampled: false,
-                },
-                count: None,
-            }),
+            entries: &plane_layout_entries(buffer_source),
         });
         let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("compose"),
@@ -148,7 +170,11 @@ impl Renderer {
 
         let (uniform_buffer, uniform_bind_group) = create_uniforms(&device, &uniform_layout, 64);
         let (output_texture, output_view) = create_output(&device, output_size);
-        let empty_planes = create_empty_planes(&device, &texture_layout);
+        let no_words = buffer_source.then(|| {
+            device.create_buffer(&wgpu::BufferDescriptor { label: Some("no words"), size: 4, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false })
+        });
+        let empty_texture = create_empty_texture(&device);
+        let empty_planes = plane_bind_group(&device, &texture_layout, &[empty_texture.create_view(&Default::default())], no_words.as_ref());
         tracing::info!(
             adapter = %adapter_info.name,
             backend = ?adapter_info.backend,
@@ -170,7 +196,13 @@ impl Renderer {
             output_view,
             output_size,
             readback: None,
+            no_words,
+            imports: Default::default(),
+            #[cfg(feature = "dmabuf-vulkan")]
+            vulkan,
             empty_planes,
+            #[cfg(feature = "dmabuf-vulkan")]
+            empty_texture,
             previous: Vec::new(),
             full_damage: true,
         })
@@ -251,6 +283,12 @@ impl Renderer {
         Some(damage)
     }
 
+    /// A view of a 1x1 texture, for plane slots nothing reads.
+    #[cfg(feature = "dmabuf-vulkan")]
+    pub(crate) fn empty_view(&self) -> wgpu::TextureView {
+        self.empty_texture.create_view(&Default::default())
+    }
+
     fn ensure_uniform_capacity(&mut self, draws: usize) {
         let needed = (draws.max(1) as u64) * UNIFORM_STRIDE;
         if self.uniform_buffer.size() < needed {
@@ -284,9 +322,51 @@ fn create_uniforms(device: &wgpu::Device, layout: &wgpu::BindGroupLayout, draws:
     (buffer, bind_group)
 }
 
-/// A 1x1 texture in every plane slot, for draws that sample nothing.
-fn create_empty_planes(device: &wgpu::Device, layout: &wgpu::BindGroupLayout) -> wgpu::BindGroup {
-    let texture = device.create_texture(&wgpu::TextureDescriptor {
+/// Three texture planes, and with `buffer_source` the storage buffer planes are read from.
+fn plane_layout_entries(buffer_source: bool) -> Vec<wgpu::BindGroupLayoutEntry> {
+    let mut entries: Vec<_> = [0, 1, 2]
+        .map(|binding| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::FRAGMENT,
+            ty: wgpu::BindingType::Texture {
+                sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                view_dimension: wgpu::TextureViewDimension::D2,
+                multisampled: false,
+            },
+            count: None,
+        })
+        .into();
+    if buffer_source {
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding: 3,
+            visibility: wgpu::ShaderStages::FRAGMENT,
+            ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only: true }, has_dynamic_offset: false, min_binding_size: None },
+            count: None,
+        });
+    }
+    entries
+}
+
+/// The plane bind group: `views` for the three texture planes (the first repeated where
+/// fewer), and `words` for planes in a buffer (the placeholder where none).
+pub(crate) fn plane_bind_group(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    views: &[wgpu::TextureView],
+    words: Option<&wgpu::Buffer>,
+) -> wgpu::BindGroup {
+    let view = |i: usize| views.get(i).unwrap_or(&views[0]);
+    let mut entries: Vec<wgpu::BindGroupEntry<'_>> =
+        (0..3).map(|i| wgpu::BindGroupEntry { binding: i as u32, resource: wgpu::BindingResource::TextureView(view(i)) }).collect();
+    if let Some(words) = words {
+        entries.push(wgpu::BindGroupEntry { binding: 3, resource: words.as_entire_binding() });
+    }
+    device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some("surface planes"), layout, entries: &entries })
+}
+
+/// A 1x1 texture for plane slots that nothing samples.
+fn create_empty_texture(device: &wgpu::Device) -> wgpu::Texture {
+    device.create_texture(&wgpu::TextureDescriptor {
         label: Some("empty plane"),
         size: wgpu::Extent3d { width: 1, height: 1, depth_or_array_layers: 1 },
         mip_level_count: 1,
@@ -295,12 +375,6 @@ fn create_empty_planes(device: &wgpu::Device, layout: &wgpu::BindGroupLayout) ->
         format: wgpu::TextureFormat::Rgba8Unorm,
         usage: wgpu::TextureUsages::TEXTURE_BINDING,
         view_formats: &[],
-    });
-    let view = texture.create_view(&Default::default());
-    device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("empty planes"),
-        layout,
-        entries: &[0, 1, 2].map(|binding| wgpu::BindGroupEntry { binding, resource: wgpu::BindingResource::TextureView(&view) }),
     })
 }
 

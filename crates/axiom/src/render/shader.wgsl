@@ -14,12 +14,17 @@ struct Draw {
     mode: u32,
     // 1: the format has no alpha, treat it as opaque.
     opaque: u32,
-    _pad0: u32,
+    // 0: planes are textures; 1: planes are read from the imported buffer `words`.
+    source: u32,
     _pad1: u32,
-    // Rows of the 3x4 matrix from (Y, Cb, Cr, 1) code values to RGB (convert/mod.rs).
+    // Rows of the 3x4 matrix from (Y, Cb, Cr, 1) code values to RGB (axiom_formats::convert).
     yuv_r: vec4<f32>,
     yuv_g: vec4<f32>,
     yuv_b: vec4<f32>,
+    // For source 1, per plane: byte offset, stride, and texel kind (render/buffer_source.rs).
+    plane_offset: vec4<u32>,
+    plane_stride: vec4<u32>,
+    plane_kind: vec4<u32>,
 };
 
 @group(0) @binding(0) var<uniform> draw: Draw;
@@ -65,32 +70,50 @@ fn yuv_to_rgb(y: f32, cb: f32, cr: f32) -> vec4<f32> {
     return vec4<f32>(clamp(rgb, vec3<f32>(0.0), vec3<f32>(1.0)), 1.0);
 }
 
+// Texel `p` of plane `plane`, as textureLoad of that plane's texture format returns it.
+fn fetch(plane: u32, p: vec2<i32>) -> vec4<f32> {
+    if (draw.source == 1u) {
+        return fetch_buffer(plane, p);
+    }
+    switch plane {
+        case 1u: {
+            return textureLoad(plane1, p, 0);
+        }
+        case 2u: {
+            return textureLoad(plane2, p, 0);
+        }
+        default: {
+            return textureLoad(plane0, p, 0);
+        }
+    }
+}
+
 fn sample(p: vec2<i32>) -> vec4<f32> {
     let half = p / 2;
     switch draw.mode {
         case 1u: {
-            return textureLoad(plane0, p, 0).bgra;
+            return fetch(0u, p).bgra;
         }
         case 2u: {
-            return unpack_rgb565(textureLoad(plane0, p, 0));
+            return unpack_rgb565(fetch(0u, p));
         }
         case 3u: { // NV12
-            let y = code8(textureLoad(plane0, p, 0).r);
-            let c = textureLoad(plane1, half, 0);
+            let y = code8(fetch(0u, p).r);
+            let c = fetch(1u, half);
             return yuv_to_rgb(y, code8(c.r), code8(c.g));
         }
         case 4u: { // P010: 16-bit samples, 10 significant bits at the top
-            let t = textureLoad(plane0, p, 0);
-            let c = textureLoad(plane1, half, 0);
+            let t = fetch(0u, p);
+            let c = fetch(1u, half);
             let y = floor(code16(t.r, t.g) / 64.0);
             return yuv_to_rgb(y, floor(code16(c.r, c.g) / 64.0), floor(code16(c.b, c.a) / 64.0));
         }
         case 5u: { // YUV420, three planes
-            let y = code8(textureLoad(plane0, p, 0).r);
-            return yuv_to_rgb(y, code8(textureLoad(plane1, half, 0).r), code8(textureLoad(plane2, half, 0).r));
+            let y = code8(fetch(0u, p).r);
+            return yuv_to_rgb(y, code8(fetch(1u, half).r), code8(fetch(2u, half).r));
         }
         case 6u: { // YUYV: Y0 Cb Y1 Cr per texel
-            let t = textureLoad(plane0, vec2<i32>(p.x / 2, p.y), 0);
+            let t = fetch(0u, vec2<i32>(p.x / 2, p.y));
             let y = select(t.r, t.b, (p.x & 1) == 1);
             return yuv_to_rgb(code8(y), code8(t.g), code8(t.a));
         }
@@ -98,7 +121,7 @@ fn sample(p: vec2<i32>) -> vec4<f32> {
             return draw.yuv_r;
         }
         default: {
-            return textureLoad(plane0, p, 0);
+            return fetch(0u, p);
         }
     }
 }

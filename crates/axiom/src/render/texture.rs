@@ -5,6 +5,7 @@ use std::os::fd::AsFd;
 use std::sync::Mutex;
 
 use smithay::backend::allocator::Buffer as _;
+use smithay::reexports::wayland_server::Resource;
 use smithay::backend::renderer::utils::{CommitCounter, RendererSurfaceState};
 use smithay::backend::renderer::{buffer_type, BufferType};
 use smithay::wayland::compositor::SurfaceData;
@@ -19,7 +20,10 @@ use crate::dmabuf::formats::{dmabuf_format, PlaneLayout};
 use crate::dmabuf::ImportStats;
 
 pub struct SurfaceTexture {
+    /// One texture per plane (empty when the planes are read from an imported buffer).
     planes: Vec<wgpu::Texture>,
+    /// Where the shader reads planes from an imported buffer: offsets, strides, kinds.
+    buffer_planes: Option<[[u32; 4]; 3]>,
     pub bind_group: wgpu::BindGroup,
     pub mode: SampleMode,
     pub opaque: bool,
@@ -115,7 +119,10 @@ impl Renderer {
                 Err(_) => None,
             },
             Some(BufferType::Dma) => match get_dmabuf(buffer) {
-                Ok(dmabuf) => self.import_dmabuf_cpu(dmabuf, damaged_rows(), slot, stats),
+                Ok(dmabuf) => match self.import_dmabuf_vulkan(buffer.id(), dmabuf, slot, stats) {
+                    Some(()) => Some(merge_rows(damaged_rows(), dmabuf.height())),
+                    None => self.import_dmabuf_cpu(dmabuf, damaged_rows(), slot, stats),
+                },
                 Err(_) => None,
             },
             _ => None,
@@ -129,6 +136,103 @@ impl Renderer {
             (Some(_), None) => Imported::Unchanged,
             (None, _) => Imported::Nothing,
         }
+    }
+
+    /// Step 2 of the ladder: the dma-buf's memory as a buffer the shader reads in place.
+    /// The import is made once per wl_buffer; later commits of it cost nothing.
+    /// None if the step is unavailable or fails for this buffer (the caller falls back).
+    #[cfg(feature = "dmabuf-vulkan")]
+    fn import_dmabuf_vulkan(
+        &self,
+        id: smithay::reexports::wayland_server::backend::ObjectId,
+        dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
+        slot: &mut Option<SurfaceTexture>,
+        stats: &mut ImportStats,
+    ) -> Option<()> {
+        let importer = self.vulkan.as_ref().filter(|v| v.dmabuf_buffers)?;
+        let format = dmabuf_format(dmabuf.format().code as u32)?;
+        let size = dmabuf.size();
+        let (w, h) = (u32::try_from(size.w).ok()?, u32::try_from(size.h).ok()?);
+        // One buffer holds every plane: planes must share the fd (the usual layout of
+        // multi-plane memfd and GPU buffers); otherwise the CPU path takes it.
+        let mut handles = dmabuf.handles();
+        let first = handles.next()?;
+        let same_file = |fd: std::os::fd::BorrowedFd<'_>| {
+            let (a, b) = (rustix::fs::fstat(first).ok()?, rustix::fs::fstat(fd).ok()?);
+            Some((a.st_dev, a.st_ino) == (b.st_dev, b.st_ino))
+        };
+        if !handles.all(|fd| same_file(fd) == Some(true)) {
+            return None;
+        }
+        // The device reads this memory for as long as the buffer lives; a file its client
+        // can still shrink would fault under it (on lavapipe, a SIGBUS in the compositor).
+        // Real dma-bufs never shrink, and memfds sealed with F_SEAL_SHRINK (as udmabuf
+        // requires) cannot; others take the CPU path, which reads them safely.
+        if !crate::dmabuf::cpu::can_map_safely(first) {
+            return None;
+        }
+        let buffer = match self.imports.get(&id) {
+            Some(buffer) => buffer,
+            None => {
+                let result = crate::dmabuf::fd_size(first)
+                    .filter(|&size| size <= self.device.limits().max_storage_buffer_binding_size as u64)
+                    .ok_or_else(|| anyhow::anyhow!("buffer too large to bind"))
+                    .and_then(|size| importer.import_dmabuf(&self.device, first, size));
+                match result {
+                    Ok(buffer) => {
+                        tracing::info!(
+                            "DMA-BUF: zero-copy Vulkan import succeeded for {w}x{h} buffer (fourcc: {})",
+                            crate::dmabuf::protocol::fourcc_hex(format.fourcc)
+                        );
+                        stats.vulkan_buffer += 1;
+                        self.imports.insert(id, buffer.clone());
+                        buffer
+                    }
+                    Err(err) => {
+                        tracing::info!("DMA-BUF: Vulkan import failed, falling back to CPU copy: {err:#}");
+                        stats.vulkan_failed += 1;
+                        return None;
+                    }
+                }
+            }
+        };
+        // Every plane's last byte must lie inside the (word-rounded) imported range.
+        let mut planes = [[0u32; 4]; 3];
+        for (index, ((offset, stride), layout)) in dmabuf.offsets().zip(dmabuf.strides()).zip(format.planes).enumerate() {
+            let (_, rows) = layout.size(w, h);
+            let end = u64::from(offset) + u64::from(stride) * u64::from(rows.saturating_sub(1)) + layout.row_bytes(w);
+            if end > buffer.size() || index >= 3 {
+                return None;
+            }
+            planes[0][index] = offset;
+            planes[1][index] = stride;
+            planes[2][index] = super::buffer_source::plane_kind(layout.texture);
+        }
+        let empty = self.empty_view();
+        let bind_group = super::plane_bind_group(&self.device, &self.texture_layout, &[empty], Some(&buffer));
+        let previous_commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
+        *slot = Some(SurfaceTexture {
+            planes: Vec::new(),
+            buffer_planes: Some(planes),
+            bind_group,
+            mode: format.mode,
+            opaque: format.opaque,
+            size: (w, h),
+            y_invert: dmabuf.y_inverted(),
+            commit: previous_commit,
+        });
+        Some(())
+    }
+
+    #[cfg(not(feature = "dmabuf-vulkan"))]
+    fn import_dmabuf_vulkan(
+        &self,
+        _id: smithay::reexports::wayland_server::backend::ObjectId,
+        _dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
+        _slot: &mut Option<SurfaceTexture>,
+        _stats: &mut ImportStats,
+    ) -> Option<()> {
+        None
     }
 
     /// The CPU step of the ladder: read the damaged rows of every plane and upload them.
@@ -181,7 +285,8 @@ impl Renderer {
     fn prepare(&self, slot: &mut Option<SurfaceTexture>, shape: &TextureShape<'_>, damaged_rows: impl Iterator<Item = (i32, i32)>) -> Vec<(u32, u32)> {
         let (w, h) = shape.size;
         let fits = slot.as_ref().is_some_and(|t| {
-            t.size == shape.size
+            t.buffer_planes.is_none()
+                && t.size == shape.size
                 && t.mode == shape.mode
                 && t.planes.len() == shape.planes.len()
                 && t.planes.iter().zip(shape.planes).all(|(tex, layout)| tex.format() == layout.texture)
@@ -210,15 +315,10 @@ impl Renderer {
             })
             .collect();
         let views: Vec<wgpu::TextureView> = planes.iter().map(|t| t.create_view(&Default::default())).collect();
-        // Unused plane bindings repeat plane 0.
-        let view = |i: usize| views.get(i).unwrap_or(&views[0]);
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("surface planes"),
-            layout: &self.texture_layout,
-            entries: &[0, 1, 2].map(|i| wgpu::BindGroupEntry { binding: i, resource: wgpu::BindingResource::TextureView(view(i as usize)) }),
-        });
+        let bind_group = super::plane_bind_group(&self.device, &self.texture_layout, &views, self.no_words.as_ref());
         *slot = Some(SurfaceTexture {
             planes,
+            buffer_planes: None,
             bind_group,
             mode: shape.mode,
             opaque: shape.opaque,
@@ -260,6 +360,20 @@ impl Renderer {
             );
         }
         true
+    }
+}
+
+impl SurfaceTexture {
+    /// The uniform fields that say where the shader reads this texture's planes.
+    pub fn source_uniform(&self) -> super::DrawUniform {
+        let mut uniform = <super::DrawUniform as bytemuck::Zeroable>::zeroed();
+        if let Some([offsets, strides, kinds]) = self.buffer_planes {
+            uniform.source = 1;
+            uniform.plane_offset = offsets;
+            uniform.plane_stride = strides;
+            uniform.plane_kind = kinds;
+        }
+        uniform
     }
 }
 

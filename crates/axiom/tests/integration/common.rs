@@ -50,3 +50,28 @@ pub fn assert_image(got: &Image, want: &Image, tolerance: u8, name: &str) {
         panic!("{name}: {diff} (saved {g} and {w})");
     }
 }
+
+/// The compositor's import counters: asks with SIGUSR1 and parses the line it logs.
+pub fn import_stats(compositor: &axiom_testclient::Compositor) -> std::collections::HashMap<String, u64> {
+    const PREFIX: &str = "DMA-BUF stats: ";
+    let before = compositor.log().matches(PREFIX).count();
+    let pid = rustix::process::Pid::from_raw(compositor.pid() as i32).expect("a real pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::USR1).expect("SIGUSR1");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = compositor.log();
+        if log.matches(PREFIX).count() > before {
+            let line = log.lines().filter(|l| l.contains(PREFIX)).last().unwrap_or_default();
+            let fields = line.split(PREFIX).nth(1).unwrap_or_default();
+            return fields
+                .split_whitespace()
+                .filter_map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k.to_string(), v.parse().ok()?))
+                })
+                .collect();
+        }
+        assert!(std::time::Instant::now() < deadline, "no stats line after SIGUSR1:\n{log}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -11,3 +11,5 @@ mod robustness;
 mod shm;
 mod stacking;
 mod third_party;
+#[cfg(feature = "dmabuf-vulkan")]
+mod vulkan;

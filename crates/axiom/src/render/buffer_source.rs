@@ -1,0 +1,55 @@
+//! Planes read by the shader straight from an imported buffer rather than
+//! from textures (the `dmabuf-vulkan` ladder's step 2), and the cache of
+//! imports per wl_buffer.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use smithay::reexports::wayland_server::backend::ObjectId;
+
+/// The kind of texel a plane holds, as `fetch_buffer` in buffer_source.wgsl decodes it.
+pub fn plane_kind(format: wgpu::TextureFormat) -> u32 {
+    match format {
+        wgpu::TextureFormat::R8Unorm => 0,
+        wgpu::TextureFormat::Rg8Unorm => 1,
+        wgpu::TextureFormat::Rgba8Unorm => 2,
+        wgpu::TextureFormat::Bgra8Unorm => 3,
+        wgpu::TextureFormat::Rgb10a2Unorm => 4,
+        _ => 5, // Rgba16Float
+    }
+}
+
+/// The compose shader, with or without reading planes from buffers.
+pub fn shader_source(buffer_source: bool) -> String {
+    let planes = if buffer_source { include_str!("buffer_source.wgsl") } else { include_str!("no_buffer_source.wgsl") };
+    format!("{}\n{planes}", include_str!("shader.wgsl"))
+}
+
+/// Imported buffers by wl_buffer, so that re-commits of a buffer do not import it again.
+#[derive(Default)]
+pub struct ImportCache {
+    buffers: Mutex<HashMap<ObjectId, wgpu::Buffer>>,
+}
+
+impl ImportCache {
+    pub fn get(&self, id: &ObjectId) -> Option<wgpu::Buffer> {
+        self.buffers.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    pub fn insert(&self, id: ObjectId, buffer: wgpu::Buffer) {
+        self.buffers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, buffer);
+    }
+
+    /// Drops the import of a destroyed wl_buffer (surfaces still showing it keep it alive).
+    pub fn forget(&self, id: &ObjectId) {
+        self.buffers.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.buffers.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,178 @@
+//! The Vulkan steps of the import ladder (`dmabuf-vulkan` feature), on wgpu's
+//! own VkDevice so that the renderer samples imported memory itself.
+//!
+//! Step 2 of the ladder lives here: a DMA-BUF fd is imported as the memory of
+//! a VkBuffer (VK_EXT_external_memory_dma_buf), wrapped as a wgpu storage
+//! buffer, and read by the fragment shader with the client's own offsets and
+//! strides. No CPU byte is touched and no copy is made: the memory aliases
+//! the client's buffer.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+
+use anyhow::{anyhow, bail, Context};
+use ash::vk;
+use wgpu::hal::api::Vulkan;
+
+/// Device extensions the ladder uses, enabled on wgpu's device where present.
+const WANTED_EXTENSIONS: [&CStr; 6] = [
+    ash::khr::external_memory_fd::NAME,
+    ash::ext::external_memory_dma_buf::NAME,
+    ash::ext::image_drm_format_modifier::NAME,
+    ash::ext::external_memory_host::NAME,
+    ash::ext::queue_family_foreign::NAME,
+    ash::khr::external_semaphore_fd::NAME,
+];
+
+/// Opens wgpu's device on `adapter` with every wanted extension the driver has.
+pub fn open_device(adapter: &wgpu::Adapter, desc: &wgpu::DeviceDescriptor<'_>) -> anyhow::Result<(wgpu::Device, wgpu::Queue, Vec<&'static CStr>)> {
+    let open = {
+        // SAFETY: the hal adapter is only used within this block, while `adapter` lives.
+        let hal_adapter = unsafe { adapter.as_hal::<Vulkan>() }.context("not a Vulkan adapter")?;
+        let capabilities = hal_adapter.physical_device_capabilities();
+        let present: Vec<&'static CStr> = WANTED_EXTENSIONS.into_iter().filter(|e| capabilities.supports_extension(e)).collect();
+        let enabled = present.clone();
+        let callback: Box<wgpu::hal::vulkan::CreateDeviceCallback<'_>> = Box::new(move |args| {
+            for extension in &enabled {
+                if !args.extensions.contains(extension) {
+                    args.extensions.push(extension);
+                }
+            }
+        });
+        // SAFETY: we only add extensions the physical device reports, and no features.
+        let open = unsafe { hal_adapter.open_with_callback(desc.required_features, &desc.required_limits, &desc.memory_hints, Some(callback)) }
+            .map_err(|e| anyhow!("opening the Vulkan device: {e}"))?;
+        (open, present)
+    };
+    let (open, present) = open;
+    // SAFETY: `open` was created from this adapter with desc's features and limits.
+    let (device, queue) = unsafe { adapter.create_device_from_hal(open, desc) }?;
+    Ok((device, queue, present))
+}
+
+/// Imports DMA-BUFs into wgpu's device.
+pub struct VulkanImporter {
+    device: ash::Device,
+    external_fd: ash::khr::external_memory_fd::Device,
+    memory_types: Vec<vk::MemoryType>,
+    /// Step 2 is live: the device imports dma-buf fds.
+    pub dmabuf_buffers: bool,
+    /// The driver can import tiled images by modifier (step 1; not used yet).
+    pub drm_modifiers: bool,
+    /// Host-pointer import exists (step 3; not used yet).
+    pub host_pointers: bool,
+}
+
+impl VulkanImporter {
+    /// None if `device` is not a Vulkan device opened by `open_device`.
+    pub fn new(device: &wgpu::Device, enabled: &[&'static CStr]) -> Option<Self> {
+        // SAFETY: the raw handles are cloned (ash tables of function pointers) and used only
+        // while wgpu's device lives: the importer is dropped with the renderer.
+        let hal_device = unsafe { device.as_hal::<Vulkan>() }?;
+        let raw = hal_device.raw_device().clone();
+        let instance = hal_device.shared_instance().raw_instance();
+        let physical = hal_device.raw_physical_device();
+        let has = |e: &CStr| enabled.contains(&e);
+        let external_fd = ash::khr::external_memory_fd::Device::new(instance, &raw);
+        // SAFETY: a query on the physical device of a live instance.
+        let properties = unsafe { instance.get_physical_device_memory_properties(physical) };
+        let memory_types = properties.memory_types_as_slice().to_vec();
+        Some(Self {
+            device: raw,
+            external_fd,
+            memory_types,
+            dmabuf_buffers: has(ash::khr::external_memory_fd::NAME) && has(ash::ext::external_memory_dma_buf::NAME),
+            drm_modifiers: has(ash::ext::image_drm_format_modifier::NAME),
+            host_pointers: has(ash::ext::external_memory_host::NAME),
+        })
+    }
+
+    /// Imports the first `size` bytes of the dma-buf `fd` as a storage buffer
+    /// (`size` is rounded down to whole 32-bit words).
+    pub fn import_dmabuf(&self, wgpu_device: &wgpu::Device, fd: BorrowedFd<'_>, size: u64) -> anyhow::Result<wgpu::Buffer> {
+        if !self.dmabuf_buffers {
+            bail!("the device cannot import dma-bufs");
+        }
+        let size = size & !3;
+        if size == 0 {
+            bail!("empty buffer");
+        }
+        let handle_type = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
+        let fd: OwnedFd = fd.try_clone_to_owned().context("dup")?;
+        let mut fd_properties = vk::MemoryFdPropertiesKHR::default();
+        // SAFETY: a query on a valid fd we own.
+        unsafe { self.external_fd.get_memory_fd_properties(handle_type, fd.as_raw_fd(), &mut fd_properties) }
+            .map_err(|e| anyhow!("vkGetMemoryFdPropertiesKHR: {e}"))?;
+
+        let mut external = vk::ExternalMemoryBufferCreateInfo::default().handle_types(handle_type);
+        let info = vk::BufferCreateInfo::default()
+            .size(size)
+            .usage(vk::BufferUsageFlags::STORAGE_BUFFER)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE)
+            .push_next(&mut external);
+        // SAFETY: valid create info; the buffer is destroyed below on failure or owned by wgpu.
+        let buffer = unsafe { self.device.create_buffer(&info, None) }.map_err(|e| anyhow!("vkCreateBuffer: {e}"))?;
+        match self.bind_imported_memory(buffer, fd, fd_properties.memory_type_bits, size) {
+            Ok(memory) => {
+                // SAFETY: buffer and memory are ours, bound, and handed to wgpu, which frees both.
+                let hal_buffer = unsafe { wgpu::hal::vulkan::Buffer::from_raw_managed(buffer, memory, 0, size) };
+                let desc = wgpu::BufferDescriptor { label: Some("imported dma-buf"), size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false };
+                // SAFETY: the hal buffer was created on this device with STORAGE usage and `size` bytes.
+                Ok(unsafe { wgpu_device.create_buffer_from_hal::<Vulkan>(hal_buffer, &desc) })
+            }
+            Err(err) => {
+                // SAFETY: the buffer is unused and not handed to anyone.
+                unsafe { self.device.destroy_buffer(buffer, None) };
+                Err(err)
+            }
+        }
+    }
+
+    fn bind_imported_memory(&self, buffer: vk::Buffer, fd: OwnedFd, fd_types: u32, size: u64) -> anyhow::Result<vk::DeviceMemory> {
+        // SAFETY: a query on a buffer we just created.
+        let requirements = unsafe { self.device.get_buffer_memory_requirements(buffer) };
+        let types = requirements.memory_type_bits & fd_types;
+        let index = (0..self.memory_types.len() as u32)
+            .find(|i| types & (1 << i) != 0)
+            .ok_or_else(|| anyhow!("no memory type fits both the buffer and the dma-buf"))?;
+        if requirements.size > size.next_multiple_of(requirements.alignment.max(1)) {
+            bail!("the buffer needs {} bytes, the dma-buf has {size}", requirements.size);
+        }
+        let raw_fd = fd.into_raw_fd();
+        let mut import = vk::ImportMemoryFdInfoKHR::default().handle_type(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT).fd(raw_fd);
+        let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().buffer(buffer);
+        let allocate = vk::MemoryAllocateInfo::default()
+            .allocation_size(requirements.size)
+            .memory_type_index(index)
+            .push_next(&mut import)
+            .push_next(&mut dedicated);
+        // SAFETY: on success Vulkan owns raw_fd; on failure it does not, and we close it.
+        let memory = match unsafe { self.device.allocate_memory(&allocate, None) } {
+            Ok(memory) => memory,
+            Err(e) => {
+                // SAFETY: raw_fd is ours again after a failed import.
+                drop(unsafe { OwnedFd::from_raw_fd(raw_fd) });
+                bail!("vkAllocateMemory (dma-buf import): {e}");
+            }
+        };
+        // SAFETY: memory was allocated for this buffer's requirements.
+        if let Err(e) = unsafe { self.device.bind_buffer_memory(buffer, memory, 0) } {
+            // SAFETY: the memory is bound to nothing.
+            unsafe { self.device.free_memory(memory, None) };
+            bail!("vkBindBufferMemory: {e}");
+        }
+        Ok(memory)
+    }
+
+    /// The ladder's live steps, for the start-up log.
+    pub fn describe(&self) -> String {
+        let step = |live: bool, what: &str| format!("{what}: {}", if live { "live" } else { "unavailable" });
+        [
+            step(self.drm_modifiers && self.dmabuf_buffers, "1 dma-buf -> VkImage by modifier (not implemented yet)"),
+            step(self.dmabuf_buffers, "2 dma-buf -> VkBuffer sampled in place"),
+            step(self.host_pointers, "3 shm -> host pointer (not implemented yet)"),
+            step(true, "4 CPU copy"),
+        ]
+        .join("; ")
+    }
+}

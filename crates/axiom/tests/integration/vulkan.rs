@@ -1,0 +1,89 @@
+//! The `dmabuf-vulkan` ladder on lavapipe: memfd "dmabufs" sealed against
+//! shrinking are imported as Vulkan buffers and read in place by the shader.
+
+use axiom_testclient::convert::{YuvMatrix, YuvRange};
+use axiom_testclient::dmabuf::{seal_shrink, Created, Plane};
+use axiom_testclient::encode::{block_pattern, encode, Options};
+use axiom_testclient::image::Format32;
+use axiom_testclient::memfd::SharedMemory;
+use axiom_testclient::{Image, Rgba};
+use smithay::backend::allocator::Fourcc;
+
+use crate::common::{assert_image, centred, import_stats, start};
+
+const OUT_W: u32 = 160;
+const OUT_H: u32 = 120;
+
+#[test]
+fn memfd_dmabufs_are_read_in_place_without_reimport() {
+    let compositor = start(OUT_W, OUT_H);
+    assert!(compositor.log().contains("2 dma-buf -> VkBuffer sampled in place: live"), "{}", compositor.log());
+    let mut client = compositor.connect().unwrap();
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let (w, h, stride) = (32u32, 16u32, 160u32);
+    let red = Rgba::opaque(255, 0, 0);
+    let blue = Rgba::opaque(0, 0, 255);
+    let mut memory = SharedMemory::new((stride * h) as usize).unwrap();
+    memory.bytes_mut().copy_from_slice(&Format32::Xrgb8888.encode_image(&Image::solid(w, h, red), stride as usize, 0));
+    seal_shrink(memory.fd()).unwrap();
+    let params = client.dmabuf_params(&dmabuf, &[Plane { fd: memory.fd(), offset: 0, stride, modifier: 0 }]);
+    let Created::Buffer(buffer) = client.dmabuf_create(&params, w as i32, h as i32, Fourcc::Xrgb8888 as u32).unwrap() else {
+        panic!("create failed")
+    };
+    let window = client.create_window("vulkan").unwrap();
+    window.surface.attach(Some(&buffer), 0, 0);
+    window.surface.damage_buffer(0, 0, w as i32, h as i32);
+    client.commit_and_wait_frame(&window.surface).unwrap();
+    let (x, y) = centred(OUT_W, OUT_H, w, h);
+    assert_image(&client.screenshot_region(x as i32, y as i32, w as i32, h as i32).unwrap(), &Image::solid(w, h, red), 0, "vulkan-red");
+
+    // Rewrite the client's bytes in place and commit the same buffer again: the new
+    // pixels show, and the buffer was imported once. The compositor's memory is the
+    // client's memory.
+    memory.bytes_mut().copy_from_slice(&Format32::Xrgb8888.encode_image(&Image::solid(w, h, blue), stride as usize, 0));
+    window.surface.attach(Some(&buffer), 0, 0);
+    window.surface.damage_buffer(0, 0, w as i32, h as i32);
+    client.commit_and_wait_frame(&window.surface).unwrap();
+    assert_image(&client.screenshot_region(x as i32, y as i32, w as i32, h as i32).unwrap(), &Image::solid(w, h, blue), 0, "vulkan-blue");
+
+    let stats = import_stats(&compositor);
+    assert_eq!(stats.get("vulkan_buffer"), Some(&1), "{stats:?}");
+    assert_eq!(stats.get("cpu_imports"), Some(&0), "{stats:?}");
+    assert_eq!(stats.get("cpu_bytes"), Some(&0), "no CPU byte touched: {stats:?}");
+}
+
+#[test]
+fn every_format_takes_the_vulkan_step_with_exact_pixels() {
+    let compositor = start(OUT_W, OUT_H);
+    let mut client = compositor.connect().unwrap();
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let (w, h) = (33u32, 17u32);
+    let image = block_pattern(w, h);
+    let formats = axiom_testclient::layout::FORMATS;
+    for format in formats {
+        let code = format.fourcc;
+        let encoded = encode(code, &image, Options { stride_pad: 12, plane_gap: 36, matrix: YuvMatrix::Bt601, range: YuvRange::Limited }).unwrap();
+        let mut memory = SharedMemory::new(encoded.bytes.len()).unwrap();
+        memory.bytes_mut().copy_from_slice(&encoded.bytes);
+        seal_shrink(memory.fd()).unwrap();
+        let planes: Vec<Plane<'_>> = encoded.planes.iter().map(|&(offset, stride)| Plane { fd: memory.fd(), offset, stride, modifier: 0 }).collect();
+        let params = client.dmabuf_params(&dmabuf, &planes);
+        let buffer = client.dmabuf_create_immed(&params, w as i32, h as i32, code);
+        let window = client.create_window("vulkan-format").unwrap();
+        window.surface.attach(Some(&buffer), 0, 0);
+        window.surface.damage_buffer(0, 0, w as i32, h as i32);
+        client.commit_and_wait_frame(&window.surface).unwrap();
+        let (x, y) = centred(OUT_W, OUT_H, w, h);
+        let shot = client.screenshot_region(x as i32, y as i32, w as i32, h as i32).unwrap();
+        // RGB is exact; YUV within one code of the reference conversion.
+        let tolerance = u8::from(format.yuv_bits.is_some());
+        assert_image(&shot, &encoded.expected, tolerance, &format!("vulkan-{}", axiom_testclient::fourcc::name(code)));
+        window.toplevel.destroy();
+        window.xdg_surface.destroy();
+        window.surface.destroy();
+        buffer.destroy();
+    }
+    let stats = import_stats(&compositor);
+    assert_eq!(stats.get("vulkan_buffer"), Some(&(formats.len() as u64)), "{stats:?}");
+    assert_eq!(stats.get("cpu_imports"), Some(&0), "{stats:?}");
+}
