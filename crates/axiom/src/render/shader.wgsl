@@ -135,6 +135,9 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
     if (draw.opaque == 1u) {
         c.a = 1.0;
     }
+    // The output has 8 bits a channel: round here, so that every driver stores the same
+    // value (float-to-unorm conversion may round either way at exact halves).
+    c = round(c * 255.0) / 255.0;
     // Wayland buffers are premultiplied: blend with One, OneMinusSrcAlpha.
     return c;
 }

@@ -1,7 +1,6 @@
 //! Adapter choice: the GL backend draws the same pixels as Vulkan, and with no
 //! adapter at all the compositor exits with a message naming the package.
 
-use std::path::Path;
 use std::process::Command;
 
 use axiom_testclient::image::{test_pattern, Format32};
@@ -31,7 +30,7 @@ fn gl_backend_shows_exact_pixels_too() {
 fn no_adapter_means_a_clear_message_and_failure() {
     let runtime = std::env::temp_dir().join(format!("axiom-noadapter-{}", std::process::id()));
     std::fs::create_dir_all(&runtime).unwrap();
-    let output = Command::new(Path::new(env!("CARGO_BIN_EXE_axiom")))
+    let output = Command::new(crate::common::axiom_binary())
         .args(["--graphics-api", "vulkan", "--size", "64x64"])
         .env("XDG_RUNTIME_DIR", &runtime)
         .env("VK_DRIVER_FILES", "/nonexistent/icd.json")

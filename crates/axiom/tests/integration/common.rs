@@ -11,7 +11,13 @@ pub fn start(width: u32, height: u32) -> Compositor {
 }
 
 pub fn start_with(width: u32, height: u32, args: &[&str]) -> Compositor {
-    Compositor::start(Path::new(env!("CARGO_BIN_EXE_axiom")), width, height, args).expect("start axiom")
+    Compositor::start(&axiom_binary(), width, height, args).expect("start axiom")
+}
+
+/// The compositor under test: the one cargo built, or $AXIOM_BIN (to run the tests
+/// against a binary built elsewhere, e.g. on a GPU machine without a toolchain).
+pub fn axiom_binary() -> std::path::PathBuf {
+    std::env::var_os("AXIOM_BIN").map(Into::into).unwrap_or_else(|| Path::new(env!("CARGO_BIN_EXE_axiom")).to_path_buf())
 }
 
 /// Top-left corner of a `w`x`h` window on a `width`x`height` output (windows are centred).
@@ -74,4 +80,10 @@ pub fn import_stats(compositor: &axiom_testclient::Compositor) -> std::collectio
         assert!(std::time::Instant::now() < deadline, "no stats line after SIGUSR1:\n{log}");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Whether the compositor reported the Vulkan ladder's buffer step (2) live: built with
+/// `dmabuf-vulkan` on a driver that imports dma-bufs (lavapipe does; NVIDIA does not).
+pub fn vulkan_buffer_step_live(compositor: &axiom_testclient::Compositor) -> bool {
+    compositor.log().contains("2 dma-buf -> VkBuffer sampled in place: live")
 }

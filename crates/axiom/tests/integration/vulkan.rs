@@ -17,7 +17,8 @@ const OUT_H: u32 = 120;
 #[test]
 fn memfd_dmabufs_are_read_in_place_without_reimport() {
     let compositor = start(OUT_W, OUT_H);
-    assert!(compositor.log().contains("2 dma-buf -> VkBuffer sampled in place: live"), "{}", compositor.log());
+    // lavapipe imports memfds as dma-bufs, so on CI this step must be live.
+    assert!(crate::common::vulkan_buffer_step_live(&compositor), "{}", compositor.log());
     let mut client = compositor.connect().unwrap();
     let dmabuf = client.bind_dmabuf(5).unwrap();
     let (w, h, stride) = (32u32, 16u32, 160u32);
