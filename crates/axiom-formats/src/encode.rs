@@ -52,7 +52,13 @@ pub fn encode(fourcc: u32, image: &Image, options: Options) -> Option<Encoded> {
 }
 
 /// Lays the planes out one after the other and lets `fill` write plane `i`, row `y`.
-fn planes(format: &FormatLayout, width: u32, height: u32, options: Options, mut fill: impl FnMut(usize, u32, &mut [u8])) -> (Vec<u8>, Vec<(u32, u32)>) {
+fn planes(
+    format: &FormatLayout,
+    width: u32,
+    height: u32,
+    options: Options,
+    mut fill: impl FnMut(usize, u32, &mut [u8]),
+) -> (Vec<u8>, Vec<(u32, u32)>) {
     let mut planes = Vec::new();
     let mut offset = options.plane_gap;
     for plane in format.planes {
@@ -115,7 +121,8 @@ fn encode_rgb(format: &FormatLayout, image: &Image, options: Options) -> Encoded
                     let a = if code == fourcc::ABGR16161616F { 1.0 } else { 0.0 };
                     let channels = [f32::from(p.0) / 255.0, f32::from(p.1) / 255.0, f32::from(p.2) / 255.0, a];
                     for (i, c) in channels.into_iter().enumerate() {
-                        row[at * 8 + i * 2..at * 8 + i * 2 + 2].copy_from_slice(&half::f16::from_f32(c).to_bits().to_le_bytes());
+                        row[at * 8 + i * 2..at * 8 + i * 2 + 2]
+                            .copy_from_slice(&half::f16::from_f32(c).to_bits().to_le_bytes());
                     }
                 }
                 _ => unreachable!("every RGB layout is handled"),
@@ -123,7 +130,9 @@ fn encode_rgb(format: &FormatLayout, image: &Image, options: Options) -> Encoded
         }
     });
     let expected = match code {
-        fourcc::RGB565 => image.map(|p| Rgba::opaque(expand(u32::from(p.0 >> 3), 5), expand(u32::from(p.1 >> 2), 6), expand(u32::from(p.2 >> 3), 5))),
+        fourcc::RGB565 => image.map(|p| {
+            Rgba::opaque(expand(u32::from(p.0 >> 3), 5), expand(u32::from(p.1 >> 2), 6), expand(u32::from(p.2 >> 3), 5))
+        }),
         fourcc::ARGB2101010 | fourcc::XRGB2101010 | fourcc::ABGR2101010 | fourcc::XBGR2101010 => {
             image.map(|p| Rgba::opaque(expand(to10(p.0), 10), expand(to10(p.1), 10), expand(to10(p.2), 10)))
         }
@@ -198,11 +207,15 @@ mod tests {
     fn every_format_encodes_and_expected_images_stay_close_to_the_source() {
         let image = block_pattern(33, 17);
         for format in crate::layout::FORMATS {
-            let encoded = encode(format.fourcc, &image, Options { stride_pad: 16, plane_gap: 64, ..Default::default() }).unwrap();
+            let encoded =
+                encode(format.fourcc, &image, Options { stride_pad: 16, plane_gap: 64, ..Default::default() }).unwrap();
             assert_eq!(encoded.planes.len(), format.planes.len());
             // 565 loses the low bits; YUV loses a little to rounding.
             let tolerance = if format.fourcc == fourcc::RGB565 { 7 } else { 3 };
-            encoded.expected.compare(&image, tolerance).unwrap_or_else(|e| panic!("{}: {e}", fourcc::name(format.fourcc)));
+            encoded
+                .expected
+                .compare(&image, tolerance)
+                .unwrap_or_else(|e| panic!("{}: {e}", fourcc::name(format.fourcc)));
         }
     }
 }

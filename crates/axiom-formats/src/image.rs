@@ -11,10 +11,7 @@ impl Rgba {
 
     /// Largest per-channel difference from `other`, ignoring alpha.
     pub fn distance(self, other: Rgba) -> u8 {
-        [self.0.abs_diff(other.0), self.1.abs_diff(other.1), self.2.abs_diff(other.2)]
-            .into_iter()
-            .max()
-            .unwrap_or(0)
+        [self.0.abs_diff(other.0), self.1.abs_diff(other.1), self.2.abs_diff(other.2)].into_iter().max().unwrap_or(0)
     }
 }
 
@@ -62,7 +59,10 @@ impl Image {
     /// the first such pixel and how many there are.
     pub fn compare(&self, expected: &Image, tolerance: u8) -> Result<(), String> {
         if (self.width, self.height) != (expected.width, expected.height) {
-            return Err(format!("size {}x{} != expected {}x{}", self.width, self.height, expected.width, expected.height));
+            return Err(format!(
+                "size {}x{} != expected {}x{}",
+                self.width, self.height, expected.width, expected.height
+            ));
         }
         let mut bad = self
             .pixels
@@ -75,7 +75,9 @@ impl Image {
             Some((i, (got, want))) => {
                 let count = 1 + bad.count();
                 let (x, y) = (i as u32 % self.width, i as u32 / self.width);
-                Err(format!("{count} pixels differ by more than {tolerance}; first at ({x},{y}): got {got:?}, want {want:?}"))
+                Err(format!(
+                    "{count} pixels differ by more than {tolerance}; first at ({x},{y}): got {got:?}, want {want:?}"
+                ))
             }
         }
     }

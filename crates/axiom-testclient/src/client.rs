@@ -38,8 +38,8 @@ use wayland_protocols_wlr::screencopy::v1::client::{
     zwlr_screencopy_manager_v1::ZwlrScreencopyManagerV1,
 };
 
-use axiom_formats::image::{Format32, Image};
 use crate::memfd::SharedMemory;
+use axiom_formats::image::{Format32, Image};
 
 /// How long any single wait may take before the test fails with a message.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
@@ -121,7 +121,21 @@ impl TestClient {
         let viewporter = globals.bind(&qh, 1..=1, ())?;
         let mut state = State::default();
         queue.roundtrip(&mut state)?;
-        Ok(Self { conn, queue, qh, state, globals, compositor, subcompositor, shm, wm_base, output, screencopy, presentation, viewporter })
+        Ok(Self {
+            conn,
+            queue,
+            qh,
+            state,
+            globals,
+            compositor,
+            subcompositor,
+            shm,
+            wm_base,
+            output,
+            screencopy,
+            presentation,
+            viewporter,
+        })
     }
 
     pub fn roundtrip(&mut self) -> anyhow::Result<()> {
@@ -176,12 +190,26 @@ impl TestClient {
     }
 
     /// Creates a wl_shm buffer holding `image` in `format`, rows `stride` bytes apart.
-    pub fn create_buffer(&mut self, image: &Image, format: Format32, stride: usize, x_byte: u8) -> anyhow::Result<Buffer> {
+    pub fn create_buffer(
+        &mut self,
+        image: &Image,
+        format: Format32,
+        stride: usize,
+        x_byte: u8,
+    ) -> anyhow::Result<Buffer> {
         let bytes = format.encode_image(image, stride, x_byte);
         let mut memory = SharedMemory::new(bytes.len())?;
         memory.bytes_mut().copy_from_slice(&bytes);
         let pool = self.shm.create_pool(memory.fd(), bytes.len() as i32, &self.qh, ());
-        let buffer = pool.create_buffer(0, image.width as i32, image.height as i32, stride as i32, wl_shm::Format::try_from(format.shm_code()).map_err(|_| anyhow::anyhow!("bad shm code"))?, &self.qh, ());
+        let buffer = pool.create_buffer(
+            0,
+            image.width as i32,
+            image.height as i32,
+            stride as i32,
+            wl_shm::Format::try_from(format.shm_code()).map_err(|_| anyhow::anyhow!("bad shm code"))?,
+            &self.qh,
+            (),
+        );
         pool.destroy();
         Ok(Buffer { buffer, memory, width: image.width, height: image.height, stride })
     }
@@ -223,7 +251,13 @@ impl TestClient {
 
     /// A subsurface of `parent` at (x, y) showing `buffer`; committed (synchronised
     /// subsurfaces apply on the parent's next commit).
-    pub fn create_subsurface(&mut self, parent: &WlSurface, x: i32, y: i32, buffer: &Buffer) -> (WlSurface, WlSubsurface) {
+    pub fn create_subsurface(
+        &mut self,
+        parent: &WlSurface,
+        x: i32,
+        y: i32,
+        buffer: &Buffer,
+    ) -> (WlSurface, WlSubsurface) {
         let surface = self.compositor.create_surface(&self.qh, ());
         let subsurface = self.subcompositor.get_subsurface(&surface, parent, &self.qh, ());
         subsurface.set_position(x, y);
@@ -235,7 +269,13 @@ impl TestClient {
 
     /// An xdg popup of `parent`, anchored at (x, y) of the parent's window geometry
     /// (top-left gravity), showing `buffer`. Waits for its configure and maps it.
-    pub fn create_popup(&mut self, parent: &Window, x: i32, y: i32, buffer: &Buffer) -> anyhow::Result<(WlSurface, XdgPopup)> {
+    pub fn create_popup(
+        &mut self,
+        parent: &Window,
+        x: i32,
+        y: i32,
+        buffer: &Buffer,
+    ) -> anyhow::Result<(WlSurface, XdgPopup)> {
         let positioner = self.wm_base.create_positioner(&self.qh, ());
         positioner.set_size(buffer.width as i32, buffer.height as i32);
         positioner.set_anchor_rect(x, y, 1, 1);
@@ -276,7 +316,10 @@ impl TestClient {
         let Some((format, width, height, stride)) = info.shm.filter(|_| !info.failed) else {
             bail!("screencopy failed before a buffer was offered");
         };
-        anyhow::ensure!(format == wl_shm::Format::Xrgb8888 || format == wl_shm::Format::Argb8888, "unexpected format {format:?}");
+        anyhow::ensure!(
+            format == wl_shm::Format::Xrgb8888 || format == wl_shm::Format::Argb8888,
+            "unexpected format {format:?}"
+        );
         let size = stride as usize * height as usize;
         let memory = SharedMemory::new(size)?;
         let pool = self.shm.create_pool(memory.fd(), size as i32, &self.qh, ());
@@ -321,11 +364,26 @@ impl TestClient {
 }
 
 impl Dispatch<WlRegistry, GlobalListContents> for State {
-    fn event(_: &mut Self, _: &WlRegistry, _: wayland_client::protocol::wl_registry::Event, _: &GlobalListContents, _: &Connection, _: &QueueHandle<Self>) {}
+    fn event(
+        _: &mut Self,
+        _: &WlRegistry,
+        _: wayland_client::protocol::wl_registry::Event,
+        _: &GlobalListContents,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+    }
 }
 
 impl Dispatch<XdgWmBase, ()> for State {
-    fn event(_: &mut Self, wm_base: &XdgWmBase, event: xdg_wm_base::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+    fn event(
+        _: &mut Self,
+        wm_base: &XdgWmBase,
+        event: xdg_wm_base::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
         if let xdg_wm_base::Event::Ping { serial } = event {
             wm_base.pong(serial);
         }
@@ -333,7 +391,14 @@ impl Dispatch<XdgWmBase, ()> for State {
 }
 
 impl Dispatch<XdgSurface, ()> for State {
-    fn event(state: &mut Self, surface: &XdgSurface, event: xdg_surface::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+    fn event(
+        state: &mut Self,
+        surface: &XdgSurface,
+        event: xdg_surface::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
         if let xdg_surface::Event::Configure { serial } = event {
             state.configured.insert(surface.id(), serial);
         }
@@ -341,7 +406,14 @@ impl Dispatch<XdgSurface, ()> for State {
 }
 
 impl Dispatch<XdgToplevel, ()> for State {
-    fn event(state: &mut Self, toplevel: &XdgToplevel, event: xdg_toplevel::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+    fn event(
+        state: &mut Self,
+        toplevel: &XdgToplevel,
+        event: xdg_toplevel::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
         if let xdg_toplevel::Event::Configure { width, height, .. } = event {
             state.toplevel_sizes.insert(toplevel.id(), (width, height));
         }
@@ -353,7 +425,14 @@ impl Dispatch<XdgPopup, ()> for State {
 }
 
 impl Dispatch<WlCallback, ()> for State {
-    fn event(state: &mut Self, callback: &WlCallback, event: wl_callback::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+    fn event(
+        state: &mut Self,
+        callback: &WlCallback,
+        event: wl_callback::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
         if let wl_callback::Event::Done { .. } = event {
             state.callbacks_done.insert(callback.id());
         }
@@ -361,7 +440,14 @@ impl Dispatch<WlCallback, ()> for State {
 }
 
 impl Dispatch<WlBuffer, ()> for State {
-    fn event(state: &mut Self, buffer: &WlBuffer, event: wl_buffer::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+    fn event(
+        state: &mut Self,
+        buffer: &WlBuffer,
+        event: wl_buffer::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
         if let wl_buffer::Event::Release = event {
             state.released.insert(buffer.id());
         }
@@ -379,7 +465,14 @@ impl Dispatch<WlOutput, ()> for State {
 }
 
 impl Dispatch<WpPresentation, ()> for State {
-    fn event(state: &mut Self, _: &WpPresentation, event: wp_presentation::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+    fn event(
+        state: &mut Self,
+        _: &WpPresentation,
+        event: wp_presentation::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
         if let wp_presentation::Event::ClockId { clk_id } = event {
             state.presentation_clock = Some(clk_id);
         }
@@ -396,7 +489,15 @@ impl Dispatch<WpPresentationFeedback, ()> for State {
         _: &QueueHandle<Self>,
     ) {
         let result = match event {
-            wp_presentation_feedback::Event::Presented { tv_sec_hi, tv_sec_lo, tv_nsec, refresh, seq_hi, seq_lo, .. } => {
+            wp_presentation_feedback::Event::Presented {
+                tv_sec_hi,
+                tv_sec_lo,
+                tv_nsec,
+                refresh,
+                seq_hi,
+                seq_lo,
+                ..
+            } => {
                 let secs = (u64::from(tv_sec_hi) << 32) | u64::from(tv_sec_lo);
                 Presented::Presented {
                     time: Duration::new(secs, tv_nsec),

@@ -66,13 +66,26 @@ impl TestClient {
     pub fn dmabuf_params(&mut self, dmabuf: &ZwpLinuxDmabufV1, planes: &[Plane<'_>]) -> ZwpLinuxBufferParamsV1 {
         let params = dmabuf.create_params(&self.qh, ());
         for (index, plane) in planes.iter().enumerate() {
-            params.add(plane.fd, index as u32, plane.offset, plane.stride, (plane.modifier >> 32) as u32, plane.modifier as u32);
+            params.add(
+                plane.fd,
+                index as u32,
+                plane.offset,
+                plane.stride,
+                (plane.modifier >> 32) as u32,
+                plane.modifier as u32,
+            );
         }
         params
     }
 
     /// `create` and wait for `created` or `failed`.
-    pub fn dmabuf_create(&mut self, params: &ZwpLinuxBufferParamsV1, width: i32, height: i32, fourcc: u32) -> anyhow::Result<Created> {
+    pub fn dmabuf_create(
+        &mut self,
+        params: &ZwpLinuxBufferParamsV1,
+        width: i32,
+        height: i32,
+        fourcc: u32,
+    ) -> anyhow::Result<Created> {
         params.create(width, height, fourcc, zwp_linux_buffer_params_v1::Flags::empty());
         let id = params.id();
         self.wait_until("created or failed", |s| s.dmabuf.created.contains_key(&id))?;
@@ -80,11 +93,20 @@ impl TestClient {
     }
 
     /// `create_immed`: the buffer exists at once (the compositor kills us if it cannot import).
-    pub fn dmabuf_create_immed(&mut self, params: &ZwpLinuxBufferParamsV1, width: i32, height: i32, fourcc: u32) -> WlBuffer {
+    pub fn dmabuf_create_immed(
+        &mut self,
+        params: &ZwpLinuxBufferParamsV1,
+        width: i32,
+        height: i32,
+        fourcc: u32,
+    ) -> WlBuffer {
         params.create_immed(width, height, fourcc, zwp_linux_buffer_params_v1::Flags::empty(), &self.qh, ())
     }
 
-    pub fn default_feedback(&mut self, dmabuf: &ZwpLinuxDmabufV1) -> anyhow::Result<(ZwpLinuxDmabufFeedbackV1, FeedbackLog)> {
+    pub fn default_feedback(
+        &mut self,
+        dmabuf: &ZwpLinuxDmabufV1,
+    ) -> anyhow::Result<(ZwpLinuxDmabufFeedbackV1, FeedbackLog)> {
         let feedback = dmabuf.get_default_feedback(&self.qh, ());
         let log = self.wait_feedback_done(&feedback, 1)?;
         Ok((feedback, log))
@@ -101,7 +123,11 @@ impl TestClient {
     }
 
     /// Waits until `feedback` has received `done` at least `count` times.
-    pub fn wait_feedback_done(&mut self, feedback: &ZwpLinuxDmabufFeedbackV1, count: u32) -> anyhow::Result<FeedbackLog> {
+    pub fn wait_feedback_done(
+        &mut self,
+        feedback: &ZwpLinuxDmabufFeedbackV1,
+        count: u32,
+    ) -> anyhow::Result<FeedbackLog> {
         let id = feedback.id();
         self.wait_until("feedback done", |s| s.dmabuf.feedback.get(&id).is_some_and(|f| f.done >= count))?;
         Ok(self.state.dmabuf.feedback[&id].clone())
@@ -129,7 +155,14 @@ fn dev(bytes: &[u8]) -> u64 {
 }
 
 impl Dispatch<ZwpLinuxDmabufV1, ()> for State {
-    fn event(state: &mut Self, _: &ZwpLinuxDmabufV1, event: zwp_linux_dmabuf_v1::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+    fn event(
+        state: &mut Self,
+        _: &ZwpLinuxDmabufV1,
+        event: zwp_linux_dmabuf_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
         if let zwp_linux_dmabuf_v1::Event::Modifier { format, modifier_hi, modifier_lo } = event {
             state.dmabuf.modifiers.push((format, (u64::from(modifier_hi) << 32) | u64::from(modifier_lo)));
         }
@@ -137,7 +170,14 @@ impl Dispatch<ZwpLinuxDmabufV1, ()> for State {
 }
 
 impl Dispatch<ZwpLinuxBufferParamsV1, ()> for State {
-    fn event(state: &mut Self, params: &ZwpLinuxBufferParamsV1, event: zwp_linux_buffer_params_v1::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+    fn event(
+        state: &mut Self,
+        params: &ZwpLinuxBufferParamsV1,
+        event: zwp_linux_buffer_params_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
         let outcome = match event {
             zwp_linux_buffer_params_v1::Event::Created { buffer } => Created::Buffer(buffer),
             zwp_linux_buffer_params_v1::Event::Failed => Created::Failed,
@@ -152,7 +192,14 @@ impl Dispatch<ZwpLinuxBufferParamsV1, ()> for State {
 }
 
 impl Dispatch<ZwpLinuxDmabufFeedbackV1, ()> for State {
-    fn event(state: &mut Self, feedback: &ZwpLinuxDmabufFeedbackV1, event: zwp_linux_dmabuf_feedback_v1::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+    fn event(
+        state: &mut Self,
+        feedback: &ZwpLinuxDmabufFeedbackV1,
+        event: zwp_linux_dmabuf_feedback_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
         let log = state.dmabuf.feedback.entry(feedback.id()).or_default();
         use zwp_linux_dmabuf_feedback_v1::Event;
         match event {
@@ -160,7 +207,8 @@ impl Dispatch<ZwpLinuxDmabufFeedbackV1, ()> for State {
             Event::MainDevice { device } => log.main_device = Some(dev(&device)),
             Event::TrancheTargetDevice { device } => log.current.get_or_insert_with(Default::default).0 = dev(&device),
             Event::TrancheFlags { flags } => {
-                log.current.get_or_insert_with(Default::default).1 = flags.into_result().map(|f| f.bits()).unwrap_or(u32::MAX)
+                log.current.get_or_insert_with(Default::default).1 =
+                    flags.into_result().map(|f| f.bits()).unwrap_or(u32::MAX)
             }
             Event::TrancheFormats { indices } => {
                 let current = log.current.get_or_insert_with(Default::default);

@@ -8,7 +8,7 @@ pub mod dmabuf;
 pub mod harness;
 pub mod memfd;
 
-pub use client::{Buffer, TestClient, Window};
-pub use harness::Compositor;
 pub use axiom_formats::image::{self, Image, Rgba};
 pub use axiom_formats::{convert, encode, fourcc, layout};
+pub use client::{Buffer, TestClient, Window};
+pub use harness::Compositor;

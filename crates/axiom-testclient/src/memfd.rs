@@ -19,8 +19,10 @@ impl SharedMemory {
             .context("memfd_create")?;
         ftruncate(&fd, len as u64).context("ftruncate")?;
         // SAFETY: a fresh shared mapping of a file we own; unmapped in Drop.
-        let ptr = unsafe { mmap(std::ptr::null_mut(), len.max(1), ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, &fd, 0) }
-            .context("mmap")?;
+        let ptr = unsafe {
+            mmap(std::ptr::null_mut(), len.max(1), ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, &fd, 0)
+        }
+        .context("mmap")?;
         Ok(Self { fd, ptr: ptr.cast(), len })
     }
 

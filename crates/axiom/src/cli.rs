@@ -41,9 +41,7 @@ pub enum GraphicsApi {
 }
 
 pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
-    let (w, h) = text
-        .split_once(['x', 'X'])
-        .ok_or_else(|| format!("expected WIDTHxHEIGHT, got {text:?}"))?;
+    let (w, h) = text.split_once(['x', 'X']).ok_or_else(|| format!("expected WIDTHxHEIGHT, got {text:?}"))?;
     let parse = |s: &str| s.trim().parse::<u32>().map_err(|e| format!("{s:?}: {e}"));
     let (w, h) = (parse(w)?, parse(h)?);
     // 16384 is the largest texture size every Vulkan and GL driver we target supports.

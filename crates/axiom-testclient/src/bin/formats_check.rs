@@ -45,9 +45,10 @@ fn main() -> anyhow::Result<()> {
 /// (advertised, created, pixels) for one format, on a fresh connection.
 fn check(socket: &Path, code: u32, image: &Image) -> anyhow::Result<(bool, String, String)> {
     let mut client = TestClient::connect(socket)?;
-    let version = client.globals.contents().with_list(|list| {
-        list.iter().find(|g| g.interface == "zwp_linux_dmabuf_v1").map(|g| g.version.min(5))
-    });
+    let version = client
+        .globals
+        .contents()
+        .with_list(|list| list.iter().find(|g| g.interface == "zwp_linux_dmabuf_v1").map(|g| g.version.min(5)));
     let Some(version) = version else { bail!("no zwp_linux_dmabuf_v1") };
     let dmabuf = client.bind_dmabuf(version)?;
     let advertised = if version >= 4 {
@@ -61,7 +62,8 @@ fn check(socket: &Path, code: u32, image: &Image) -> anyhow::Result<(bool, Strin
     let encoded = encode(code, image, options).context("unknown format")?;
     let mut memory = SharedMemory::new(encoded.bytes.len())?;
     memory.bytes_mut().copy_from_slice(&encoded.bytes);
-    let planes: Vec<Plane<'_>> = encoded.planes.iter().map(|&(offset, stride)| Plane { fd: memory.fd(), offset, stride, modifier: 0 }).collect();
+    let planes: Vec<Plane<'_>> =
+        encoded.planes.iter().map(|&(offset, stride)| Plane { fd: memory.fd(), offset, stride, modifier: 0 }).collect();
     let params = client.dmabuf_params(&dmabuf, &planes);
     let buffer = match client.dmabuf_create(&params, W as i32, H as i32, code) {
         Ok(Created::Buffer(buffer)) => buffer,
@@ -122,9 +124,16 @@ fn best_match(haystack: &Image, needle: &Image) -> Option<u8> {
 fn weston_screenshot() -> anyhow::Result<Image> {
     let dir = std::env::temp_dir().join(format!("axiom-formats-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let status = std::process::Command::new("weston-screenshooter").current_dir(&dir).status().context("weston-screenshooter")?;
+    let status = std::process::Command::new("weston-screenshooter")
+        .current_dir(&dir)
+        .status()
+        .context("weston-screenshooter")?;
     anyhow::ensure!(status.success(), "weston-screenshooter failed (start weston with --debug)");
-    let png: PathBuf = std::fs::read_dir(&dir)?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "png")).context("no PNG written")?;
+    let png: PathBuf = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .context("no PNG written")?;
     let image = decode_png(&png);
     let _ = std::fs::remove_dir_all(&dir);
     image

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
 use calloop::signals::{Signal, Signals};
+use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
 use smithay::reexports::calloop::generic::Generic;
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::calloop::{EventLoop, Interest, Mode as TriggerMode, PostAction};
@@ -34,14 +34,20 @@ pub fn run(options: Options) -> anyhow::Result<()> {
 
     let output = Output::new(
         "HEADLESS-1".into(),
-        PhysicalProperties { size: (0, 0).into(), subpixel: Subpixel::Unknown, make: "Axiom".into(), model: "Headless".into() },
+        PhysicalProperties {
+            size: (0, 0).into(),
+            subpixel: Subpixel::Unknown,
+            make: "Axiom".into(),
+            model: "Headless".into(),
+        },
     );
     let mode = Mode { size, refresh: refresh_mhz };
     output.change_current_state(Some(mode), Some(Transform::Normal), None, Some((0, 0).into()));
     output.set_preferred(mode);
     output.create_global::<Axiom>(&dh);
 
-    let mut state = Axiom::new(dh.clone(), event_loop.handle(), event_loop.get_signal(), renderer, output, refresh_interval)?;
+    let mut state =
+        Axiom::new(dh.clone(), event_loop.handle(), event_loop.get_signal(), renderer, output, refresh_interval)?;
 
     let socket = match &options.socket {
         Some(name) => ListeningSocketSource::with_name(name)?,

@@ -21,7 +21,9 @@ pub enum ReadError {
 impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReadError::Truncated => f.write_str("the buffer's file is shorter than its planes (truncated by the client?)"),
+            ReadError::Truncated => {
+                f.write_str("the buffer's file is shorter than its planes (truncated by the client?)")
+            }
             ReadError::Io(err) => write!(f, "{err}"),
         }
     }

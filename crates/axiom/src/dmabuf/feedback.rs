@@ -31,7 +31,8 @@ impl FormatTable {
             bytes.extend_from_slice(&0u32.to_ne_bytes());
             bytes.extend_from_slice(&modifier.to_ne_bytes());
         }
-        let fd = rustix::fs::memfd_create("axiom-dmabuf-format-table", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+        let fd =
+            rustix::fs::memfd_create("axiom-dmabuf-format-table", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
         let mut file = std::fs::File::from(fd);
         file.write_all(&bytes)?;
         let fd = OwnedFd::from(file);
@@ -73,7 +74,11 @@ impl Feedback {
     /// The feedback with one tranche holding every format of `table`, for `device`.
     pub fn single_tranche(device: u64, table: Arc<FormatTable>) -> Self {
         let indices = (0..table.entries.len()).filter_map(|i| u16::try_from(i).ok()).collect();
-        Self { main_device: device, table, tranches: vec![Tranche { target_device: device, flags: TrancheFlags::empty(), indices }] }
+        Self {
+            main_device: device,
+            table,
+            tranches: vec![Tranche { target_device: device, flags: TrancheFlags::empty(), indices }],
+        }
     }
 }
 

@@ -62,9 +62,11 @@ const RGBA8: &[PlaneLayout] = &one(shared::PACKED32, T::Rgba8Unorm);
 const RGB10A2: &[PlaneLayout] = &one(shared::PACKED32, T::Rgb10a2Unorm);
 const RGBA16F: &[PlaneLayout] = &one(shared::PACKED64, T::Rgba16Float);
 const RG8_16BIT: &[PlaneLayout] = &one(shared::PACKED16, T::Rg8Unorm);
-const NV12: &[PlaneLayout] = &[PlaneLayout::new(shared::NV12[0], T::R8Unorm), PlaneLayout::new(shared::NV12[1], T::Rg8Unorm)];
+const NV12: &[PlaneLayout] =
+    &[PlaneLayout::new(shared::NV12[0], T::R8Unorm), PlaneLayout::new(shared::NV12[1], T::Rg8Unorm)];
 // 16-bit little-endian samples as two (Y) or four (CbCr) unorm8 channels.
-const P010_PLANES: &[PlaneLayout] = &[PlaneLayout::new(shared::P010[0], T::Rg8Unorm), PlaneLayout::new(shared::P010[1], T::Rgba8Unorm)];
+const P010_PLANES: &[PlaneLayout] =
+    &[PlaneLayout::new(shared::P010[0], T::Rg8Unorm), PlaneLayout::new(shared::P010[1], T::Rgba8Unorm)];
 const YUV420: &[PlaneLayout] = &[
     PlaneLayout::new(shared::YUV420[0], T::R8Unorm),
     PlaneLayout::new(shared::YUV420[1], T::R8Unorm),

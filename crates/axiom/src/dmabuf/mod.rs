@@ -7,6 +7,7 @@ pub mod feedback;
 pub mod formats;
 pub mod params;
 pub mod protocol;
+pub mod sync;
 
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct ImportStats {
     pub vulkan_buffer: u64,
     /// Vulkan imports that failed and fell back to the CPU.
     pub vulkan_failed: u64,
+    /// Frames that read a dma-buf whose writers had not finished within the limit.
+    pub sync_timeouts: u64,
 }
 
 pub struct DmabufState {
@@ -56,10 +59,8 @@ pub struct DmabufState {
 impl DmabufState {
     /// Creates the global with a format table of what `adapter` can sample.
     pub fn new(dh: &DisplayHandle, adapter: &wgpu::Adapter) -> anyhow::Result<Self> {
-        let entries: Vec<(u32, u64)> = formats::supported_formats(adapter)
-            .into_iter()
-            .map(|f| (f.fourcc as u32, MODIFIER_LINEAR))
-            .collect();
+        let entries: Vec<(u32, u64)> =
+            formats::supported_formats(adapter).into_iter().map(|f| (f.fourcc as u32, MODIFIER_LINEAR)).collect();
         let table = Arc::new(FormatTable::new(entries)?);
         let info = adapter.get_info();
         let device = match feedback::render_node(&info.device_pci_bus_id) {
@@ -70,7 +71,9 @@ impl DmabufState {
             None => {
                 // Clients that speak v4+ learn formats only from feedback, so it is
                 // offered anyway, with a placeholder device.
-                tracing::info!("linux-dmabuf: no DRM render node on this machine; feedback uses placeholder main device 0:1");
+                tracing::info!(
+                    "linux-dmabuf: no DRM render node on this machine; feedback uses placeholder main device 0:1"
+                );
                 PLACEHOLDER_DEVICE
             }
         };
@@ -93,11 +96,7 @@ impl DmabufState {
     /// The feedback a surface currently gets.
     pub fn surface_feedback(&self, surface: &WlSurface) -> &Feedback {
         let id = surface.id();
-        self.surface_overrides
-            .iter()
-            .find(|(s, _)| *s == id)
-            .map(|(_, f)| f)
-            .unwrap_or(&self.default_feedback)
+        self.surface_overrides.iter().find(|(s, _)| *s == id).map(|(_, f)| f).unwrap_or(&self.default_feedback)
     }
 
     /// Changes a surface's feedback (None: back to the default) and tells its
@@ -143,14 +142,15 @@ impl DmabufState {
     pub fn log_stats(&self) {
         let s = self.stats;
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image=0 vulkan_buffer={} vulkan_failed={} host_pointer=0",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image=0 vulkan_buffer={} vulkan_failed={} host_pointer=0 sync_timeouts={}",
             s.created,
             s.failed,
             s.cpu_imports,
             s.cpu_bytes,
             s.cpu_skipped,
             s.vulkan_buffer,
-            s.vulkan_failed
+            s.vulkan_failed,
+            s.sync_timeouts
         );
     }
 }
@@ -162,7 +162,12 @@ pub fn fd_size(fd: BorrowedFd<'_>) -> Option<u64> {
     let stat = rustix::fs::fstat(fd).ok()?;
     match FileType::from_raw_mode(stat.st_mode) {
         FileType::RegularFile => u64::try_from(stat.st_size).ok(),
-        FileType::Fifo | FileType::Socket | FileType::CharacterDevice | FileType::BlockDevice | FileType::Directory | FileType::Symlink => None,
+        FileType::Fifo
+        | FileType::Socket
+        | FileType::CharacterDevice
+        | FileType::BlockDevice
+        | FileType::Directory
+        | FileType::Symlink => None,
         // dma-bufs are anonymous inodes: their size is found by seeking to the end.
         FileType::Unknown => {
             let size = rustix::fs::seek(fd, rustix::fs::SeekFrom::End(0)).ok()?;
@@ -171,7 +176,6 @@ pub fn fd_size(fd: BorrowedFd<'_>) -> Option<u64> {
         }
     }
 }
-
 
 impl Axiom {
     pub fn log_import_stats(&self) {

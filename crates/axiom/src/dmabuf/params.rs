@@ -126,7 +126,13 @@ mod tests {
         Some(PlaneParams { offset, stride, modifier: MODIFIER_LINEAR })
     }
 
-    fn check(planes: [Option<PlaneParams>; 4], w: i32, h: i32, fourcc: u32, size: u64) -> Result<ValidBuffer, ParamsError> {
+    fn check(
+        planes: [Option<PlaneParams>; 4],
+        w: i32,
+        h: i32,
+        fourcc: u32,
+        size: u64,
+    ) -> Result<ValidBuffer, ParamsError> {
         validate(&planes, w, h, fourcc, |_, m| m == MODIFIER_LINEAR, |_| Some(size), 16384)
     }
 
@@ -144,12 +150,24 @@ mod tests {
     #[test]
     fn protocol_errors_are_the_right_ones() {
         let big = u64::MAX;
-        assert!(matches!(check([plane(0, 4), None, None, None], 1, 1, 0x1234_5678, big), Err(ParamsError::InvalidFormat(_))));
+        assert!(matches!(
+            check([plane(0, 4), None, None, None], 1, 1, 0x1234_5678, big),
+            Err(ParamsError::InvalidFormat(_))
+        ));
         assert!(matches!(check([plane(0, 33), None, None, None], 33, 17, NV12, big), Err(ParamsError::Incomplete(_))));
-        assert!(matches!(check([plane(0, 4), plane(0, 4), None, None], 1, 1, XRGB, big), Err(ParamsError::Incomplete(_))));
+        assert!(matches!(
+            check([plane(0, 4), plane(0, 4), None, None], 1, 1, XRGB, big),
+            Err(ParamsError::Incomplete(_))
+        ));
         assert!(matches!(check([None, plane(0, 4), None, None], 1, 1, XRGB, big), Err(ParamsError::Incomplete(_))));
-        assert!(matches!(check([plane(0, 4), None, None, None], 0, 1, XRGB, big), Err(ParamsError::InvalidDimensions(_))));
-        assert!(matches!(check([plane(0, 4), None, None, None], 1, -5, XRGB, big), Err(ParamsError::InvalidDimensions(_))));
+        assert!(matches!(
+            check([plane(0, 4), None, None, None], 0, 1, XRGB, big),
+            Err(ParamsError::InvalidDimensions(_))
+        ));
+        assert!(matches!(
+            check([plane(0, 4), None, None, None], 1, -5, XRGB, big),
+            Err(ParamsError::InvalidDimensions(_))
+        ));
         let tiled = Some(PlaneParams { offset: 0, stride: 4, modifier: 0x0100_0000_0000_0001 });
         assert!(matches!(check([tiled, None, None, None], 1, 1, XRGB, big), Err(ParamsError::InvalidFormat(_))));
     }
@@ -169,6 +187,9 @@ mod tests {
         let pipe = validate(&[plane(0, 4), None, None, None], 1, 1, XRGB, |_, _| true, |_| None, 16384);
         assert!(matches!(pipe, Err(ParamsError::Unsupported(_))));
         assert!(matches!(check([plane(0, 3), None, None, None], 1, 1, XRGB, 64), Err(ParamsError::Unsupported(_))));
-        assert!(matches!(check([plane(0, 4 * 20000), None, None, None], 20000, 1, XRGB, u64::MAX), Err(ParamsError::Unsupported(_))));
+        assert!(matches!(
+            check([plane(0, 4 * 20000), None, None, None], 20000, 1, XRGB, u64::MAX),
+            Err(ParamsError::Unsupported(_))
+        ));
     }
 }

@@ -102,7 +102,12 @@ impl Dispatch<ZwpLinuxDmabufFeedbackV1, FeedbackData> for Axiom {
         }
     }
 
-    fn destroyed(state: &mut Self, _client: smithay::reexports::wayland_server::backend::ClientId, resource: &ZwpLinuxDmabufFeedbackV1, _data: &FeedbackData) {
+    fn destroyed(
+        state: &mut Self,
+        _client: smithay::reexports::wayland_server::backend::ClientId,
+        resource: &ZwpLinuxDmabufFeedbackV1,
+        _data: &FeedbackData,
+    ) {
         state.dmabuf_state.surface_feedback_objects.retain(|f| f != resource);
     }
 }
@@ -180,9 +185,13 @@ impl Dispatch<ZwpLinuxBufferParamsV1, ParamsData> for Axiom {
 }
 
 /// Marks the params used and takes their planes; posts `already_used` on a second create.
-fn take_planes(params: &ZwpLinuxBufferParamsV1, data: &ParamsData) -> Option<[Option<(OwnedFd, PlaneParams)>; MAX_PLANES]> {
+fn take_planes(
+    params: &ZwpLinuxBufferParamsV1,
+    data: &ParamsData,
+) -> Option<[Option<(OwnedFd, PlaneParams)>; MAX_PLANES]> {
     if data.used.swap(true, Ordering::SeqCst) {
-        params.post_error(zwp_linux_buffer_params_v1::Error::AlreadyUsed, "params were already used to create a buffer");
+        params
+            .post_error(zwp_linux_buffer_params_v1::Error::AlreadyUsed, "params were already used to create a buffer");
         return None;
     }
     let mut planes = data.planes.lock().unwrap_or_else(|e| e.into_inner());
@@ -235,7 +244,9 @@ impl Axiom {
         flags: smithay::reexports::wayland_server::WEnum<zwp_linux_buffer_params_v1::Flags>,
     ) -> Result<ValidBuffer, ParamsError> {
         let flags = flags.into_result().map_err(|_| ParamsError::Unsupported("unknown flags".into()))?;
-        if flags.intersects(zwp_linux_buffer_params_v1::Flags::Interlaced | zwp_linux_buffer_params_v1::Flags::BottomFirst) {
+        if flags
+            .intersects(zwp_linux_buffer_params_v1::Flags::Interlaced | zwp_linux_buffer_params_v1::Flags::BottomFirst)
+        {
             return Err(ParamsError::Unsupported("interlaced buffers are not supported".into()));
         }
         let params = planes.each_ref().map(|p| p.as_ref().map(|(_, params)| *params));
@@ -267,7 +278,12 @@ impl Dispatch<WlBuffer, Dmabuf> for Axiom {
         }
     }
 
-    fn destroyed(state: &mut Self, _client: smithay::reexports::wayland_server::backend::ClientId, buffer: &WlBuffer, _data: &Dmabuf) {
+    fn destroyed(
+        state: &mut Self,
+        _client: smithay::reexports::wayland_server::backend::ClientId,
+        buffer: &WlBuffer,
+        _data: &Dmabuf,
+    ) {
         // Also when the client goes away without destroying its buffers.
         state.renderer.imports.forget(&buffer.id());
     }

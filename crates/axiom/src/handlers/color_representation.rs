@@ -4,16 +4,20 @@
 use std::sync::Mutex;
 
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
-use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource, WEnum};
+use smithay::reexports::wayland_server::{
+    Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource, WEnum,
+};
 use smithay::wayland::compositor::{with_states, SurfaceData};
 use wayland_protocols::wp::color_representation::v1::server::{
     wp_color_representation_manager_v1::{self as manager, WpColorRepresentationManagerV1},
-    wp_color_representation_surface_v1::{self as surface_rep, AlphaMode, ChromaLocation, Coefficients, Range, WpColorRepresentationSurfaceV1},
+    wp_color_representation_surface_v1::{
+        self as surface_rep, AlphaMode, ChromaLocation, Coefficients, Range, WpColorRepresentationSurfaceV1,
+    },
 };
 
-use axiom_formats::convert::{yuv_to_rgb_coefficients, YuvMatrix, YuvRange};
 use crate::render::formats::SampleMode;
 use crate::Axiom;
+use axiom_formats::convert::{yuv_to_rgb_coefficients, YuvMatrix, YuvRange};
 
 pub struct ColorRepresentationState;
 
@@ -24,8 +28,11 @@ impl ColorRepresentationState {
     }
 }
 
-const SUPPORTED: [(Coefficients, YuvMatrix); 3] =
-    [(Coefficients::Bt601, YuvMatrix::Bt601), (Coefficients::Bt709, YuvMatrix::Bt709), (Coefficients::Bt2020, YuvMatrix::Bt2020)];
+const SUPPORTED: [(Coefficients, YuvMatrix); 3] = [
+    (Coefficients::Bt601, YuvMatrix::Bt601),
+    (Coefficients::Bt709, YuvMatrix::Bt709),
+    (Coefficients::Bt2020, YuvMatrix::Bt2020),
+];
 
 /// Per-surface state, double-buffered: `pending` becomes `current` on commit.
 #[derive(Debug, Default)]
@@ -70,7 +77,14 @@ pub fn coefficients(states: &SurfaceData, mode: SampleMode) -> [[f32; 4]; 3] {
 }
 
 impl GlobalDispatch<WpColorRepresentationManagerV1, ()> for Axiom {
-    fn bind(_: &mut Self, _: &DisplayHandle, _: &Client, resource: New<WpColorRepresentationManagerV1>, _: &(), data_init: &mut DataInit<'_, Self>) {
+    fn bind(
+        _: &mut Self,
+        _: &DisplayHandle,
+        _: &Client,
+        resource: New<WpColorRepresentationManagerV1>,
+        _: &(),
+        data_init: &mut DataInit<'_, Self>,
+    ) {
         let manager = data_init.init(resource, ());
         manager.supported_alpha_mode(AlphaMode::PremultipliedElectrical);
         for (coefficients, _) in SUPPORTED {
@@ -95,7 +109,8 @@ impl Dispatch<WpColorRepresentationManagerV1, ()> for Axiom {
         if let manager::Request::GetSurface { id, surface } = request {
             let exists = with_slot(&surface, |rep| std::mem::replace(&mut rep.has_object, true));
             if exists {
-                manager.post_error(manager::Error::SurfaceExists, "the surface already has a color representation object");
+                manager
+                    .post_error(manager::Error::SurfaceExists, "the surface already has a color representation object");
                 return;
             }
             data_init.init(id, surface);
@@ -147,7 +162,17 @@ impl Dispatch<WpColorRepresentationSurfaceV1, WlSurface> for Axiom {
             }
             surface_rep::Request::SetChromaLocation { chroma_location } => {
                 // Chroma is sampled at the top-left (co-sited) position whatever the client says.
-                if !matches!(chroma_location, WEnum::Value(ChromaLocation::Type0 | ChromaLocation::Type1 | ChromaLocation::Type2 | ChromaLocation::Type3 | ChromaLocation::Type4 | ChromaLocation::Type5)) {
+                if !matches!(
+                    chroma_location,
+                    WEnum::Value(
+                        ChromaLocation::Type0
+                            | ChromaLocation::Type1
+                            | ChromaLocation::Type2
+                            | ChromaLocation::Type3
+                            | ChromaLocation::Type4
+                            | ChromaLocation::Type5
+                    )
+                ) {
                     object.post_error(surface_rep::Error::ChromaLocation, "invalid chroma location");
                 }
             }

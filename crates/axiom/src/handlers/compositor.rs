@@ -6,7 +6,9 @@ use smithay::delegate_shm;
 use smithay::reexports::wayland_server::protocol::{wl_buffer, wl_surface::WlSurface};
 use smithay::reexports::wayland_server::{Client, Resource};
 use smithay::wayland::buffer::BufferHandler;
-use smithay::wayland::compositor::{get_parent, is_sync_subsurface, CompositorClientState, CompositorHandler, CompositorState};
+use smithay::wayland::compositor::{
+    get_parent, is_sync_subsurface, CompositorClientState, CompositorHandler, CompositorState,
+};
 use smithay::wayland::shm::{ShmHandler, ShmState};
 
 use crate::state::ClientState;
@@ -19,10 +21,7 @@ impl CompositorHandler for Axiom {
 
     fn client_compositor_state<'a>(&self, client: &'a Client) -> &'a CompositorClientState {
         // Every client we accept is inserted with ClientState; a missing one is a bug of ours.
-        &client
-            .get_data::<ClientState>()
-            .expect("every client is inserted with ClientState")
-            .compositor_state
+        &client.get_data::<ClientState>().expect("every client is inserted with ClientState").compositor_state
     }
 
     fn commit(&mut self, surface: &WlSurface) {

@@ -14,9 +14,7 @@ use smithay::reexports::wayland_protocols_wlr::screencopy::v1::server::{
     zwlr_screencopy_manager_v1::{self, ZwlrScreencopyManagerV1},
 };
 use smithay::reexports::wayland_server::protocol::{wl_buffer::WlBuffer, wl_shm};
-use smithay::reexports::wayland_server::{
-    Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource,
-};
+use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource};
 use smithay::utils::{Physical, Rectangle};
 use smithay::wayland::shm::with_buffer_contents;
 
@@ -143,8 +141,8 @@ fn output_size(output: &Output) -> smithay::utils::Size<i32, Physical> {
 }
 
 fn check_buffer(buffer: &WlBuffer, region: Rectangle<i32, Physical>) -> Result<(), String> {
-    let info = with_buffer_contents(buffer, |_, _, info| info)
-        .map_err(|_| "screencopy needs a wl_shm buffer".to_string())?;
+    let info =
+        with_buffer_contents(buffer, |_, _, info| info).map_err(|_| "screencopy needs a wl_shm buffer".to_string())?;
     let min_stride = region.size.w.checked_mul(BYTES_PER_PIXEL).unwrap_or(i32::MAX);
     if info.format != CAPTURE_FORMAT && info.format != wl_shm::Format::Argb8888 {
         return Err(format!("buffer format {:?}, expected {CAPTURE_FORMAT:?}", info.format));
@@ -177,7 +175,9 @@ impl Axiom {
                     if let Some(d) = damage.filter(|_| capture.with_damage) {
                         // The changed area, relative to the captured region and clipped to it.
                         let r = capture.region;
-                        let clipped = Rect { x0: d.x0 - r.loc.x, y0: d.y0 - r.loc.y, x1: d.x1 - r.loc.x, y1: d.y1 - r.loc.y }.clamp(r.size.w, r.size.h);
+                        let clipped =
+                            Rect { x0: d.x0 - r.loc.x, y0: d.y0 - r.loc.y, x1: d.x1 - r.loc.x, y1: d.y1 - r.loc.y }
+                                .clamp(r.size.w, r.size.h);
                         if let Some(c) = clipped {
                             capture.frame.damage(c.x0 as u32, c.y0 as u32, (c.x1 - c.x0) as u32, (c.y1 - c.y0) as u32);
                         }

@@ -10,9 +10,9 @@ use smithay::wayland::compositor::{with_surface_tree_upward, TraversalAction};
 
 use super::damage::Rect;
 use super::texture::{texture_slot, Imported};
+use super::{DrawItem, DrawUniform, Renderer};
 use crate::dmabuf::ImportStats;
 use crate::handlers::color_representation;
-use super::{DrawItem, DrawUniform, Renderer};
 
 impl Renderer {
     /// Imports what changed and returns the quads of the whole output, bottom first.
@@ -34,7 +34,13 @@ impl Renderer {
         items
     }
 
-    fn collect_surface_tree(&self, root: &WlSurface, origin: Point<i32, Logical>, items: &mut Vec<DrawItem>, stats: &mut ImportStats) {
+    fn collect_surface_tree(
+        &self,
+        root: &WlSurface,
+        origin: Point<i32, Logical>,
+        items: &mut Vec<DrawItem>,
+        stats: &mut ImportStats,
+    ) {
         let output_size = self.output_size();
         with_surface_tree_upward(
             root,
@@ -77,14 +83,14 @@ impl Renderer {
                 }
                 let yuv = color_representation::coefficients(states, texture.mode);
                 let uniform = DrawUniform {
-                        dst: [position.x as f32, position.y as f32, view.dst.w as f32, view.dst.h as f32],
-                        src,
-                        output_size: [output_size.w as f32, output_size.h as f32],
-                        buffer_size: [bw as f32, bh as f32],
-                        mode: texture.mode as u32,
-                        opaque: u32::from(texture.opaque),
-                        yuv,
-                        ..texture.source_uniform()
+                    dst: [position.x as f32, position.y as f32, view.dst.w as f32, view.dst.h as f32],
+                    src,
+                    output_size: [output_size.w as f32, output_size.h as f32],
+                    buffer_size: [bw as f32, bh as f32],
+                    mode: texture.mode as u32,
+                    opaque: u32::from(texture.opaque),
+                    yuv,
+                    ..texture.source_uniform()
                 };
                 items.push(DrawItem {
                     bind_group: texture.bind_group.clone(),

@@ -21,7 +21,12 @@ impl Rect {
     }
 
     pub fn union(self, other: Rect) -> Rect {
-        Rect { x0: self.x0.min(other.x0), y0: self.y0.min(other.y0), x1: self.x1.max(other.x1), y1: self.y1.max(other.y1) }
+        Rect {
+            x0: self.x0.min(other.x0),
+            y0: self.y0.min(other.y0),
+            x1: self.x1.max(other.x1),
+            y1: self.y1.max(other.y1),
+        }
     }
 
     /// The part inside a `width` x `height` output; None if empty.

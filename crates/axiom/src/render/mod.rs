@@ -158,10 +158,7 @@ impl Renderer {
                     write_mask: wgpu::ColorWrites::ALL,
                 })],
             }),
-            primitive: wgpu::PrimitiveState {
-                topology: wgpu::PrimitiveTopology::TriangleStrip,
-                ..Default::default()
-            },
+            primitive: wgpu::PrimitiveState { topology: wgpu::PrimitiveTopology::TriangleStrip, ..Default::default() },
             depth_stencil: None,
             multisample: Default::default(),
             multiview_mask: None,
@@ -171,10 +168,20 @@ impl Renderer {
         let (uniform_buffer, uniform_bind_group) = create_uniforms(&device, &uniform_layout, 64);
         let (output_texture, output_view) = create_output(&device, output_size);
         let no_words = buffer_source.then(|| {
-            device.create_buffer(&wgpu::BufferDescriptor { label: Some("no words"), size: 4, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false })
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("no words"),
+                size: 4,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
         });
         let empty_texture = create_empty_texture(&device);
-        let empty_planes = plane_bind_group(&device, &texture_layout, &[empty_texture.create_view(&Default::default())], no_words.as_ref());
+        let empty_planes = plane_bind_group(
+            &device,
+            &texture_layout,
+            &[empty_texture.create_view(&Default::default())],
+            no_words.as_ref(),
+        );
         tracing::info!(
             adapter = %adapter_info.name,
             backend = ?adapter_info.backend,
@@ -268,7 +275,12 @@ impl Renderer {
                 multiview_mask: None,
             });
             pass.set_pipeline(&self.pipeline);
-            pass.set_scissor_rect(damage.x0 as u32, damage.y0 as u32, (damage.x1 - damage.x0) as u32, (damage.y1 - damage.y0) as u32);
+            pass.set_scissor_rect(
+                damage.x0 as u32,
+                damage.y0 as u32,
+                (damage.x1 - damage.x0) as u32,
+                (damage.y1 - damage.y0) as u32,
+            );
             let bind_groups = std::iter::once(&self.empty_planes).chain(items.iter().map(|i| &i.bind_group));
             for (i, bind_group) in bind_groups.enumerate() {
                 pass.set_bind_group(0, &self.uniform_bind_group, &[(i as u64 * UNIFORM_STRIDE) as u32]);
@@ -300,7 +312,11 @@ impl Renderer {
     }
 }
 
-fn create_uniforms(device: &wgpu::Device, layout: &wgpu::BindGroupLayout, draws: u64) -> (wgpu::Buffer, wgpu::BindGroup) {
+fn create_uniforms(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    draws: u64,
+) -> (wgpu::Buffer, wgpu::BindGroup) {
     let buffer = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("draw uniforms"),
         size: draws * UNIFORM_STRIDE,
@@ -340,7 +356,11 @@ fn plane_layout_entries(buffer_source: bool) -> Vec<wgpu::BindGroupLayoutEntry> 
         entries.push(wgpu::BindGroupLayoutEntry {
             binding: 3,
             visibility: wgpu::ShaderStages::FRAGMENT,
-            ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only: true }, has_dynamic_offset: false, min_binding_size: None },
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only: true },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
             count: None,
         });
     }
@@ -356,8 +376,9 @@ pub(crate) fn plane_bind_group(
     words: Option<&wgpu::Buffer>,
 ) -> wgpu::BindGroup {
     let view = |i: usize| views.get(i).unwrap_or(&views[0]);
-    let mut entries: Vec<wgpu::BindGroupEntry<'_>> =
-        (0..3).map(|i| wgpu::BindGroupEntry { binding: i as u32, resource: wgpu::BindingResource::TextureView(view(i)) }).collect();
+    let mut entries: Vec<wgpu::BindGroupEntry<'_>> = (0..3)
+        .map(|i| wgpu::BindGroupEntry { binding: i as u32, resource: wgpu::BindingResource::TextureView(view(i)) })
+        .collect();
     if let Some(words) = words {
         entries.push(wgpu::BindGroupEntry { binding: 3, resource: words.as_entire_binding() });
     }

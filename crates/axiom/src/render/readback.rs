@@ -13,7 +13,12 @@ pub(crate) struct ReadbackBuffer {
 impl Renderer {
     /// Copies `region` of the last rendered frame into `dst`, rows `stride` bytes apart,
     /// as XRGB8888 (the output texture's own byte order).
-    pub fn read_output(&mut self, region: Rectangle<i32, Physical>, dst: &mut [u8], stride: usize) -> anyhow::Result<()> {
+    pub fn read_output(
+        &mut self,
+        region: Rectangle<i32, Physical>,
+        dst: &mut [u8],
+        stride: usize,
+    ) -> anyhow::Result<()> {
         debug_assert_eq!(OUTPUT_FORMAT, wgpu::TextureFormat::Bgra8Unorm);
         let width = u32::try_from(region.size.w)?;
         let height = u32::try_from(region.size.h)?;

@@ -5,9 +5,9 @@ use std::os::fd::AsFd;
 use std::sync::Mutex;
 
 use smithay::backend::allocator::Buffer as _;
-use smithay::reexports::wayland_server::Resource;
 use smithay::backend::renderer::utils::{CommitCounter, RendererSurfaceState};
 use smithay::backend::renderer::{buffer_type, BufferType};
+use smithay::reexports::wayland_server::Resource;
 use smithay::wayland::compositor::SurfaceData;
 use smithay::wayland::dmabuf::get_dmabuf;
 use smithay::wayland::shm::with_buffer_contents;
@@ -84,19 +84,38 @@ impl Renderer {
         let imported = match buffer_type(buffer) {
             Some(BufferType::Shm) => with_buffer_contents(buffer, |ptr, len, info| {
                 let Some(format) = shm_format(info.format) else { return None };
-                let layout = PlaneLayout { block_w: 1, block_h: 1, bytes_per_block: format.bytes_per_pixel, texture: format.texture };
-                let (Ok(w), Ok(h), Ok(stride), Ok(offset)) =
-                    (u32::try_from(info.width), u32::try_from(info.height), u64::try_from(info.stride), u64::try_from(info.offset))
-                else {
+                let layout = PlaneLayout {
+                    block_w: 1,
+                    block_h: 1,
+                    bytes_per_block: format.bytes_per_pixel,
+                    texture: format.texture,
+                };
+                let (Ok(w), Ok(h), Ok(stride), Ok(offset)) = (
+                    u32::try_from(info.width),
+                    u32::try_from(info.height),
+                    u64::try_from(info.stride),
+                    u64::try_from(info.offset),
+                ) else {
                     return None;
                 };
-                let shape = TextureShape { size: (w, h), planes: std::slice::from_ref(&layout), mode: format.mode, opaque: format.opaque };
+                let shape = TextureShape {
+                    size: (w, h),
+                    planes: std::slice::from_ref(&layout),
+                    mode: format.mode,
+                    opaque: format.opaque,
+                };
                 let rows = self.prepare(slot, &shape, damaged_rows());
                 // SAFETY: smithay maps the pool for the duration of this closure and turns a
                 // SIGBUS (a client shrinking its pool) into an error instead of a crash.
                 let pool = unsafe { std::slice::from_raw_parts(ptr, len) };
                 let uploaded = rows.iter().all(|&(first, count)| {
-                    let span = RowSpan { offset, stride, row_bytes: layout.row_bytes(w), first: u64::from(first), count: u64::from(count) };
+                    let span = RowSpan {
+                        offset,
+                        stride,
+                        row_bytes: layout.row_bytes(w),
+                        first: u64::from(first),
+                        count: u64::from(count),
+                    };
                     let bytes = span_slice(pool, span);
                     bytes.is_some_and(|bytes| self.write_rows(slot, 0, &layout, span, bytes))
                 });
@@ -110,8 +129,18 @@ impl Renderer {
                 Ok(pixel) => {
                     // The protocol gives premultiplied 32-bit channels; keep the top 8 bits.
                     let rgba = [pixel.r, pixel.g, pixel.b, pixel.a].map(|c| (c >> 24) as u8);
-                    let layout = PlaneLayout { block_w: 1, block_h: 1, bytes_per_block: 4, texture: wgpu::TextureFormat::Rgba8Unorm };
-                    let shape = TextureShape { size: (1, 1), planes: std::slice::from_ref(&layout), mode: SampleMode::Direct, opaque: false };
+                    let layout = PlaneLayout {
+                        block_w: 1,
+                        block_h: 1,
+                        bytes_per_block: 4,
+                        texture: wgpu::TextureFormat::Rgba8Unorm,
+                    };
+                    let shape = TextureShape {
+                        size: (1, 1),
+                        planes: std::slice::from_ref(&layout),
+                        mode: SampleMode::Direct,
+                        opaque: false,
+                    };
                     self.prepare(slot, &shape, std::iter::empty());
                     let span = RowSpan { offset: 0, stride: 4, row_bytes: 4, first: 0, count: 1 };
                     self.write_rows(slot, 0, &layout, span, &rgba).then(|| vec![(0, 1)])
@@ -119,10 +148,13 @@ impl Renderer {
                 Err(_) => None,
             },
             Some(BufferType::Dma) => match get_dmabuf(buffer) {
-                Ok(dmabuf) => match self.import_dmabuf_vulkan(buffer.id(), dmabuf, slot, stats) {
-                    Some(()) => Some(merge_rows(damaged_rows(), dmabuf.height())),
-                    None => self.import_dmabuf_cpu(dmabuf, damaged_rows(), slot, stats),
-                },
+                Ok(dmabuf) => {
+                    wait_for_dmabuf_writers(dmabuf, stats);
+                    match self.import_dmabuf_vulkan(buffer.id(), dmabuf, slot, stats) {
+                        Some(()) => Some(merge_rows(damaged_rows(), dmabuf.height())),
+                        None => self.import_dmabuf_cpu(dmabuf, damaged_rows(), slot, stats),
+                    }
+                }
                 Err(_) => None,
             },
             _ => None,
@@ -198,7 +230,8 @@ impl Renderer {
         };
         // Every plane's last byte must lie inside the (word-rounded) imported range.
         let mut planes = [[0u32; 4]; 3];
-        for (index, ((offset, stride), layout)) in dmabuf.offsets().zip(dmabuf.strides()).zip(format.planes).enumerate() {
+        for (index, ((offset, stride), layout)) in dmabuf.offsets().zip(dmabuf.strides()).zip(format.planes).enumerate()
+        {
             let (_, rows) = layout.size(w, h);
             let end = u64::from(offset) + u64::from(stride) * u64::from(rows.saturating_sub(1)) + layout.row_bytes(w);
             if end > buffer.size() || index >= 3 {
@@ -282,7 +315,12 @@ impl Renderer {
 
     /// Makes `slot` hold textures of `shape`, and returns the luma row ranges
     /// (first, count) to upload: all of them for a new texture.
-    fn prepare(&self, slot: &mut Option<SurfaceTexture>, shape: &TextureShape<'_>, damaged_rows: impl Iterator<Item = (i32, i32)>) -> Vec<(u32, u32)> {
+    fn prepare(
+        &self,
+        slot: &mut Option<SurfaceTexture>,
+        shape: &TextureShape<'_>,
+        damaged_rows: impl Iterator<Item = (i32, i32)>,
+    ) -> Vec<(u32, u32)> {
         let (w, h) = shape.size;
         let fits = slot.as_ref().is_some_and(|t| {
             t.buffer_planes.is_none()
@@ -330,19 +368,25 @@ impl Renderer {
     }
 
     /// Uploads the rows of `span` (whose bytes start at the first row) into plane `index`.
-    fn write_rows(&self, slot: &Option<SurfaceTexture>, index: usize, layout: &PlaneLayout, span: RowSpan, bytes: &[u8]) -> bool {
+    fn write_rows(
+        &self,
+        slot: &Option<SurfaceTexture>,
+        index: usize,
+        layout: &PlaneLayout,
+        span: RowSpan,
+        bytes: &[u8],
+    ) -> bool {
         let Some(texture) = slot.as_ref().and_then(|t| t.planes.get(index)) else { return false };
-        let (Ok(stride), Ok(first), Ok(count)) = (u32::try_from(span.stride), u32::try_from(span.first), u32::try_from(span.count)) else {
+        let (Ok(stride), Ok(first), Ok(count)) =
+            (u32::try_from(span.stride), u32::try_from(span.first), u32::try_from(span.count))
+        else {
             return false;
         };
         let width = texture.width();
         let row_bytes = span.row_bytes as usize;
         // wgpu wants bytes_per_row to be a whole number of texels; otherwise upload row by row.
-        let chunks: Vec<(u32, u32)> = if stride % layout.bytes_per_block == 0 {
-            vec![(0, count)]
-        } else {
-            (0..count).map(|r| (r, 1)).collect()
-        };
+        let chunks: Vec<(u32, u32)> =
+            if stride % layout.bytes_per_block == 0 { vec![(0, count)] } else { (0..count).map(|r| (r, 1)).collect() };
         for (row, n) in chunks {
             let start = row as usize * stride as usize;
             let end = start + (n as usize - 1) * stride as usize + row_bytes;
@@ -360,6 +404,17 @@ impl Renderer {
             );
         }
         true
+    }
+}
+
+/// Implicit sync: the client's GPU may still be writing a newly committed dma-buf.
+fn wait_for_dmabuf_writers(dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf, stats: &mut ImportStats) {
+    use crate::dmabuf::sync::{wait_for_writers, WriterWait, WRITER_WAIT_LIMIT};
+    for fd in dmabuf.handles() {
+        if wait_for_writers(fd, WRITER_WAIT_LIMIT) == WriterWait::TimedOut {
+            tracing::warn!("DMA-BUF: writers still busy after {WRITER_WAIT_LIMIT:?}; reading the buffer anyway");
+            stats.sync_timeouts += 1;
+        }
     }
 }
 

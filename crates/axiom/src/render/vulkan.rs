@@ -25,12 +25,16 @@ const WANTED_EXTENSIONS: [&CStr; 6] = [
 ];
 
 /// Opens wgpu's device on `adapter` with every wanted extension the driver has.
-pub fn open_device(adapter: &wgpu::Adapter, desc: &wgpu::DeviceDescriptor<'_>) -> anyhow::Result<(wgpu::Device, wgpu::Queue, Vec<&'static CStr>)> {
+pub fn open_device(
+    adapter: &wgpu::Adapter,
+    desc: &wgpu::DeviceDescriptor<'_>,
+) -> anyhow::Result<(wgpu::Device, wgpu::Queue, Vec<&'static CStr>)> {
     let open = {
         // SAFETY: the hal adapter is only used within this block, while `adapter` lives.
         let hal_adapter = unsafe { adapter.as_hal::<Vulkan>() }.context("not a Vulkan adapter")?;
         let capabilities = hal_adapter.physical_device_capabilities();
-        let present: Vec<&'static CStr> = WANTED_EXTENSIONS.into_iter().filter(|e| capabilities.supports_extension(e)).collect();
+        let present: Vec<&'static CStr> =
+            WANTED_EXTENSIONS.into_iter().filter(|e| capabilities.supports_extension(e)).collect();
         let enabled = present.clone();
         let callback: Box<wgpu::hal::vulkan::CreateDeviceCallback<'_>> = Box::new(move |args| {
             for extension in &enabled {
@@ -40,8 +44,15 @@ pub fn open_device(adapter: &wgpu::Adapter, desc: &wgpu::DeviceDescriptor<'_>) -
             }
         });
         // SAFETY: we only add extensions the physical device reports, and no features.
-        let open = unsafe { hal_adapter.open_with_callback(desc.required_features, &desc.required_limits, &desc.memory_hints, Some(callback)) }
-            .map_err(|e| anyhow!("opening the Vulkan device: {e}"))?;
+        let open = unsafe {
+            hal_adapter.open_with_callback(
+                desc.required_features,
+                &desc.required_limits,
+                &desc.memory_hints,
+                Some(callback),
+            )
+        }
+        .map_err(|e| anyhow!("opening the Vulkan device: {e}"))?;
         (open, present)
     };
     let (open, present) = open;
@@ -89,7 +100,12 @@ impl VulkanImporter {
 
     /// Imports the first `size` bytes of the dma-buf `fd` as a storage buffer
     /// (`size` is rounded down to whole 32-bit words).
-    pub fn import_dmabuf(&self, wgpu_device: &wgpu::Device, fd: BorrowedFd<'_>, size: u64) -> anyhow::Result<wgpu::Buffer> {
+    pub fn import_dmabuf(
+        &self,
+        wgpu_device: &wgpu::Device,
+        fd: BorrowedFd<'_>,
+        size: u64,
+    ) -> anyhow::Result<wgpu::Buffer> {
         if !self.dmabuf_buffers {
             bail!("the device cannot import dma-bufs");
         }
@@ -116,7 +132,12 @@ impl VulkanImporter {
             Ok(memory) => {
                 // SAFETY: buffer and memory are ours, bound, and handed to wgpu, which frees both.
                 let hal_buffer = unsafe { wgpu::hal::vulkan::Buffer::from_raw_managed(buffer, memory, 0, size) };
-                let desc = wgpu::BufferDescriptor { label: Some("imported dma-buf"), size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false };
+                let desc = wgpu::BufferDescriptor {
+                    label: Some("imported dma-buf"),
+                    size,
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                };
                 // SAFETY: the hal buffer was created on this device with STORAGE usage and `size` bytes.
                 Ok(unsafe { wgpu_device.create_buffer_from_hal::<Vulkan>(hal_buffer, &desc) })
             }
@@ -128,7 +149,13 @@ impl VulkanImporter {
         }
     }
 
-    fn bind_imported_memory(&self, buffer: vk::Buffer, fd: OwnedFd, fd_types: u32, size: u64) -> anyhow::Result<vk::DeviceMemory> {
+    fn bind_imported_memory(
+        &self,
+        buffer: vk::Buffer,
+        fd: OwnedFd,
+        fd_types: u32,
+        size: u64,
+    ) -> anyhow::Result<vk::DeviceMemory> {
         // SAFETY: a query on a buffer we just created.
         let requirements = unsafe { self.device.get_buffer_memory_requirements(buffer) };
         let types = requirements.memory_type_bits & fd_types;
@@ -139,7 +166,8 @@ impl VulkanImporter {
             bail!("the buffer needs {} bytes, the dma-buf has {size}", requirements.size);
         }
         let raw_fd = fd.into_raw_fd();
-        let mut import = vk::ImportMemoryFdInfoKHR::default().handle_type(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT).fd(raw_fd);
+        let mut import =
+            vk::ImportMemoryFdInfoKHR::default().handle_type(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT).fd(raw_fd);
         let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().buffer(buffer);
         let allocate = vk::MemoryAllocateInfo::default()
             .allocation_size(requirements.size)

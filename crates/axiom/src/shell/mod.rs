@@ -14,10 +14,7 @@ use crate::Axiom;
 impl Axiom {
     /// The mapped window whose toplevel surface is `surface`.
     pub fn window_for_surface(&self, surface: &WlSurface) -> Option<Window> {
-        self.space
-            .elements()
-            .find(|w| w.toplevel().is_some_and(|t| t.wl_surface() == surface))
-            .cloned()
+        self.space.elements().find(|w| w.toplevel().is_some_and(|t| t.wl_surface() == surface)).cloned()
     }
 
     /// Gives keyboard focus to the topmost window, or to nobody.
@@ -32,10 +29,8 @@ impl Axiom {
 /// Per-commit shell work: the initial configure of toplevels and popups, and
 /// mapping a toplevel once it has content.
 pub fn handle_commit(state: &mut Axiom, surface: &WlSurface) {
-    if let Some(index) = state
-        .unmapped_windows
-        .iter()
-        .position(|w| w.toplevel().is_some_and(|t| t.wl_surface() == surface))
+    if let Some(index) =
+        state.unmapped_windows.iter().position(|w| w.toplevel().is_some_and(|t| t.wl_surface() == surface))
     {
         let window = state.unmapped_windows[index].clone();
         let Some(toplevel) = window.toplevel() else { return };
@@ -81,9 +76,6 @@ pub fn handle_commit(state: &mut Axiom, surface: &WlSurface) {
 fn app_id(window: &Window) -> Option<String> {
     let toplevel = window.toplevel()?;
     with_states(toplevel.wl_surface(), |states| {
-        states
-            .data_map
-            .get::<XdgToplevelSurfaceData>()
-            .and_then(|data| data.lock().ok().and_then(|d| d.app_id.clone()))
+        states.data_map.get::<XdgToplevelSurfaceData>().and_then(|data| data.lock().ok().and_then(|d| d.app_id.clone()))
     })
 }

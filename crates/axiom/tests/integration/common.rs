@@ -17,7 +17,9 @@ pub fn start_with(width: u32, height: u32, args: &[&str]) -> Compositor {
 /// The compositor under test: the one cargo built, or $AXIOM_BIN (to run the tests
 /// against a binary built elsewhere, e.g. on a GPU machine without a toolchain).
 pub fn axiom_binary() -> std::path::PathBuf {
-    std::env::var_os("AXIOM_BIN").map(Into::into).unwrap_or_else(|| Path::new(env!("CARGO_BIN_EXE_axiom")).to_path_buf())
+    std::env::var_os("AXIOM_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| Path::new(env!("CARGO_BIN_EXE_axiom")).to_path_buf())
 }
 
 /// Top-left corner of a `w`x`h` window on a `width`x`height` output (windows are centred).

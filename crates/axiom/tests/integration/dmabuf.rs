@@ -43,7 +43,13 @@ fn plane(fd: std::os::fd::BorrowedFd<'_>, offset: u32, stride: u32) -> Plane<'_>
 }
 
 /// Runs `abuse` on a fresh client and returns the protocol error code it earned.
-fn error_code(compositor: &Compositor, abuse: impl FnOnce(&mut TestClient, &wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1)) -> u32 {
+fn error_code(
+    compositor: &Compositor,
+    abuse: impl FnOnce(
+        &mut TestClient,
+        &wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
+    ),
+) -> u32 {
     let mut client = compositor.connect().unwrap();
     let dmabuf = client.bind_dmabuf(5).unwrap();
     abuse(&mut client, &dmabuf);
@@ -58,66 +64,122 @@ fn every_params_error_is_the_one_the_protocol_names() {
     let memory = SharedMemory::new(64 * 64 * 4).unwrap();
     let fd = memory.fd();
     let cases: Vec<(&str, ParamsError, Box<dyn Fn(&mut TestClient, &_)>)> = vec![
-        ("create twice", ParamsError::AlreadyUsed, Box::new(|c: &mut TestClient, d| {
-            let p = c.dmabuf_params(d, &[plane(fd, 0, 256)]);
-            p.create(64, 64, XRGB, NO_FLAGS);
-            p.create(64, 64, XRGB, NO_FLAGS);
-        })),
-        ("add after create", ParamsError::AlreadyUsed, Box::new(|c: &mut TestClient, d| {
-            let p = c.dmabuf_params(d, &[plane(fd, 0, 256)]);
-            p.create(64, 64, XRGB, NO_FLAGS);
-            p.add(fd, 1, 0, 256, 0, 0);
-        })),
-        ("plane index 4", ParamsError::PlaneIdx, Box::new(|c: &mut TestClient, d| {
-            let p = c.dmabuf_params(d, &[]);
-            p.add(fd, 4, 0, 256, 0, 0);
-        })),
-        ("plane set twice", ParamsError::PlaneSet, Box::new(|c: &mut TestClient, d| {
-            let p = c.dmabuf_params(d, &[plane(fd, 0, 256)]);
-            p.add(fd, 0, 0, 256, 0, 0);
-        })),
-        ("NV12 with one plane", ParamsError::Incomplete, Box::new(|c: &mut TestClient, d| {
-            let p = c.dmabuf_params(d, &[plane(fd, 0, 64)]);
-            p.create(64, 64, NV12, NO_FLAGS);
-        })),
-        ("XRGB with a hole at plane 0", ParamsError::Incomplete, Box::new(|c: &mut TestClient, d| {
-            let p = c.dmabuf_params(d, &[]);
-            p.add(fd, 1, 0, 256, 0, 0);
-            p.create(64, 64, XRGB, NO_FLAGS);
-        })),
-        ("unknown fourcc", ParamsError::InvalidFormat, Box::new(|c: &mut TestClient, d| {
-            let p = c.dmabuf_params(d, &[plane(fd, 0, 256)]);
-            p.create(64, 64, 0x2020_2020, NO_FLAGS);
-        })),
-        ("tiled modifier", ParamsError::InvalidFormat, Box::new(|c: &mut TestClient, d| {
-            let p = c.dmabuf_params(d, &[Plane { fd, offset: 0, stride: 256, modifier: 0x0100_0000_0000_0001 }]);
-            p.create(64, 64, XRGB, NO_FLAGS);
-        })),
-        ("zero width", ParamsError::InvalidDimensions, Box::new(|c: &mut TestClient, d| {
-            let p = c.dmabuf_params(d, &[plane(fd, 0, 256)]);
-            p.create(0, 64, XRGB, NO_FLAGS);
-        })),
-        ("negative height (immed)", ParamsError::InvalidDimensions, Box::new(|c: &mut TestClient, d| {
-            let p = c.dmabuf_params(d, &[plane(fd, 0, 256)]);
-            c.dmabuf_create_immed(&p, 64, -1, XRGB);
-        })),
-        ("one row past the end", ParamsError::OutOfBounds, Box::new(|c: &mut TestClient, d| {
-            let p = c.dmabuf_params(d, &[plane(fd, 0, 256)]);
-            p.create(64, 65, XRGB, NO_FLAGS);
-        })),
-        ("subsampled chroma plane past the end", ParamsError::OutOfBounds, Box::new(|c: &mut TestClient, d| {
-            // Y fits exactly (64x64 at 0); CbCr (32 rows of 64 bytes) starts too late.
-            let p = c.dmabuf_params(d, &[plane(fd, 0, 64), plane(fd, 64 * 64 * 4 - 64 * 31, 64)]);
-            p.create(64, 64, NV12, NO_FLAGS);
-        })),
-        ("u32::MAX offset", ParamsError::OutOfBounds, Box::new(|c: &mut TestClient, d| {
-            let p = c.dmabuf_params(d, &[plane(fd, u32::MAX, 256)]);
-            p.create(64, 64, XRGB, NO_FLAGS);
-        })),
-        ("u32::MAX stride", ParamsError::OutOfBounds, Box::new(|c: &mut TestClient, d| {
-            let p = c.dmabuf_params(d, &[plane(fd, 0, u32::MAX)]);
-            c.dmabuf_create_immed(&p, i32::MAX, i32::MAX, XRGB);
-        })),
+        (
+            "create twice",
+            ParamsError::AlreadyUsed,
+            Box::new(|c: &mut TestClient, d| {
+                let p = c.dmabuf_params(d, &[plane(fd, 0, 256)]);
+                p.create(64, 64, XRGB, NO_FLAGS);
+                p.create(64, 64, XRGB, NO_FLAGS);
+            }),
+        ),
+        (
+            "add after create",
+            ParamsError::AlreadyUsed,
+            Box::new(|c: &mut TestClient, d| {
+                let p = c.dmabuf_params(d, &[plane(fd, 0, 256)]);
+                p.create(64, 64, XRGB, NO_FLAGS);
+                p.add(fd, 1, 0, 256, 0, 0);
+            }),
+        ),
+        (
+            "plane index 4",
+            ParamsError::PlaneIdx,
+            Box::new(|c: &mut TestClient, d| {
+                let p = c.dmabuf_params(d, &[]);
+                p.add(fd, 4, 0, 256, 0, 0);
+            }),
+        ),
+        (
+            "plane set twice",
+            ParamsError::PlaneSet,
+            Box::new(|c: &mut TestClient, d| {
+                let p = c.dmabuf_params(d, &[plane(fd, 0, 256)]);
+                p.add(fd, 0, 0, 256, 0, 0);
+            }),
+        ),
+        (
+            "NV12 with one plane",
+            ParamsError::Incomplete,
+            Box::new(|c: &mut TestClient, d| {
+                let p = c.dmabuf_params(d, &[plane(fd, 0, 64)]);
+                p.create(64, 64, NV12, NO_FLAGS);
+            }),
+        ),
+        (
+            "XRGB with a hole at plane 0",
+            ParamsError::Incomplete,
+            Box::new(|c: &mut TestClient, d| {
+                let p = c.dmabuf_params(d, &[]);
+                p.add(fd, 1, 0, 256, 0, 0);
+                p.create(64, 64, XRGB, NO_FLAGS);
+            }),
+        ),
+        (
+            "unknown fourcc",
+            ParamsError::InvalidFormat,
+            Box::new(|c: &mut TestClient, d| {
+                let p = c.dmabuf_params(d, &[plane(fd, 0, 256)]);
+                p.create(64, 64, 0x2020_2020, NO_FLAGS);
+            }),
+        ),
+        (
+            "tiled modifier",
+            ParamsError::InvalidFormat,
+            Box::new(|c: &mut TestClient, d| {
+                let p = c.dmabuf_params(d, &[Plane { fd, offset: 0, stride: 256, modifier: 0x0100_0000_0000_0001 }]);
+                p.create(64, 64, XRGB, NO_FLAGS);
+            }),
+        ),
+        (
+            "zero width",
+            ParamsError::InvalidDimensions,
+            Box::new(|c: &mut TestClient, d| {
+                let p = c.dmabuf_params(d, &[plane(fd, 0, 256)]);
+                p.create(0, 64, XRGB, NO_FLAGS);
+            }),
+        ),
+        (
+            "negative height (immed)",
+            ParamsError::InvalidDimensions,
+            Box::new(|c: &mut TestClient, d| {
+                let p = c.dmabuf_params(d, &[plane(fd, 0, 256)]);
+                c.dmabuf_create_immed(&p, 64, -1, XRGB);
+            }),
+        ),
+        (
+            "one row past the end",
+            ParamsError::OutOfBounds,
+            Box::new(|c: &mut TestClient, d| {
+                let p = c.dmabuf_params(d, &[plane(fd, 0, 256)]);
+                p.create(64, 65, XRGB, NO_FLAGS);
+            }),
+        ),
+        (
+            "subsampled chroma plane past the end",
+            ParamsError::OutOfBounds,
+            Box::new(|c: &mut TestClient, d| {
+                // Y fits exactly (64x64 at 0); CbCr (32 rows of 64 bytes) starts too late.
+                let p = c.dmabuf_params(d, &[plane(fd, 0, 64), plane(fd, 64 * 64 * 4 - 64 * 31, 64)]);
+                p.create(64, 64, NV12, NO_FLAGS);
+            }),
+        ),
+        (
+            "u32::MAX offset",
+            ParamsError::OutOfBounds,
+            Box::new(|c: &mut TestClient, d| {
+                let p = c.dmabuf_params(d, &[plane(fd, u32::MAX, 256)]);
+                p.create(64, 64, XRGB, NO_FLAGS);
+            }),
+        ),
+        (
+            "u32::MAX stride",
+            ParamsError::OutOfBounds,
+            Box::new(|c: &mut TestClient, d| {
+                let p = c.dmabuf_params(d, &[plane(fd, 0, u32::MAX)]);
+                c.dmabuf_create_immed(&p, i32::MAX, i32::MAX, XRGB);
+            }),
+        ),
     ];
     for (name, expected, abuse) in cases {
         let code = error_code(&compositor, |c, d| abuse(c, d));
@@ -162,7 +224,11 @@ fn imports_that_cannot_work_fail_softly_or_kill_with_invalid_wl_buffer() {
 }
 
 /// A window showing an XRGB8888 memfd dmabuf; returns the memory, the buffer and the window.
-fn dmabuf_window(client: &mut TestClient, colour: Rgba, seal: bool) -> (SharedMemory, wayland_client::protocol::wl_buffer::WlBuffer, axiom_testclient::Window) {
+fn dmabuf_window(
+    client: &mut TestClient,
+    colour: Rgba,
+    seal: bool,
+) -> (SharedMemory, wayland_client::protocol::wl_buffer::WlBuffer, axiom_testclient::Window) {
     let dmabuf = client.bind_dmabuf(5).unwrap();
     let bytes = Format32::Xrgb8888.encode_image(&Image::solid(32, 16, colour), 128, 0xff);
     let mut memory = SharedMemory::new(bytes.len()).unwrap();
@@ -282,9 +348,17 @@ fn sigusr1_prints_import_counters() {
     assert_eq!((get("created"), get("failed"), get("cpu_skipped")), (Some(1), Some(0), Some(0)), "{stats:?}");
     // The sealed memfd takes the Vulkan step where it is live, the CPU step otherwise.
     if crate::common::vulkan_buffer_step_live(&compositor) {
-        assert_eq!((get("vulkan_buffer"), get("cpu_imports"), get("cpu_bytes")), (Some(1), Some(0), Some(0)), "{stats:?}");
+        assert_eq!(
+            (get("vulkan_buffer"), get("cpu_imports"), get("cpu_bytes")),
+            (Some(1), Some(0), Some(0)),
+            "{stats:?}"
+        );
     } else {
         // 16 rows of 128 bytes.
-        assert_eq!((get("vulkan_buffer"), get("cpu_imports"), get("cpu_bytes")), (Some(0), Some(1), Some(2048)), "{stats:?}");
+        assert_eq!(
+            (get("vulkan_buffer"), get("cpu_imports"), get("cpu_bytes")),
+            (Some(0), Some(1), Some(2048)),
+            "{stats:?}"
+        );
     }
 }

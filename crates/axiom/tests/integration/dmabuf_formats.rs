@@ -11,7 +11,9 @@ use axiom_testclient::memfd::SharedMemory;
 use axiom_testclient::{Image, TestClient};
 use smithay::backend::allocator::Fourcc;
 use wayland_protocols::wp::color_representation::v1::client::wp_color_representation_manager_v1::WpColorRepresentationManagerV1;
-use wayland_protocols::wp::color_representation::v1::client::wp_color_representation_surface_v1::{Coefficients, Range};
+use wayland_protocols::wp::color_representation::v1::client::wp_color_representation_surface_v1::{
+    Coefficients, Range,
+};
 
 use crate::common::{assert_image, centred, start};
 
@@ -56,11 +58,8 @@ fn show(
     if seal {
         seal_shrink(memory.fd()).unwrap();
     }
-    let planes: Vec<Plane<'_>> = encoded
-        .planes
-        .iter()
-        .map(|&(offset, stride)| Plane { fd: memory.fd(), offset, stride, modifier: 0 })
-        .collect();
+    let planes: Vec<Plane<'_>> =
+        encoded.planes.iter().map(|&(offset, stride)| Plane { fd: memory.fd(), offset, stride, modifier: 0 }).collect();
     let params = client.dmabuf_params(&dmabuf, &planes);
     let buffer = if immed {
         client.dmabuf_create_immed(&params, W as i32, H as i32, fourcc as u32)
@@ -134,7 +133,11 @@ fn color_representation_selects_matrix_and_range() {
     let compositor = start(OUT_W, OUT_H);
     let mut client = compositor.connect().unwrap();
     let image = source();
-    let matrices = [(YuvMatrix::Bt601, Coefficients::Bt601), (YuvMatrix::Bt709, Coefficients::Bt709), (YuvMatrix::Bt2020, Coefficients::Bt2020)];
+    let matrices = [
+        (YuvMatrix::Bt601, Coefficients::Bt601),
+        (YuvMatrix::Bt709, Coefficients::Bt709),
+        (YuvMatrix::Bt2020, Coefficients::Bt2020),
+    ];
     let ranges = [(YuvRange::Limited, Range::Limited), (YuvRange::Full, Range::Full)];
     let manager = client.bind_color_representation().unwrap();
     assert_eq!(client.color_events().supported.len(), 6, "3 matrices x 2 ranges advertised");
@@ -142,7 +145,8 @@ fn color_representation_selects_matrix_and_range() {
         for (range, protocol_range) in ranges {
             for fourcc in [Fourcc::Nv12, Fourcc::P010] {
                 let encoded = encode_yuv(fourcc, &image, matrix, range);
-                let shot = show(&mut client, &encoded, fourcc, false, true, Some((&manager, coefficients, protocol_range)));
+                let shot =
+                    show(&mut client, &encoded, fourcc, false, true, Some((&manager, coefficients, protocol_range)));
                 assert_image(&shot, &encoded.expected, 1, &format!("colour-{fourcc:?}-{matrix:?}-{range:?}"));
             }
         }

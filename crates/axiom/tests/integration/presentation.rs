@@ -36,7 +36,10 @@ fn presentation_timestamps_increase_at_the_refresh_interval() {
         match *result {
             Presented::Presented { time, refresh_ns: r, seq } => {
                 assert_eq!(r, refresh_ns, "refresh {r} ns, want {refresh_ns}");
-                assert!(time <= now && now - time < std::time::Duration::from_secs(60), "timestamp {time:?} is not recent CLOCK_MONOTONIC (now {now:?})");
+                assert!(
+                    time <= now && now - time < std::time::Duration::from_secs(60),
+                    "timestamp {time:?} is not recent CLOCK_MONOTONIC (now {now:?})"
+                );
                 times.push(time);
                 seqs.push(seq);
             }

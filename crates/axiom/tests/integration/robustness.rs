@@ -27,7 +27,8 @@ fn client_disconnecting_mid_frame_does_not_disturb_others() {
     {
         let mut client = compositor.connect().unwrap();
         let window = client.create_window("leaver").unwrap();
-        let buffer = client.create_buffer(&Image::solid(64, 64, Rgba::opaque(255, 0, 0)), Format32::Argb8888, 256, 0).unwrap();
+        let buffer =
+            client.create_buffer(&Image::solid(64, 64, Rgba::opaque(255, 0, 0)), Format32::Argb8888, 256, 0).unwrap();
         window.surface.attach(Some(&buffer.buffer), 0, 0);
         window.surface.damage_buffer(0, 0, 64, 64);
         let _callback = window.surface.frame(&client.qh, ());

@@ -82,7 +82,11 @@ fn unmapping_repaints_what_was_underneath() {
     let mut expected = Image::solid(OUT_W, OUT_H, BACKGROUND);
     let (bx, by) = centred(OUT_W, OUT_H, 100, 60);
     expected = Image::new(OUT_W, OUT_H, |x, y| {
-        if (bx..bx + 100).contains(&x) && (by..by + 60).contains(&y) { red } else { expected.pixel(x, y) }
+        if (bx..bx + 100).contains(&x) && (by..by + 60).contains(&y) {
+            red
+        } else {
+            expected.pixel(x, y)
+        }
     });
     crate::common::assert_image(&client.screenshot().unwrap(), &expected, 0, "unmap-above");
 
@@ -96,6 +100,12 @@ fn unmapping_repaints_what_was_underneath() {
     let pixel = other.create_buffer(&Image::solid(2, 2, green), Format32::Xrgb8888, 8, 0xff).unwrap();
     other.present(&tiny.surface, &pixel).unwrap();
     let (tx, ty) = centred(OUT_W, OUT_H, 2, 2);
-    let expected = Image::new(OUT_W, OUT_H, |x, y| if (tx..tx + 2).contains(&x) && (ty..ty + 2).contains(&y) { green } else { BACKGROUND });
+    let expected = Image::new(OUT_W, OUT_H, |x, y| {
+        if (tx..tx + 2).contains(&x) && (ty..ty + 2).contains(&y) {
+            green
+        } else {
+            BACKGROUND
+        }
+    });
     crate::common::assert_image(&other.screenshot().unwrap(), &expected, 0, "unmap-all");
 }

@@ -45,7 +45,11 @@ fn wait_on_screen(compositor: &Compositor, rect: (u32, u32, u32, u32), min: usiz
         if drawn >= min {
             return shot;
         }
-        assert!(Instant::now() < deadline, "{name}: only {drawn} of {min} pixels drawn at {rect:?} (screenshot {})", save_png(&shot, name));
+        assert!(
+            Instant::now() < deadline,
+            "{name}: only {drawn} of {min} pixels drawn at {rect:?} (screenshot {})",
+            save_png(&shot, name)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -28,7 +28,8 @@ fn memfd_dmabufs_are_read_in_place_without_reimport() {
     memory.bytes_mut().copy_from_slice(&Format32::Xrgb8888.encode_image(&Image::solid(w, h, red), stride as usize, 0));
     seal_shrink(memory.fd()).unwrap();
     let params = client.dmabuf_params(&dmabuf, &[Plane { fd: memory.fd(), offset: 0, stride, modifier: 0 }]);
-    let Created::Buffer(buffer) = client.dmabuf_create(&params, w as i32, h as i32, Fourcc::Xrgb8888 as u32).unwrap() else {
+    let Created::Buffer(buffer) = client.dmabuf_create(&params, w as i32, h as i32, Fourcc::Xrgb8888 as u32).unwrap()
+    else {
         panic!("create failed")
     };
     let window = client.create_window("vulkan").unwrap();
@@ -36,7 +37,12 @@ fn memfd_dmabufs_are_read_in_place_without_reimport() {
     window.surface.damage_buffer(0, 0, w as i32, h as i32);
     client.commit_and_wait_frame(&window.surface).unwrap();
     let (x, y) = centred(OUT_W, OUT_H, w, h);
-    assert_image(&client.screenshot_region(x as i32, y as i32, w as i32, h as i32).unwrap(), &Image::solid(w, h, red), 0, "vulkan-red");
+    assert_image(
+        &client.screenshot_region(x as i32, y as i32, w as i32, h as i32).unwrap(),
+        &Image::solid(w, h, red),
+        0,
+        "vulkan-red",
+    );
 
     // Rewrite the client's bytes in place and commit the same buffer again: the new
     // pixels show, and the buffer was imported once. The compositor's memory is the
@@ -45,7 +51,12 @@ fn memfd_dmabufs_are_read_in_place_without_reimport() {
     window.surface.attach(Some(&buffer), 0, 0);
     window.surface.damage_buffer(0, 0, w as i32, h as i32);
     client.commit_and_wait_frame(&window.surface).unwrap();
-    assert_image(&client.screenshot_region(x as i32, y as i32, w as i32, h as i32).unwrap(), &Image::solid(w, h, blue), 0, "vulkan-blue");
+    assert_image(
+        &client.screenshot_region(x as i32, y as i32, w as i32, h as i32).unwrap(),
+        &Image::solid(w, h, blue),
+        0,
+        "vulkan-blue",
+    );
 
     let stats = import_stats(&compositor);
     assert_eq!(stats.get("vulkan_buffer"), Some(&1), "{stats:?}");
@@ -63,11 +74,20 @@ fn every_format_takes_the_vulkan_step_with_exact_pixels() {
     let formats = axiom_testclient::layout::FORMATS;
     for format in formats {
         let code = format.fourcc;
-        let encoded = encode(code, &image, Options { stride_pad: 12, plane_gap: 36, matrix: YuvMatrix::Bt601, range: YuvRange::Limited }).unwrap();
+        let encoded = encode(
+            code,
+            &image,
+            Options { stride_pad: 12, plane_gap: 36, matrix: YuvMatrix::Bt601, range: YuvRange::Limited },
+        )
+        .unwrap();
         let mut memory = SharedMemory::new(encoded.bytes.len()).unwrap();
         memory.bytes_mut().copy_from_slice(&encoded.bytes);
         seal_shrink(memory.fd()).unwrap();
-        let planes: Vec<Plane<'_>> = encoded.planes.iter().map(|&(offset, stride)| Plane { fd: memory.fd(), offset, stride, modifier: 0 }).collect();
+        let planes: Vec<Plane<'_>> = encoded
+            .planes
+            .iter()
+            .map(|&(offset, stride)| Plane { fd: memory.fd(), offset, stride, modifier: 0 })
+            .collect();
         let params = client.dmabuf_params(&dmabuf, &planes);
         let buffer = client.dmabuf_create_immed(&params, w as i32, h as i32, code);
         let window = client.create_window("vulkan-format").unwrap();
