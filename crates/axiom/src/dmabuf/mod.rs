@@ -139,10 +139,11 @@ impl DmabufState {
         );
     }
 
-    pub fn log_stats(&self) {
+    /// Logs the counters; `live_imports` is how many wl_buffers hold a Vulkan import now.
+    pub fn log_stats(&self, live_imports: usize) {
         let s = self.stats;
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image=0 vulkan_buffer={} vulkan_failed={} host_pointer=0 sync_timeouts={}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image=0 vulkan_buffer={} vulkan_failed={} host_pointer=0 sync_timeouts={} live_imports={}",
             s.created,
             s.failed,
             s.cpu_imports,
@@ -150,7 +151,8 @@ impl DmabufState {
             s.cpu_skipped,
             s.vulkan_buffer,
             s.vulkan_failed,
-            s.sync_timeouts
+            s.sync_timeouts,
+            live_imports
         );
     }
 }
@@ -179,6 +181,6 @@ pub fn fd_size(fd: BorrowedFd<'_>) -> Option<u64> {
 
 impl Axiom {
     pub fn log_import_stats(&self) {
-        self.dmabuf_state.log_stats();
+        self.dmabuf_state.log_stats(self.renderer.imports.len());
     }
 }

@@ -62,6 +62,7 @@ fn memfd_dmabufs_are_read_in_place_without_reimport() {
     assert_eq!(stats.get("vulkan_buffer"), Some(&1), "{stats:?}");
     assert_eq!(stats.get("cpu_imports"), Some(&0), "{stats:?}");
     assert_eq!(stats.get("cpu_bytes"), Some(&0), "no CPU byte touched: {stats:?}");
+    assert_eq!(stats.get("live_imports"), Some(&1), "{stats:?}");
 }
 
 #[test]
@@ -104,7 +105,10 @@ fn every_format_takes_the_vulkan_step_with_exact_pixels() {
         window.surface.destroy();
         buffer.destroy();
     }
+    client.roundtrip().unwrap();
     let stats = import_stats(&compositor);
     assert_eq!(stats.get("vulkan_buffer"), Some(&(formats.len() as u64)), "{stats:?}");
     assert_eq!(stats.get("cpu_imports"), Some(&0), "{stats:?}");
+    // Every wl_buffer was destroyed: its import went with it.
+    assert_eq!(stats.get("live_imports"), Some(&0), "{stats:?}");
 }
