@@ -192,14 +192,18 @@ impl VulkanImporter {
         Ok(memory)
     }
 
-    /// The ladder's live steps, for the start-up log.
+    /// The ladder's steps and whether each is live, for the start-up log.
     pub fn describe(&self) -> String {
-        let step = |live: bool, what: &str| format!("{what}: {}", if live { "live" } else { "unavailable" });
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
         [
-            step(self.drm_modifiers && self.dmabuf_buffers, "1 dma-buf -> VkImage by modifier (not implemented yet)"),
-            step(self.dmabuf_buffers, "2 dma-buf -> VkBuffer sampled in place"),
-            step(self.host_pointers, "3 shm -> host pointer (not implemented yet)"),
-            step(true, "4 CPU copy"),
+            format!("1 dma-buf -> VkImage by modifier: not implemented (driver has the modifier extension: {})", yes_no(self.drm_modifiers)),
+            if self.dmabuf_buffers {
+                "2 dma-buf -> VkBuffer sampled in place: live".to_string()
+            } else {
+                "2 dma-buf -> VkBuffer sampled in place: unavailable (no VK_EXT_external_memory_dma_buf)".to_string()
+            },
+            format!("3 shm -> host pointer: not implemented (driver has VK_EXT_external_memory_host: {})", yes_no(self.host_pointers)),
+            "4 CPU copy: live".to_string(),
         ]
         .join("; ")
     }
