@@ -196,13 +196,19 @@ impl VulkanImporter {
     pub fn describe(&self) -> String {
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         [
-            format!("1 dma-buf -> VkImage by modifier: not implemented (driver has the modifier extension: {})", yes_no(self.drm_modifiers)),
+            format!(
+                "1 dma-buf -> VkImage by modifier: not implemented (driver has the modifier extension: {})",
+                yes_no(self.drm_modifiers)
+            ),
             if self.dmabuf_buffers {
                 "2 dma-buf -> VkBuffer sampled in place: live".to_string()
             } else {
                 "2 dma-buf -> VkBuffer sampled in place: unavailable (no VK_EXT_external_memory_dma_buf)".to_string()
             },
-            format!("3 shm -> host pointer: not implemented (driver has VK_EXT_external_memory_host: {})", yes_no(self.host_pointers)),
+            format!(
+                "3 shm -> host pointer: not implemented (driver has VK_EXT_external_memory_host: {})",
+                yes_no(self.host_pointers)
+            ),
             "4 CPU copy: live".to_string(),
         ]
         .join("; ")
