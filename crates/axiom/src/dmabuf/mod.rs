@@ -128,6 +128,12 @@ impl DmabufState {
         self.surface_overrides.retain(|(id, _)| alive.contains(id));
     }
 
+    /// A buffer the protocol allows but we cannot import: answered with `failed`.
+    fn refused(&mut self, reason: &str) {
+        tracing::info!("DMA-BUF: import refused: {reason}");
+        self.stats.failed += 1;
+    }
+
     fn log_created(&mut self, valid: &ValidBuffer, buffer: &WlBuffer) {
         self.stats.created += 1;
         tracing::debug!(

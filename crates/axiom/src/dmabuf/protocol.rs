@@ -143,20 +143,16 @@ impl Dispatch<ZwpLinuxBufferParamsV1, ParamsData> for Axiom {
             }
             Request::Create { width, height, format, flags } => {
                 let Some(planes) = take_planes(params, data) else { return };
-                match state.validate_params(&planes, width, height, format, flags) {
-                    Ok(valid) => {
-                        let dmabuf = build_dmabuf(valid, planes, flags);
-                        match client.create_resource::<WlBuffer, Dmabuf, Axiom>(dh, 1, dmabuf) {
-                            Ok(buffer) => {
-                                state.dmabuf_state.log_created(&valid, &buffer);
-                                params.created(&buffer);
-                            }
-                            Err(_) => params.failed(),
+                match state.build_buffer(planes, width, height, format, flags) {
+                    Ok((valid, dmabuf)) => match client.create_resource::<WlBuffer, Dmabuf, Axiom>(dh, 1, dmabuf) {
+                        Ok(buffer) => {
+                            state.dmabuf_state.log_created(&valid, &buffer);
+                            params.created(&buffer);
                         }
-                    }
+                        Err(_) => params.failed(),
+                    },
                     Err(ParamsError::Unsupported(reason)) => {
-                        tracing::info!("DMA-BUF: import refused: {reason}");
-                        state.dmabuf_state.stats.failed += 1;
+                        state.dmabuf_state.refused(&reason);
                         params.failed();
                     }
                     Err(err) => post_params_error(params, err),
@@ -164,15 +160,13 @@ impl Dispatch<ZwpLinuxBufferParamsV1, ParamsData> for Axiom {
             }
             Request::CreateImmed { buffer_id, width, height, format, flags } => {
                 let Some(planes) = take_planes(params, data) else { return };
-                match state.validate_params(&planes, width, height, format, flags) {
-                    Ok(valid) => {
-                        let dmabuf = build_dmabuf(valid, planes, flags);
+                match state.build_buffer(planes, width, height, format, flags) {
+                    Ok((valid, dmabuf)) => {
                         let buffer = data_init.init(buffer_id, dmabuf);
                         state.dmabuf_state.log_created(&valid, &buffer);
                     }
                     Err(ParamsError::Unsupported(reason)) => {
-                        tracing::info!("DMA-BUF: import refused: {reason}");
-                        state.dmabuf_state.stats.failed += 1;
+                        state.dmabuf_state.refused(&reason);
                         params.post_error(Error::InvalidWlBuffer, format!("create_immed failed: {reason}"));
                     }
                     Err(err) => post_params_error(params, err),
@@ -215,7 +209,7 @@ fn build_dmabuf(
     valid: ValidBuffer,
     planes: [Option<(OwnedFd, PlaneParams)>; MAX_PLANES],
     flags: smithay::reexports::wayland_server::WEnum<zwp_linux_buffer_params_v1::Flags>,
-) -> Dmabuf {
+) -> Option<Dmabuf> {
     let flags = flags.into_result().unwrap_or(zwp_linux_buffer_params_v1::Flags::empty());
     let mut dmabuf_flags = DmabufFlags::empty();
     if flags.contains(zwp_linux_buffer_params_v1::Flags::YInvert) {
@@ -231,10 +225,24 @@ fn build_dmabuf(
         builder.add_plane(fd, index as u32, plane.offset, plane.stride);
     }
     // Validation guaranteed 1..=4 planes, which is all `build` checks.
-    builder.build().expect("validated planes build a Dmabuf")
+    builder.build()
 }
 
 impl Axiom {
+    /// Validates the params and builds the buffer they describe.
+    fn build_buffer(
+        &self,
+        planes: [Option<(OwnedFd, PlaneParams)>; MAX_PLANES],
+        width: i32,
+        height: i32,
+        format: u32,
+        flags: smithay::reexports::wayland_server::WEnum<zwp_linux_buffer_params_v1::Flags>,
+    ) -> Result<(ValidBuffer, Dmabuf), ParamsError> {
+        let valid = self.validate_params(&planes, width, height, format, flags)?;
+        let dmabuf = build_dmabuf(valid, planes, flags).ok_or_else(|| ParamsError::Unsupported("no planes".into()))?;
+        Ok((valid, dmabuf))
+    }
+
     fn validate_params(
         &self,
         planes: &[Option<(OwnedFd, PlaneParams)>; MAX_PLANES],

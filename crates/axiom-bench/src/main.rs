@@ -1,0 +1,111 @@
+//! axiom-bench: the cost per frame of every buffer path, for axiom (default
+//! and dmabuf-vulkan builds) and weston, beside the memcpy floor, measured in
+//! one run. `scripts/bench` builds everything and runs `--all`.
+
+mod floor;
+mod procstat;
+mod report;
+mod servers;
+mod workload;
+
+use std::path::PathBuf;
+
+use axiom_formats::fourcc;
+use clap::Parser;
+
+use servers::Server;
+use workload::{BufferPath, Workload};
+
+#[derive(Parser)]
+#[command(about = "Measures what each frame costs a Wayland compositor")]
+struct Args {
+    /// Run the whole matrix.
+    #[arg(long)]
+    all: bool,
+    /// The axiom binary (default build).
+    #[arg(long, default_value = "target/release/axiom")]
+    axiom: PathBuf,
+    /// An axiom binary built with --features dmabuf-vulkan.
+    #[arg(long)]
+    axiom_vulkan: Option<PathBuf>,
+    /// Leave weston out.
+    #[arg(long)]
+    no_weston: bool,
+    /// Fewer frames per workload (a quick look, not figures to publish).
+    #[arg(long)]
+    quick: bool,
+    /// Where to write the Markdown report.
+    #[arg(long, default_value = "docs/PERFORMANCE.md")]
+    output: PathBuf,
+}
+
+fn workloads(quick: bool) -> Vec<Workload> {
+    let frames = |n: usize| if quick { n / 4 } else { n };
+    let w = |name: &str, surfaces, (width, height), fourcc, path, damage_percent, n| Workload {
+        name: name.to_string(),
+        surfaces,
+        width,
+        height,
+        fourcc,
+        path,
+        damage_percent,
+        frames: frames(n),
+    };
+    use BufferPath::*;
+    const P1080: (u32, u32) = (1920, 1080);
+    const P720: (u32, u32) = (1280, 720);
+    vec![
+        w("1080p XRGB8888 shm, full damage", 1, P1080, fourcc::XRGB8888, Shm, 100, 120),
+        w("1080p XRGB8888 shm, 10% rows", 1, P1080, fourcc::XRGB8888, Shm, 10, 120),
+        w("1080p XRGB8888 dmabuf (memfd), full damage", 1, P1080, fourcc::XRGB8888, Dmabuf, 100, 120),
+        w("1080p NV12 dmabuf (memfd), full damage", 1, P1080, fourcc::NV12, Dmabuf, 100, 120),
+        w("1080p P010 dmabuf (memfd), full damage", 1, P1080, fourcc::P010, Dmabuf, 100, 120),
+        w("4K XRGB8888 dmabuf (memfd), full damage", 1, (3840, 2160), fourcc::XRGB8888, Dmabuf, 100, 40),
+        w("720p XRGB8888 shm, 10% rows, 1 surface", 1, P720, fourcc::XRGB8888, Shm, 10, 120),
+        w("720p XRGB8888 shm, 10% rows, 10 surfaces", 10, P720, fourcc::XRGB8888, Shm, 10, 60),
+        w("720p XRGB8888 shm, 10% rows, 100 surfaces", 100, P720, fourcc::XRGB8888, Shm, 10, 20),
+        w("idle: 10 mapped 720p surfaces, no commits", 10, P720, fourcc::XRGB8888, Shm, 0, 0),
+    ]
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(args.all, "pass --all to run the matrix (see --help)");
+    let workloads = workloads(args.quick);
+
+    let mut columns: Vec<(String, Box<dyn Fn() -> anyhow::Result<Server>>)> = Vec::new();
+    let axiom = args.axiom.clone();
+    columns.push(("axiom".into(), Box::new(move || Server::axiom(&axiom))));
+    if let Some(vulkan) = args.axiom_vulkan.clone() {
+        columns.push(("axiom dmabuf-vulkan".into(), Box::new(move || Server::axiom(&vulkan))));
+    }
+    if !args.no_weston {
+        columns.push(("weston".into(), Box::new(Server::weston)));
+    }
+
+    let bandwidth = floor::memcpy_bandwidth(3840 * 2160 * 4);
+    let mut report = report::Report::new(bandwidth);
+    for (name, start) in &columns {
+        for workload in &workloads {
+            // A fresh compositor per workload: no state carries over between rows.
+            let server = start()?;
+            if let Some(adapter) = server.adapter() {
+                report.note_adapter(name, adapter);
+            }
+            eprintln!("{name}: {} ...", workload.name);
+            let result = workload::run(&server.socket(), server.pid(), workload);
+            if let Err(err) = &result {
+                eprintln!("  failed: {err:#}");
+            }
+            report.add(name, workload, result.ok());
+        }
+    }
+    let text = report.markdown(&workloads, &columns.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+    println!("{text}");
+    if let Some(dir) = args.output.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.output, text)?;
+    eprintln!("written to {}", args.output.display());
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! The results as Markdown tables, with the machine they were measured on.
+
+use std::collections::HashMap;
+
+use crate::workload::{Measurement, Workload};
+
+pub struct Report {
+    memcpy_bytes_per_s: f64,
+    results: HashMap<(String, String), Option<Measurement>>,
+    adapters: Vec<(String, String)>,
+}
+
+impl Report {
+    pub fn new(memcpy_bytes_per_s: f64) -> Self {
+        Self { memcpy_bytes_per_s, results: HashMap::new(), adapters: Vec::new() }
+    }
+
+    pub fn note_adapter(&mut self, column: &str, adapter: String) {
+        if !self.adapters.iter().any(|(c, _)| c == column) {
+            self.adapters.push((column.to_string(), adapter));
+        }
+    }
+
+    pub fn add(&mut self, column: &str, workload: &Workload, result: Option<Measurement>) {
+        self.results.insert((column.to_string(), workload.name.clone()), result);
+    }
+
+    fn get(&self, column: &str, workload: &Workload) -> Option<&Measurement> {
+        self.results.get(&(column.to_string(), workload.name.clone())).and_then(Option::as_ref)
+    }
+
+    pub fn markdown(&self, workloads: &[Workload], columns: &[String]) -> String {
+        let mut out = String::new();
+        let ms = |v: f64| if v.is_finite() { format!("{v:.2}") } else { "-".to_string() };
+        let cell =
+            |m: Option<&Measurement>, f: &dyn Fn(&Measurement) -> String| m.map(f).unwrap_or_else(|| "failed".into());
+
+        out.push_str("# Performance: cost per frame of each buffer path\n\n");
+        out.push_str("Produced by `scripts/bench` (`axiom-bench --all`). Every row starts a fresh compositor\n");
+        out.push_str("with a 1920x1080 headless output at 60 Hz; the client commits with the given damage\n");
+        out.push_str("each frame, paced by frame callbacks, after 10 warm-up frames. CPU time is the\n");
+        out.push_str("compositor's, all threads (the software renderer's included), from\n");
+        out.push_str("/proc/PID/task/*/schedstat. The memcpy floor is the time to copy the damaged bytes\n");
+        out.push_str("once at this machine's memcpy bandwidth, measured in the same run.\n\n");
+        out.push_str(&format!("Machine: {}\n\n", machine()));
+        out.push_str(&format!("memcpy bandwidth: {:.2} GB/s\n\n", self.memcpy_bytes_per_s / 1e9));
+        for (column, adapter) in &self.adapters {
+            out.push_str(&format!("- {column}: {adapter}\n"));
+        }
+        if columns.iter().any(|c| c == "weston") {
+            out.push_str("- weston: weston 14, `--backend=headless --renderer=gl` (Mesa llvmpipe through EGL)\n");
+        }
+        out.push('\n');
+
+        out.push_str("## Compositor CPU time per frame (ms)\n\n");
+        out.push_str("| workload | damaged MiB/frame | memcpy floor |");
+        for c in columns {
+            out.push_str(&format!(" {c} |"));
+        }
+        out.push_str(" axiom / floor | axiom / weston |\n|---|---|---|");
+        for _ in columns {
+            out.push_str("---|");
+        }
+        out.push_str("---|---|\n");
+        for w in workloads {
+            let bytes = w.damaged_bytes() as f64 * if w.damage_percent == 0 { 0.0 } else { 1.0 };
+            let floor = bytes / self.memcpy_bytes_per_s * 1000.0;
+            out.push_str(&format!("| {} | {:.1} | {} |", w.name, bytes / (1 << 20) as f64, ms(floor)));
+            for c in columns {
+                out.push_str(&format!(" {} |", cell(self.get(c, w), &|m| ms(m.cpu_ms_per_frame))));
+            }
+            let axiom = self.get("axiom", w).map(|m| m.cpu_ms_per_frame);
+            let weston = self.get("weston", w).map(|m| m.cpu_ms_per_frame);
+            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                _ => "-".into(),
+            };
+            out.push_str(&format!(" {} | {} |\n", ratio(axiom, Some(floor)), ratio(axiom, weston)));
+        }
+
+        out.push_str("\n## Commit to presentation (median / p99 ms) and frames per second\n\n| workload |");
+        for c in columns {
+            out.push_str(&format!(" {c} |"));
+        }
+        out.push_str("\n|---|");
+        for _ in columns {
+            out.push_str("---|");
+        }
+        out.push('\n');
+        for w in workloads.iter().filter(|w| w.damage_percent > 0) {
+            out.push_str(&format!("| {} |", w.name));
+            for c in columns {
+                let text = cell(self.get(c, w), &|m| {
+                    format!("{} / {} ms, {:.1} fps", ms(m.latency_median_ms), ms(m.latency_p99_ms), m.fps)
+                });
+                out.push_str(&format!(" {text} |"));
+            }
+            out.push('\n');
+        }
+
+        out.push_str("\n## Peak RSS of the compositor (MiB)\n\n| workload |");
+        for c in columns {
+            out.push_str(&format!(" {c} |"));
+        }
+        out.push_str("\n|---|");
+        for _ in columns {
+            out.push_str("---|");
+        }
+        out.push('\n');
+        for w in workloads {
+            out.push_str(&format!("| {} |", w.name));
+            for c in columns {
+                out.push_str(&format!(" {} |", cell(self.get(c, w), &|m| format!("{:.0}", m.peak_rss_mib))));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// CPU model, cores and memory of this machine.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|kib| kib / (1 << 20) as f64)
+        .unwrap_or(0.0);
+    format!("{}, {cores} cores, {mem_gib:.0} GiB", model.unwrap_or_else(|| "unknown CPU".into()))
+}

@@ -1,0 +1,209 @@
+//! One workload: N surfaces of one size, format and buffer path, committing
+//! with full or partial damage, paced by frame callbacks.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use axiom_formats::encode::{block_pattern, encode, Options};
+use axiom_formats::fourcc;
+use axiom_formats::image::Format32;
+use axiom_testclient::client::Presented;
+use axiom_testclient::dmabuf::{seal_shrink, Plane};
+use axiom_testclient::memfd::SharedMemory;
+use axiom_testclient::TestClient;
+use wayland_client::protocol::wl_buffer::WlBuffer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BufferPath {
+    Shm,
+    /// A memfd sent through linux-dmabuf, sealed against shrinking like a udmabuf.
+    Dmabuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub name: String,
+    pub surfaces: usize,
+    pub width: u32,
+    pub height: u32,
+    pub fourcc: u32,
+    pub path: BufferPath,
+    /// Percent of rows damaged each frame (100: full damage; 0: the client stays idle).
+    pub damage_percent: u32,
+    pub frames: usize,
+}
+
+impl Workload {
+    /// Bytes the compositor must read per frame (damaged rows of every plane, all surfaces).
+    pub fn damaged_bytes(&self) -> u64 {
+        let layout = axiom_formats::layout::layout(self.fourcc).expect("known format");
+        let rows = self.damaged_rows();
+        let per_surface: u64 =
+            layout.planes.iter().map(|p| p.row_bytes(self.width) * u64::from(rows.div_ceil(p.block_h))).sum();
+        per_surface * self.surfaces as u64
+    }
+
+    fn damaged_rows(&self) -> u32 {
+        (self.height * self.damage_percent).div_ceil(100)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Measurement {
+    pub fps: f64,
+    pub cpu_ms_per_frame: f64,
+    pub latency_median_ms: f64,
+    pub latency_p99_ms: f64,
+    pub peak_rss_mib: f64,
+}
+
+struct Surface {
+    window: axiom_testclient::Window,
+    buffers: [WlBuffer; 2],
+    _memory: Vec<SharedMemory>,
+}
+
+/// Runs `workload` against the compositor at `socket` whose process is `pid`.
+pub fn run(socket: &Path, pid: u32, workload: &Workload) -> anyhow::Result<Measurement> {
+    let mut client = TestClient::connect(socket)?;
+    let clock = client.presentation_clock().unwrap_or(1);
+    let dmabuf = match workload.path {
+        BufferPath::Dmabuf => {
+            let version = client
+                .globals
+                .contents()
+                .with_list(|list| list.iter().find(|g| g.interface == "zwp_linux_dmabuf_v1").map(|g| g.version.min(5)));
+            Some(client.bind_dmabuf(version.context("no linux-dmabuf")?)?)
+        }
+        BufferPath::Shm => None,
+    };
+    let image = block_pattern(workload.width, workload.height);
+    let mut surfaces = Vec::new();
+    for index in 0..workload.surfaces {
+        let window = client.create_window(&format!("bench-{index}"))?;
+        let mut memory = Vec::new();
+        let mut make = |client: &mut TestClient| -> anyhow::Result<WlBuffer> {
+            match &dmabuf {
+                None => {
+                    let format = match workload.fourcc {
+                        fourcc::XRGB8888 => Format32::Xrgb8888,
+                        fourcc::ARGB8888 => Format32::Argb8888,
+                        _ => bail!("wl_shm workloads are XRGB8888 or ARGB8888"),
+                    };
+                    let buffer = client.create_buffer(&image, format, workload.width as usize * 4, 0xff)?;
+                    memory.push(buffer.memory);
+                    Ok(buffer.buffer)
+                }
+                Some(dmabuf) => {
+                    let encoded = encode(workload.fourcc, &image, Options::default()).context("format")?;
+                    let mut shared = SharedMemory::new(encoded.bytes.len())?;
+                    shared.bytes_mut().copy_from_slice(&encoded.bytes);
+                    seal_shrink(shared.fd())?;
+                    let planes: Vec<Plane<'_>> = encoded
+                        .planes
+                        .iter()
+                        .map(|&(offset, stride)| Plane { fd: shared.fd(), offset, stride, modifier: 0 })
+                        .collect();
+                    let params = client.dmabuf_params(dmabuf, &planes);
+                    let buffer = client.dmabuf_create_immed(
+                        &params,
+                        workload.width as i32,
+                        workload.height as i32,
+                        workload.fourcc,
+                    );
+                    params.destroy();
+                    memory.push(shared);
+                    Ok(buffer)
+                }
+            }
+        };
+        let buffers = [make(&mut client)?, make(&mut client)?];
+        window.surface.attach(Some(&buffers[0]), 0, 0);
+        window.surface.damage_buffer(0, 0, workload.width as i32, workload.height as i32);
+        client.commit_and_wait_frame(&window.surface)?;
+        surfaces.push(Surface { window, buffers, _memory: memory });
+    }
+
+    if workload.damage_percent == 0 {
+        return measure_idle(pid);
+    }
+
+    let rows = workload.damaged_rows() as i32;
+    let warmup = 10;
+    let mut feedbacks = Vec::new();
+    let mut commits = Vec::new();
+    let mut cpu_start = 0;
+    let mut wall_start = Instant::now();
+    for frame in 0..warmup + workload.frames {
+        if frame == warmup {
+            cpu_start = crate::procstat::cpu_ns(pid)?;
+            wall_start = Instant::now();
+        }
+        let measured = frame >= warmup;
+        // Damage moves down the buffer so that every row gets its turn.
+        let top = ((frame as i32) * rows) % (workload.height as i32 - rows + 1).max(1);
+        // The newest (topmost) surface paces the loop: compositors may send no frame
+        // callbacks to surfaces that others cover completely (weston does not).
+        let pacer = surfaces.len() - 1;
+        for (index, surface) in surfaces.iter().enumerate() {
+            if index == pacer && measured {
+                feedbacks.push(client.request_feedback(&surface.window.surface));
+            }
+            surface.window.surface.attach(Some(&surface.buffers[frame % 2]), 0, 0);
+            surface.window.surface.damage_buffer(0, top, workload.width as i32, rows);
+            if index != pacer {
+                surface.window.surface.commit();
+            }
+        }
+        // The pacing surface commits last, with the frame callback that paces the loop.
+        if measured {
+            commits.push(now(clock));
+        }
+        client.commit_and_wait_frame(&surfaces[pacer].window.surface)?;
+    }
+    let wall = wall_start.elapsed();
+    let cpu = crate::procstat::cpu_ns(pid)? - cpu_start;
+    let results = client.wait_for_feedback(&feedbacks)?;
+    let mut latencies: Vec<f64> = results
+        .iter()
+        .zip(&commits)
+        .filter_map(|(result, commit)| match result {
+            Presented::Presented { time, .. } => Some(time.saturating_sub(*commit).as_secs_f64() * 1000.0),
+            Presented::Discarded => None,
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let pick =
+        |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    Ok(Measurement {
+        fps: workload.frames as f64 / wall.as_secs_f64(),
+        cpu_ms_per_frame: cpu as f64 / 1e6 / workload.frames as f64,
+        latency_median_ms: pick(0.5),
+        latency_p99_ms: pick(0.99),
+        peak_rss_mib: crate::procstat::peak_rss_kib(pid)? as f64 / 1024.0,
+    })
+}
+
+/// The compositor's CPU time while every client sits still, per refresh interval (60 Hz).
+fn measure_idle(pid: u32) -> anyhow::Result<Measurement> {
+    let period = Duration::from_secs(2);
+    let cpu_start = crate::procstat::cpu_ns(pid)?;
+    std::thread::sleep(period);
+    let cpu = crate::procstat::cpu_ns(pid)? - cpu_start;
+    let intervals = period.as_secs_f64() * 60.0;
+    Ok(Measurement {
+        fps: 0.0,
+        cpu_ms_per_frame: cpu as f64 / 1e6 / intervals,
+        latency_median_ms: f64::NAN,
+        latency_p99_ms: f64::NAN,
+        peak_rss_mib: crate::procstat::peak_rss_kib(pid)? as f64 / 1024.0,
+    })
+}
+
+/// Now on the compositor's presentation clock (CLOCK_MONOTONIC, or weston's MONOTONIC_RAW).
+fn now(clock: u32) -> Duration {
+    let id = if clock == 4 { rustix::time::ClockId::MonotonicRaw } else { rustix::time::ClockId::Monotonic };
+    let ts = rustix::time::clock_gettime(id);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
