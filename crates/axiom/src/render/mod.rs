@@ -6,6 +6,7 @@ pub mod buffer_source;
 pub mod compose;
 pub mod damage;
 pub mod formats;
+pub mod pipelines;
 pub mod readback;
 pub mod texture;
 #[cfg(feature = "dmabuf-vulkan")]
@@ -62,7 +63,7 @@ pub struct Renderer {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub adapter_info: wgpu::AdapterInfo,
-    pipeline: wgpu::RenderPipeline,
+    pipelines: pipelines::Pipelines,
     uniform_layout: wgpu::BindGroupLayout,
     pub(crate) texture_layout: wgpu::BindGroupLayout,
     uniform_buffer: wgpu::Buffer,
@@ -134,36 +135,7 @@ impl Renderer {
             bind_group_layouts: &[Some(&uniform_layout), Some(&texture_layout)],
             immediate_size: 0,
         });
-        let premultiplied = wgpu::BlendComponent {
-            src_factor: wgpu::BlendFactor::One,
-            dst_factor: wgpu::BlendFactor::OneMinusSrcAlpha,
-            operation: wgpu::BlendOperation::Add,
-        };
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("compose"),
-            layout: Some(&layout),
-            vertex: wgpu::VertexState {
-                module: &shader,
-                entry_point: Some("vs_main"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            fragment: Some(wgpu::FragmentState {
-                module: &shader,
-                entry_point: Some("fs_main"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format: OUTPUT_FORMAT,
-                    blend: Some(wgpu::BlendState { color: premultiplied, alpha: premultiplied }),
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            primitive: wgpu::PrimitiveState { topology: wgpu::PrimitiveTopology::TriangleStrip, ..Default::default() },
-            depth_stencil: None,
-            multisample: Default::default(),
-            multiview_mask: None,
-            cache: None,
-        });
+        let pipelines = pipelines::Pipelines::new(shader, layout);
 
         let (uniform_buffer, uniform_bind_group) = create_uniforms(&device, &uniform_layout, 64);
         let (output_texture, output_view) = create_output(&device, output_size);
@@ -194,7 +166,7 @@ impl Renderer {
             device,
             queue,
             adapter_info,
-            pipeline,
+            pipelines,
             uniform_layout,
             texture_layout,
             uniform_buffer,
@@ -250,14 +222,30 @@ impl Renderer {
             yuv: [BACKGROUND.map(|c| f32::from(c) / 255.0), [0.0; 4], [0.0; 4]],
             ..DrawUniform::zeroed()
         };
-        let uniforms_of = std::iter::once(&background).chain(items.iter().map(|i| &i.uniform));
-        self.ensure_uniform_capacity(items.len() + 1);
-        let mut uniforms = vec![0u8; (items.len() + 1) * UNIFORM_STRIDE as usize];
-        for (i, uniform) in uniforms_of.enumerate() {
+        // Nothing below a quad that covers the whole damage with opaque pixels can show:
+        // start drawing there, and skip the background too.
+        let covers = |i: &DrawItem| {
+            let r = Rect::from_xywh(i.uniform.dst);
+            i.uniform.opaque == 1 && r.x0 <= damage.x0 && r.y0 <= damage.y0 && r.x1 >= damage.x1 && r.y1 >= damage.y1
+        };
+        let first_visible = items.iter().rposition(covers);
+        let empty_planes = self.empty_planes.clone();
+        let draws: Vec<(&DrawUniform, &wgpu::BindGroup)> = match first_visible {
+            Some(first) => items[first..].iter().map(|i| (&i.uniform, &i.bind_group)).collect(),
+            None => std::iter::once((&background, &empty_planes))
+                .chain(items.iter().map(|i| (&i.uniform, &i.bind_group)))
+                .collect(),
+        };
+        self.ensure_uniform_capacity(draws.len());
+        let mut uniforms = vec![0u8; draws.len() * UNIFORM_STRIDE as usize];
+        for (i, (uniform, _)) in draws.iter().enumerate() {
             let at = i * UNIFORM_STRIDE as usize;
-            uniforms[at..at + std::mem::size_of::<DrawUniform>()].copy_from_slice(bytemuck::bytes_of(uniform));
+            uniforms[at..at + std::mem::size_of::<DrawUniform>()].copy_from_slice(bytemuck::bytes_of(*uniform));
         }
         self.queue.write_buffer(&self.uniform_buffer, 0, &uniforms);
+        for (uniform, _) in &draws {
+            self.pipelines.prepare(&self.device, uniform.mode, uniform.source);
+        }
 
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
         {
@@ -274,17 +262,17 @@ impl Renderer {
                 occlusion_query_set: None,
                 multiview_mask: None,
             });
-            pass.set_pipeline(&self.pipeline);
             pass.set_scissor_rect(
                 damage.x0 as u32,
                 damage.y0 as u32,
                 (damage.x1 - damage.x0) as u32,
                 (damage.y1 - damage.y0) as u32,
             );
-            let bind_groups = std::iter::once(&self.empty_planes).chain(items.iter().map(|i| &i.bind_group));
-            for (i, bind_group) in bind_groups.enumerate() {
+            for (i, (uniform, bind_group)) in draws.iter().enumerate() {
+                let Some(pipeline) = self.pipelines.get(uniform.mode, uniform.source) else { continue };
+                pass.set_pipeline(pipeline);
                 pass.set_bind_group(0, &self.uniform_bind_group, &[(i as u64 * UNIFORM_STRIDE) as u32]);
-                pass.set_bind_group(1, bind_group, &[]);
+                pass.set_bind_group(1, *bind_group, &[]);
                 pass.draw(0..4, 0..1);
             }
         }

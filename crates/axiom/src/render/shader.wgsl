@@ -10,7 +10,7 @@ struct Draw {
     output_size: vec2<f32>,
     // Buffer size in pixels.
     buffer_size: vec2<f32>,
-    // SampleMode in render/formats.rs.
+    // SampleMode in render/formats.rs (the pipeline is specialised on it: MODE).
     mode: u32,
     // 1: the format has no alpha, treat it as opaque.
     opaque: u32,
@@ -26,6 +26,10 @@ struct Draw {
     plane_stride: vec4<u32>,
     plane_kind: vec4<u32>,
 };
+
+// The pipeline's specialisation (render/pipelines.rs): the draw's sample mode and plane source.
+override MODE: u32 = 0u;
+override SOURCE: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> draw: Draw;
 @group(1) @binding(0) var plane0: texture_2d<f32>;
@@ -72,7 +76,7 @@ fn yuv_to_rgb(y: f32, cb: f32, cr: f32) -> vec4<f32> {
 
 // Texel `p` of plane `plane`, as textureLoad of that plane's texture format returns it.
 fn fetch(plane: u32, p: vec2<i32>) -> vec4<f32> {
-    if (draw.source == 1u) {
+    if (SOURCE == 1u) {
         return fetch_buffer(plane, p);
     }
     switch plane {
@@ -90,7 +94,7 @@ fn fetch(plane: u32, p: vec2<i32>) -> vec4<f32> {
 
 fn sample(p: vec2<i32>) -> vec4<f32> {
     let half = p / 2;
-    switch draw.mode {
+    switch MODE {
         case 1u: {
             return fetch(0u, p).bgra;
         }
