@@ -55,7 +55,7 @@ pub struct Axiom {
     pub popups: PopupManager,
     pub seat: Seat<Axiom>,
     pub output: Output,
-    pub refresh_interval: Duration,
+    pub vblank: crate::backend::vblank::Vblank,
 
     pub renderer: Renderer,
     /// Something on screen may have changed since the last repaint.
@@ -104,9 +104,9 @@ impl Axiom {
             popups: PopupManager::default(),
             seat,
             output,
-            refresh_interval,
+            vblank: crate::backend::vblank::Vblank::new(refresh_interval),
             renderer,
-            needs_redraw: true,
+            needs_redraw: false,
             pending_captures: Vec::new(),
             frame_seq: 0,
             display_handle,

@@ -1,15 +1,14 @@
 //! The headless backend: one virtual output rendered off screen, repainted by
 //! a timer at the output's refresh rate. Needs no GPU (lavapipe) and no display.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use calloop::signals::{Signal, Signals};
 use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
 use smithay::reexports::calloop::generic::Generic;
-use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::calloop::{EventLoop, Interest, Mode as TriggerMode, PostAction};
 use smithay::reexports::wayland_server::Display;
-use smithay::utils::{Clock, Monotonic, Transform};
+use smithay::utils::Transform;
 use smithay::wayland::socket::ListeningSocketSource;
 
 use crate::cli::Options;
@@ -77,22 +76,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         .insert_source(signals, |_, _, state| state.log_import_stats())
         .map_err(|e| anyhow::anyhow!("signal source: {e}"))?;
 
-    // The virtual vblank grid: tick k happens at start + k * interval, on CLOCK_MONOTONIC.
-    // Presentation times are the grid times, so they are exact multiples of the interval
-    // apart, as they would be on a real display.
-    let start = Instant::now();
-    let start_monotonic: Duration = Clock::<Monotonic>::new().now().into();
-    let mut tick: u32 = 1;
-    event_loop
-        .handle()
-        .insert_source(Timer::from_deadline(start + refresh_interval), move |_, _, state| {
-            state.repaint_tick(start_monotonic + refresh_interval * tick);
-            // After a stall, skip the missed ticks instead of firing them in a burst.
-            let elapsed_ticks = (start.elapsed().as_nanos() / refresh_interval.as_nanos().max(1)) as u32;
-            tick = (tick + 1).max(elapsed_ticks + 1);
-            TimeoutAction::ToInstant(start + refresh_interval * tick)
-        })
-        .map_err(|e| anyhow::anyhow!("repaint timer: {e}"))?;
+    state.schedule_repaint();
 
     tracing::info!(socket = %socket_name, width, height, refresh = options.refresh, "headless output ready");
     // Tests and scripts wait for this line.

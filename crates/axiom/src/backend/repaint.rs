@@ -41,13 +41,13 @@ impl Axiom {
             self.frame_seq += 1;
             feedback.presented::<_, Monotonic>(
                 vblank,
-                Refresh::Fixed(self.refresh_interval),
+                Refresh::Fixed(self.vblank.interval),
                 self.frame_seq,
                 wp_presentation_feedback::Kind::Vsync | wp_presentation_feedback::Kind::HwCompletion,
             );
             let output = self.output.clone();
             for window in self.space.elements() {
-                window.send_frame(&output, vblank, Some(self.refresh_interval), |_, _| Some(output.clone()));
+                window.send_frame(&output, vblank, Some(self.vblank.interval), |_, _| Some(output.clone()));
             }
         }
     }

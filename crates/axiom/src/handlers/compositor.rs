@@ -41,7 +41,7 @@ impl CompositorHandler for Axiom {
 
         crate::shell::handle_commit(self, surface);
         self.popups.commit(surface);
-        self.needs_redraw = true;
+        self.schedule_repaint();
     }
 }
 

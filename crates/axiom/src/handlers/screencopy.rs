@@ -133,6 +133,7 @@ impl Dispatch<ZwlrScreencopyFrameV1, FrameData> for Axiom {
             return;
         }
         state.pending_captures.push(PendingCapture { frame: frame.clone(), buffer, region, with_damage });
+        state.arm_vblank();
     }
 }
 

@@ -25,7 +25,7 @@ impl XdgShellHandler for Axiom {
             self.space.unmap_elem(&window);
         }
         self.focus_top_window();
-        self.needs_redraw = true;
+        self.schedule_repaint();
     }
 
     fn new_popup(&mut self, surface: PopupSurface, positioner: PositionerState) {
@@ -44,7 +44,7 @@ impl XdgShellHandler for Axiom {
     }
 
     fn popup_destroyed(&mut self, _surface: PopupSurface) {
-        self.needs_redraw = true;
+        self.schedule_repaint();
     }
 
     // With no real input there is nothing to grab with; the popup simply stays mapped.

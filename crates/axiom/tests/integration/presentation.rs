@@ -56,3 +56,24 @@ fn presentation_timestamps_increase_at_the_refresh_interval() {
         assert!(gap >= interval && gap % interval == 0, "gap {gap} ns is not a multiple of {interval} ns: {times:?}");
     }
 }
+
+#[test]
+fn an_idle_compositor_does_not_wake_up() {
+    let compositor = start_with(160, 120, &[]);
+    let mut client = compositor.connect().unwrap();
+    let window = client.create_window("idle").unwrap();
+    let buffer =
+        client.create_buffer(&Image::solid(16, 16, Rgba::opaque(1, 2, 3)), Format32::Xrgb8888, 64, 0xff).unwrap();
+    client.present(&window.surface, &buffer).unwrap();
+    // With nothing to show, the event loop must sleep: a repaint timer ticking at 60 Hz
+    // would switch the main thread in and out 60 times a second.
+    let switches = || {
+        let status = std::fs::read_to_string(format!("/proc/{0}/task/{0}/status", compositor.pid())).unwrap();
+        status.lines().find_map(|l| l.strip_prefix("voluntary_ctxt_switches:")).unwrap().trim().parse::<u64>().unwrap()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let before = switches();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let woken = switches() - before;
+    assert!(woken < 10, "the idle compositor woke {woken} times in a second");
+}

@@ -71,3 +71,27 @@ fn protocol_error_of_one_client_leaves_others_running() {
 fn client_buffer(client: &mut axiom_testclient::TestClient, colour: Rgba) -> axiom_testclient::Buffer {
     client.create_buffer(&Image::solid(20, 20, colour), Format32::Xrgb8888, 80, 0xff).unwrap()
 }
+
+#[test]
+fn a_vanished_client_leaves_no_window_behind() {
+    let compositor = start(OUT_W, OUT_H);
+    {
+        let mut client = compositor.connect().unwrap();
+        let window = client.create_window("vanishing").unwrap();
+        let buffer = client
+            .create_buffer(&Image::solid(60, 40, Rgba::opaque(200, 0, 0)), Format32::Xrgb8888, 240, 0xff)
+            .unwrap();
+        client.present(&window.surface, &buffer).unwrap();
+        // The connection closes without destroying anything.
+    }
+    let mut observer = compositor.connect().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let shot = observer.screenshot().unwrap();
+        if shot == Image::solid(OUT_W, OUT_H, crate::common::BACKGROUND) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the dead client's window is still on screen");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
