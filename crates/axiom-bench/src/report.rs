@@ -52,70 +52,64 @@ impl Report {
         }
         out.push('\n');
 
-        out.push_str("## Compositor CPU time per frame (ms)\n\n");
-        out.push_str("| workload | damaged MiB/frame | memcpy floor |");
-        for c in columns {
-            out.push_str(&format!(" {c} |"));
-        }
-        out.push_str(" axiom / floor | axiom / weston |\n|---|---|---|");
-        for _ in columns {
-            out.push_str("---|");
-        }
-        out.push_str("---|---|\n");
-        for w in workloads {
-            let bytes = w.damaged_bytes() as f64 * if w.damage_percent == 0 { 0.0 } else { 1.0 };
+        let named = |fixed: &[&str], trailing: &[&str]| -> Vec<String> {
+            fixed
+                .iter()
+                .map(|h| h.to_string())
+                .chain(columns.iter().cloned())
+                .chain(trailing.iter().map(|h| h.to_string()))
+                .collect()
+        };
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "-".into(),
+        };
+
+        let rows = workloads.iter().map(|w| {
+            let bytes = w.damaged_bytes() as f64;
             let floor = bytes / self.memcpy_bytes_per_s * 1000.0;
-            out.push_str(&format!("| {} | {:.1} | {} |", w.name, bytes / (1 << 20) as f64, ms(floor)));
-            for c in columns {
-                out.push_str(&format!(" {} |", cell(self.get(c, w), &|m| ms(m.cpu_ms_per_frame))));
-            }
+            let mut row = vec![w.name.clone(), format!("{:.1}", bytes / (1 << 20) as f64), ms(floor)];
+            row.extend(columns.iter().map(|c| cell(self.get(c, w), &|m| ms(m.cpu_ms_per_frame))));
             let axiom = self.get("axiom", w).map(|m| m.cpu_ms_per_frame);
             let weston = self.get("weston", w).map(|m| m.cpu_ms_per_frame);
-            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-                _ => "-".into(),
+            row.push(ratio(axiom, Some(floor)));
+            row.push(ratio(axiom, weston));
+            row
+        });
+        out.push_str("## Compositor CPU time per frame (ms)\n\n");
+        out.push_str(&table(
+            named(&["workload", "damaged MiB/frame", "memcpy floor"], &["axiom / floor", "axiom / weston"]),
+            rows,
+        ));
+
+        let rows = workloads.iter().filter(|w| w.damage_percent > 0).map(|w| {
+            let latency = |m: &Measurement| {
+                format!("{} / {} ms, {:.1} fps", ms(m.latency_median_ms), ms(m.latency_p99_ms), m.fps)
             };
-            out.push_str(&format!(" {} | {} |\n", ratio(axiom, Some(floor)), ratio(axiom, weston)));
-        }
+            std::iter::once(w.name.clone()).chain(columns.iter().map(|c| cell(self.get(c, w), &latency))).collect()
+        });
+        out.push_str("\n## Commit to presentation (median / p99 ms) and frames per second\n\n");
+        out.push_str(&table(named(&["workload"], &[]), rows));
 
-        out.push_str("\n## Commit to presentation (median / p99 ms) and frames per second\n\n| workload |");
-        for c in columns {
-            out.push_str(&format!(" {c} |"));
-        }
-        out.push_str("\n|---|");
-        for _ in columns {
-            out.push_str("---|");
-        }
-        out.push('\n');
-        for w in workloads.iter().filter(|w| w.damage_percent > 0) {
-            out.push_str(&format!("| {} |", w.name));
-            for c in columns {
-                let text = cell(self.get(c, w), &|m| {
-                    format!("{} / {} ms, {:.1} fps", ms(m.latency_median_ms), ms(m.latency_p99_ms), m.fps)
-                });
-                out.push_str(&format!(" {text} |"));
-            }
-            out.push('\n');
-        }
-
-        out.push_str("\n## Peak RSS of the compositor (MiB)\n\n| workload |");
-        for c in columns {
-            out.push_str(&format!(" {c} |"));
-        }
-        out.push_str("\n|---|");
-        for _ in columns {
-            out.push_str("---|");
-        }
-        out.push('\n');
-        for w in workloads {
-            out.push_str(&format!("| {} |", w.name));
-            for c in columns {
-                out.push_str(&format!(" {} |", cell(self.get(c, w), &|m| format!("{:.0}", m.peak_rss_mib))));
-            }
-            out.push('\n');
-        }
+        let rows = workloads.iter().map(|w| {
+            let rss = |m: &Measurement| format!("{:.0}", m.peak_rss_mib);
+            std::iter::once(w.name.clone()).chain(columns.iter().map(|c| cell(self.get(c, w), &rss))).collect()
+        });
+        out.push_str("\n## Peak RSS of the compositor (MiB)\n\n");
+        out.push_str(&table(named(&["workload"], &[]), rows));
         out
     }
+}
+
+/// A Markdown table.
+fn table(headers: Vec<String>, rows: impl Iterator<Item = Vec<String>>) -> String {
+    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+    let mut out = line(&headers);
+    out.push_str(&format!("|{}\n", "---|".repeat(headers.len())));
+    for row in rows {
+        out.push_str(&line(&row));
+    }
+    out
 }
 
 /// CPU model, cores and memory of this machine.
