@@ -3,11 +3,14 @@
 
 use std::sync::Mutex;
 
+use smithay::backend::allocator::Buffer as _;
+use smithay::backend::renderer::utils::with_renderer_surface_state;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{
     Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource, WEnum,
 };
 use smithay::wayland::compositor::{with_states, SurfaceData};
+use smithay::wayland::dmabuf::get_dmabuf;
 use wayland_protocols::wp::color_representation::v1::server::{
     wp_color_representation_manager_v1::{self as manager, WpColorRepresentationManagerV1},
     wp_color_representation_surface_v1::{
@@ -37,7 +40,8 @@ const SUPPORTED: [(Coefficients, YuvMatrix); 3] = [
 /// Per-surface state, double-buffered: `pending` becomes `current` on commit.
 #[derive(Debug, Default)]
 struct SurfaceColorRepresentation {
-    has_object: bool,
+    /// The surface's wp_color_representation_surface_v1, while it exists.
+    object: Option<WpColorRepresentationSurfaceV1>,
     pending: Option<(YuvMatrix, YuvRange)>,
     current: Option<(YuvMatrix, YuvRange)>,
 }
@@ -53,12 +57,31 @@ fn with_slot<T>(surface: &WlSurface, f: impl FnOnce(&mut SurfaceColorRepresentat
     })
 }
 
-/// Applies the pending colour representation; called from the commit handler.
+/// Applies the pending colour representation; called from the commit handler after
+/// the buffer state is applied. YCbCr coefficients on an RGB buffer are the protocol's
+/// `pixel_format` error.
 pub fn commit(surface: &WlSurface) {
+    let rgb_buffer = with_renderer_surface_state(surface, |state| {
+        state.buffer().map(|buffer| {
+            let yuv = get_dmabuf(buffer)
+                .ok()
+                .and_then(|d| crate::dmabuf::formats::dmabuf_format(d.format().code as u32))
+                .is_some_and(|f| f.mode.is_yuv());
+            !yuv
+        })
+    })
+    .flatten()
+    .unwrap_or(false);
     with_states(surface, |states| {
         if let Some(slot) = states.data_map.get::<SurfaceSlot>() {
             let mut rep = slot.lock().unwrap_or_else(|e| e.into_inner());
             rep.current = rep.pending;
+            if let (Some(_), true, Some(object)) = (rep.current, rgb_buffer, rep.object.as_ref()) {
+                object.post_error(
+                    surface_rep::Error::PixelFormat,
+                    "YCbCr coefficients set on a surface with an RGB buffer",
+                );
+            }
         }
     });
 }
@@ -107,13 +130,13 @@ impl Dispatch<WpColorRepresentationManagerV1, ()> for Axiom {
         data_init: &mut DataInit<'_, Self>,
     ) {
         if let manager::Request::GetSurface { id, surface } = request {
-            let exists = with_slot(&surface, |rep| std::mem::replace(&mut rep.has_object, true));
-            if exists {
+            if with_slot(&surface, |rep| rep.object.is_some()) {
                 manager
                     .post_error(manager::Error::SurfaceExists, "the surface already has a color representation object");
                 return;
             }
-            data_init.init(id, surface);
+            let object = data_init.init(id, surface.clone());
+            with_slot(&surface, |rep| rep.object = Some(object));
         }
     }
 }
@@ -132,7 +155,7 @@ impl Dispatch<WpColorRepresentationSurfaceV1, WlSurface> for Axiom {
             if surface.is_alive() {
                 // Destroying the object unsets its metadata (from the next commit).
                 with_slot(surface, |rep| {
-                    rep.has_object = false;
+                    rep.object = None;
                     rep.pending = None;
                 });
             }

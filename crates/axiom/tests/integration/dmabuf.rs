@@ -345,3 +345,23 @@ fn sigusr1_prints_import_counters() {
         );
     }
 }
+
+#[test]
+fn yuv_coefficients_on_an_rgb_buffer_are_a_pixel_format_error() {
+    use wayland_protocols::wp::color_representation::v1::client::wp_color_representation_surface_v1::{
+        Coefficients, Error as RepError, Range,
+    };
+    let compositor = start(OUT_W, OUT_H);
+    let mut client = compositor.connect().unwrap();
+    let manager = client.bind_color_representation().unwrap();
+    let window = client.create_window("rgb-with-yuv-coefficients").unwrap();
+    let _rep = client.set_color_representation(&manager, &window.surface, Coefficients::Bt709, Range::Full);
+    let buffer =
+        client.create_buffer(&Image::solid(8, 8, Rgba::opaque(1, 2, 3)), Format32::Xrgb8888, 32, 0xff).unwrap();
+    window.surface.attach(Some(&buffer.buffer), 0, 0);
+    window.surface.commit();
+    let (interface, code) = client.expect_protocol_error().unwrap();
+    assert_eq!((interface.as_str(), code), ("wp_color_representation_surface_v1", RepError::PixelFormat as u32));
+    // Others are not affected.
+    compositor.connect().unwrap().screenshot().unwrap();
+}
