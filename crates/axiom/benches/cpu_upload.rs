@@ -1,12 +1,12 @@
 //! Micro-benchmarks of the CPU import step: the damaged rows of a 1080p
 //! XRGB8888 plane copied into an upload staging buffer (what wgpu's
-//! write_texture does with them), read through a read-only mapping (sealed
-//! memfd, as for real dma-bufs) or through pread (unsealed memfd), against a
-//! plain memcpy of the same bytes.
+//! write_texture does with them), read through a fresh or a kept read-only
+//! mapping (sealed memfd, as for real dma-bufs) or through pread (unsealed
+//! memfd), against a plain memcpy of the same bytes.
 
 use std::os::fd::AsFd;
 
-use axiom::dmabuf::cpu::{read_rows, RowSpan};
+use axiom::dmabuf::cpu::{read_rows, Mapping, RowSpan};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use rustix::fs::{fcntl_add_seals, memfd_create, MemfdFlags, SealFlags};
 
@@ -30,12 +30,18 @@ fn reads(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(STRIDE * rows));
         let mut staging = vec![0u8; (STRIDE * rows) as usize];
         let sealed = memfd(true);
-        group.bench_function("mmap + DMA_BUF_IOCTL_SYNC (sealed memfd)", |b| {
-            b.iter(|| read_rows(sealed.as_fd(), span, |bytes| staging.copy_from_slice(bytes)).expect("read"))
+        group.bench_function("fresh mmap + DMA_BUF_IOCTL_SYNC (sealed memfd)", |b| {
+            b.iter(|| read_rows(sealed.as_fd(), None, span, |bytes| staging.copy_from_slice(bytes)).expect("read"))
+        });
+        let mapping = Mapping::new(sealed.as_fd()).expect("a sealed memfd maps");
+        group.bench_function("kept mapping + DMA_BUF_IOCTL_SYNC (sealed memfd)", |b| {
+            b.iter(|| {
+                read_rows(sealed.as_fd(), Some(&mapping), span, |bytes| staging.copy_from_slice(bytes)).expect("read")
+            })
         });
         let unsealed = memfd(false);
         group.bench_function("pread (unsealed memfd)", |b| {
-            b.iter(|| read_rows(unsealed.as_fd(), span, |bytes| staging.copy_from_slice(bytes)).expect("read"))
+            b.iter(|| read_rows(unsealed.as_fd(), None, span, |bytes| staging.copy_from_slice(bytes)).expect("read"))
         });
         black_box(&staging);
         let src = vec![1u8; (STRIDE * rows) as usize];

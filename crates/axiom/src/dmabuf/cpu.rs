@@ -6,7 +6,11 @@
 //! with `pread` instead: touching a mapping past a shrunk file's end raises
 //! SIGBUS, while `pread` just comes back short, which we report.
 
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::{Arc, Mutex};
+
+use smithay::reexports::wayland_server::backend::ObjectId;
 
 use rustix::fs::{FileType, SealFlags};
 use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
@@ -64,12 +68,89 @@ pub fn can_map_safely(fd: BorrowedFd<'_>) -> bool {
     }
 }
 
-/// Calls `f` with the rows' bytes (rows `span.stride` apart).
-pub fn read_rows<T>(fd: BorrowedFd<'_>, span: RowSpan, f: impl FnOnce(&[u8]) -> T) -> Result<T, ReadError> {
+/// A read-only mapping of a whole buffer that cannot shrink, kept for as long
+/// as its wl_buffer lives so that each frame's read is a plain memory read
+/// instead of a fresh mapping that faults in every page again.
+pub struct Mapping {
+    ptr: *mut std::ffi::c_void,
+    len: usize,
+}
+
+// SAFETY: a read-only shared mapping; it is only read, between DMA_BUF_IOCTL_SYNC calls.
+unsafe impl Send for Mapping {}
+// SAFETY: as above: nothing writes through it.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `fd` whole; None unless it is safe to keep mapped (see `can_map_safely`).
+    pub fn new(fd: BorrowedFd<'_>) -> Option<Self> {
+        if !can_map_safely(fd) {
+            return None;
+        }
+        let len = usize::try_from(super::fd_size(fd)?).ok().filter(|&l| l > 0)?;
+        // SAFETY: a fresh read-only shared mapping of a file that cannot shrink; unmapped in Drop.
+        let ptr = unsafe { mmap(std::ptr::null_mut(), len, ProtFlags::READ, MapFlags::SHARED, fd, 0) }.ok()?;
+        Some(Self { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping is `len` bytes and lives as long as self.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are the mapping made in `new`.
+        let _ = unsafe { munmap(self.ptr, self.len) };
+    }
+}
+
+/// Mappings of imported buffers' planes, by wl_buffer.
+#[derive(Default)]
+pub struct MappingCache {
+    mappings: Mutex<HashMap<(ObjectId, usize), Arc<Mapping>>>,
+}
+
+impl MappingCache {
+    /// The mapping of plane `plane` of buffer `id`, made on first use; None if the fd
+    /// must not stay mapped.
+    pub fn get_or_map(&self, id: &ObjectId, plane: usize, fd: BorrowedFd<'_>) -> Option<Arc<Mapping>> {
+        let mut mappings = self.mappings.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mapping) = mappings.get(&(id.clone(), plane)) {
+            return Some(mapping.clone());
+        }
+        let mapping = Arc::new(Mapping::new(fd)?);
+        mappings.insert((id.clone(), plane), mapping.clone());
+        Some(mapping)
+    }
+
+    /// Unmaps a destroyed wl_buffer's planes.
+    pub fn forget(&self, id: &ObjectId) {
+        self.mappings.lock().unwrap_or_else(|e| e.into_inner()).retain(|(buffer, _), _| buffer != id);
+    }
+}
+
+/// Calls `f` with the rows' bytes (rows `span.stride` apart), from `mapping` where
+/// the buffer has one.
+pub fn read_rows<T>(
+    fd: BorrowedFd<'_>,
+    mapping: Option<&Mapping>,
+    span: RowSpan,
+    f: impl FnOnce(&[u8]) -> T,
+) -> Result<T, ReadError> {
     let overflow = || ReadError::Io(std::io::Error::other("plane range overflows"));
     let start = span.start().ok_or_else(overflow)?;
     let len = span.len().ok_or_else(overflow)?;
     let end = start.checked_add(len).ok_or_else(overflow)?;
+    if let Some(mapping) = mapping {
+        let range = usize::try_from(start).ok().zip(usize::try_from(end).ok());
+        let bytes = range.and_then(|(start, end)| mapping.bytes().get(start..end)).ok_or(ReadError::Truncated)?;
+        dma_buf_sync(fd, DMA_BUF_SYNC_START);
+        let result = f(bytes);
+        dma_buf_sync(fd, DMA_BUF_SYNC_END);
+        return Ok(result);
+    }
     if can_map_safely(fd) {
         if super::fd_size(fd).is_some_and(|size| end > size) {
             return Err(ReadError::Truncated);
@@ -156,12 +237,16 @@ mod tests {
         for seal in [false, true] {
             let fd = memfd(&bytes, seal);
             assert_eq!(can_map_safely(fd.as_fd()), seal);
-            let got = read_rows(fd.as_fd(), span, |b| b.to_vec()).unwrap();
+            let got = read_rows(fd.as_fd(), None, span, |b| b.to_vec()).unwrap();
+            if let Some(mapping) = Mapping::new(fd.as_fd()) {
+                assert_eq!(read_rows(fd.as_fd(), Some(&mapping), span, |b| b.to_vec()).unwrap(), got);
+            }
             assert_eq!(got, bytes[200..200 + 120].to_vec());
         }
         let fd = memfd(&bytes, false);
         rustix::fs::ftruncate(&fd, 210).unwrap();
-        assert!(matches!(read_rows(fd.as_fd(), span, |_| ()), Err(ReadError::Truncated)));
+        assert!(matches!(read_rows(fd.as_fd(), None, span, |_| ()), Err(ReadError::Truncated)));
+        assert!(Mapping::new(fd.as_fd()).is_none(), "an unsealed memfd is never kept mapped");
     }
 
     #[test]

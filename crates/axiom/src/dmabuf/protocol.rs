@@ -293,7 +293,7 @@ impl Dispatch<WlBuffer, Dmabuf> for Axiom {
         _data: &Dmabuf,
     ) {
         // Also when the client goes away without destroying its buffers.
-        state.renderer.imports.forget(&buffer.id());
+        state.renderer.forget_buffer(&buffer.id());
     }
 }
 

@@ -47,7 +47,7 @@ impl CompositorHandler for Axiom {
 
 impl BufferHandler for Axiom {
     fn buffer_destroyed(&mut self, buffer: &wl_buffer::WlBuffer) {
-        self.renderer.imports.forget(&buffer.id());
+        self.renderer.forget_buffer(&buffer.id());
     }
 }
 

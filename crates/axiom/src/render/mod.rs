@@ -77,6 +77,8 @@ pub struct Renderer {
     pub(crate) no_words: Option<wgpu::Buffer>,
     /// Buffer imports per wl_buffer.
     pub imports: buffer_source::ImportCache,
+    /// CPU-path mappings per wl_buffer plane.
+    pub(crate) mappings: crate::dmabuf::cpu::MappingCache,
     #[cfg(feature = "dmabuf-vulkan")]
     pub(crate) vulkan: Option<vulkan::VulkanImporter>,
     /// Plane bindings for draws that sample nothing (the background).
@@ -177,6 +179,7 @@ impl Renderer {
             readback: None,
             no_words,
             imports: Default::default(),
+            mappings: Default::default(),
             #[cfg(feature = "dmabuf-vulkan")]
             vulkan,
             empty_planes,
@@ -189,6 +192,12 @@ impl Renderer {
 
     pub fn output_size(&self) -> Size<i32, Physical> {
         self.output_size
+    }
+
+    /// Drops what was kept for a destroyed wl_buffer: its Vulkan import and CPU mappings.
+    pub fn forget_buffer(&self, id: &ObjectId) {
+        self.imports.forget(id);
+        self.mappings.forget(id);
     }
 
     /// The largest texture side this device takes: buffers beyond it cannot be imported.

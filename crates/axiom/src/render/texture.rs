@@ -152,7 +152,7 @@ impl Renderer {
                     wait_for_dmabuf_writers(dmabuf, stats);
                     match self.import_dmabuf_vulkan(buffer.id(), dmabuf, slot, stats) {
                         Some(()) => Some(merge_rows(damaged_rows(), dmabuf.height())),
-                        None => self.import_dmabuf_cpu(dmabuf, damaged_rows(), slot, stats),
+                        None => self.import_dmabuf_cpu(buffer.id(), dmabuf, damaged_rows(), slot, stats),
                     }
                 }
                 Err(_) => None,
@@ -271,6 +271,7 @@ impl Renderer {
     /// The CPU step of the ladder: read the damaged rows of every plane and upload them.
     fn import_dmabuf_cpu(
         &self,
+        id: smithay::reexports::wayland_server::backend::ObjectId,
         dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
         damaged_rows: impl Iterator<Item = (i32, i32)>,
         slot: &mut Option<SurfaceTexture>,
@@ -298,7 +299,10 @@ impl Renderer {
                     first: u64::from(plane_first),
                     count: u64::from(plane_end - plane_first),
                 };
-                match read_rows(fd.as_fd(), span, |bytes| self.write_rows(slot, index, layout, span, bytes)) {
+                let mapping = self.mappings.get_or_map(&id, index, fd);
+                match read_rows(fd.as_fd(), mapping.as_deref(), span, |bytes| {
+                    self.write_rows(slot, index, layout, span, bytes)
+                }) {
                     Ok(true) => stats.cpu_bytes += span.len_bytes(),
                     Ok(false) => return None,
                     Err(err) => {
