@@ -87,6 +87,15 @@ pub struct Window {
     pub toplevel: XdgToplevel,
 }
 
+impl Window {
+    /// Destroys the toplevel, its xdg_surface and its wl_surface, in that order.
+    pub fn destroy(&self) {
+        self.toplevel.destroy();
+        self.xdg_surface.destroy();
+        self.surface.destroy();
+    }
+}
+
 pub struct TestClient {
     pub conn: Connection,
     pub queue: EventQueue<State>,

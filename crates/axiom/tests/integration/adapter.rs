@@ -19,9 +19,7 @@ fn gl_backend_shows_exact_pixels_too() {
         let (x, y) = centred(160, 120, 31, 23);
         let shot = client.screenshot_region(x as i32, y as i32, 31, 23).unwrap();
         assert_image(&shot, &pattern, 0, &format!("gl-{format:?}"));
-        window.toplevel.destroy();
-        window.xdg_surface.destroy();
-        window.surface.destroy();
+        window.destroy();
     }
     assert!(compositor.log().contains("backend=Gl"), "{}", compositor.log());
 }

@@ -252,9 +252,7 @@ fn rewritten_bytes_show_after_a_recommit_damaged_rows_only() {
         client.commit_and_wait_frame(&window.surface).unwrap();
         let shot = client.screenshot_region(x as i32, y as i32, 32, 16).unwrap();
         assert_image(&shot, &Image::solid(32, 16, blue), 0, &format!("dmabuf-after-seal-{seal}"));
-        window.toplevel.destroy();
-        window.xdg_surface.destroy();
-        window.surface.destroy();
+        window.destroy();
     }
 }
 

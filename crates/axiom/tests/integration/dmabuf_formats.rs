@@ -77,9 +77,7 @@ fn show(
     client.commit_and_wait_frame(&window.surface).unwrap();
     let (x, y) = centred(OUT_W, OUT_H, W, H);
     let shot = client.screenshot_region(x as i32, y as i32, W as i32, H as i32).unwrap();
-    window.toplevel.destroy();
-    window.xdg_surface.destroy();
-    window.surface.destroy();
+    window.destroy();
     buffer.destroy();
     shot
 }

@@ -60,9 +60,7 @@ fn protocol_error_of_one_client_leaves_others_running() {
 
     // The bystander still gets frame callbacks, and a new client is served.
     bystander.present(&bystander_window.surface, &blue).unwrap();
-    bystander_window.toplevel.destroy();
-    bystander_window.xdg_surface.destroy();
-    bystander_window.surface.destroy();
+    bystander_window.destroy();
     bystander.roundtrip().unwrap();
     second_client_is_served(&compositor);
     assert!(compositor.is_running());

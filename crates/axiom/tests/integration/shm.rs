@@ -1,12 +1,23 @@
 //! wl_shm buffers: each 32-bit format shows exactly the pixels the client drew.
 
 use axiom_testclient::image::{blend_premultiplied, test_pattern, Format32, Rgba};
-use axiom_testclient::Image;
+use axiom_testclient::{Image, TestClient};
 
 use crate::common::{assert_image, centred, start, BACKGROUND};
 
 const OUT_W: u32 = 320;
 const OUT_H: u32 = 240;
+
+/// Shows `image` in a new window (centred) and returns the screenshot of the window's area.
+fn show_centred(client: &mut TestClient, image: &Image, format: Format32, stride: usize, x_byte: u8) -> Image {
+    let window = client.create_window(&format!("{format:?}")).unwrap();
+    let buffer = client.create_buffer(image, format, stride, x_byte).unwrap();
+    client.present(&window.surface, &buffer).unwrap();
+    let (x, y) = centred(OUT_W, OUT_H, image.width, image.height);
+    let shot = client.screenshot_region(x as i32, y as i32, image.width as i32, image.height as i32).unwrap();
+    window.destroy();
+    shot
+}
 
 #[test]
 fn each_32bit_format_shows_exact_pixels() {
@@ -15,16 +26,9 @@ fn each_32bit_format_shows_exact_pixels() {
     let (w, h) = (61, 37); // odd sizes catch row/stride mistakes
     let pattern = test_pattern(w, h);
     for format in Format32::ALL {
-        let window = client.create_window(&format!("{format:?}")).unwrap();
         // Non-tight stride, and 0x00 in X bytes: a renderer that samples X as alpha shows nothing.
-        let buffer = client.create_buffer(&pattern, format, w as usize * 4 + 12, 0x00).unwrap();
-        client.present(&window.surface, &buffer).unwrap();
-        let (x, y) = centred(OUT_W, OUT_H, w, h);
-        let shot = client.screenshot_region(x as i32, y as i32, w as i32, h as i32).unwrap();
+        let shot = show_centred(&mut client, &pattern, format, w as usize * 4 + 12, 0x00);
         assert_image(&shot, &pattern, 0, &format!("shm-{format:?}"));
-        window.toplevel.destroy();
-        window.xdg_surface.destroy();
-        window.surface.destroy();
     }
 }
 
@@ -38,15 +42,8 @@ fn alpha_formats_blend_premultiplied_over_the_background() {
     let source = Image::new(w, h, |x, _| colours[(x * 3 / w) as usize]);
     let expected = Image::new(w, h, |x, y| blend_premultiplied(source.pixel(x, y), BACKGROUND));
     for format in [Format32::Argb8888, Format32::Abgr8888] {
-        let window = client.create_window("alpha").unwrap();
-        let buffer = client.create_buffer(&source, format, w as usize * 4, 0).unwrap();
-        client.present(&window.surface, &buffer).unwrap();
-        let (x, y) = centred(OUT_W, OUT_H, w, h);
-        let shot = client.screenshot_region(x as i32, y as i32, w as i32, h as i32).unwrap();
+        let shot = show_centred(&mut client, &source, format, w as usize * 4, 0);
         assert_image(&shot, &expected, 1, &format!("alpha-{format:?}"));
-        window.toplevel.destroy();
-        window.xdg_surface.destroy();
-        window.surface.destroy();
     }
 }
 

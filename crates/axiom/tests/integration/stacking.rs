@@ -74,9 +74,7 @@ fn unmapping_repaints_what_was_underneath() {
     let (sx, sy) = centred(OUT_W, OUT_H, 40, 40);
     assert_eq!(client.screenshot().unwrap().pixel(sx + 20, sy + 20), green);
 
-    above.toplevel.destroy();
-    above.xdg_surface.destroy();
-    above.surface.destroy();
+    above.destroy();
     client.roundtrip().unwrap();
     client.commit_and_wait_frame(&below.surface).unwrap();
     let mut expected = Image::solid(OUT_W, OUT_H, BACKGROUND);
@@ -90,9 +88,7 @@ fn unmapping_repaints_what_was_underneath() {
     });
     crate::common::assert_image(&client.screenshot().unwrap(), &expected, 0, "unmap-above");
 
-    below.toplevel.destroy();
-    below.xdg_surface.destroy();
-    below.surface.destroy();
+    below.destroy();
     client.roundtrip().unwrap();
     // Another client's commit drives the next repaint.
     let mut other = compositor.connect().unwrap();

@@ -70,27 +70,27 @@ fn window_rect(out: (u32, u32), size: (u32, u32)) -> (u32, u32, u32, u32) {
     (x, y, size.0.min(out.0), size.1.min(out.1))
 }
 
-#[test]
-fn weston_simple_shm_is_drawn_centred() {
+/// Runs a weston demo client (250x250 window) and checks that at least `min` pixels
+/// of its centred window are drawn, and nothing outside it.
+fn weston_demo_is_drawn_centred(program: &str, min: usize) {
     let compositor = start(640, 480);
-    let mut child = spawn(&compositor, "weston-simple-shm", &[]);
+    let mut child = spawn(&compositor, program, &[]);
     let rect = window_rect((640, 480), (250, 250));
-    // Most of its 250x250 window is painted (a few border pixels may match the background).
-    let shot = wait_on_screen(&compositor, rect, 250 * 250 / 2, "weston-simple-shm");
-    assert_only_inside(&shot, rect, "weston-simple-shm");
+    let shot = wait_on_screen(&compositor, rect, min, program);
+    assert_only_inside(&shot, rect, program);
     let _ = child.kill();
     let _ = child.wait();
 }
 
 #[test]
+fn weston_simple_shm_is_drawn_centred() {
+    // Most of its window is painted (a few border pixels may match the background).
+    weston_demo_is_drawn_centred("weston-simple-shm", 250 * 250 / 2);
+}
+
+#[test]
 fn weston_simple_egl_is_drawn() {
-    let compositor = start(640, 480);
-    let mut child = spawn(&compositor, "weston-simple-egl", &[]);
-    let rect = window_rect((640, 480), (250, 250));
-    let shot = wait_on_screen(&compositor, rect, 250 * 250 / 4, "weston-simple-egl");
-    assert_only_inside(&shot, rect, "weston-simple-egl");
-    let _ = child.kill();
-    let _ = child.wait();
+    weston_demo_is_drawn_centred("weston-simple-egl", 250 * 250 / 4);
 }
 
 #[test]

@@ -100,9 +100,7 @@ fn every_format_takes_the_vulkan_step_with_exact_pixels() {
         // RGB is exact; YUV within one code of the reference conversion.
         let tolerance = u8::from(format.yuv_bits.is_some());
         assert_image(&shot, &encoded.expected, tolerance, &format!("vulkan-{}", axiom_testclient::fourcc::name(code)));
-        window.toplevel.destroy();
-        window.xdg_surface.destroy();
-        window.surface.destroy();
+        window.destroy();
         buffer.destroy();
     }
     client.roundtrip().unwrap();
