@@ -31,16 +31,10 @@ fn source() -> Image {
     block_pattern(W, H)
 }
 
-fn options(matrix: YuvMatrix, range: YuvRange) -> Options {
-    Options { stride_pad: STRIDE_PAD, plane_gap: PLANE_GAP, matrix, range }
-}
-
-fn encode_rgb(fourcc: u32, image: &Image) -> Encoded {
-    encode(fourcc, image, options(YuvMatrix::Bt601, YuvRange::Limited)).expect("known format")
-}
-
-fn encode_yuv(fourcc: u32, image: &Image, matrix: YuvMatrix, range: YuvRange) -> Encoded {
-    encode(fourcc, image, options(matrix, range)).expect("known format")
+/// `image` in `fourcc` with padded strides and plane gaps; the matrix and range apply to YUV.
+fn encode_as(fourcc: u32, image: &Image, matrix: YuvMatrix, range: YuvRange) -> Encoded {
+    encode(fourcc, image, Options { stride_pad: STRIDE_PAD, plane_gap: PLANE_GAP, matrix, range })
+        .expect("known format")
 }
 
 /// Sends `encoded` as a dmabuf (create or create_immed; sealed memfd or not), shows it
@@ -89,7 +83,7 @@ fn every_rgb_format_shows_exact_pixels() {
     let image = source();
     let formats = FORMATS.iter().filter(|f| f.yuv_bits.is_none()).map(|f| f.fourcc);
     for (i, fourcc) in formats.enumerate() {
-        let encoded = encode_rgb(fourcc, &image);
+        let encoded = encode_as(fourcc, &image, YuvMatrix::Bt601, YuvRange::Limited);
         // Sealed memfds are mapped (or imported by Vulkan), unsealed ones read with pread;
         // create and create_immed alternate.
         for seal in [true, false] {
@@ -106,7 +100,7 @@ fn every_yuv_format_is_converted_with_bt601_limited_by_default() {
     let image = source();
     let formats = FORMATS.iter().filter(|f| f.yuv_bits.is_some()).map(|f| f.fourcc);
     for (i, fourcc) in formats.enumerate() {
-        let encoded = encode_yuv(fourcc, &image, YuvMatrix::Bt601, YuvRange::Limited);
+        let encoded = encode_as(fourcc, &image, YuvMatrix::Bt601, YuvRange::Limited);
         for seal in [true, false] {
             let shot = show(&mut client, &encoded, fourcc, i % 2 == 1, seal, None);
             assert_image(&shot, &encoded.expected, 1, &format!("dmabuf-{}-sealed-{seal}", name(fourcc)));
@@ -132,7 +126,7 @@ fn color_representation_selects_matrix_and_range() {
     for (matrix, coefficients) in matrices {
         for (range, protocol_range) in ranges {
             for fourcc in [fourcc::NV12, fourcc::P010] {
-                let encoded = encode_yuv(fourcc, &image, matrix, range);
+                let encoded = encode_as(fourcc, &image, matrix, range);
                 let shot =
                     show(&mut client, &encoded, fourcc, false, true, Some((&manager, coefficients, protocol_range)));
                 assert_image(&shot, &encoded.expected, 1, &format!("colour-{}-{matrix:?}-{range:?}", name(fourcc)));
