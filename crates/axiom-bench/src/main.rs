@@ -57,6 +57,8 @@ fn workloads(quick: bool) -> Vec<Workload> {
     vec![
         w("1080p XRGB8888 shm, full damage", 1, P1080, fourcc::XRGB8888, Shm, 100, 120),
         w("1080p XRGB8888 shm, 10% rows", 1, P1080, fourcc::XRGB8888, Shm, 10, 120),
+        w("1080p XRGB8888 shm (sealed memfd), full damage", 1, P1080, fourcc::XRGB8888, SealedShm, 100, 120),
+        w("4K XRGB8888 shm (sealed memfd), full damage", 1, (3840, 2160), fourcc::XRGB8888, SealedShm, 100, 40),
         w("1080p XRGB8888 dmabuf (memfd), full damage", 1, P1080, fourcc::XRGB8888, Dmabuf, 100, 120),
         w("1080p NV12 dmabuf (memfd), full damage", 1, P1080, fourcc::NV12, Dmabuf, 100, 120),
         w("1080p P010 dmabuf (memfd), full damage", 1, P1080, fourcc::P010, Dmabuf, 100, 120),

@@ -11,12 +11,16 @@ use axiom_formats::image::Format32;
 use axiom_testclient::client::Presented;
 use axiom_testclient::dmabuf::{seal_shrink, Plane};
 use axiom_testclient::memfd::SharedMemory;
-use axiom_testclient::TestClient;
+use axiom_testclient::{ShmLayout, TestClient};
 use wayland_client::protocol::wl_buffer::WlBuffer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BufferPath {
+    /// wl_shm over a plain memfd.
     Shm,
+    /// wl_shm over a memfd sealed against shrinking (as weston's clients and foot
+    /// make them): what the dmabuf-vulkan build reads in place (ladder step 3).
+    SealedShm,
     /// A memfd sent through linux-dmabuf, sealed against shrinking like a udmabuf.
     Dmabuf,
 }
@@ -76,7 +80,7 @@ pub fn run(socket: &Path, pid: u32, workload: &Workload) -> anyhow::Result<Measu
                 .with_list(|list| list.iter().find(|g| g.interface == "zwp_linux_dmabuf_v1").map(|g| g.version.min(5)));
             Some(client.bind_dmabuf(version.context("no linux-dmabuf")?)?)
         }
-        BufferPath::Shm => None,
+        BufferPath::Shm | BufferPath::SealedShm => None,
     };
     let image = block_pattern(workload.width, workload.height);
     let mut surfaces = Vec::new();
@@ -91,7 +95,11 @@ pub fn run(socket: &Path, pid: u32, workload: &Workload) -> anyhow::Result<Measu
                         fourcc::ARGB8888 => Format32::Argb8888,
                         _ => bail!("wl_shm workloads are XRGB8888 or ARGB8888"),
                     };
-                    let buffer = client.create_buffer(&image, format, workload.width as usize * 4, 0xff)?;
+                    let stride = workload.width as usize * 4;
+                    let bytes = format.encode_image(&image, stride, 0xff);
+                    let layout = ShmLayout { width: workload.width, height: workload.height, stride, offset: 0 };
+                    let seal = workload.path == BufferPath::SealedShm;
+                    let buffer = client.create_shm_buffer(&bytes, layout, format.shm_code(), seal)?;
                     memory.push(buffer.memory);
                     Ok(buffer.buffer)
                 }

@@ -73,6 +73,15 @@ struct CaptureState {
     failed: bool,
 }
 
+/// Where a wl_shm buffer lies in its pool.
+#[derive(Debug, Clone, Copy)]
+pub struct ShmLayout {
+    pub width: u32,
+    pub height: u32,
+    pub stride: usize,
+    pub offset: usize,
+}
+
 pub struct Buffer {
     pub buffer: WlBuffer,
     pub memory: SharedMemory,
@@ -207,20 +216,40 @@ impl TestClient {
         x_byte: u8,
     ) -> anyhow::Result<Buffer> {
         let bytes = format.encode_image(image, stride, x_byte);
+        self.create_shm_buffer(
+            &bytes,
+            ShmLayout { width: image.width, height: image.height, stride, offset: 0 },
+            format.shm_code(),
+            false,
+        )
+    }
+
+    /// Creates a wl_shm buffer over a memfd holding `bytes`, in wl_shm format `code`;
+    /// `seal` seals the memfd against shrinking first (as careful clients do).
+    pub fn create_shm_buffer(
+        &mut self,
+        bytes: &[u8],
+        layout: ShmLayout,
+        code: u32,
+        seal: bool,
+    ) -> anyhow::Result<Buffer> {
         let mut memory = SharedMemory::new(bytes.len())?;
-        memory.bytes_mut().copy_from_slice(&bytes);
+        memory.bytes_mut().copy_from_slice(bytes);
+        if seal {
+            crate::dmabuf::seal_shrink(memory.fd())?;
+        }
         let pool = self.shm.create_pool(memory.fd(), bytes.len() as i32, &self.qh, ());
         let buffer = pool.create_buffer(
-            0,
-            image.width as i32,
-            image.height as i32,
-            stride as i32,
-            wl_shm::Format::try_from(format.shm_code()).map_err(|_| anyhow::anyhow!("bad shm code"))?,
+            layout.offset as i32,
+            layout.width as i32,
+            layout.height as i32,
+            layout.stride as i32,
+            wl_shm::Format::try_from(code).map_err(|_| anyhow::anyhow!("unknown wl_shm format {code:#x}"))?,
             &self.qh,
             (),
         );
         pool.destroy();
-        Ok(Buffer { buffer, memory, width: image.width, height: image.height, stride })
+        Ok(Buffer { buffer, memory, width: layout.width, height: layout.height, stride: layout.stride })
     }
 
     /// Creates an xdg toplevel and waits for its first configure (acked).
@@ -331,6 +360,9 @@ impl TestClient {
         );
         let size = stride as usize * height as usize;
         let memory = SharedMemory::new(size)?;
+        // Sealed, so that capturing does not make this client's own buffers lose the
+        // compositor's read-in-place path (which only trusts sealed pools).
+        crate::dmabuf::seal_shrink(memory.fd())?;
         let pool = self.shm.create_pool(memory.fd(), size as i32, &self.qh, ());
         let buffer = pool.create_buffer(0, width as i32, height as i32, stride as i32, format, &self.qh, ());
         pool.destroy();

@@ -6,9 +6,10 @@ pub mod client;
 pub mod color;
 pub mod dmabuf;
 pub mod harness;
+pub mod hostile;
 pub mod memfd;
 
 pub use axiom_formats::image::{self, Image, Rgba};
 pub use axiom_formats::{convert, encode, fourcc, layout};
-pub use client::{Buffer, TestClient, Window};
+pub use client::{Buffer, ShmLayout, TestClient, Window};
 pub use harness::Compositor;

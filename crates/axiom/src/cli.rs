@@ -24,6 +24,28 @@ pub struct Options {
     /// Which graphics API the renderer uses: Vulkan first, then OpenGL ES.
     #[arg(long, value_enum, default_value_t = GraphicsApi::Auto)]
     pub graphics_api: GraphicsApi,
+
+    /// Most live wl_surfaces one client may hold; a client that creates more is disconnected.
+    #[arg(long, default_value_t = crate::limits::Limits::default().surfaces, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_client_surfaces: u32,
+
+    /// Most live wl_buffers (shm and dma-buf) one client may hold.
+    #[arg(long, default_value_t = crate::limits::Limits::default().buffers, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_client_buffers: u32,
+
+    /// Most MiB of buffer memory (shm pools and dma-buf planes) one client may have mapped or pinned.
+    #[arg(long, default_value_t = crate::limits::Limits::default().buffer_bytes >> 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_client_buffer_mib: u64,
+}
+
+impl Options {
+    pub fn limits(&self) -> crate::limits::Limits {
+        crate::limits::Limits {
+            surfaces: self.max_client_surfaces,
+            buffers: self.max_client_buffers,
+            buffer_bytes: self.max_client_buffer_mib.saturating_mul(1 << 20),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,6 +6,8 @@ pub mod backend;
 pub mod cli;
 pub mod dmabuf;
 pub mod handlers;
+pub mod input;
+pub mod limits;
 pub mod logging;
 pub mod render;
 pub mod shell;

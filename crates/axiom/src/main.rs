@@ -3,6 +3,7 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let options = axiom::cli::Options::parse();
     axiom::logging::init();
+    axiom::limits::raise_fd_limit();
     match axiom::run(options) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -1,11 +1,12 @@
 //! The compositor state: every protocol global, the window space and the renderer.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use smithay::desktop::{PopupManager, Space, Window};
 use smithay::input::{Seat, SeatState};
 use smithay::output::Output;
+use smithay::reexports::calloop::ping::Ping;
 use smithay::reexports::calloop::{LoopHandle, LoopSignal};
 use smithay::reexports::wayland_server::backend::{ClientData, ClientId, DisconnectReason};
 use smithay::reexports::wayland_server::protocol::wl_shm;
@@ -64,6 +65,11 @@ pub struct Axiom {
     pub pending_captures: Vec<PendingCapture>,
     /// Sequence number of the last presented frame (wp_presentation `seq`).
     pub frame_seq: u64,
+    /// Per-client resource caps.
+    pub limits: crate::limits::Limits,
+    pub xdg_strict: crate::handlers::strict::XdgStrict,
+    /// Set by a backend that dispatches clients; see `ClientReaper`.
+    pub reaper: Option<ClientReaper>,
 }
 
 impl Axiom {
@@ -109,6 +115,9 @@ impl Axiom {
             needs_redraw: false,
             pending_captures: Vec::new(),
             frame_seq: 0,
+            limits: crate::limits::Limits::default(),
+            xdg_strict: Default::default(),
+            reaper: None,
             display_handle,
             loop_handle,
             loop_signal,
@@ -127,17 +136,57 @@ impl Axiom {
 #[derive(Default)]
 pub struct ClientState {
     pub compositor_state: CompositorClientState,
+    /// What the client holds, checked against `Axiom::limits`.
+    pub usage: crate::limits::ClientUsage,
+    /// Some wl_shm pool of this client could fault when read: it is not a memfd
+    /// sealed against shrinking that covers the pool, or it was resized. Only
+    /// clients without such a pool get their shm read by the GPU in place.
+    pub shm_may_fault: std::sync::atomic::AtomicBool,
+    reaper: Option<ClientReaper>,
 }
 
 impl ClientData for ClientState {
     fn initialized(&self, _client_id: ClientId) {}
     fn disconnected(&self, client_id: ClientId, reason: DisconnectReason) {
         tracing::debug!(?client_id, ?reason, "client disconnected");
+        if let Some(reaper) = &self.reaper {
+            reaper.bury(client_id);
+        }
     }
 }
 
-impl ClientState {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+impl Axiom {
+    /// The data for a client about to be inserted into the display.
+    pub fn new_client_state(&self) -> Arc<ClientState> {
+        Arc::new(ClientState { reaper: self.reaper.clone(), ..Default::default() })
+    }
+}
+
+/// Finishes off killed clients. wayland-rs only destroys a killed client's
+/// objects and closes its socket the next time the display is dispatched
+/// with something to read; a client killed outside request dispatch (an error
+/// found while rendering its buffer) would otherwise linger until another
+/// client speaks. The backend dispatches the ids this collects.
+#[derive(Clone)]
+pub struct ClientReaper {
+    dead: Arc<Mutex<Vec<ClientId>>>,
+    wake: Ping,
+}
+
+impl ClientReaper {
+    pub fn new(wake: Ping) -> Self {
+        Self { dead: Default::default(), wake }
+    }
+
+    fn bury(&self, client: ClientId) {
+        if let Ok(mut dead) = self.dead.lock() {
+            dead.push(client);
+        }
+        self.wake.ping();
+    }
+
+    /// The clients killed since the last call.
+    pub fn take(&self) -> Vec<ClientId> {
+        self.dead.lock().map(|mut dead| std::mem::take(&mut *dead)).unwrap_or_default()
     }
 }

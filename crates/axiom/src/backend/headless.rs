@@ -1,11 +1,14 @@
 //! The headless backend: one virtual output rendered off screen, repainted by
 //! a timer at the output's refresh rate. Needs no GPU (lavapipe) and no display.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use calloop::signals::{Signal, Signals};
 use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
 use smithay::reexports::calloop::generic::Generic;
+use smithay::reexports::calloop::ping;
 use smithay::reexports::calloop::{EventLoop, Interest, Mode as TriggerMode, PostAction};
 use smithay::reexports::wayland_server::Display;
 use smithay::utils::Transform;
@@ -13,22 +16,58 @@ use smithay::wayland::socket::ListeningSocketSource;
 
 use crate::cli::Options;
 use crate::render::Renderer;
-use crate::state::ClientState;
+use crate::state::ClientReaper;
 use crate::Axiom;
 
 pub fn run(options: Options) -> anyhow::Result<()> {
+    // Block SIGUSR1 before any thread exists (the renderer's driver starts some), so that
+    // it always reaches the event loop: it prints the import counters.
+    let signals = Signals::new(&[Signal::SIGUSR1]).map_err(|e| anyhow::anyhow!("SIGUSR1 handler: {e}"))?;
+    let (mut event_loop, mut state) = init(&options)?;
+
+    let socket = match &options.socket {
+        Some(name) => ListeningSocketSource::with_name(name)?,
+        None => ListeningSocketSource::new_auto()?,
+    };
+    let socket_name = socket.socket_name().to_string_lossy().into_owned();
+    event_loop
+        .handle()
+        .insert_source(socket, |stream, _, state| {
+            if let Err(err) = state.display_handle.insert_client(stream, state.new_client_state()) {
+                tracing::warn!("cannot accept a client: {err}");
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("socket source: {e}"))?;
+
+    event_loop
+        .handle()
+        .insert_source(signals, |_, _, state| state.log_import_stats())
+        .map_err(|e| anyhow::anyhow!("signal source: {e}"))?;
+
+    let (width, height) = options.size;
+    tracing::info!(socket = %socket_name, width, height, refresh = options.refresh, "headless output ready");
+    // Tests and scripts wait for this line.
+    println!("WAYLAND_DISPLAY={socket_name}");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+
+    event_loop.run(None, &mut state, Axiom::after_dispatch)?;
+    Ok(())
+}
+
+/// The compositor and its headless output, dispatching clients but listening
+/// on no socket: `run` adds the socket, an embedder (the WLCS module) inserts
+/// its clients itself. Drive it with `Axiom::after_dispatch` after each dispatch.
+pub fn init(options: &Options) -> anyhow::Result<(EventLoop<'static, Axiom>, Axiom)> {
     let (width, height) = options.size;
     let size = (width as i32, height as i32).into();
     let refresh_mhz = (options.refresh * 1000.0).round() as i32;
     let refresh_interval = Duration::from_secs_f64(1.0 / options.refresh);
 
-    // Block SIGUSR1 before any thread exists (the renderer's driver starts some), so that
-    // it always reaches the event loop: it prints the import counters.
-    let signals = Signals::new(&[Signal::SIGUSR1]).map_err(|e| anyhow::anyhow!("SIGUSR1 handler: {e}"))?;
     let renderer = Renderer::new(options.graphics_api, size)?;
 
-    let mut event_loop: EventLoop<'static, Axiom> = EventLoop::try_new()?;
-    let display: Display<Axiom> = Display::new()?;
+    let event_loop: EventLoop<'static, Axiom> = EventLoop::try_new()?;
+    let mut display: Display<Axiom> = Display::new()?;
     let dh = display.handle();
 
     let output = Output::new(
@@ -47,50 +86,44 @@ pub fn run(options: Options) -> anyhow::Result<()> {
 
     let mut state =
         Axiom::new(dh.clone(), event_loop.handle(), event_loop.get_signal(), renderer, output, refresh_interval)?;
+    state.limits = options.limits();
 
-    let socket = match &options.socket {
-        Some(name) => ListeningSocketSource::with_name(name)?,
-        None => ListeningSocketSource::new_auto()?,
-    };
-    let socket_name = socket.socket_name().to_string_lossy().into_owned();
+    // The display is dispatched when a client writes, and for each killed client
+    // the reaper hands over (see `ClientReaper`).
+    let poll_fd = display.backend().poll_fd().try_clone_to_owned()?;
+    let display = Rc::new(RefCell::new(display));
+    let readable = display.clone();
     event_loop
         .handle()
-        .insert_source(socket, |stream, _, state| {
-            if let Err(err) = state.display_handle.insert_client(stream, ClientState::new()) {
-                tracing::warn!("cannot accept a client: {err}");
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("socket source: {e}"))?;
-
-    event_loop
-        .handle()
-        .insert_source(Generic::new(display, Interest::READ, TriggerMode::Level), |_, display, state| {
-            // SAFETY: the display is not dropped while the event loop runs.
-            unsafe { display.get_mut().dispatch_clients(state)? };
-            Ok(PostAction::Continue)
+        .insert_source(Generic::new(poll_fd, Interest::READ, TriggerMode::Level), move |_, _, state| {
+            readable.borrow_mut().dispatch_clients(state).map(|_| PostAction::Continue)
         })
         .map_err(|e| anyhow::anyhow!("display source: {e}"))?;
-
+    let (wake, wake_source) = ping::make_ping()?;
+    state.reaper = Some(ClientReaper::new(wake));
     event_loop
         .handle()
-        .insert_source(signals, |_, _, state| state.log_import_stats())
-        .map_err(|e| anyhow::anyhow!("signal source: {e}"))?;
+        .insert_source(wake_source, move |_, _, state| {
+            for client in state.reaper.as_ref().map(ClientReaper::take).unwrap_or_default() {
+                // Fails for the killed client by design; the cleanup runs either way.
+                let _ = display.borrow_mut().backend().dispatch_single_client(state, client);
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("reaper source: {e}"))?;
 
     state.schedule_repaint();
+    Ok((event_loop, state))
+}
 
-    tracing::info!(socket = %socket_name, width, height, refresh = options.refresh, "headless output ready");
-    // Tests and scripts wait for this line.
-    println!("WAYLAND_DISPLAY={socket_name}");
-    use std::io::Write;
-    std::io::stdout().flush()?;
-
-    event_loop.run(None, &mut state, |state| {
-        state.space.refresh();
-        state.popups.cleanup();
-        state.dmabuf_state.cleanup();
-        if let Err(err) = state.display_handle.flush_clients() {
+impl Axiom {
+    /// Housekeeping after each dispatch of the event loop: drop dead windows,
+    /// popups and dma-buf objects, and send the events queued for clients.
+    pub fn after_dispatch(&mut self) {
+        self.space.refresh();
+        self.popups.cleanup();
+        self.dmabuf_state.cleanup();
+        if let Err(err) = self.display_handle.flush_clients() {
             tracing::debug!("flushing clients: {err}");
         }
-    })?;
-    Ok(())
+    }
 }

@@ -41,6 +41,10 @@ pub struct ImportStats {
     pub cpu_skipped: u64,
     /// Step 2: dma-bufs imported as Vulkan buffers and read in place.
     pub vulkan_buffer: u64,
+    /// Step 3: wl_shm buffers imported as host pointers and read in place.
+    pub host_pointer: u64,
+    /// wl_shm commits whose damaged rows the CPU uploaded (step 4 for shm).
+    pub shm_cpu_uploads: u64,
     /// Vulkan imports that failed and fell back to the CPU.
     pub vulkan_failed: u64,
     /// Frames that read a dma-buf whose writers had not finished within the limit.
@@ -149,7 +153,7 @@ impl DmabufState {
     pub fn log_stats(&self, live_imports: usize) {
         let s = self.stats;
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image=0 vulkan_buffer={} vulkan_failed={} host_pointer=0 sync_timeouts={} live_imports={}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image=0 vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} sync_timeouts={} live_imports={}",
             s.created,
             s.failed,
             s.cpu_imports,
@@ -157,6 +161,8 @@ impl DmabufState {
             s.cpu_skipped,
             s.vulkan_buffer,
             s.vulkan_failed,
+            s.host_pointer,
+            s.shm_cpu_uploads,
             s.sync_timeouts,
             live_imports
         );

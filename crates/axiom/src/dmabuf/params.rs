@@ -47,6 +47,8 @@ pub struct ValidBuffer {
     pub width: u32,
     pub height: u32,
     pub modifier: u64,
+    /// Bytes the planes span (stride × rows, summed): what the buffer is charged.
+    pub bytes: u64,
 }
 
 /// Checks a complete set of params. `is_advertised(fourcc, modifier)` says
@@ -84,6 +86,7 @@ pub fn validate(
     }
     let (width, height) = (width as u32, height as u32);
 
+    let mut bytes = 0u64;
     for (index, (layout, params)) in format.planes.iter().zip(planes.iter().flatten()).enumerate() {
         let (_, plane_height) = layout.size(width, height);
         let end = u64::from(params.stride)
@@ -105,13 +108,15 @@ pub fn validate(
                 layout.row_bytes(width)
             )));
         }
+        // Cannot overflow: each span is below its fd's size, and there are at most four.
+        bytes = bytes.saturating_add(end - u64::from(params.offset));
     }
     if width > max_dimension || height > max_dimension {
         return Err(ParamsError::Unsupported(format!(
             "{width}x{height} is larger than the renderer's {max_dimension}x{max_dimension}"
         )));
     }
-    Ok(ValidBuffer { format, width, height, modifier })
+    Ok(ValidBuffer { format, width, height, modifier, bytes })
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use smithay::wayland::buffer::BufferHandler;
 
 use super::feedback::{send_feedback, FeedbackData};
 use super::params::{validate, ParamsError, PlaneParams, ValidBuffer, MAX_PLANES};
+use crate::limits;
 use crate::Axiom;
 
 /// Per params-object state: the planes added so far, and whether `create` was called.
@@ -144,13 +145,17 @@ impl Dispatch<ZwpLinuxBufferParamsV1, ParamsData> for Axiom {
             Request::Create { width, height, format, flags } => {
                 let Some(planes) = take_planes(params, data) else { return };
                 match state.build_buffer(planes, width, height, format, flags) {
-                    Ok((valid, dmabuf)) => match client.create_resource::<WlBuffer, Dmabuf, Axiom>(dh, 1, dmabuf) {
-                        Ok(buffer) => {
-                            state.dmabuf_state.log_created(&valid, &buffer);
-                            params.created(&buffer);
+                    Ok((valid, dmabuf)) => {
+                        let Some(charge) = charge_buffer(state, client, dh, &valid) else { return };
+                        match client.create_resource::<WlBuffer, Dmabuf, Axiom>(dh, 1, dmabuf) {
+                            Ok(buffer) => {
+                                state.dmabuf_state.log_created(&valid, &buffer);
+                                record_buffer(client, &buffer, charge);
+                                params.created(&buffer);
+                            }
+                            Err(_) => params.failed(),
                         }
-                        Err(_) => params.failed(),
-                    },
+                    }
                     Err(ParamsError::Unsupported(reason)) => {
                         state.dmabuf_state.refused(&reason);
                         params.failed();
@@ -162,8 +167,10 @@ impl Dispatch<ZwpLinuxBufferParamsV1, ParamsData> for Axiom {
                 let Some(planes) = take_planes(params, data) else { return };
                 match state.build_buffer(planes, width, height, format, flags) {
                     Ok((valid, dmabuf)) => {
+                        let Some(charge) = charge_buffer(state, client, dh, &valid) else { return };
                         let buffer = data_init.init(buffer_id, dmabuf);
                         state.dmabuf_state.log_created(&valid, &buffer);
+                        record_buffer(client, &buffer, charge);
                     }
                     Err(ParamsError::Unsupported(reason)) => {
                         state.dmabuf_state.refused(&reason);
@@ -175,6 +182,25 @@ impl Dispatch<ZwpLinuxBufferParamsV1, ParamsData> for Axiom {
             Request::Destroy => {}
             _ => {}
         }
+    }
+}
+
+/// Checks the client's limits for one more buffer of `valid.bytes`; disconnects it if it
+/// is over (None), else returns the bytes to charge once the buffer exists.
+fn charge_buffer(state: &Axiom, client: &Client, dh: &DisplayHandle, valid: &ValidBuffer) -> Option<u64> {
+    let usage = limits::usage(client)?;
+    match usage.check_buffer(&state.limits, valid.bytes) {
+        Ok(()) => Some(valid.bytes),
+        Err(exceeded) => {
+            limits::disconnect(dh, client, &exceeded);
+            None
+        }
+    }
+}
+
+fn record_buffer(client: &Client, buffer: &WlBuffer, bytes: u64) {
+    if let Some(usage) = limits::usage(client) {
+        usage.add_dmabuf(buffer, bytes);
     }
 }
 

@@ -1,15 +1,15 @@
 //! wl_compositor, wl_subcompositor, wl_shm and wl_buffer.
 
 use smithay::backend::renderer::utils::on_commit_buffer_handler;
-use smithay::delegate_compositor;
-use smithay::delegate_shm;
-use smithay::reexports::wayland_server::protocol::{wl_buffer, wl_surface::WlSurface};
+use smithay::reexports::wayland_server::protocol::{
+    wl_buffer, wl_callback::WlCallback, wl_compositor::WlCompositor, wl_subcompositor::WlSubcompositor,
+    wl_surface::WlSurface,
+};
 use smithay::reexports::wayland_server::{Client, Resource};
 use smithay::wayland::buffer::BufferHandler;
 use smithay::wayland::compositor::{
     get_parent, is_sync_subsurface, CompositorClientState, CompositorHandler, CompositorState,
 };
-use smithay::wayland::shm::{ShmHandler, ShmState};
 
 use crate::state::ClientState;
 use crate::Axiom;
@@ -24,7 +24,18 @@ impl CompositorHandler for Axiom {
         &client.get_data::<ClientState>().expect("every client is inserted with ClientState").compositor_state
     }
 
+    fn new_surface(&mut self, surface: &WlSurface) {
+        let Some(client) = surface.client() else { return };
+        let Some(usage) = crate::limits::usage(&client) else { return };
+        if let Err(exceeded) = usage.add_surface(&self.limits, surface) {
+            crate::limits::disconnect(&self.display_handle, &client, &exceeded);
+        }
+    }
+
     fn commit(&mut self, surface: &WlSurface) {
+        if !super::strict::check_commit(self, surface) {
+            return;
+        }
         // Keeps the attached buffer alive (and releases the previous one) and records damage.
         on_commit_buffer_handler::<Self>(surface);
         super::color_representation::commit(surface);
@@ -51,11 +62,8 @@ impl BufferHandler for Axiom {
     }
 }
 
-impl ShmHandler for Axiom {
-    fn shm_state(&self) -> &ShmState {
-        &self.shm_state
-    }
-}
-
-delegate_compositor!(Axiom);
-delegate_shm!(Axiom);
+// wl_surface, wl_subcompositor, wl_subsurface and wl_region go through `strict.rs` first.
+smithay::reexports::wayland_server::delegate_global_dispatch!(Axiom: [WlCompositor: ()] => CompositorState);
+smithay::reexports::wayland_server::delegate_global_dispatch!(Axiom: [WlSubcompositor: ()] => CompositorState);
+smithay::reexports::wayland_server::delegate_dispatch!(Axiom: [WlCompositor: ()] => CompositorState);
+smithay::reexports::wayland_server::delegate_dispatch!(Axiom: [WlCallback: ()] => CompositorState);

@@ -6,4 +6,6 @@ pub mod compositor;
 pub mod misc;
 pub mod screencopy;
 pub mod seat;
+pub mod shm;
+pub mod strict;
 pub mod xdg_shell;

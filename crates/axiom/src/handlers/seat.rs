@@ -1,8 +1,9 @@
-//! wl_seat with a keyboard and a pointer, and wl_data_device_manager.
+//! wl_seat with a keyboard, a pointer and touch, and wl_data_device_manager.
 //!
 //! The headless backend has no input devices, but clients such as foot refuse
 //! to start without a seat, so the seat is virtual: it exists, has
-//! capabilities, and gives keyboard focus to the newest window.
+//! capabilities, and gives keyboard focus to the newest window. Pointer and
+//! touch events, where something produces them, are routed by `crate::input`.
 
 use smithay::input::keyboard::XkbConfig;
 use smithay::input::{Seat, SeatHandler, SeatState};
@@ -24,6 +25,7 @@ pub fn create_virtual_seat(dh: &DisplayHandle, seat_state: &mut SeatState<Axiom>
     seat.add_keyboard(XkbConfig::default(), 200, 25)
         .map_err(|err| anyhow::anyhow!("cannot create the seat's keyboard (is xkb-data installed?): {err}"))?;
     seat.add_pointer();
+    seat.add_touch();
     Ok(seat)
 }
 

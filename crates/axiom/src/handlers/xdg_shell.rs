@@ -1,8 +1,11 @@
-//! xdg_wm_base: toplevels, popups, positioners and configure/ack.
+//! xdg_wm_base: toplevels, popups, positioners and configure/ack (the
+//! dispatch goes through `strict.rs`).
 
-use smithay::delegate_xdg_shell;
 use smithay::desktop::{PopupKind, Window};
+use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel::{ResizeEdge, State};
+use smithay::reexports::wayland_server::protocol::wl_output::WlOutput;
 use smithay::reexports::wayland_server::protocol::wl_seat::WlSeat;
+use smithay::reexports::wayland_server::Resource;
 use smithay::utils::Serial;
 use smithay::wayland::shell::xdg::{PopupSurface, PositionerState, ToplevelSurface, XdgShellHandler, XdgShellState};
 
@@ -14,6 +17,7 @@ impl XdgShellHandler for Axiom {
     }
 
     fn new_toplevel(&mut self, surface: ToplevelSurface) {
+        self.xdg_strict.role_created(surface.wl_surface(), surface.xdg_toplevel().id());
         // The window is mapped on its first commit with a buffer, when its size is known
         // (see shell::handle_commit); until then it waits here.
         self.unmapped_windows.push(Window::new_wayland_window(surface));
@@ -25,29 +29,67 @@ impl XdgShellHandler for Axiom {
             self.space.unmap_elem(&window);
         }
         self.focus_top_window();
+        self.refresh_pointer_focus();
         self.schedule_repaint();
     }
 
     fn new_popup(&mut self, surface: PopupSurface, positioner: PositionerState) {
-        surface.with_pending_state(|state| state.geometry = positioner.get_geometry());
+        self.xdg_strict.role_created(surface.wl_surface(), surface.xdg_popup().id());
+        if !super::strict::check_new_popup(self, surface.wl_surface(), &positioner) {
+            return;
+        }
+        let positioner = crate::shell::positioner::new_popup_positioner(positioner);
+        let geometry = self.popup_geometry(&surface, &positioner);
+        surface.with_pending_state(|state| {
+            state.geometry = geometry;
+            state.positioner = positioner;
+        });
         if let Err(err) = self.popups.track_popup(PopupKind::from(surface)) {
             tracing::debug!("popup of a dead client: {err:?}");
         }
     }
 
     fn reposition_request(&mut self, surface: PopupSurface, positioner: PositionerState, token: u32) {
+        let geometry = self.popup_geometry(&surface, &positioner);
         surface.with_pending_state(|state| {
-            state.geometry = positioner.get_geometry();
+            state.geometry = geometry;
             state.positioner = positioner;
         });
         surface.send_repositioned(token);
     }
 
-    fn popup_destroyed(&mut self, _surface: PopupSurface) {
+    fn move_request(&mut self, surface: ToplevelSurface, _seat: WlSeat, serial: Serial) {
+        self.start_interactive_move(&surface, serial);
+    }
+
+    fn resize_request(&mut self, surface: ToplevelSurface, _seat: WlSeat, serial: Serial, edges: ResizeEdge) {
+        self.start_interactive_resize(&surface, serial, edges);
+    }
+
+    fn maximize_request(&mut self, surface: ToplevelSurface) {
+        self.request_toplevel_mode(&surface, State::Maximized, true);
+    }
+
+    fn unmaximize_request(&mut self, surface: ToplevelSurface) {
+        self.request_toplevel_mode(&surface, State::Maximized, false);
+    }
+
+    fn fullscreen_request(&mut self, surface: ToplevelSurface, _output: Option<WlOutput>) {
+        // There is one output: the fullscreen window fills it whichever the client named.
+        self.request_toplevel_mode(&surface, State::Fullscreen, true);
+    }
+
+    fn unfullscreen_request(&mut self, surface: ToplevelSurface) {
+        self.request_toplevel_mode(&surface, State::Fullscreen, false);
+    }
+
+    fn popup_destroyed(&mut self, surface: PopupSurface) {
+        self.popup_gone(&surface);
+        self.refresh_pointer_focus();
         self.schedule_repaint();
     }
 
-    // With no real input there is nothing to grab with; the popup simply stays mapped.
-    fn grab(&mut self, _surface: PopupSurface, _seat: WlSeat, _serial: Serial) {}
+    fn grab(&mut self, surface: PopupSurface, _seat: WlSeat, serial: Serial) {
+        self.grab_popup(surface, serial);
+    }
 }
-delegate_xdg_shell!(Axiom);

@@ -1,6 +1,6 @@
 //! Planes read by the shader straight from an imported buffer rather than
-//! from textures (the `dmabuf-vulkan` ladder's step 2), and the cache of
-//! imports per wl_buffer.
+//! from textures (the `dmabuf-vulkan` ladder's steps 2 and 3), and the cache
+//! of imports per wl_buffer.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,19 +25,31 @@ pub fn shader_source(buffer_source: bool) -> String {
     format!("{}\n{planes}", include_str!("shader.wgsl"))
 }
 
+/// One imported wl_buffer.
+#[derive(Clone)]
+pub struct Import {
+    pub buffer: wgpu::Buffer,
+    /// For a host-pointer import (wl_shm): the address range it aliases, which is
+    /// only valid while the pool stays mapped there.
+    pub host_range: Option<HostRange>,
+}
+
+/// (start address, length) of host memory imported into the device.
+pub type HostRange = (usize, u64);
+
 /// Imported buffers by wl_buffer, so that re-commits of a buffer do not import it again.
 #[derive(Default)]
 pub struct ImportCache {
-    buffers: Mutex<HashMap<ObjectId, wgpu::Buffer>>,
+    buffers: Mutex<HashMap<ObjectId, Import>>,
 }
 
 impl ImportCache {
-    pub fn get(&self, id: &ObjectId) -> Option<wgpu::Buffer> {
+    pub fn get(&self, id: &ObjectId) -> Option<Import> {
         self.buffers.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
 
-    pub fn insert(&self, id: ObjectId, buffer: wgpu::Buffer) {
-        self.buffers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, buffer);
+    pub fn insert(&self, id: ObjectId, import: Import) {
+        self.buffers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, import);
     }
 
     /// Drops the import of a destroyed wl_buffer (surfaces still showing it keep it alive).

@@ -8,6 +8,7 @@ pub mod damage;
 pub mod formats;
 pub mod pipelines;
 pub mod readback;
+mod shm_in_place;
 pub mod texture;
 #[cfg(feature = "dmabuf-vulkan")]
 pub mod vulkan;
@@ -107,7 +108,7 @@ impl Renderer {
             None => tracing::info!("DMA-BUF: the renderer is not on Vulkan, using CPU copy"),
         }
         #[cfg(feature = "dmabuf-vulkan")]
-        let buffer_source = vulkan.as_ref().is_some_and(|v| v.dmabuf_buffers);
+        let buffer_source = vulkan.as_ref().is_some_and(|v| v.dmabuf_buffers || v.host_pointers);
         #[cfg(not(feature = "dmabuf-vulkan"))]
         let buffer_source = false;
 

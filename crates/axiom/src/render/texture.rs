@@ -24,6 +24,8 @@ pub struct SurfaceTexture {
     planes: Vec<wgpu::Texture>,
     /// Where the shader reads planes from an imported buffer: offsets, strides, kinds.
     buffer_planes: Option<[[u32; 4]; 3]>,
+    /// The host memory the imported buffer aliases (wl_shm read in place), if any.
+    pub(super) host_range: Option<super::buffer_source::HostRange>,
     pub bind_group: wgpu::BindGroup,
     pub mode: SampleMode,
     pub opaque: bool,
@@ -32,6 +34,18 @@ pub struct SurfaceTexture {
     pub y_invert: bool,
     /// The surface commit whose contents the texture holds.
     commit: CommitCounter,
+}
+
+/// Where the shader finds a surface's planes in an imported buffer.
+#[cfg_attr(not(feature = "dmabuf-vulkan"), allow(dead_code))]
+pub(super) struct BufferPlanes {
+    /// Offsets, strides and texel kinds of up to three planes.
+    pub planes: [[u32; 4]; 3],
+    pub mode: SampleMode,
+    pub opaque: bool,
+    pub size: (u32, u32),
+    pub y_invert: bool,
+    pub host_range: Option<super::buffer_source::HostRange>,
 }
 
 /// What an import did.
@@ -75,6 +89,10 @@ impl Renderer {
             return Imported::Nothing;
         };
         let commit = surface_state.current_commit();
+        if slot.as_ref().is_some_and(|t| t.host_range.is_some() && self.host_range_moved(buffer, t)) {
+            // The pool was remapped elsewhere: the old import must never be drawn again.
+            *slot = None;
+        }
         if slot.as_ref().is_some_and(|t| t.commit == commit) {
             return Imported::Unchanged;
         }
@@ -82,6 +100,10 @@ impl Renderer {
         let damage = surface_state.damage_since(since);
         let damaged_rows = || damage.iter().map(|r| (r.loc.y, r.size.h));
         let imported = match buffer_type(buffer) {
+            Some(BufferType::Shm) if self.import_shm_in_place(buffer, slot, stats).is_some() => {
+                let height = slot.as_ref().map_or(0, |t| t.size.1);
+                Some(merge_rows(damaged_rows(), height))
+            }
             Some(BufferType::Shm) => with_buffer_contents(buffer, |ptr, len, info| {
                 let Some(format) = shm_format(info.format) else { return None };
                 let layout = PlaneLayout {
@@ -119,6 +141,9 @@ impl Renderer {
                     let bytes = span_slice(pool, span);
                     bytes.is_some_and(|bytes| self.write_rows(slot, 0, &layout, span, bytes))
                 });
+                if uploaded {
+                    stats.shm_cpu_uploads += 1;
+                }
                 uploaded.then_some(rows)
             })
             .unwrap_or_else(|err| {
@@ -204,10 +229,10 @@ impl Renderer {
             return None;
         }
         let buffer = match self.imports.get(&id) {
-            Some(buffer) => buffer,
+            Some(import) => import.buffer,
             None => {
                 let result = crate::dmabuf::fd_size(first)
-                    .filter(|&size| size <= self.device.limits().max_storage_buffer_binding_size as u64)
+                    .filter(|&size| size <= self.device.limits().max_storage_buffer_binding_size)
                     .ok_or_else(|| anyhow::anyhow!("buffer too large to bind"))
                     .and_then(|size| importer.import_dmabuf(&self.device, first, size));
                 match result {
@@ -217,7 +242,8 @@ impl Renderer {
                             crate::dmabuf::protocol::fourcc_hex(format.fourcc)
                         );
                         stats.vulkan_buffer += 1;
-                        self.imports.insert(id, buffer.clone());
+                        let import = super::buffer_source::Import { buffer: buffer.clone(), host_range: None };
+                        self.imports.insert(id, import);
                         buffer
                     }
                     Err(err) => {
@@ -241,20 +267,41 @@ impl Renderer {
             planes[1][index] = stride;
             planes[2][index] = super::buffer_source::plane_kind(layout.texture);
         }
-        let empty = self.empty_view();
-        let bind_group = super::plane_bind_group(&self.device, &self.texture_layout, &[empty], Some(&buffer));
-        let previous_commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
-        *slot = Some(SurfaceTexture {
-            planes: Vec::new(),
-            buffer_planes: Some(planes),
-            bind_group,
+        let source = BufferPlanes {
+            planes,
             mode: format.mode,
             opaque: format.opaque,
             size: (w, h),
             y_invert: dmabuf.y_inverted(),
-            commit: previous_commit,
-        });
+            host_range: None,
+        };
+        self.read_planes_from(slot, &buffer, source);
         Some(())
+    }
+
+    /// Points `slot` at planes the shader reads from the imported `buffer` (ladder
+    /// steps 2 and 3); the slot keeps the commit it held.
+    #[cfg(feature = "dmabuf-vulkan")]
+    pub(super) fn read_planes_from(
+        &self,
+        slot: &mut Option<SurfaceTexture>,
+        buffer: &wgpu::Buffer,
+        source: BufferPlanes,
+    ) {
+        let empty = self.empty_view();
+        let bind_group = super::plane_bind_group(&self.device, &self.texture_layout, &[empty], Some(buffer));
+        let commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
+        *slot = Some(SurfaceTexture {
+            planes: Vec::new(),
+            buffer_planes: Some(source.planes),
+            bind_group,
+            mode: source.mode,
+            opaque: source.opaque,
+            size: source.size,
+            y_invert: source.y_invert,
+            host_range: source.host_range,
+            commit,
+        });
     }
 
     #[cfg(not(feature = "dmabuf-vulkan"))]
@@ -366,6 +413,7 @@ impl Renderer {
             opaque: shape.opaque,
             size: shape.size,
             y_invert: false,
+            host_range: None,
             commit: CommitCounter::default(),
         });
         vec![(0, h)]

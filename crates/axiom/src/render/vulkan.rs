@@ -5,7 +5,8 @@
 //! a VkBuffer (VK_EXT_external_memory_dma_buf), wrapped as a wgpu storage
 //! buffer, and read by the fragment shader with the client's own offsets and
 //! strides. No CPU byte is touched and no copy is made: the memory aliases
-//! the client's buffer.
+//! the client's buffer. Step 3 does the same for wl_shm: the pool's mapping is
+//! imported as a host pointer (VK_EXT_external_memory_host).
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -65,12 +66,15 @@ pub fn open_device(
 pub struct VulkanImporter {
     device: ash::Device,
     external_fd: ash::khr::external_memory_fd::Device,
+    external_host: ash::ext::external_memory_host::Device,
+    /// minImportedHostPointerAlignment: host imports start and end on it.
+    pub host_alignment: u64,
     memory_types: Vec<vk::MemoryType>,
     /// Step 2 is live: the device imports dma-buf fds.
     pub dmabuf_buffers: bool,
     /// The driver can import tiled images by modifier (step 1; not used yet).
     pub drm_modifiers: bool,
-    /// Host-pointer import exists (step 3; not used yet).
+    /// Step 3 is live: the device imports host pointers (wl_shm mappings).
     pub host_pointers: bool,
 }
 
@@ -88,13 +92,23 @@ impl VulkanImporter {
         // SAFETY: a query on the physical device of a live instance.
         let properties = unsafe { instance.get_physical_device_memory_properties(physical) };
         let memory_types = properties.memory_types_as_slice().to_vec();
+        let mut host_properties = vk::PhysicalDeviceExternalMemoryHostPropertiesEXT::default();
+        let host_pointers = has(ash::ext::external_memory_host::NAME);
+        if host_pointers {
+            let mut properties2 = vk::PhysicalDeviceProperties2::default().push_next(&mut host_properties);
+            // SAFETY: a query on the physical device of a live instance; the extension is present.
+            unsafe { instance.get_physical_device_properties2(physical, &mut properties2) };
+        }
+        let external_host = ash::ext::external_memory_host::Device::new(instance, &raw);
         Some(Self {
             device: raw,
             external_fd,
+            external_host,
+            host_alignment: host_properties.min_imported_host_pointer_alignment.max(1),
             memory_types,
             dmabuf_buffers: has(ash::khr::external_memory_fd::NAME) && has(ash::ext::external_memory_dma_buf::NAME),
             drm_modifiers: has(ash::ext::image_drm_format_modifier::NAME),
-            host_pointers: has(ash::ext::external_memory_host::NAME),
+            host_pointers,
         })
     }
 
@@ -128,12 +142,94 @@ impl VulkanImporter {
             .push_next(&mut external);
         // SAFETY: valid create info; the buffer is destroyed below on failure or owned by wgpu.
         let buffer = unsafe { self.device.create_buffer(&info, None) }.map_err(|e| anyhow!("vkCreateBuffer: {e}"))?;
-        match self.bind_imported_memory(buffer, fd, fd_properties.memory_type_bits, size) {
+        let bound = self.bind_imported_memory(buffer, fd, fd_properties.memory_type_bits, size);
+        self.hand_to_wgpu(wgpu_device, buffer, bound, size, "imported dma-buf")
+    }
+
+    /// Imports `len` bytes of this process's memory at `ptr` as a storage buffer the
+    /// shader reads in place. Both must be multiples of `host_alignment`.
+    ///
+    /// # Safety
+    /// The range must stay mapped, and its file must not shrink under it, for as long
+    /// as the returned buffer is used by the GPU.
+    pub unsafe fn import_host(
+        &self,
+        wgpu_device: &wgpu::Device,
+        ptr: *const u8,
+        len: u64,
+    ) -> anyhow::Result<wgpu::Buffer> {
+        if !self.host_pointers {
+            bail!("the device cannot import host pointers");
+        }
+        if len == 0 || !(ptr as u64).is_multiple_of(self.host_alignment) || !len.is_multiple_of(self.host_alignment) {
+            bail!("host range {ptr:p}+{len} is not aligned to {}", self.host_alignment);
+        }
+        let handle_type = vk::ExternalMemoryHandleTypeFlags::HOST_ALLOCATION_EXT;
+        let mut host_properties = vk::MemoryHostPointerPropertiesEXT::default();
+        // SAFETY: a query on a mapped range of our address space.
+        let queried = unsafe {
+            (self.external_host.fp().get_memory_host_pointer_properties_ext)(
+                self.device.handle(),
+                handle_type,
+                ptr.cast(),
+                &mut host_properties,
+            )
+        };
+        if queried != vk::Result::SUCCESS {
+            bail!("vkGetMemoryHostPointerPropertiesEXT: {queried}");
+        }
+        let mut external = vk::ExternalMemoryBufferCreateInfo::default().handle_types(handle_type);
+        let info = vk::BufferCreateInfo::default()
+            .size(len)
+            .usage(vk::BufferUsageFlags::STORAGE_BUFFER)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE)
+            .push_next(&mut external);
+        // SAFETY: valid create info; the buffer is destroyed below on failure or owned by wgpu.
+        let buffer = unsafe { self.device.create_buffer(&info, None) }.map_err(|e| anyhow!("vkCreateBuffer: {e}"))?;
+        let bound = (|| {
+            // SAFETY: a query on a buffer we just created.
+            let requirements = unsafe { self.device.get_buffer_memory_requirements(buffer) };
+            let types = requirements.memory_type_bits & host_properties.memory_type_bits;
+            let index = (0..self.memory_types.len() as u32)
+                .find(|i| types & (1 << i) != 0)
+                .ok_or_else(|| anyhow!("no memory type fits both the buffer and host memory"))?;
+            if requirements.size > len {
+                bail!("the buffer needs {} bytes, the host range has {len}", requirements.size);
+            }
+            let mut import =
+                vk::ImportMemoryHostPointerInfoEXT::default().handle_type(handle_type).host_pointer(ptr as *mut _);
+            let allocate =
+                vk::MemoryAllocateInfo::default().allocation_size(len).memory_type_index(index).push_next(&mut import);
+            // SAFETY: the range is mapped and aligned (checked above; kept alive by the caller).
+            let memory = unsafe { self.device.allocate_memory(&allocate, None) }
+                .map_err(|e| anyhow!("vkAllocateMemory (host pointer import): {e}"))?;
+            // SAFETY: memory was allocated for this buffer's requirements.
+            if let Err(e) = unsafe { self.device.bind_buffer_memory(buffer, memory, 0) } {
+                // SAFETY: the memory is bound to nothing.
+                unsafe { self.device.free_memory(memory, None) };
+                bail!("vkBindBufferMemory: {e}");
+            }
+            Ok(memory)
+        })();
+        self.hand_to_wgpu(wgpu_device, buffer, bound, len, "imported shm")
+    }
+
+    /// Wraps `buffer`, bound to `memory`, as a wgpu storage buffer of `size` bytes, which
+    /// then owns (and frees) both; on a binding error, destroys the buffer.
+    fn hand_to_wgpu(
+        &self,
+        wgpu_device: &wgpu::Device,
+        buffer: vk::Buffer,
+        memory: anyhow::Result<vk::DeviceMemory>,
+        size: u64,
+        label: &'static str,
+    ) -> anyhow::Result<wgpu::Buffer> {
+        match memory {
             Ok(memory) => {
                 // SAFETY: buffer and memory are ours, bound, and handed to wgpu, which frees both.
                 let hal_buffer = unsafe { wgpu::hal::vulkan::Buffer::from_raw_managed(buffer, memory, 0, size) };
                 let desc = wgpu::BufferDescriptor {
-                    label: Some("imported dma-buf"),
+                    label: Some(label),
                     size,
                     usage: wgpu::BufferUsages::STORAGE,
                     mapped_at_creation: false,
@@ -205,10 +301,11 @@ impl VulkanImporter {
             } else {
                 "2 dma-buf -> VkBuffer sampled in place: unavailable (no VK_EXT_external_memory_dma_buf)".to_string()
             },
-            format!(
-                "3 shm -> host pointer: not implemented (driver has VK_EXT_external_memory_host: {})",
-                yes_no(self.host_pointers)
-            ),
+            if self.host_pointers {
+                format!("3 shm -> host pointer read in place: live (alignment {})", self.host_alignment)
+            } else {
+                "3 shm -> host pointer read in place: unavailable (no VK_EXT_external_memory_host)".to_string()
+            },
             "4 CPU copy: live".to_string(),
         ]
         .join("; ")

@@ -1,7 +1,9 @@
 use std::path::Path;
 
-use axiom_testclient::image::Rgba;
-use axiom_testclient::{Compositor, Image};
+use std::time::{Duration, Instant};
+
+use axiom_testclient::image::{Format32, Rgba};
+use axiom_testclient::{Buffer, Compositor, Image, TestClient, Window};
 
 /// The output colour where no window is (axiom::render::BACKGROUND).
 pub const BACKGROUND: Rgba = Rgba::opaque(0x20, 0x20, 0x20);
@@ -88,4 +90,48 @@ pub fn import_stats(compositor: &axiom_testclient::Compositor) -> std::collectio
 /// `dmabuf-vulkan` on a driver that imports dma-bufs (lavapipe does; NVIDIA does not).
 pub fn vulkan_buffer_step_live(compositor: &axiom_testclient::Compositor) -> bool {
     compositor.log().contains("2 dma-buf -> VkBuffer sampled in place: live")
+}
+
+/// A well-behaved client whose window covers the whole output in one colour:
+/// tests of hostile clients check that it is still served after each abuse.
+pub struct Bystander {
+    client: TestClient,
+    window: Window,
+    _buffer: Buffer,
+    size: (u32, u32),
+    colour: Rgba,
+}
+
+impl Bystander {
+    /// Maps the window on a `width`x`height` output.
+    pub fn new(compositor: &Compositor, width: u32, height: u32, colour: Rgba) -> Self {
+        let mut client = compositor.connect().unwrap();
+        let window = client.create_window("bystander").unwrap();
+        let image = Image::solid(width, height, colour);
+        let buffer = client.create_buffer(&image, Format32::Xrgb8888, width as usize * 4, 0xff).unwrap();
+        client.present(&window.surface, &buffer).unwrap();
+        Self { client, window, _buffer: buffer, size: (width, height), colour }
+    }
+
+    /// Gets a frame callback, then a screenshot whose first `columns` columns show
+    /// the window exactly (other clients' windows are centred; those of a client
+    /// that just left may take a moment to go, so this retries for up to 3 s).
+    pub fn check(&mut self, after: &str, columns: u32) {
+        let (width, height) = self.size;
+        let columns = columns.min(width);
+        let want = Image::solid(columns, height, self.colour);
+        self.client
+            .commit_and_wait_frame(&self.window.surface)
+            .unwrap_or_else(|e| panic!("no frame after {after}: {e:#}"));
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let shot = self.client.screenshot().unwrap_or_else(|e| panic!("no screenshot after {after}: {e:#}"));
+            let got = shot.crop(0, 0, columns, height);
+            if got == want || Instant::now() > deadline {
+                assert_image(&got, &want, 0, &format!("bystander after {after}"));
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }

@@ -176,6 +176,7 @@ fn imports_that_cannot_work_fail_softly_or_kill_with_invalid_wl_buffer() {
     let mut compositor = start(OUT_W, OUT_H);
     let (pipe_read, _pipe_write) = rustix::pipe::pipe().unwrap();
     let dev_null = std::fs::File::open("/dev/null").unwrap();
+    let (socket, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
     let memory = SharedMemory::new(4096).unwrap();
     // A sparse memfd big enough for a buffer wider than any GPU's textures (16384 on
     // lavapipe, 32768 on NVIDIA).
@@ -184,9 +185,10 @@ fn imports_that_cannot_work_fail_softly_or_kill_with_invalid_wl_buffer() {
 
     let mut client = compositor.connect().unwrap();
     let dmabuf = client.bind_dmabuf(5).unwrap();
-    let soft_failures: [(&str, Plane<'_>, i32, i32); 4] = [
+    let soft_failures: [(&str, Plane<'_>, i32, i32); 5] = [
         ("a pipe", plane(pipe_read.as_fd(), 0, 64), 16, 16),
         ("/dev/null", plane(dev_null.as_fd(), 0, 64), 16, 16),
+        ("a socket", plane(socket.as_fd(), 0, 64), 16, 16),
         ("stride smaller than a row", plane(memory.fd(), 0, 8), 16, 16),
         ("larger than any texture", plane(huge.fd(), 0, 70_000 * 4), 70_000, 2),
     ];

@@ -1,0 +1,122 @@
+//! Load a compositor must absorb without growing: buffers made and dropped by
+//! the thousand by clients that come and go, and a client that floods commits
+//! while never reading its socket (so it never sees a release or a frame).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::requests::{memfd, DRM_XRGB8888, XRGB8888};
+use super::wire::WireClient;
+
+/// Which kind of buffer a churning client makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BufferKind {
+    /// A fresh memfd, wl_shm_pool and wl_buffer per cycle.
+    Shm,
+    /// A fresh memfd imported through linux-dmabuf per cycle.
+    Dmabuf,
+}
+
+const SIZE: i32 = 32;
+
+/// One client's life: connect, map a window, then `cycles` times create a
+/// buffer, attach it with damage, commit, and destroy the buffer it replaced
+/// (the one the compositor may still be sampling); then disconnect. Every
+/// eighth cycle waits for a frame, so that the compositor really reads many
+/// of the buffers.
+pub fn churn(socket: &Path, kind: BufferKind, cycles: usize) -> anyhow::Result<()> {
+    let mut c = WireClient::connect(socket)?;
+    let g = c.bind_common()?;
+    let dmabuf = match kind {
+        BufferKind::Dmabuf => Some(c.bind("zwp_linux_dmabuf_v1", 3)?),
+        BufferKind::Shm => None,
+    };
+    let (surface, _, _) = c.configured_toplevel(&g)?;
+    let bytes = SIZE * SIZE * 4;
+    let mut previous: Option<(u32, Option<u32>)> = None;
+    for cycle in 0..cycles {
+        let fd = memfd(bytes as u64)?;
+        let (buffer, pool) = match dmabuf {
+            Some(dmabuf) => (c.dmabuf_buffer(dmabuf, &fd, SIZE, SIZE, (SIZE * 4) as u32, DRM_XRGB8888)?, None),
+            None => {
+                let pool = c.create_pool(&g, &fd, bytes)?;
+                (c.create_buffer(pool, 0, SIZE, SIZE, SIZE * 4, XRGB8888)?, Some(pool))
+            }
+        };
+        c.attach(surface, buffer, 0, 0)?;
+        c.damage_buffer(surface, 0, 0, SIZE, SIZE)?;
+        let frame = (cycle % 8 == 7).then(|| c.frame(surface)).transpose()?;
+        c.commit(surface)?;
+        if let Some((old_buffer, old_pool)) = previous.replace((buffer, pool)) {
+            c.destroy(old_buffer)?;
+            if let Some(old_pool) = old_pool {
+                c.destroy_pool(old_pool)?;
+            }
+        }
+        if let Some(frame) = frame {
+            c.wait_event(frame, 0)?;
+            c.events.clear();
+        }
+    }
+    c.roundtrip()?;
+    Ok(())
+}
+
+/// What a flood achieved.
+#[derive(Debug, Clone, Copy)]
+pub struct Flood {
+    pub commits: usize,
+    pub elapsed: Duration,
+    /// Whether the server cut the connection (it may, for a client that
+    /// leaves its events unread).
+    pub cut_off: bool,
+}
+
+impl Flood {
+    pub fn per_second(&self) -> f64 {
+        self.commits as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// How a flooding client treats the events it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Never reads its socket: no release and no frame callback is ever seen.
+    Never,
+    /// Reads and ignores them now and then, so that it can go on for long.
+    Drains,
+}
+
+/// Commits `count` new buffers (each with a frame callback and damage) as fast
+/// as the socket takes them, destroying the one before, without ever waiting
+/// for a release or a frame.
+pub fn flood(socket: &Path, count: usize, reading: Reading) -> anyhow::Result<Flood> {
+    let mut c = WireClient::connect(socket)?;
+    let g = c.bind_common()?;
+    let (surface, _, _) = c.configured_toplevel(&g)?;
+    // One pool; each buffer is a fresh wl_buffer over it.
+    let bytes = SIZE * SIZE * 4;
+    let fd = memfd(bytes as u64)?;
+    let pool = c.create_pool(&g, &fd, bytes)?;
+    let start = Instant::now();
+    let mut commits = 0;
+    let mut previous = None;
+    let sent = (|| -> anyhow::Result<()> {
+        while commits < count {
+            let buffer = c.create_buffer(pool, 0, SIZE, SIZE, SIZE * 4, XRGB8888)?;
+            c.attach(surface, buffer, 0, 0)?;
+            c.damage_buffer(surface, 0, 0, SIZE, SIZE)?;
+            c.frame(surface)?;
+            c.commit(surface)?;
+            commits += 1;
+            if let Some(old) = previous.replace(buffer) {
+                c.destroy(old)?;
+            }
+            if reading == Reading::Drains && commits % 64 == 0 {
+                c.drain()?;
+            }
+        }
+        Ok(())
+    })();
+    Ok(Flood { commits, elapsed: start.elapsed(), cut_off: sent.is_err() })
+}

@@ -1,0 +1,238 @@
+//! Per-client resource caps: live surfaces, live buffers and bytes of buffer
+//! memory. A client that goes over one is disconnected with
+//! `wl_display.error(no_memory)` and a log line naming it, so that one
+//! misbehaving application cannot take the compositor's memory or fds.
+//!
+//! A buffer is charged the bytes it spans: stride × height for shm, the sum
+//! over planes for dma-bufs.
+
+use std::ffi::CString;
+use std::sync::Mutex;
+
+use smithay::reexports::wayland_server::backend::protocol::{Interface, ProtocolError};
+use smithay::reexports::wayland_server::backend::ClientId;
+use smithay::reexports::wayland_server::protocol::{wl_buffer::WlBuffer, wl_surface::WlSurface};
+use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource, Weak};
+
+use crate::state::ClientState;
+
+/// The caps, from the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub surfaces: u32,
+    pub buffers: u32,
+    pub buffer_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // Generous for real applications (a browser has a few hundred buffers
+        // and surfaces; thirty 4K buffers are 1 GiB), small next to a machine.
+        Self { surfaces: 1000, buffers: 1000, buffer_bytes: 2 << 30 }
+    }
+}
+
+/// What one client holds now.
+#[derive(Debug, Default)]
+pub struct ClientUsage {
+    inner: Mutex<Usage>,
+}
+
+/// Surfaces and dma-bufs are kept as weak handles (a strong one would keep a
+/// buffer's fds open) and pruned when dead; shm buffers and pools are counted
+/// up on creation and down in their destructor (smithay creates them, so we
+/// never hold their handles).
+#[derive(Debug, Default)]
+struct Usage {
+    surfaces: Vec<Weak<WlSurface>>,
+    dmabufs: Vec<(Weak<WlBuffer>, u64)>,
+    shm_buffers: usize,
+    shm_bytes: u64,
+    shm_pools: usize,
+}
+
+impl Usage {
+    fn prune(&mut self) {
+        self.surfaces.retain(|s| s.is_alive());
+        self.dmabufs.retain(|(b, _)| b.is_alive());
+    }
+
+    fn buffers(&self) -> usize {
+        self.dmabufs.len() + self.shm_buffers
+    }
+
+    fn bytes(&self) -> u64 {
+        self.dmabufs.iter().fold(self.shm_bytes, |total, (_, bytes)| total.saturating_add(*bytes))
+    }
+}
+
+/// A cap a client went over, with what it asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exceeded(String);
+
+impl std::fmt::Display for Exceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl ClientUsage {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Usage> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a new surface, or says which cap it breaks.
+    pub fn add_surface(&self, limits: &Limits, surface: &WlSurface) -> Result<(), Exceeded> {
+        let mut usage = self.lock();
+        usage.prune();
+        if usage.surfaces.len() >= limits.surfaces as usize {
+            return Err(Exceeded(format!("more than {} surfaces", limits.surfaces)));
+        }
+        usage.surfaces.push(surface.downgrade());
+        Ok(())
+    }
+
+    /// May the client create one more buffer spanning `bytes`?
+    pub fn check_buffer(&self, limits: &Limits, bytes: u64) -> Result<(), Exceeded> {
+        let mut usage = self.lock();
+        usage.prune();
+        if usage.buffers() >= limits.buffers as usize {
+            return Err(Exceeded(format!("more than {} buffers", limits.buffers)));
+        }
+        let held = usage.bytes();
+        if held.saturating_add(bytes) > limits.buffer_bytes {
+            return Err(Exceeded(format!(
+                "more than {} bytes of buffers ({held} held, {bytes} more asked)",
+                limits.buffer_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn add_dmabuf(&self, buffer: &WlBuffer, bytes: u64) {
+        self.lock().dmabufs.push((buffer.downgrade(), bytes));
+    }
+
+    pub fn add_shm_buffer(&self, bytes: u64) {
+        let mut usage = self.lock();
+        usage.shm_buffers += 1;
+        usage.shm_bytes = usage.shm_bytes.saturating_add(bytes);
+    }
+
+    pub fn remove_shm_buffer(&self, bytes: u64) {
+        let mut usage = self.lock();
+        usage.shm_buffers = usage.shm_buffers.saturating_sub(1);
+        usage.shm_bytes = usage.shm_bytes.saturating_sub(bytes);
+    }
+
+    /// Counts a new shm pool. Each is a mapping of up to 2 GiB in our address
+    /// space, so pools share the buffer cap.
+    pub fn add_shm_pool(&self, limits: &Limits) -> Result<(), Exceeded> {
+        let mut usage = self.lock();
+        if usage.shm_pools >= limits.buffers as usize {
+            return Err(Exceeded(format!("more than {} shm pools", limits.buffers)));
+        }
+        usage.shm_pools += 1;
+        Ok(())
+    }
+
+    pub fn remove_shm_pool(&self) {
+        let mut usage = self.lock();
+        usage.shm_pools = usage.shm_pools.saturating_sub(1);
+    }
+
+    /// (live surfaces, live buffers, bytes of buffers), for logs and tests.
+    pub fn totals(&self) -> (usize, usize, u64) {
+        let mut usage = self.lock();
+        usage.prune();
+        (usage.surfaces.len(), usage.buffers(), usage.bytes())
+    }
+}
+
+/// The usage record of `client`; every client we accept has one.
+pub fn usage(client: &Client) -> Option<&ClientUsage> {
+    client.get_data::<ClientState>().map(|data| &data.usage)
+}
+
+/// Runs `f` on the usage record of the client with `id`, if it is still connected
+/// (destructors run with a client id only).
+pub fn with_usage_of(dh: &DisplayHandle, id: ClientId, f: impl FnOnce(&ClientUsage)) {
+    let Ok(data) = dh.backend_handle().get_client_data(id) else { return };
+    if let Some(state) = data.downcast_ref::<ClientState>() {
+        f(&state.usage);
+    }
+}
+
+/// `wl_display.error` code for "the server is out of memory".
+const WL_DISPLAY_NO_MEMORY: u32 = 2;
+
+/// wayland-server generates no wl_display resource; object ids are looked up
+/// by number and interfaces compared by name, so this description is enough
+/// to address the client's display object (always id 1).
+static WL_DISPLAY: Interface = Interface { name: "wl_display", version: 1, requests: &[], events: &[], c_ptr: None };
+
+/// Disconnects `client` with `wl_display.error(no_memory)` and logs who it was.
+pub fn disconnect(dh: &DisplayHandle, client: &Client, exceeded: &Exceeded) {
+    let who = describe(dh, client);
+    tracing::warn!("client {who} exceeded its resource limit ({exceeded}): disconnected");
+    let message = format!("per-client limit exceeded: {exceeded}");
+    let handle = dh.backend_handle();
+    match handle.object_for_protocol_id(client.id(), &WL_DISPLAY, 1) {
+        Ok(display) => handle.post_error(display, WL_DISPLAY_NO_MEMORY, CString::new(message).unwrap_or_default()),
+        // Not expected: every client has its wl_display. Still make sure it goes.
+        Err(_) => client.kill(
+            dh,
+            ProtocolError { code: WL_DISPLAY_NO_MEMORY, object_id: 1, object_interface: "wl_display".into(), message },
+        ),
+    }
+}
+
+/// "pid 1234 (/usr/bin/foot)" from the socket's credentials and /proc.
+pub fn describe(dh: &DisplayHandle, client: &Client) -> String {
+    let Ok(credentials) = client.get_credentials(dh) else { return "(unknown pid)".into() };
+    let pid = credentials.pid;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "unknown executable".into());
+    format!("pid {pid} ({exe})")
+}
+
+/// Raises the soft limit on open fds to the hard limit: every client buffer
+/// holds one to four fds, and the default soft limit (1024) would let a few
+/// clients within their caps exhaust the table for everyone.
+pub fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return;
+    }
+    limit.current = limit.maximum;
+    if let Err(err) = setrlimit(Resource::Nofile, limit) {
+        tracing::warn!("cannot raise the open file limit: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shm_counts_go_down_again_and_caps_hold() {
+        let limits = Limits { surfaces: 1, buffers: 2, buffer_bytes: 100 };
+        let usage = ClientUsage::default();
+        assert!(usage.check_buffer(&limits, 100).is_ok());
+        assert!(usage.check_buffer(&limits, 101).is_err());
+        usage.add_shm_buffer(60);
+        usage.add_shm_buffer(30);
+        assert_eq!(usage.totals(), (0, 2, 90));
+        assert!(usage.check_buffer(&limits, 1).is_err(), "buffer cap");
+        usage.remove_shm_buffer(30);
+        assert!(usage.check_buffer(&limits, 40).is_ok());
+        assert!(usage.check_buffer(&limits, 41).is_err(), "byte cap");
+        assert!(usage.check_buffer(&limits, u64::MAX).is_err(), "no overflow");
+        assert!(usage.add_shm_pool(&limits).is_ok() && usage.add_shm_pool(&limits).is_ok());
+        assert!(usage.add_shm_pool(&limits).is_err());
+        usage.remove_shm_pool();
+        assert!(usage.add_shm_pool(&limits).is_ok());
+    }
+}
