@@ -60,6 +60,13 @@ impl Rng {
         self.below(100) < percent
     }
 
+    /// The sane branch of a choice that is sane `percent` times in a hundred at the
+    /// default wildness, and more or less often as the sequence strays more or less.
+    pub fn sane(&mut self, percent: u64) -> bool {
+        let insane = (100 - percent.min(100)) * 16;
+        self.below(100 * self.wild) >= insane
+    }
+
     /// Uniform in `lo..=hi`.
     pub fn range(&mut self, lo: i32, hi: i32) -> i32 {
         (i64::from(lo) + self.below((i64::from(hi) - i64::from(lo) + 1) as u64) as i64) as i32
@@ -328,7 +335,7 @@ impl Session {
     /// A serial: mostly the latest configure of `xdg_surface`, else random.
     fn serial(&mut self, xdg_surface: u32) -> u32 {
         match self.c.last_event_word(xdg_surface, 0) {
-            Some(serial) if self.rng.chance(80) => serial,
+            Some(serial) if self.rng.sane(80) => serial,
             Some(serial) if self.rng.chance(50) => serial.wrapping_add(self.rng.range(-2, 2) as u32),
             _ => self.rng.next_u64() as u32,
         }
@@ -394,7 +401,7 @@ impl Session {
     fn new_pool(&mut self) -> anyhow::Result<()> {
         let size = self.rng.pick(&[64u64, 4096, 16384, 65536, 262144]);
         let file = self.file(size)?;
-        let declared = if self.rng.chance(90) { size as i32 } else { self.rng.int(0, size as i32 * 2) };
+        let declared = if self.rng.sane(90) { size as i32 } else { self.rng.int(0, size as i32 * 2) };
         let id = self.c.new_id();
         let fd = self.files[file].0.try_clone()?;
         self.send(self.g.shm, 0, &[Arg::Uint(id), Arg::Fd(fd.as_fd()), Arg::Int(declared)])?;
@@ -405,9 +412,12 @@ impl Session {
     fn new_buffer(&mut self) -> anyhow::Result<()> {
         let Some(pool) = self.pick(Kind::Pool) else { return self.new_pool() };
         let size = self.files.get(pool.link).map_or(4096, |f| f.1) as i32;
-        let sane = self.rng.chance(90);
+        let sane = self.rng.sane(90);
         let (w, h) = if sane {
-            (self.rng.range(1, 64), self.rng.range(1, 64))
+            // As large as 64x64, as far as the pool holds it.
+            let w = self.rng.range(1, 64).min((size / 4).max(1));
+            let rows = (size / (w * 4)).clamp(1, 64);
+            (w, self.rng.range(1, rows))
         } else {
             (self.rng.int(1, 64), self.rng.int(1, 64))
         };
@@ -428,7 +438,7 @@ impl Session {
     fn attach(&mut self) -> anyhow::Result<()> {
         let Some(surface) = self.pick(Kind::Surface) else { return self.new_surface() };
         let buffer = self.pick_or_null(Kind::Buffer);
-        let (x, y) = if self.rng.chance(90) { (0, 0) } else { (self.rng.int(-8, 8), self.rng.int(-8, 8)) };
+        let (x, y) = if self.rng.sane(90) { (0, 0) } else { (self.rng.int(-8, 8), self.rng.int(-8, 8)) };
         self.send(surface.id, 1, &[Arg::Uint(buffer), Arg::Int(x), Arg::Int(y)])
     }
 
@@ -454,11 +464,11 @@ impl Session {
         let Some(surface) = self.pick(Kind::Surface) else { return Ok(()) };
         match self.rng.below(3) {
             0 => {
-                let scale = if self.rng.chance(90) { self.rng.range(1, 4) } else { self.rng.int(-2, 8) };
+                let scale = if self.rng.sane(90) { self.rng.range(1, 4) } else { self.rng.int(-2, 8) };
                 self.send(surface.id, 8, &[Arg::Int(scale)])
             }
             1 => {
-                let transform = if self.rng.chance(90) { self.rng.range(0, 7) } else { self.rng.int(-1, 9) };
+                let transform = if self.rng.sane(90) { self.rng.range(0, 7) } else { self.rng.int(-1, 9) };
                 self.send(surface.id, 7, &[Arg::Int(transform)])
             }
             _ => {
@@ -496,7 +506,7 @@ impl Session {
             // Mostly a fresh surface under an existing one.
             let Some(parent) = self.pick(Kind::Surface) else { return self.new_surface() };
             let surface = match self.pick(Kind::Surface) {
-                Some(surface) if self.rng.chance(20) => surface,
+                Some(surface) if !self.rng.sane(80) => surface,
                 _ => {
                     self.new_surface()?;
                     *self.objects.last().expect("just added")
@@ -528,7 +538,7 @@ impl Session {
     fn xdg_surface(&mut self) -> anyhow::Result<()> {
         if self.rng.chance(35) {
             let surface = match self.pick(Kind::Surface) {
-                Some(surface) if self.rng.chance(20) => surface,
+                Some(surface) if !self.rng.sane(80) => surface,
                 _ => {
                     self.new_surface()?;
                     *self.objects.last().expect("just added")
@@ -616,7 +626,7 @@ impl Session {
             }
             4 => {
                 let opcode = self.rng.pick(&[3u16, 4]);
-                let value = if self.rng.chance(90) { self.rng.range(0, 8) } else { self.rng.int(0, 16) };
+                let value = if self.rng.sane(90) { self.rng.range(0, 8) } else { self.rng.int(0, 16) };
                 self.send(p, opcode, &[Arg::Uint(value as u32)])
             }
             5 => {
@@ -650,16 +660,16 @@ impl Session {
         let positioner = self.c.create_positioner(&self.g)?;
         self.requests += 1;
         self.add(positioner, Kind::Positioner, 0);
-        if self.rng.chance(90) {
+        if self.rng.sane(90) {
             let (w, h) = (self.rng.range(1, 32), self.rng.range(1, 32));
             self.send(positioner, 1, &[Arg::Int(w), Arg::Int(h)])?;
             self.send(positioner, 2, &[Arg::Int(0), Arg::Int(0), Arg::Int(w), Arg::Int(h)])?;
         }
         let parent = match self.pick(Kind::XdgSurface) {
-            Some(parent) if self.rng.chance(90) => parent.id,
+            Some(parent) if self.rng.sane(90) => parent.id,
             _ => 0,
         };
-        let surface = if let Some(s) = self.pick(Kind::Surface).filter(|_| self.rng.chance(30)) {
+        let surface = if let Some(s) = self.pick(Kind::Surface).filter(|_| !self.rng.sane(70)) {
             s.id
         } else {
             self.new_surface()?;
@@ -680,7 +690,7 @@ impl Session {
     fn resize_pool(&mut self) -> anyhow::Result<()> {
         let Some(pool) = self.pick(Kind::Pool) else { return Ok(()) };
         let current = self.files.get(pool.link).map_or(0, |f| f.1);
-        let size = if self.rng.chance(80) {
+        let size = if self.rng.sane(80) {
             // Grow the file first, as a well-behaved client does.
             let size = (current * 2).clamp(64, 1 << 20);
             if let Some(file) = self.files.get_mut(pool.link) {
@@ -732,25 +742,25 @@ impl Session {
     /// mostly sized right and sometimes a little (or a lot) wrong.
     fn dmabuf_buffer(&mut self, dmabuf: u32) -> anyhow::Result<()> {
         let format = self.rng.pick(FORMATS);
-        let fourcc = if self.rng.chance(95) { format.fourcc } else { self.rng.next_u64() as u32 };
+        let fourcc = if self.rng.sane(95) { format.fourcc } else { self.rng.next_u64() as u32 };
         let (w, h) = (self.rng.int(1, 48), self.rng.int(1, 48));
         let params = self.c.new_id();
         self.send(dmabuf, 1, &[Arg::Uint(params)])?;
         self.add(params, Kind::Params, 0);
-        let planes = if self.rng.chance(90) { format.planes.len() } else { self.rng.range(0, 5) as usize };
+        let planes = if self.rng.sane(90) { format.planes.len() } else { self.rng.range(0, 5) as usize };
         let (uw, uh) = (w.max(1) as u32, h.max(1) as u32);
         for index in 0..planes {
             let layout = format.planes.get(index).copied().unwrap_or(format.planes[0]);
             let (_, rows) = layout.size(uw.min(4096), uh.min(4096));
             let row = layout.row_bytes(uw.min(4096)) as i64;
             let stride =
-                if self.rng.chance(85) { row + self.rng.pick(&[0, 0, 4, 64]) } else { i64::from(self.rng.int(0, 256)) };
-            let offset = if self.rng.chance(85) { 0 } else { i64::from(self.rng.int(0, 4096)) };
+                if self.rng.sane(85) { row + self.rng.pick(&[0, 0, 4, 64]) } else { i64::from(self.rng.int(0, 256)) };
+            let offset = if self.rng.sane(85) { 0 } else { i64::from(self.rng.int(0, 4096)) };
             let need = (offset + stride * i64::from(rows)).clamp(0, 1 << 22) as u64;
-            let size = if self.rng.chance(85) { need } else { need.saturating_sub(self.rng.below(64)) };
+            let size = if self.rng.sane(85) { need } else { need.saturating_sub(self.rng.below(64)) };
             let file = self.file(size)?;
-            let plane = if self.rng.chance(95) { index as u32 } else { self.rng.below(6) as u32 };
-            let modifier = if self.rng.chance(95) { 0 } else { self.rng.next_u64() };
+            let plane = if self.rng.sane(95) { index as u32 } else { self.rng.below(6) as u32 };
+            let modifier = if self.rng.sane(95) { 0 } else { self.rng.next_u64() };
             let fd = self.files[file].0.try_clone()?;
             let args = [
                 Arg::Fd(fd.as_fd()),
@@ -767,7 +777,7 @@ impl Session {
             self.send(params, 2, &[Arg::Int(w), Arg::Int(h), Arg::Uint(fourcc), Arg::Uint(0)])
         } else {
             let buffer = self.c.new_id();
-            let flags = if self.rng.chance(95) { 0 } else { self.rng.below(8) as u32 };
+            let flags = if self.rng.sane(95) { 0 } else { self.rng.below(8) as u32 };
             self.send(params, 3, &[Arg::Uint(buffer), Arg::Int(w), Arg::Int(h), Arg::Uint(fourcc), Arg::Uint(flags)])?;
             self.add(buffer, Kind::Buffer, 0);
             Ok(())
@@ -825,6 +835,10 @@ impl Session {
         }
         let index = self.rng.pick(&candidates);
         let object = self.objects[index];
+        // An xdg_surface goes after its role object; a tame sequence keeps to that.
+        if object.kind == Kind::XdgSurface && object.alive && self.rng.sane(95) {
+            return Ok(());
+        }
         self.objects[index].alive = false;
         self.send(object.id, object.kind.destructor(), &[])
     }

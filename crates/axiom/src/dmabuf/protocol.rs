@@ -188,7 +188,8 @@ impl Dispatch<ZwpLinuxBufferParamsV1, ParamsData> for Axiom {
 /// Checks the client's limits for one more buffer of `valid.bytes`; disconnects it if it
 /// is over (None), else returns the bytes to charge once the buffer exists.
 fn charge_buffer(state: &Axiom, client: &Client, dh: &DisplayHandle, valid: &ValidBuffer) -> Option<u64> {
-    let usage = limits::usage(client)?;
+    // A client without our data is not counted (the buffer must still be created).
+    let Some(usage) = limits::usage(client) else { return Some(valid.bytes) };
     match usage.check_buffer(&state.limits, valid.bytes) {
         Ok(()) => Some(valid.bytes),
         Err(exceeded) => {

@@ -37,14 +37,17 @@ impl Dispatch<WlShm, ()> for Axiom {
         dh: &DisplayHandle,
         data_init: &mut DataInit<'_, Self>,
     ) {
-        if let wl_shm::Request::CreatePool { fd, size, .. } = &request {
-            let Some(data) = client.get_data::<ClientState>() else { return };
-            if let Err(exceeded) = data.usage.add_shm_pool(&state.limits) {
+        // Clients inserted without our data (none today) are not counted; their requests
+        // still reach smithay, which must initialise every object a request creates.
+        if let (wl_shm::Request::CreatePool { fd, size, .. }, Some(client_data)) =
+            (&request, client.get_data::<ClientState>())
+        {
+            if let Err(exceeded) = client_data.usage.add_shm_pool(&state.limits) {
                 limits::disconnect(dh, client, &exceeded);
                 return;
             }
             if !cannot_fault(fd.as_fd(), *size) {
-                data.shm_may_fault.store(true, Ordering::Relaxed);
+                client_data.shm_may_fault.store(true, Ordering::Relaxed);
             }
         }
         <ShmState as Dispatch<WlShm, (), Self>>::request(state, client, shm, request, data, dh, data_init);
@@ -75,7 +78,11 @@ impl Dispatch<WlShmPool, ShmPoolUserData> for Axiom {
             }
             // A buffer spanning more than any pool can hold is invalid; smithay says so.
             wl_shm_pool::Request::CreateBuffer { stride, height, .. } if span(*stride, *height) <= i32::MAX as u64 => {
-                let Some(usage) = limits::usage(client) else { return };
+                let Some(usage) = limits::usage(client) else {
+                    return <ShmState as Dispatch<WlShmPool, ShmPoolUserData, Self>>::request(
+                        state, client, pool, request, data, dh, data_init,
+                    );
+                };
                 let bytes = span(*stride, *height);
                 if let Err(exceeded) = usage.check_buffer(&state.limits, bytes) {
                     limits::disconnect(dh, client, &exceeded);
