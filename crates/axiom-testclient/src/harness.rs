@@ -19,8 +19,15 @@ pub struct Compositor {
 
 impl Compositor {
     /// Starts `binary` (the `axiom` executable) headless at `width`x`height` with extra `args`,
-    /// and waits until it prints its socket name.
+    /// without Xwayland, and waits until it prints its socket name.
     pub fn start(binary: &Path, width: u32, height: u32, args: &[&str]) -> anyhow::Result<Self> {
+        let mut all = vec!["--no-xwayland"];
+        all.extend_from_slice(args);
+        Self::start_with_xwayland(binary, width, height, &all)
+    }
+
+    /// As `start`, with Xwayland where it is installed (unless `args` says otherwise).
+    pub fn start_with_xwayland(binary: &Path, width: u32, height: u32, args: &[&str]) -> anyhow::Result<Self> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let runtime_dir = std::env::temp_dir().join(format!(
             "axiom-test-{}-{}",

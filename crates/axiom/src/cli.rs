@@ -33,6 +33,10 @@ pub struct Options {
     #[arg(long, default_value_t = crate::limits::Limits::default().buffers, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_client_buffers: u32,
 
+    /// Do not start Xwayland (by default it starts where the Xwayland binary exists).
+    #[arg(long = "no-xwayland", action = clap::ArgAction::SetFalse)]
+    pub xwayland: bool,
+
     /// Most MiB of buffer memory (shm pools and dma-buf planes) one client may have mapped or pinned.
     #[arg(long, default_value_t = crate::limits::Limits::default().buffer_bytes >> 20, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_client_buffer_mib: u64,

@@ -12,6 +12,7 @@ pub mod logging;
 pub mod render;
 pub mod shell;
 pub mod state;
+pub mod xwayland;
 
 pub use axiom_formats::convert;
 pub use state::Axiom;

@@ -68,6 +68,11 @@ pub struct Axiom {
     /// Per-client resource caps.
     pub limits: crate::limits::Limits,
     pub xdg_strict: crate::handlers::strict::XdgStrict,
+    /// The X11 window manager, once Xwayland is ready (see `xwayland.rs`).
+    pub xwm: Option<smithay::xwayland::X11Wm>,
+    /// Xwayland's own Wayland connection.
+    pub xwayland_client: Option<smithay::reexports::wayland_server::Client>,
+    pub xwayland_shell_state: smithay::wayland::xwayland_shell::XWaylandShellState,
     /// Set by a backend that dispatches clients; see `ClientReaper`.
     pub reaper: Option<ClientReaper>,
 }
@@ -117,6 +122,9 @@ impl Axiom {
             frame_seq: 0,
             limits: crate::limits::Limits::default(),
             xdg_strict: Default::default(),
+            xwm: None,
+            xwayland_client: None,
+            xwayland_shell_state: smithay::wayland::xwayland_shell::XWaylandShellState::new::<Self>(dh),
             reaper: None,
             display_handle,
             loop_handle,

@@ -44,6 +44,10 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         .insert_source(signals, |_, _, state| state.log_import_stats())
         .map_err(|e| anyhow::anyhow!("signal source: {e}"))?;
 
+    if options.xwayland {
+        start_xwayland(&mut state);
+    }
+
     let (width, height) = options.size;
     tracing::info!(socket = %socket_name, width, height, refresh = options.refresh, "headless output ready");
     // Tests and scripts wait for this line.
@@ -53,6 +57,20 @@ pub fn run(options: Options) -> anyhow::Result<()> {
 
     event_loop.run(None, &mut state, Axiom::after_dispatch)?;
     Ok(())
+}
+
+/// Starts Xwayland if its binary is installed; X11 clients are a bonus, so a
+/// failure is logged, not fatal.
+fn start_xwayland(state: &mut Axiom) {
+    let installed = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("Xwayland").is_file()));
+    if !installed {
+        tracing::info!("Xwayland is not installed: no X11 clients");
+        return;
+    }
+    if let Err(err) = crate::xwayland::start(state) {
+        tracing::warn!("cannot start Xwayland: {err:#}");
+    }
 }
 
 /// The compositor and its headless output, dispatching clients but listening
@@ -119,6 +137,7 @@ impl Axiom {
     /// Housekeeping after each dispatch of the event loop: drop dead windows,
     /// popups and dma-buf objects, and send the events queued for clients.
     pub fn after_dispatch(&mut self) {
+        self.associate_x11_surfaces();
         self.space.refresh();
         self.popups.cleanup();
         self.dmabuf_state.cleanup();

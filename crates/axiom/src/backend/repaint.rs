@@ -1,8 +1,9 @@
 //! The repaint step shared by backends: render if something changed, answer
 //! screencopy, then send frame callbacks and presentation feedback.
 
-use smithay::desktop::utils::OutputPresentationFeedback;
+use smithay::desktop::utils::{send_frames_surface_tree, OutputPresentationFeedback};
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
+use smithay::wayland::seat::WaylandFocus;
 use std::time::Duration;
 
 use smithay::utils::Monotonic;
@@ -48,6 +49,12 @@ impl Axiom {
             let output = self.output.clone();
             for window in self.space.elements() {
                 window.send_frame(&output, vblank, Some(self.vblank.interval), |_, _| Some(output.clone()));
+                // smithay's Window does not know the surfaces of Xwayland before 23.1.
+                if let (None, Some(surface)) = (window.wl_surface(), crate::xwayland::wl_surface_of(window)) {
+                    send_frames_surface_tree(&surface, &output, vblank, Some(self.vblank.interval), |_, _| {
+                        Some(output.clone())
+                    });
+                }
             }
         }
     }

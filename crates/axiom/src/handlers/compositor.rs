@@ -20,7 +20,10 @@ impl CompositorHandler for Axiom {
     }
 
     fn client_compositor_state<'a>(&self, client: &'a Client) -> &'a CompositorClientState {
-        // Every client we accept is inserted with ClientState; a missing one is a bug of ours.
+        // Every client we accept is inserted with ClientState, except Xwayland, which smithay inserts.
+        if let Some(xwayland) = client.get_data::<smithay::xwayland::XWaylandClientData>() {
+            return &xwayland.compositor_state;
+        }
         &client.get_data::<ClientState>().expect("every client is inserted with ClientState").compositor_state
     }
 

@@ -19,14 +19,17 @@ impl Renderer {
     pub fn collect_draws(&self, space: &Space<Window>, stats: &mut ImportStats) -> Vec<DrawItem> {
         let mut items = Vec::new();
         for window in space.elements() {
-            let (Some(location), Some(toplevel)) = (space.element_location(window), window.toplevel()) else {
+            let Some(location) = space.element_location(window) else { continue };
+            // An xdg toplevel, or an X11 window once Xwayland gave it a surface.
+            let Some(surface) =
+                window.toplevel().map(|t| t.wl_surface().clone()).or_else(|| crate::xwayland::wl_surface_of(window))
+            else {
                 continue;
             };
             let geometry = window.geometry();
             let surface_origin = location - geometry.loc;
-            let surface = toplevel.wl_surface();
-            self.collect_surface_tree(surface, surface_origin, &mut items, stats);
-            for (popup, popup_offset) in PopupManager::popups_for_surface(surface) {
+            self.collect_surface_tree(&surface, surface_origin, &mut items, stats);
+            for (popup, popup_offset) in PopupManager::popups_for_surface(&surface) {
                 let origin = location + popup_offset - popup.geometry().loc;
                 self.collect_surface_tree(popup.wl_surface(), origin, &mut items, stats);
             }

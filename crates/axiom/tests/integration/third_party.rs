@@ -179,3 +179,39 @@ fn grim_screenshot_shows_weston_simple_shm() {
     assert!(non_background(&image, x, y, w, h) >= 250 * 250 / 2, "window missing in grim's PNG");
     assert_only_inside(&image, rect, "grim");
 }
+
+#[test]
+fn glxgears_through_xwayland_is_drawn_centred() {
+    let compositor =
+        Compositor::start_with_xwayland(&crate::common::axiom_binary(), 640, 480, &[]).expect("start axiom");
+    assert!(
+        compositor.wait_for_log("Xwayland ready: DISPLAY=:", CLIENT_LIMIT),
+        "Xwayland did not start:\n{}",
+        compositor.log()
+    );
+    let log = compositor.log();
+    let display = log.split("Xwayland ready: DISPLAY=").nth(1).and_then(|s| s.split_whitespace().next()).unwrap();
+    let mut child = compositor
+        .client_command("glxgears")
+        .env("DISPLAY", display)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("glxgears must be installed (scripts/setup installs mesa-utils)");
+    // glxgears asks for a 300x300 window; it shows centred like any toplevel.
+    let rect = window_rect((640, 480), (300, 300));
+    let shot = wait_on_screen(&compositor, rect, 300 * 300 / 4, "glxgears");
+    assert_only_inside(&shot, rect, "glxgears");
+    // Its three gears: red, green and blue pixels.
+    let (x, y, w, h) = rect;
+    let gears = shot.crop(x, y, w, h);
+    let count = |is: fn(&axiom_testclient::Rgba) -> bool| gears.pixels.iter().filter(|p| is(p)).count();
+    let red = count(|p| p.0 > 150 && p.1 < 60 && p.2 < 60);
+    let green = count(|p| p.1 > 150 && p.0 < 60 && p.2 < 60);
+    let blue = count(|p| p.2 > 150 && p.0 < 60 && p.1 < 60);
+    for (name, n) in [("red", red), ("green", green), ("blue", blue)] {
+        assert!(n > 500, "only {n} {name} pixels (screenshot {})", save_png(&shot, "glxgears"));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
