@@ -89,6 +89,11 @@ fn extent(value: i32) -> i32 {
     value.min(COORD_LIMIT)
 }
 
+/// A rectangle (x, y, width, height), clamped as positions and sizes are.
+fn clamp_rect(x: i32, y: i32, width: i32, height: i32) -> (i32, i32, i32, i32) {
+    (coord(x), coord(y), extent(width), extent(height))
+}
+
 fn alive(dh: &DisplayHandle, id: &ObjectId) -> bool {
     dh.backend_handle().object_info(id.clone()).is_ok()
 }
@@ -187,14 +192,13 @@ impl Dispatch<WlSurface, SurfaceUserData> for Axiom {
         }
         let request = match request {
             wl_surface::Request::Damage { x, y, width, height } => {
-                wl_surface::Request::Damage { x: coord(x), y: coord(y), width: extent(width), height: extent(height) }
+                let (x, y, width, height) = clamp_rect(x, y, width, height);
+                wl_surface::Request::Damage { x, y, width, height }
             }
-            wl_surface::Request::DamageBuffer { x, y, width, height } => wl_surface::Request::DamageBuffer {
-                x: coord(x),
-                y: coord(y),
-                width: extent(width),
-                height: extent(height),
-            },
+            wl_surface::Request::DamageBuffer { x, y, width, height } => {
+                let (x, y, width, height) = clamp_rect(x, y, width, height);
+                wl_surface::Request::DamageBuffer { x, y, width, height }
+            }
             wl_surface::Request::Offset { x, y } => wl_surface::Request::Offset { x: coord(x), y: coord(y) },
             request => request,
         };
@@ -264,10 +268,12 @@ impl Dispatch<WlRegion, RegionUserData> for Axiom {
         }
         let request = match request {
             wl_region::Request::Add { x, y, width, height } => {
-                wl_region::Request::Add { x: coord(x), y: coord(y), width: extent(width), height: extent(height) }
+                let (x, y, width, height) = clamp_rect(x, y, width, height);
+                wl_region::Request::Add { x, y, width, height }
             }
             wl_region::Request::Subtract { x, y, width, height } => {
-                wl_region::Request::Subtract { x: coord(x), y: coord(y), width: extent(width), height: extent(height) }
+                let (x, y, width, height) = clamp_rect(x, y, width, height);
+                wl_region::Request::Subtract { x, y, width, height }
             }
             request => request,
         };
