@@ -63,6 +63,19 @@ fn host_span(base: *const u8, len: usize, info: &BufferData, alignment: u64, byt
     })
 }
 
+/// Where the shm `buffer` lies in its pool's mapping now, with its format and
+/// layout. Only the pool's address is looked at: no byte is read.
+#[cfg(feature = "dmabuf-vulkan")]
+fn shm_span(buffer: &WlBuffer, alignment: u64) -> Option<(&'static super::formats::ShmFormat, HostSpan, BufferData)> {
+    with_buffer_contents(buffer, |ptr, len, info| {
+        let format = super::formats::shm_format(info.format)?;
+        let span = host_span(ptr, len, &info, alignment, format.bytes_per_pixel)?;
+        Some((format, span, info))
+    })
+    .ok()
+    .flatten()
+}
+
 #[cfg(not(feature = "dmabuf-vulkan"))]
 impl Renderer {
     pub(super) fn import_shm_in_place(
@@ -96,14 +109,7 @@ impl Renderer {
         if may_fault {
             return None;
         }
-        // Only the pool's address is looked at here: no byte is read.
-        let (format, span, info) = with_buffer_contents(buffer, |ptr, len, info| {
-            let format = super::formats::shm_format(info.format)?;
-            let span = host_span(ptr, len, &info, importer.host_alignment, format.bytes_per_pixel)?;
-            Some((format, span, info))
-        })
-        .ok()
-        .flatten()?;
+        let (format, span, info) = shm_span(buffer, importer.host_alignment)?;
         let (w, h) = (u32::try_from(info.width).ok()?, u32::try_from(info.height).ok()?);
         if span.range.1 > self.device.limits().max_storage_buffer_binding_size {
             return None;
@@ -153,11 +159,7 @@ impl Renderer {
     /// import was made (a resize moved it, or the buffer is gone).
     pub(super) fn host_range_moved(&self, buffer: &WlBuffer, texture: &SurfaceTexture) -> bool {
         let Some(importer) = self.vulkan.as_ref() else { return true };
-        let current = with_buffer_contents(buffer, |ptr, len, info| {
-            let format = super::formats::shm_format(info.format)?;
-            host_span(ptr, len, &info, importer.host_alignment, format.bytes_per_pixel)
-        });
-        current.ok().flatten().map(|span| span.range) != texture.host_range
+        shm_span(buffer, importer.host_alignment).map(|(_, span, _)| span.range) != texture.host_range
     }
 }
 

@@ -134,14 +134,7 @@ impl VulkanImporter {
         unsafe { self.external_fd.get_memory_fd_properties(handle_type, fd.as_raw_fd(), &mut fd_properties) }
             .map_err(|e| anyhow!("vkGetMemoryFdPropertiesKHR: {e}"))?;
 
-        let mut external = vk::ExternalMemoryBufferCreateInfo::default().handle_types(handle_type);
-        let info = vk::BufferCreateInfo::default()
-            .size(size)
-            .usage(vk::BufferUsageFlags::STORAGE_BUFFER)
-            .sharing_mode(vk::SharingMode::EXCLUSIVE)
-            .push_next(&mut external);
-        // SAFETY: valid create info; the buffer is destroyed below on failure or owned by wgpu.
-        let buffer = unsafe { self.device.create_buffer(&info, None) }.map_err(|e| anyhow!("vkCreateBuffer: {e}"))?;
+        let buffer = self.create_external_buffer(handle_type, size)?;
         let bound = self.bind_imported_memory(buffer, fd, fd_properties.memory_type_bits, size);
         self.hand_to_wgpu(wgpu_device, buffer, bound, size, "imported dma-buf")
     }
@@ -178,39 +171,8 @@ impl VulkanImporter {
         if queried != vk::Result::SUCCESS {
             bail!("vkGetMemoryHostPointerPropertiesEXT: {queried}");
         }
-        let mut external = vk::ExternalMemoryBufferCreateInfo::default().handle_types(handle_type);
-        let info = vk::BufferCreateInfo::default()
-            .size(len)
-            .usage(vk::BufferUsageFlags::STORAGE_BUFFER)
-            .sharing_mode(vk::SharingMode::EXCLUSIVE)
-            .push_next(&mut external);
-        // SAFETY: valid create info; the buffer is destroyed below on failure or owned by wgpu.
-        let buffer = unsafe { self.device.create_buffer(&info, None) }.map_err(|e| anyhow!("vkCreateBuffer: {e}"))?;
-        let bound = (|| {
-            // SAFETY: a query on a buffer we just created.
-            let requirements = unsafe { self.device.get_buffer_memory_requirements(buffer) };
-            let types = requirements.memory_type_bits & host_properties.memory_type_bits;
-            let index = (0..self.memory_types.len() as u32)
-                .find(|i| types & (1 << i) != 0)
-                .ok_or_else(|| anyhow!("no memory type fits both the buffer and host memory"))?;
-            if requirements.size > len {
-                bail!("the buffer needs {} bytes, the host range has {len}", requirements.size);
-            }
-            let mut import =
-                vk::ImportMemoryHostPointerInfoEXT::default().handle_type(handle_type).host_pointer(ptr as *mut _);
-            let allocate =
-                vk::MemoryAllocateInfo::default().allocation_size(len).memory_type_index(index).push_next(&mut import);
-            // SAFETY: the range is mapped and aligned (checked above; kept alive by the caller).
-            let memory = unsafe { self.device.allocate_memory(&allocate, None) }
-                .map_err(|e| anyhow!("vkAllocateMemory (host pointer import): {e}"))?;
-            // SAFETY: memory was allocated for this buffer's requirements.
-            if let Err(e) = unsafe { self.device.bind_buffer_memory(buffer, memory, 0) } {
-                // SAFETY: the memory is bound to nothing.
-                unsafe { self.device.free_memory(memory, None) };
-                bail!("vkBindBufferMemory: {e}");
-            }
-            Ok(memory)
-        })();
+        let buffer = self.create_external_buffer(handle_type, len)?;
+        let bound = self.bind_host_memory(buffer, ptr, len, host_properties.memory_type_bits);
         self.hand_to_wgpu(wgpu_device, buffer, bound, len, "imported shm")
     }
 
@@ -252,12 +214,7 @@ impl VulkanImporter {
         fd_types: u32,
         size: u64,
     ) -> anyhow::Result<vk::DeviceMemory> {
-        // SAFETY: a query on a buffer we just created.
-        let requirements = unsafe { self.device.get_buffer_memory_requirements(buffer) };
-        let types = requirements.memory_type_bits & fd_types;
-        let index = (0..self.memory_types.len() as u32)
-            .find(|i| types & (1 << i) != 0)
-            .ok_or_else(|| anyhow!("no memory type fits both the buffer and the dma-buf"))?;
+        let (index, requirements) = self.memory_type_for(buffer, fd_types, "the dma-buf")?;
         if requirements.size > size.next_multiple_of(requirements.alignment.max(1)) {
             bail!("the buffer needs {} bytes, the dma-buf has {size}", requirements.size);
         }
@@ -279,6 +236,68 @@ impl VulkanImporter {
                 bail!("vkAllocateMemory (dma-buf import): {e}");
             }
         };
+        self.bind(buffer, memory)
+    }
+
+    /// Allocates device memory over `len` bytes of our address space at `ptr` (host types
+    /// `host_types`) and binds it to `buffer`.
+    fn bind_host_memory(
+        &self,
+        buffer: vk::Buffer,
+        ptr: *const u8,
+        len: u64,
+        host_types: u32,
+    ) -> anyhow::Result<vk::DeviceMemory> {
+        let (index, requirements) = self.memory_type_for(buffer, host_types, "host memory")?;
+        if requirements.size > len {
+            bail!("the buffer needs {} bytes, the host range has {len}", requirements.size);
+        }
+        let mut import = vk::ImportMemoryHostPointerInfoEXT::default()
+            .handle_type(vk::ExternalMemoryHandleTypeFlags::HOST_ALLOCATION_EXT)
+            .host_pointer(ptr as *mut _);
+        let allocate =
+            vk::MemoryAllocateInfo::default().allocation_size(len).memory_type_index(index).push_next(&mut import);
+        // SAFETY: the range is mapped and aligned (checked by import_host; kept alive by its caller).
+        let memory = unsafe { self.device.allocate_memory(&allocate, None) }
+            .map_err(|e| anyhow!("vkAllocateMemory (host pointer import): {e}"))?;
+        self.bind(buffer, memory)
+    }
+
+    /// A storage buffer of `size` bytes whose memory will be imported as `handle_type`.
+    fn create_external_buffer(
+        &self,
+        handle_type: vk::ExternalMemoryHandleTypeFlags,
+        size: u64,
+    ) -> anyhow::Result<vk::Buffer> {
+        let mut external = vk::ExternalMemoryBufferCreateInfo::default().handle_types(handle_type);
+        let info = vk::BufferCreateInfo::default()
+            .size(size)
+            .usage(vk::BufferUsageFlags::STORAGE_BUFFER)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE)
+            .push_next(&mut external);
+        // SAFETY: valid create info; the caller destroys the buffer on failure or hands it to wgpu.
+        unsafe { self.device.create_buffer(&info, None) }.map_err(|e| anyhow!("vkCreateBuffer: {e}"))
+    }
+
+    /// The first memory type both `buffer` and the imported memory (`allowed` types,
+    /// described as `what` in errors) accept, with the buffer's requirements.
+    fn memory_type_for(
+        &self,
+        buffer: vk::Buffer,
+        allowed: u32,
+        what: &str,
+    ) -> anyhow::Result<(u32, vk::MemoryRequirements)> {
+        // SAFETY: a query on a buffer we just created.
+        let requirements = unsafe { self.device.get_buffer_memory_requirements(buffer) };
+        let types = requirements.memory_type_bits & allowed;
+        let index = (0..self.memory_types.len() as u32)
+            .find(|i| types & (1 << i) != 0)
+            .ok_or_else(|| anyhow!("no memory type fits both the buffer and {what}"))?;
+        Ok((index, requirements))
+    }
+
+    /// Binds `memory` to `buffer`, or frees it.
+    fn bind(&self, buffer: vk::Buffer, memory: vk::DeviceMemory) -> anyhow::Result<vk::DeviceMemory> {
         // SAFETY: memory was allocated for this buffer's requirements.
         if let Err(e) = unsafe { self.device.bind_buffer_memory(buffer, memory, 0) } {
             // SAFETY: the memory is bound to nothing.
