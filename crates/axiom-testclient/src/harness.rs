@@ -28,6 +28,16 @@ impl Compositor {
 
     /// As `start`, with Xwayland where it is installed (unless `args` says otherwise).
     pub fn start_with_xwayland(binary: &Path, width: u32, height: u32, args: &[&str]) -> anyhow::Result<Self> {
+        Self::spawn(binary, width, height, args, None)
+    }
+
+    /// Starts `binary` nested: its output is a `width`x`height` window on the X server `display`.
+    pub fn start_nested(binary: &Path, width: u32, height: u32, display: &str) -> anyhow::Result<Self> {
+        Self::spawn(binary, width, height, &["--backend", "winit", "--no-xwayland"], Some(display))
+    }
+
+    /// Starts the compositor; `x_display` is the X server it may use (None: no desktop at all).
+    fn spawn(binary: &Path, width: u32, height: u32, args: &[&str], x_display: Option<&str>) -> anyhow::Result<Self> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let runtime_dir = std::env::temp_dir().join(format!(
             "axiom-test-{}-{}",
@@ -41,13 +51,17 @@ impl Compositor {
         let log_path = runtime_dir.join("axiom.log");
         let log = std::fs::File::create(&log_path)?;
 
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command.env_remove("DISPLAY");
+        if let Some(display) = x_display {
+            command.env("DISPLAY", display);
+        }
+        let mut child = command
             .arg("--size")
             .arg(format!("{width}x{height}"))
             .args(args)
             .env("XDG_RUNTIME_DIR", &runtime_dir)
             .env_remove("WAYLAND_DISPLAY")
-            .env_remove("DISPLAY")
             .env("RUST_LOG", std::env::var("AXIOM_TEST_LOG").unwrap_or_else(|_| "axiom=debug,warn".into()))
             .stdout(Stdio::piped())
             .stderr(log)

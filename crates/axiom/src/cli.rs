@@ -6,14 +6,14 @@ use clap::{Parser, ValueEnum};
 #[command(name = "axiom", version, about = "A Wayland compositor with zero-copy DMA-BUF support")]
 pub struct Options {
     /// Which backend drives the outputs.
-    #[arg(long, value_enum, default_value_t = Backend::Headless)]
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
 
     /// Name of the Wayland socket under XDG_RUNTIME_DIR (default: the first free wayland-N).
     #[arg(long)]
     pub socket: Option<String>,
 
-    /// Size of the headless output, as WIDTHxHEIGHT.
+    /// Size of the output (headless) or of its window (winit), as WIDTHxHEIGHT.
     #[arg(long, default_value = "1920x1080", value_parser = parse_size)]
     pub size: (u32, u32),
 
@@ -54,8 +54,24 @@ impl Options {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
+    /// `winit` where WAYLAND_DISPLAY or DISPLAY names a desktop, otherwise `headless`.
+    Auto,
     /// A virtual output rendered off screen; needs no GPU and no display.
     Headless,
+    /// A window on the X11 or Wayland desktop named by DISPLAY or WAYLAND_DISPLAY.
+    Winit,
+}
+
+impl Backend {
+    /// What `auto` means here: nested where a desktop session is named in the environment.
+    pub fn resolve(self) -> Backend {
+        let named = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+        match self {
+            Backend::Auto if named("WAYLAND_DISPLAY") || named("DISPLAY") => Backend::Winit,
+            Backend::Auto => Backend::Headless,
+            chosen => chosen,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -19,7 +19,8 @@ pub use state::Axiom;
 
 /// Runs the compositor until it is asked to stop.
 pub fn run(options: cli::Options) -> anyhow::Result<()> {
-    match options.backend {
-        cli::Backend::Headless => backend::headless::run(options),
+    match options.backend.resolve() {
+        cli::Backend::Winit => backend::winit::run(options),
+        _ => backend::headless::run(options),
     }
 }

@@ -15,16 +15,32 @@ use smithay::utils::Transform;
 use smithay::wayland::socket::ListeningSocketSource;
 
 use crate::cli::Options;
+use crate::render::adapter::WindowTarget;
 use crate::render::Renderer;
 use crate::state::ClientReaper;
 use crate::Axiom;
 
 pub fn run(options: Options) -> anyhow::Result<()> {
-    // Block SIGUSR1 before any thread exists (the renderer's driver starts some), so that
-    // it always reaches the event loop: it prints the import counters.
-    let signals = Signals::new(&[Signal::SIGUSR1]).map_err(|e| anyhow::anyhow!("SIGUSR1 handler: {e}"))?;
-    let (mut event_loop, mut state) = init(&options)?;
+    let signals = block_sigusr1()?;
+    let (event_loop, state) = init(&options)?;
+    serve(event_loop, state, &options, signals, "headless output ready")
+}
 
+/// Blocks SIGUSR1 before any thread exists (the renderer's driver starts some), so that
+/// it always reaches the event loop: it prints the import counters. Call it first.
+pub(crate) fn block_sigusr1() -> anyhow::Result<Signals> {
+    Signals::new(&[Signal::SIGUSR1]).map_err(|e| anyhow::anyhow!("SIGUSR1 handler: {e}"))
+}
+
+/// Listens on the Wayland socket, starts Xwayland and runs the event loop until the
+/// compositor is asked to stop. `ready` is logged once clients can connect.
+pub(crate) fn serve(
+    mut event_loop: EventLoop<'static, Axiom>,
+    mut state: Axiom,
+    options: &Options,
+    signals: Signals,
+    ready: &str,
+) -> anyhow::Result<()> {
     let socket = match &options.socket {
         Some(name) => ListeningSocketSource::with_name(name)?,
         None => ListeningSocketSource::new_auto()?,
@@ -48,8 +64,8 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         start_xwayland(&mut state);
     }
 
-    let (width, height) = options.size;
-    tracing::info!(socket = %socket_name, width, height, refresh = options.refresh, "headless output ready");
+    let size = state.output_size();
+    tracing::info!(socket = %socket_name, width = size.w, height = size.h, refresh = options.refresh, "{ready}");
     // Tests and scripts wait for this line.
     println!("WAYLAND_DISPLAY={socket_name}");
     use std::io::Write;
@@ -77,24 +93,34 @@ fn start_xwayland(state: &mut Axiom) {
 /// on no socket: `run` adds the socket, an embedder (the WLCS module) inserts
 /// its clients itself. Drive it with `Axiom::after_dispatch` after each dispatch.
 pub fn init(options: &Options) -> anyhow::Result<(EventLoop<'static, Axiom>, Axiom)> {
+    init_output(options, ("HEADLESS-1", "Headless"), None)
+}
+
+/// `init` for any backend whose output the timer paces: `name` is the output's
+/// name and model, `window` the window it is presented into (nested backend).
+pub(crate) fn init_output(
+    options: &Options,
+    (name, model): (&str, &str),
+    window: Option<&WindowTarget>,
+) -> anyhow::Result<(EventLoop<'static, Axiom>, Axiom)> {
     let (width, height) = options.size;
     let size = (width as i32, height as i32).into();
     let refresh_mhz = (options.refresh * 1000.0).round() as i32;
     let refresh_interval = Duration::from_secs_f64(1.0 / options.refresh);
 
-    let renderer = Renderer::new(options.graphics_api, size)?;
+    let renderer = Renderer::new(options.graphics_api, size, window)?;
 
     let event_loop: EventLoop<'static, Axiom> = EventLoop::try_new()?;
     let mut display: Display<Axiom> = Display::new()?;
     let dh = display.handle();
 
     let output = Output::new(
-        "HEADLESS-1".into(),
+        name.into(),
         PhysicalProperties {
             size: (0, 0).into(),
             subpixel: Subpixel::Unknown,
             make: "Axiom".into(),
-            model: "Headless".into(),
+            model: model.into(),
         },
     );
     let mode = Mode { size, refresh: refresh_mhz };

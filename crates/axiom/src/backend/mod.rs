@@ -3,3 +3,4 @@
 pub mod headless;
 pub mod repaint;
 pub mod vblank;
+pub mod winit;

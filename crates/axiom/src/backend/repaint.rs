@@ -33,6 +33,7 @@ impl Axiom {
             }
             let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats);
             damage = self.renderer.render(&items);
+            self.renderer.present();
             self.needs_redraw = false;
         }
 

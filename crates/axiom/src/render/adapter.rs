@@ -6,15 +6,23 @@ use crate::cli::GraphicsApi;
 const NO_ADAPTER: &str = "no Vulkan or OpenGL ES adapter found. On Debian 12 install Mesa 25 from \
      bookworm-backports: `apt-get install -t bookworm-backports mesa-vulkan-drivers` (lavapipe needs no GPU)";
 
+/// A window to present into (the nested backend): the adapter must be able to.
+pub struct WindowTarget {
+    pub display: std::sync::Arc<dyn wgpu::wgt::WgpuHasDisplayHandle>,
+    pub window: std::sync::Arc<dyn wgpu::WindowHandle>,
+}
+
 /// An adapter with its device, and the Vulkan device extensions the import ladder enabled.
 pub struct Opened {
     pub adapter: wgpu::Adapter,
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub vulkan_extensions: Vec<&'static std::ffi::CStr>,
+    /// The window's surface, when opened for one.
+    pub surface: Option<wgpu::Surface<'static>>,
 }
 
-pub fn open(api: GraphicsApi) -> anyhow::Result<Opened> {
+pub fn open(api: GraphicsApi, window: Option<&WindowTarget>) -> anyhow::Result<Opened> {
     let candidates: &[wgpu::Backends] = match api {
         GraphicsApi::Auto => &[wgpu::Backends::VULKAN, wgpu::Backends::GL],
         GraphicsApi::Vulkan => &[wgpu::Backends::VULKAN],
@@ -22,7 +30,7 @@ pub fn open(api: GraphicsApi) -> anyhow::Result<Opened> {
     };
     let mut last_error = None;
     for &backends in candidates {
-        match pollster::block_on(open_with(backends)) {
+        match pollster::block_on(open_with(backends, window)) {
             Ok(opened) => return Ok(opened),
             Err(err) => {
                 tracing::info!("no usable {backends:?} adapter: {err:#}");
@@ -33,14 +41,24 @@ pub fn open(api: GraphicsApi) -> anyhow::Result<Opened> {
     Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no backend tried")).context(NO_ADAPTER))
 }
 
-async fn open_with(backends: wgpu::Backends) -> anyhow::Result<Opened> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends,
-        ..wgpu::InstanceDescriptor::new_without_display_handle()
-    });
+async fn open_with(backends: wgpu::Backends, window: Option<&WindowTarget>) -> anyhow::Result<Opened> {
+    let mut descriptor =
+        wgpu::InstanceDescriptor { backends, ..wgpu::InstanceDescriptor::new_without_display_handle() };
+    let Some(target) = window else { return finish_open(wgpu::Instance::new(descriptor), None).await };
+    // GL needs the window system's display at instance creation; Vulkan ignores it.
+    descriptor.display = Some(Box::new(target.display.clone()));
+    let instance = wgpu::Instance::new(descriptor);
+    let surface = instance
+        .create_surface(wgpu::SurfaceTarget::Window(Box::new(target.window.clone())))
+        .map_err(|err| anyhow::anyhow!("cannot create a {backends:?} surface for the window: {err}"))?;
+    finish_open(instance, Some(surface)).await
+}
+
+async fn finish_open(instance: wgpu::Instance, surface: Option<wgpu::Surface<'static>>) -> anyhow::Result<Opened> {
     let adapter = instance
         .request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
+            compatible_surface: surface.as_ref(),
             ..Default::default()
         })
         .await?;
@@ -55,8 +73,8 @@ async fn open_with(backends: wgpu::Backends) -> anyhow::Result<Opened> {
     #[cfg(feature = "dmabuf-vulkan")]
     if adapter.get_info().backend == wgpu::Backend::Vulkan {
         let (device, queue, vulkan_extensions) = super::vulkan::open_device(&adapter, &desc)?;
-        return Ok(Opened { adapter, device, queue, vulkan_extensions });
+        return Ok(Opened { adapter, device, queue, vulkan_extensions, surface });
     }
     let (device, queue) = adapter.request_device(&desc).await?;
-    Ok(Opened { adapter, device, queue, vulkan_extensions: Vec::new() })
+    Ok(Opened { adapter, device, queue, vulkan_extensions: Vec::new(), surface })
 }

@@ -7,6 +7,7 @@ pub mod compose;
 pub mod damage;
 pub mod formats;
 pub mod pipelines;
+pub mod present;
 pub mod readback;
 mod shm_in_place;
 pub mod texture;
@@ -90,11 +91,22 @@ pub struct Renderer {
     previous: Vec<DrawKey>,
     /// The output texture holds nothing valid yet: repaint all of it.
     full_damage: bool,
+    /// The window each frame is presented into (nested backend only).
+    window: Option<present::WindowSurface>,
 }
 
 impl Renderer {
-    pub fn new(api: GraphicsApi, output_size: Size<i32, Physical>) -> anyhow::Result<Self> {
-        let opened = adapter::open(api)?;
+    /// `window`: present each frame into this window, besides keeping it for screencopy.
+    pub fn new(
+        api: GraphicsApi,
+        output_size: Size<i32, Physical>,
+        window: Option<&adapter::WindowTarget>,
+    ) -> anyhow::Result<Self> {
+        let opened = adapter::open(api, window)?;
+        let window = match opened.surface {
+            Some(surface) => Some(present::WindowSurface::new(surface, &opened.adapter, &opened.device, output_size)?),
+            None => None,
+        };
         let (adapter, device, queue) = (opened.adapter, opened.device, opened.queue);
         let adapter_info = adapter.get_info();
         // A validation error is a bug of ours, never a reason to take every client down.
@@ -188,6 +200,7 @@ impl Renderer {
             empty_texture,
             previous: Vec::new(),
             full_damage: true,
+            window,
         })
     }
 

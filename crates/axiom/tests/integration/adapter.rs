@@ -29,7 +29,7 @@ fn no_adapter_means_a_clear_message_and_failure() {
     let runtime = std::env::temp_dir().join(format!("axiom-noadapter-{}", std::process::id()));
     std::fs::create_dir_all(&runtime).unwrap();
     let output = Command::new(crate::common::axiom_binary())
-        .args(["--graphics-api", "vulkan", "--size", "64x64"])
+        .args(["--backend", "headless", "--graphics-api", "vulkan", "--size", "64x64"])
         .env("XDG_RUNTIME_DIR", &runtime)
         .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
         .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")

@@ -9,6 +9,7 @@ mod dmabuf_formats;
 mod fuzz;
 mod hostile;
 mod load;
+mod nested;
 mod presentation;
 mod robustness;
 mod shm;

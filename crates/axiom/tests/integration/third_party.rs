@@ -11,7 +11,7 @@ use crate::common::{centred, non_background, save_png, start, BACKGROUND};
 
 const CLIENT_LIMIT: Duration = Duration::from_secs(60);
 
-fn spawn(compositor: &Compositor, program: &str, args: &[&str]) -> Child {
+pub(crate) fn spawn(compositor: &Compositor, program: &str, args: &[&str]) -> Child {
     compositor
         .client_command(program)
         .args(args)
@@ -21,7 +21,7 @@ fn spawn(compositor: &Compositor, program: &str, args: &[&str]) -> Child {
         .unwrap_or_else(|err| panic!("{program} must be installed (scripts/setup installs it): {err}"))
 }
 
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+pub(crate) fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
@@ -35,7 +35,7 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 }
 
 /// Takes screenshots until at least `min` pixels of the rectangle are not background.
-fn wait_on_screen(compositor: &Compositor, rect: (u32, u32, u32, u32), min: usize, name: &str) -> Image {
+pub(crate) fn wait_on_screen(compositor: &Compositor, rect: (u32, u32, u32, u32), min: usize, name: &str) -> Image {
     let mut client = compositor.connect().unwrap();
     let deadline = Instant::now() + CLIENT_LIMIT;
     loop {
@@ -65,7 +65,7 @@ fn assert_only_inside(shot: &Image, rect: (u32, u32, u32, u32), name: &str) {
     assert_eq!(stray, 0, "{name}: {stray} pixels drawn outside the window (screenshot {})", save_png(shot, name));
 }
 
-fn window_rect(out: (u32, u32), size: (u32, u32)) -> (u32, u32, u32, u32) {
+pub(crate) fn window_rect(out: (u32, u32), size: (u32, u32)) -> (u32, u32, u32, u32) {
     let (x, y) = centred(out.0, out.1, size.0, size.1);
     (x, y, size.0.min(out.0), size.1.min(out.1))
 }

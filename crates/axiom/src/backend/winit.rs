@@ -1,0 +1,191 @@
+//! The nested backend: the output is a window on an existing X11 or Wayland
+//! desktop (through winit), and the renderer presents each frame into it
+//! through a wgpu surface. Pointer and keyboard input in the window go to the
+//! clients. Frames are paced by the same timer as the headless output.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use smithay::backend::input::{Axis, AxisSource, ButtonState, KeyState};
+use smithay::input::keyboard::FilterResult;
+use smithay::input::pointer::AxisFrame;
+use smithay::output::Mode;
+use smithay::reexports::calloop::generic::Generic;
+use smithay::reexports::calloop::{Interest, Mode as TriggerMode, PostAction};
+use smithay::utils::SERIAL_COUNTER;
+use winit::application::ApplicationHandler;
+use winit::dpi::PhysicalSize;
+use winit::event::{ElementState, MouseButton, MouseScrollDelta, WindowEvent};
+use winit::event_loop::{ActiveEventLoop, EventLoop};
+use winit::platform::pump_events::EventLoopExtPumpEvents;
+use winit::platform::scancode::PhysicalKeyExtScancode;
+use winit::window::{Window, WindowId};
+
+use crate::cli::Options;
+use crate::input::now_msec;
+use crate::render::adapter::WindowTarget;
+use crate::Axiom;
+
+use super::headless::{block_sigusr1, init_output, serve};
+
+/// Linux input event codes of the mouse buttons (linux/input-event-codes.h).
+const BTN_LEFT: u32 = 0x110;
+const BTN_RIGHT: u32 = 0x111;
+const BTN_MIDDLE: u32 = 0x112;
+const BTN_SIDE: u32 = 0x113;
+const BTN_EXTRA: u32 = 0x114;
+/// Scroll distance of one wheel click, as libinput reports it.
+const WHEEL_STEP: f64 = 15.0;
+
+pub fn run(options: Options) -> anyhow::Result<()> {
+    let signals = block_sigusr1()?;
+    let winit_loop = EventLoop::new().map_err(|err| {
+        anyhow::anyhow!(
+            "the nested backend cannot reach the desktop named by WAYLAND_DISPLAY or DISPLAY ({err}); \
+             `--backend headless` runs without one"
+        )
+    })?;
+    let (width, height) = options.size;
+    let attributes = Window::default_attributes()
+        .with_title("Axiom")
+        .with_inner_size(PhysicalSize::new(width, height))
+        .with_resizable(true);
+    // winit 0.30 prefers windows made inside `resumed`; the renderer needs ours before the loop runs.
+    #[allow(deprecated)]
+    let window =
+        Arc::new(winit_loop.create_window(attributes).map_err(|e| anyhow::anyhow!("cannot open a window: {e}"))?);
+    let target = WindowTarget { display: Arc::new(winit_loop.owned_display_handle()), window: window.clone() };
+
+    let (event_loop, state) = init_output(&options, ("WINIT-1", "Nested"), Some(&target))?;
+    let mut inbox = Inbox { window: window.id(), events: Vec::new() };
+    event_loop
+        .handle()
+        .insert_source(Generic::new(winit_loop, Interest::READ, TriggerMode::Level), move |_, winit_loop, state| {
+            // SAFETY: the winit loop is only pumped here, never dropped or replaced.
+            let winit_loop = unsafe { winit_loop.get_mut() };
+            winit_loop.pump_app_events(Some(Duration::ZERO), &mut inbox);
+            for event in inbox.events.drain(..) {
+                state.window_event(event);
+            }
+            Ok(PostAction::Continue)
+        })
+        .map_err(|e| anyhow::anyhow!("window event source: {e}"))?;
+    // Keeps the window open as long as the compositor runs.
+    let _window = window;
+    serve(event_loop, state, &options, signals, "nested output ready")
+}
+
+/// Collects the window's events while winit is pumped; they are handled after.
+struct Inbox {
+    window: WindowId,
+    events: Vec<WindowEvent>,
+}
+
+impl ApplicationHandler for Inbox {
+    fn resumed(&mut self, _: &ActiveEventLoop) {}
+
+    fn window_event(&mut self, _: &ActiveEventLoop, id: WindowId, event: WindowEvent) {
+        if id == self.window {
+            self.events.push(event);
+        }
+    }
+}
+
+impl Axiom {
+    fn window_event(&mut self, event: WindowEvent) {
+        tracing::trace!(?event, "window event");
+        let time = now_msec();
+        match event {
+            WindowEvent::CloseRequested => {
+                tracing::info!("the window was closed: stopping");
+                self.loop_signal.stop();
+            }
+            WindowEvent::Resized(size) => self.resize_output(size.width as i32, size.height as i32),
+            WindowEvent::RedrawRequested => self.schedule_repaint(),
+            WindowEvent::CursorMoved { position, .. } => {
+                self.pointer_motion_absolute((position.x, position.y).into(), time)
+            }
+            WindowEvent::MouseInput { state, button, .. } => {
+                if let Some(code) = button_code(button) {
+                    self.pointer_button(code, button_state(state), time);
+                }
+            }
+            WindowEvent::MouseWheel { delta, .. } => self.pointer_scroll(delta, time),
+            WindowEvent::KeyboardInput { event, is_synthetic: false, .. } => {
+                if let Some(code) = event.physical_key.to_scancode() {
+                    let state = match event.state {
+                        ElementState::Pressed => KeyState::Pressed,
+                        ElementState::Released => KeyState::Released,
+                    };
+                    self.key(code, state, time);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn button_code(button: MouseButton) -> Option<u32> {
+    Some(match button {
+        MouseButton::Left => BTN_LEFT,
+        MouseButton::Right => BTN_RIGHT,
+        MouseButton::Middle => BTN_MIDDLE,
+        MouseButton::Back => BTN_SIDE,
+        MouseButton::Forward => BTN_EXTRA,
+        MouseButton::Other(_) => return None,
+    })
+}
+
+fn button_state(state: ElementState) -> ButtonState {
+    match state {
+        ElementState::Pressed => ButtonState::Pressed,
+        ElementState::Released => ButtonState::Released,
+    }
+}
+
+impl Axiom {
+    /// The output's window got a new size: the output mode follows it.
+    fn resize_output(&mut self, width: i32, height: i32) {
+        if width <= 0 || height <= 0 {
+            return;
+        }
+        let size = (width, height).into();
+        let refresh = self.output.current_mode().map_or(60_000, |m| m.refresh);
+        self.output.change_current_state(Some(Mode { size, refresh }), None, None, None);
+        self.output.set_preferred(Mode { size, refresh });
+        self.renderer.resize_output(size);
+        tracing::info!(width, height, "the output follows the window's size");
+        self.schedule_repaint();
+    }
+
+    fn pointer_scroll(&mut self, delta: MouseScrollDelta, time: u32) {
+        let Some(pointer) = self.seat.get_pointer() else { return };
+        let mut frame = AxisFrame::new(time);
+        match delta {
+            MouseScrollDelta::LineDelta(x, y) => {
+                frame = frame.source(AxisSource::Wheel);
+                // winit counts up-and-left as positive; Wayland counts down-and-right.
+                for (axis, lines) in [(Axis::Horizontal, -x), (Axis::Vertical, -y)] {
+                    if lines != 0.0 {
+                        frame = frame.value(axis, f64::from(lines) * WHEEL_STEP).v120(axis, (lines * 120.0) as i32);
+                    }
+                }
+            }
+            MouseScrollDelta::PixelDelta(position) => {
+                frame = frame.source(AxisSource::Finger);
+                frame = frame.value(Axis::Horizontal, -position.x).value(Axis::Vertical, -position.y);
+            }
+        }
+        pointer.axis(self, frame);
+        pointer.frame(self);
+    }
+
+    /// A key (by Linux input event code) went down or up in the window.
+    fn key(&mut self, code: u32, state: KeyState, time: u32) {
+        let Some(keyboard) = self.seat.get_keyboard() else { return };
+        // XKB keycodes are evdev codes plus 8.
+        let keycode = (code + 8).into();
+        keyboard
+            .input::<(), _>(self, keycode, state, SERIAL_COUNTER.next_serial(), time, |_, _, _| FilterResult::Forward);
+    }
+}
