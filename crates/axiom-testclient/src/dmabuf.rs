@@ -229,3 +229,31 @@ impl Dispatch<ZwpLinuxDmabufFeedbackV1, ()> for State {
 pub fn seal_shrink(fd: impl AsFd) -> anyhow::Result<()> {
     rustix::fs::fcntl_add_seals(fd, rustix::fs::SealFlags::SHRINK).context("F_ADD_SEALS")
 }
+
+/// `struct udmabuf_create` of linux/udmabuf.h.
+#[repr(C)]
+struct UdmabufCreate {
+    memfd: u32,
+    flags: u32,
+    offset: u64,
+    size: u64,
+}
+
+/// `_IOW('u', 0x42, struct udmabuf_create)`.
+const UDMABUF_CREATE: libc::c_ulong = 0x4018_7542;
+const UDMABUF_FLAGS_CLOEXEC: u32 = 1;
+
+/// A real dma-buf made of `memory`'s pages through /dev/udmabuf (kernels with
+/// CONFIG_UDMABUF, such as the VM rig's). The memfd must be sealed against
+/// shrinking and `size` page-aligned; the pages stay shared, so writes to the
+/// memfd show through the dma-buf.
+pub fn udmabuf(memory: BorrowedFd<'_>, size: u64) -> anyhow::Result<OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let device = std::fs::File::open("/dev/udmabuf").context("/dev/udmabuf")?;
+    let request = UdmabufCreate { memfd: memory.as_raw_fd() as u32, flags: UDMABUF_FLAGS_CLOEXEC, offset: 0, size };
+    // SAFETY: the request matches the kernel's struct; the ioctl returns a new fd or -1.
+    let fd = unsafe { libc::ioctl(device.as_raw_fd(), UDMABUF_CREATE, &request) };
+    anyhow::ensure!(fd >= 0, "UDMABUF_CREATE: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh fd the kernel just gave us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

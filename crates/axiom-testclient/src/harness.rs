@@ -28,16 +28,25 @@ impl Compositor {
 
     /// As `start`, with Xwayland where it is installed (unless `args` says otherwise).
     pub fn start_with_xwayland(binary: &Path, width: u32, height: u32, args: &[&str]) -> anyhow::Result<Self> {
-        Self::spawn(binary, width, height, args, None)
+        Self::spawn(binary, width, height, args, &[])
     }
 
     /// Starts `binary` nested: its output is a `width`x`height` window on the X server `display`.
     pub fn start_nested(binary: &Path, width: u32, height: u32, display: &str) -> anyhow::Result<Self> {
-        Self::spawn(binary, width, height, &["--backend", "winit", "--no-xwayland"], Some(display))
+        Self::spawn(binary, width, height, &["--backend", "winit", "--no-xwayland"], &[("DISPLAY", display)])
     }
 
-    /// Starts the compositor; `x_display` is the X server it may use (None: no desktop at all).
-    fn spawn(binary: &Path, width: u32, height: u32, args: &[&str], x_display: Option<&str>) -> anyhow::Result<Self> {
+    /// Starts `binary` on the KMS device of this machine (the VM rig's vkms), as root
+    /// without a seat daemon; the output takes the connector's preferred mode.
+    pub fn start_drm(binary: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        let mut all = vec!["--backend", "drm", "--no-xwayland"];
+        all.extend_from_slice(args);
+        Self::spawn(binary, 0, 0, &all, &[("LIBSEAT_BACKEND", "noop")])
+    }
+
+    /// Starts the compositor with `env` on top of a clean environment (no desktop named);
+    /// `--size` is passed unless `width` is 0.
+    fn spawn(binary: &Path, width: u32, height: u32, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let runtime_dir = std::env::temp_dir().join(format!(
             "axiom-test-{}-{}",
@@ -52,13 +61,11 @@ impl Compositor {
         let log = std::fs::File::create(&log_path)?;
 
         let mut command = Command::new(binary);
-        command.env_remove("DISPLAY");
-        if let Some(display) = x_display {
-            command.env("DISPLAY", display);
+        command.env_remove("DISPLAY").envs(env.iter().copied());
+        if width > 0 {
+            command.arg("--size").arg(format!("{width}x{height}"));
         }
         let mut child = command
-            .arg("--size")
-            .arg(format!("{width}x{height}"))
             .args(args)
             .env("XDG_RUNTIME_DIR", &runtime_dir)
             .env_remove("WAYLAND_DISPLAY")

@@ -54,12 +54,15 @@ impl Options {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
-    /// `winit` where WAYLAND_DISPLAY or DISPLAY names a desktop, otherwise `headless`.
+    /// `winit` where WAYLAND_DISPLAY or DISPLAY names a desktop, `drm` on a virtual
+    /// terminal, otherwise `headless`.
     Auto,
     /// A virtual output rendered off screen; needs no GPU and no display.
     Headless,
     /// A window on the X11 or Wayland desktop named by DISPLAY or WAYLAND_DISPLAY.
     Winit,
+    /// The displays of a KMS device (/dev/dri/card*), through a libseat session.
+    Drm,
 }
 
 impl Backend {
@@ -68,10 +71,20 @@ impl Backend {
         let named = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
         match self {
             Backend::Auto if named("WAYLAND_DISPLAY") || named("DISPLAY") => Backend::Winit,
+            Backend::Auto if on_virtual_terminal() => Backend::Drm,
             Backend::Auto => Backend::Headless,
             chosen => chosen,
         }
     }
+}
+
+/// Whether standard input is a Linux virtual terminal (/dev/ttyN), as when started from a console login.
+fn on_virtual_terminal() -> bool {
+    std::fs::read_link("/proc/self/fd/0").is_ok_and(|path| {
+        path.to_str()
+            .and_then(|p| p.strip_prefix("/dev/tty"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -21,6 +21,7 @@ pub use state::Axiom;
 pub fn run(options: cli::Options) -> anyhow::Result<()> {
     match options.backend.resolve() {
         cli::Backend::Winit => backend::winit::run(options),
+        cli::Backend::Drm => backend::drm::run(options),
         _ => backend::headless::run(options),
     }
 }

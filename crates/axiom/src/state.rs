@@ -75,6 +75,8 @@ pub struct Axiom {
     pub xwayland_shell_state: smithay::wayland::xwayland_shell::XWaylandShellState,
     /// Set by a backend that dispatches clients; see `ClientReaper`.
     pub reaper: Option<ClientReaper>,
+    /// The display the DRM backend drives.
+    pub kms: Option<crate::backend::drm::KmsOutput>,
 }
 
 impl Axiom {
@@ -126,6 +128,7 @@ impl Axiom {
             xwayland_client: None,
             xwayland_shell_state: smithay::wayland::xwayland_shell::XWaylandShellState::new::<Self>(dh),
             reaper: None,
+            kms: None,
             display_handle,
             loop_handle,
             loop_signal,

@@ -34,6 +34,9 @@ impl Axiom {
             let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats);
             damage = self.renderer.render(&items);
             self.renderer.present();
+            if let Some(kms) = self.kms.as_mut() {
+                kms.show(&mut self.renderer);
+            }
             self.needs_redraw = false;
         }
 

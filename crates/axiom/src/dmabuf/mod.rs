@@ -97,6 +97,12 @@ impl DmabufState {
         })
     }
 
+    /// The device clients should allocate for: the DRM backend's GPU. Call before clients connect.
+    pub fn set_main_device(&mut self, device: u64, name: &str) {
+        tracing::info!("linux-dmabuf: main device {name} (the display's device)");
+        self.default_feedback = Feedback::single_tranche(device, self.default_feedback.table.clone());
+    }
+
     /// The feedback a surface currently gets.
     pub fn surface_feedback(&self, surface: &WlSurface) -> &Feedback {
         let id = surface.id();

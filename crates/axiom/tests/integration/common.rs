@@ -135,3 +135,16 @@ impl Bystander {
         }
     }
 }
+
+/// An 8-bit RGB or RGBA PNG as opaque pixels.
+pub fn load_png(path: &std::path::Path) -> Image {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
+    let mut data = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut data).unwrap();
+    let channels = info.line_size / info.width as usize;
+    Image::new(info.width, info.height, |x, y| {
+        let at = y as usize * info.line_size + x as usize * channels;
+        Rgba::opaque(data[at], data[at + 1], data[at + 2])
+    })
+}

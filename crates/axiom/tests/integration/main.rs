@@ -6,6 +6,7 @@ mod adapter;
 mod common;
 mod dmabuf;
 mod dmabuf_formats;
+mod drm;
 mod fuzz;
 mod hostile;
 mod load;

@@ -165,16 +165,8 @@ fn grim_screenshot_shows_weston_simple_shm() {
     let _ = child.kill();
     let _ = child.wait();
 
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut data = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut data).unwrap();
-    assert_eq!((info.width, info.height), (400, 300), "grim's PNG has the output's size");
-    let channels = info.line_size / info.width as usize;
-    let image = Image::new(info.width, info.height, |x, y| {
-        let at = y as usize * info.line_size + x as usize * channels;
-        axiom_testclient::Rgba::opaque(data[at], data[at + 1], data[at + 2])
-    });
+    let image = crate::common::load_png(&path);
+    assert_eq!((image.width, image.height), (400, 300), "grim's PNG has the output's size");
     let (x, y, w, h) = rect;
     assert!(non_background(&image, x, y, w, h) >= 250 * 250 / 2, "window missing in grim's PNG");
     assert_only_inside(&image, rect, "grim");

@@ -1,0 +1,299 @@
+//! Saves what a KMS device scans out on its first active CRTC (the primary
+//! plane's framebuffer) as an RGB PNG, for tests that run in tests/vm.
+//!
+//! `axiom-kms-grab [--device PATH] [--wait-ms N] [--skip-fb ID] [--list] [OUT.png]`
+//!
+//! The compositor under test is DRM master; this tool opens the device as a
+//! plain client. As root, GETFB2 still hands out GEM handles, which are
+//! exported with PRIME and mapped read-only. Only linear XRGB8888/ARGB8888 is
+//! read. `--list` prints every plane with its CRTC and framebuffer.
+//!
+//! `--wait-ms` polls until something is scanned out. A kernel fbdev console
+//! (vkms has one) keeps a framebuffer on the CRTC until the compositor's first
+//! commit; pass its id (from `--list`) as `--skip-fb` to wait for the next one.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use drm::buffer::{DrmFourcc, DrmModifier};
+use drm::control::{crtc, framebuffer, plane, Device as ControlDevice, PlaneType};
+use drm::{ClientCapability, Device};
+
+struct Card(File);
+
+impl AsFd for Card {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+impl Device for Card {}
+impl ControlDevice for Card {}
+
+struct Args {
+    device: String,
+    wait: Duration,
+    skip_fb: Option<u32>,
+    list: bool,
+    out: Option<String>,
+}
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("axiom-kms-grab: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args =
+        Args { device: "/dev/dri/card0".into(), wait: Duration::ZERO, skip_fb: None, list: false, out: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--device" => args.device = it.next().context("--device needs a path")?,
+            "--wait-ms" => {
+                let ms = it.next().context("--wait-ms needs a number")?;
+                args.wait = Duration::from_millis(ms.parse().with_context(|| format!("--wait-ms {ms}"))?);
+            }
+            "--skip-fb" => {
+                let fb = it.next().context("--skip-fb needs a framebuffer id")?;
+                args.skip_fb = Some(fb.parse().with_context(|| format!("--skip-fb {fb}"))?);
+            }
+            "--list" => args.list = true,
+            "-h" | "--help" => {
+                println!(
+                    "usage: axiom-kms-grab [--device /dev/dri/card0] [--wait-ms N] [--skip-fb ID] [--list] [OUT.png]"
+                );
+                std::process::exit(0);
+            }
+            _ if arg.starts_with('-') => bail!("unknown option {arg}"),
+            _ if args.out.is_none() => args.out = Some(arg),
+            _ => bail!("more than one output file given"),
+        }
+    }
+    if args.out.is_none() && !args.list {
+        bail!("no output file given (see --help)");
+    }
+    Ok(args)
+}
+
+fn run() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let file = OpenOptions::new().read(true).write(true).open(&args.device).with_context(|| args.device.clone())?;
+    let card = Card(file);
+    // The first opener of a primary node becomes master; give that up at once so
+    // that a compositor starting after us can still take it. Fails harmlessly
+    // (EINVAL) when we are not master.
+    let _ = card.release_master_lock();
+    // Without this the kernel hides primary and cursor planes.
+    card.set_client_capability(ClientCapability::UniversalPlanes, true)
+        .with_context(|| format!("{}: not a KMS device (universal planes)", args.device))?;
+
+    if args.list {
+        list_planes(&card)?;
+    }
+    let Some(out) = args.out else { return Ok(()) };
+
+    // The compositor may still be starting: poll until a CRTC scans something out.
+    let deadline = Instant::now() + args.wait;
+    let scanout = loop {
+        match find_scanout(&card, args.skip_fb)? {
+            Some(found) => break found,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            None => bail!("{}: no active CRTC with a (new) framebuffer on its primary plane", args.device),
+        }
+    };
+    grab(&card, &scanout, &out)
+}
+
+/// What a CRTC shows: its state, its primary plane's framebuffer, its mode's size.
+struct Scanout {
+    crtc: crtc::Info,
+    fb: framebuffer::Handle,
+    width: u32,
+    height: u32,
+}
+
+/// The plane's "type" property: Primary, Overlay or Cursor.
+fn plane_type(card: &Card, plane: plane::Handle) -> anyhow::Result<Option<PlaneType>> {
+    let props = card.get_properties(plane).context("plane properties")?;
+    for (&prop, &raw) in props.iter() {
+        let info = card.get_property(prop).context("property info")?;
+        if info.name().to_bytes() == b"type" {
+            return Ok(match raw {
+                x if x == PlaneType::Primary as u64 => Some(PlaneType::Primary),
+                x if x == PlaneType::Overlay as u64 => Some(PlaneType::Overlay),
+                x if x == PlaneType::Cursor as u64 => Some(PlaneType::Cursor),
+                _ => None,
+            });
+        }
+    }
+    Ok(None)
+}
+
+fn id<H: Into<u32>>(handle: Option<H>) -> String {
+    handle.map_or("none".into(), |h| h.into().to_string())
+}
+
+fn list_planes(card: &Card) -> anyhow::Result<()> {
+    for plane in card.plane_handles().context("plane list")? {
+        let info = card.get_plane(plane).context("plane info")?;
+        let kind = plane_type(card, plane)?.map_or("unknown".into(), |t| format!("{t:?}"));
+        let (crtc, fb) = (id(info.crtc()), id(info.framebuffer()));
+        writeln!(std::io::stdout(), "plane={} type={kind} crtc={crtc} fb={fb}", u32::from(plane)).context("stdout")?;
+    }
+    Ok(())
+}
+
+/// The first CRTC with a mode whose primary plane holds a framebuffer, with
+/// that framebuffer (unless it is `skip`) and the mode's size.
+fn find_scanout(card: &Card, skip: Option<u32>) -> anyhow::Result<Option<Scanout>> {
+    let resources = card.resource_handles().context("mode resources")?;
+    let mut primaries = Vec::new();
+    for plane in card.plane_handles().context("plane list")? {
+        if plane_type(card, plane)? == Some(PlaneType::Primary) {
+            primaries.push(card.get_plane(plane).context("plane info")?);
+        }
+    }
+    for &handle in resources.crtcs() {
+        let crtc = card.get_crtc(handle).context("crtc info")?;
+        let Some(mode) = crtc.mode() else { continue };
+        // The primary plane on this CRTC; failing that, an unattached one that
+        // may go there (each CRTC has exactly one primary plane).
+        let primary = primaries.iter().find(|p| p.crtc() == Some(handle)).or_else(|| {
+            primaries
+                .iter()
+                .find(|p| p.crtc().is_none() && resources.filter_crtcs(p.possible_crtcs()).contains(&handle))
+        });
+        if let Some(fb) = primary.and_then(|p| p.framebuffer()).filter(|&fb| Some(u32::from(fb)) != skip) {
+            let (width, height) = mode.size();
+            return Ok(Some(Scanout { crtc, fb, width: width.into(), height: height.into() }));
+        }
+    }
+    Ok(None)
+}
+
+fn grab(card: &Card, scanout: &Scanout, out: &str) -> anyhow::Result<()> {
+    let Scanout { crtc, fb, width, height } = scanout;
+    let info = card.get_planar_framebuffer(*fb).context("GETFB2")?;
+    // GETFB2 opened new GEM handles (one per distinct buffer); close them on every path.
+    let mut handles: Vec<_> = info.buffers().into_iter().flatten().collect();
+    handles.sort_by_key(|&h| u32::from(h));
+    handles.dedup();
+    let result = read_fb(card, &info, crtc, *width, *height);
+    for handle in handles {
+        let _ = card.close_buffer(handle);
+    }
+    let rgb = result?;
+
+    let modifier = info.modifier().map_or("none".into(), |m| format!("{:#x}", u64::from(m)));
+    writeln!(
+        std::io::stdout(),
+        "crtc={} fb={} {width}x{height} format={} modifier={modifier} pitch={}",
+        u32::from(crtc.handle()),
+        u32::from(*fb),
+        info.pixel_format(),
+        info.pitches()[0]
+    )
+    .context("stdout")?;
+
+    let file = File::create(out).with_context(|| out.to_string())?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), *width, *height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(&rgb).with_context(|| out.to_string())?;
+    Ok(())
+}
+
+/// Reads the CRTC's view of the framebuffer as packed RGB (width x height).
+fn read_fb(
+    card: &Card,
+    info: &framebuffer::PlanarInfo,
+    crtc: &crtc::Info,
+    width: u32,
+    height: u32,
+) -> anyhow::Result<Vec<u8>> {
+    let format = info.pixel_format();
+    if !matches!(format, DrmFourcc::Xrgb8888 | DrmFourcc::Argb8888) {
+        bail!("framebuffer format {format} is not XRGB8888 or ARGB8888");
+    }
+    if let Some(m) = info.modifier().filter(|&m| m != DrmModifier::Linear) {
+        bail!("framebuffer modifier {:#x} is not LINEAR", u64::from(m));
+    }
+    let Some(handle) = info.buffers()[0] else {
+        bail!("GETFB2 returned no GEM handle (not root, or not CAP_SYS_ADMIN?)");
+    };
+    let (pitch, offset) = (info.pitches()[0] as usize, info.offsets()[0] as usize);
+    let (fb_w, fb_h) = info.size();
+
+    let dmabuf = card.buffer_to_prime_fd(handle, rustix::fs::OFlags::CLOEXEC.bits()).context("PRIME export")?;
+    // A dma-buf's size is where SEEK_END lands.
+    let size = rustix::fs::seek(&dmabuf, rustix::fs::SeekFrom::End(0)).context("dma-buf size")? as usize;
+    let needed = offset + pitch * fb_h as usize;
+    if size < needed {
+        bail!("dma-buf has {size} bytes, the framebuffer needs {needed}");
+    }
+    let map = Mapping::new(dmabuf.as_fd(), size)?;
+
+    // The CRTC position is where the CRTC's view starts in the framebuffer
+    // (the primary plane's source origin); pixels outside the fb stay black.
+    let (x0, y0) = crtc.position();
+    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    sync(dmabuf.as_fd(), DMA_BUF_SYNC_START);
+    let bytes = map.bytes();
+    for y in 0..height.min(fb_h.saturating_sub(y0)) {
+        let row = offset + (y0 + y) as usize * pitch;
+        for x in 0..width.min(fb_w.saturating_sub(x0)) {
+            // Little-endian XRGB8888 lies in memory as B, G, R, X.
+            let src = row + (x0 + x) as usize * 4;
+            let dst = (y * width + x) as usize * 3;
+            rgb[dst..dst + 3].copy_from_slice(&[bytes[src + 2], bytes[src + 1], bytes[src]]);
+        }
+    }
+    sync(dmabuf.as_fd(), DMA_BUF_SYNC_END);
+    Ok(rgb)
+}
+
+/// A read-only shared mapping, unmapped on drop.
+struct Mapping {
+    ptr: *mut std::ffi::c_void,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(fd: BorrowedFd<'_>, len: usize) -> anyhow::Result<Self> {
+        use rustix::mm::{mmap, MapFlags, ProtFlags};
+        // SAFETY: a fresh read-only mapping of the dma-buf; unmapped in Drop.
+        let ptr = unsafe { mmap(std::ptr::null_mut(), len, ProtFlags::READ, MapFlags::SHARED, fd, 0) }
+            .context("mmap dma-buf")?;
+        Ok(Self { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping is `len` bytes and lives as long as self.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len come from our own mmap.
+        let _ = unsafe { rustix::mm::munmap(self.ptr, self.len) };
+    }
+}
+
+const DMA_BUF_SYNC_READ: u64 = 1;
+const DMA_BUF_SYNC_START: u64 = 0;
+const DMA_BUF_SYNC_END: u64 = 4;
+
+/// Brackets CPU reads so that caches are coherent with what the device wrote.
+/// Best effort: a failure only risks stale pixels.
+fn sync(fd: BorrowedFd<'_>, when: u64) {
+    // DMA_BUF_IOCTL_SYNC = _IOW('b', 0, struct dma_buf_sync { u64 flags })
+    const OPCODE: rustix::ioctl::Opcode = rustix::ioctl::opcode::write::<u64>(b'b', 0);
+    // SAFETY: the kernel reads one u64 of flags for this opcode.
+    let _ = unsafe { rustix::ioctl::ioctl(fd, rustix::ioctl::Setter::<OPCODE, u64>::new(DMA_BUF_SYNC_READ | when)) };
+}

@@ -1,0 +1,292 @@
+//! The DRM/KMS backend: a seat session through libseat, the first KMS device
+//! with a connected connector (found through udev, or in /dev/dri where there
+//! is no udev database), that connector's preferred mode, and page flips
+//! between two dumb buffers, paced by the device's vblank events.
+//!
+//! Each frame is composed by the renderer as on every backend and copied into
+//! the back buffer; that copy is what direct scanout of client buffers will
+//! save where the plane can take them.
+
+use std::path::{Path, PathBuf};
+
+use smithay::backend::drm::{DrmDevice, DrmDeviceFd, DrmEvent, DrmNode, DrmSurface, NodeType, PlaneConfig, PlaneState};
+use smithay::backend::session::libseat::LibSeatSession;
+use smithay::backend::session::{Event as SessionEvent, Session};
+use smithay::reexports::drm::buffer::{Buffer as _, DrmFourcc};
+use smithay::reexports::drm::control::{
+    connector, crtc, dumbbuffer::DumbBuffer, framebuffer, Device as _, Mode, ModeTypeFlags,
+};
+use smithay::reexports::rustix::fs::OFlags;
+use smithay::utils::{DeviceFd, Rectangle, Transform};
+
+use crate::cli::Options;
+use crate::render::Renderer;
+use crate::Axiom;
+
+use super::headless::{block_sigusr1, init_output, serve};
+
+pub fn run(options: Options) -> anyhow::Result<()> {
+    let signals = block_sigusr1()?;
+    let (mut session, session_events) = LibSeatSession::new().map_err(|err| {
+        anyhow::anyhow!(
+            "cannot open a seat through libseat ({err}): start axiom from a logind or seatd session, \
+             or as root with LIBSEAT_BACKEND=noop; `--backend headless` needs no seat"
+        )
+    })?;
+    let seat = session.seat();
+    let (path, fd, output) = open_kms_device(&mut session, &seat)?;
+    let (device, vblanks) = DrmDevice::new(fd.clone(), true).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let (width, height) = output.mode.size();
+    let refresh = if output.mode.vrefresh() > 0 { f64::from(output.mode.vrefresh()) } else { 60.0 };
+    tracing::info!(
+        device = %path.display(), connector = %output.name, width, height, refresh, seat = %seat,
+        "KMS output: the connector's preferred mode"
+    );
+
+    let mut device = device;
+    let surface = device
+        .create_surface(output.crtc, output.mode, &[output.connector])
+        .map_err(|e| anyhow::anyhow!("cannot drive {} on {}: {e}", output.name, path.display()))?;
+    let sized = Options { size: (u32::from(width), u32::from(height)), refresh, ..options.clone() };
+    let (event_loop, mut state) = init_output(&sized, (&output.name, "KMS"), None)?;
+    state.dmabuf_state.set_main_device(main_device(&fd), &path.display().to_string());
+    state.kms = Some(KmsOutput::new(device, fd, surface, (width.into(), height.into()))?);
+
+    event_loop
+        .handle()
+        .insert_source(vblanks, |event, _, state| match event {
+            DrmEvent::VBlank(_) => state.on_kms_vblank(),
+            DrmEvent::Error(err) => tracing::warn!("KMS device error: {err}"),
+        })
+        .map_err(|e| anyhow::anyhow!("vblank source: {e}"))?;
+    event_loop
+        .handle()
+        .insert_source(session_events, |event, _, state| {
+            let Some(kms) = state.kms.as_mut() else { return };
+            match event {
+                SessionEvent::PauseSession => {
+                    tracing::info!("session paused (VT switch): releasing the display");
+                    kms.device.pause();
+                }
+                SessionEvent::ActivateSession => {
+                    tracing::info!("session active again: taking the display back");
+                    if let Err(err) = kms.device.activate(false) {
+                        tracing::warn!("cannot take the display back: {err}");
+                    }
+                    kms.needs_modeset = true;
+                    state.schedule_repaint();
+                }
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("session source: {e}"))?;
+    // The session must outlive the device it opened.
+    let _session = session;
+    serve(event_loop, state, &options, signals, "drm output ready")
+}
+
+/// The connector an output is shown on, and how.
+struct ConnectedOutput {
+    connector: connector::Handle,
+    crtc: crtc::Handle,
+    mode: Mode,
+    /// e.g. Virtual-1, HDMI-A-1.
+    name: String,
+}
+
+/// KMS devices of `seat`, the boot GPU first: udev's view where it has one, else
+/// every /dev/dri/card* (containers and small VMs run no udev daemon).
+fn kms_device_paths(seat: &str) -> Vec<PathBuf> {
+    let mut paths = smithay::backend::udev::all_gpus(seat).unwrap_or_default();
+    if paths.is_empty() {
+        if let Ok(dir) = std::fs::read_dir("/dev/dri") {
+            paths = dir
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("card")))
+                .collect();
+        }
+    }
+    paths.sort();
+    if let Ok(Some(primary)) = smithay::backend::udev::primary_gpu(seat) {
+        paths.retain(|p| *p != primary);
+        paths.insert(0, primary);
+    }
+    paths
+}
+
+/// Opens the first KMS device that has a connected connector.
+fn open_kms_device(
+    session: &mut LibSeatSession,
+    seat: &str,
+) -> anyhow::Result<(PathBuf, DrmDeviceFd, ConnectedOutput)> {
+    let paths = kms_device_paths(seat);
+    anyhow::ensure!(
+        !paths.is_empty(),
+        "no DRM device (/dev/dri/card*) on this machine; `--backend headless` needs none"
+    );
+    let mut reasons = Vec::new();
+    for path in paths {
+        let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+        let fd = match session.open(&path, flags) {
+            Ok(fd) => DrmDeviceFd::new(DeviceFd::from(fd)),
+            Err(err) => {
+                reasons.push(format!("{}: cannot open ({err}){}", path.display(), permission_hint(&path)));
+                continue;
+            }
+        };
+        match connected_output(&fd) {
+            Ok(Some(output)) => return Ok((path, fd, output)),
+            Ok(None) => reasons.push(format!("{}: no connected connector", path.display())),
+            Err(err) => reasons.push(format!("{}: {err}", path.display())),
+        }
+    }
+    anyhow::bail!("no usable KMS device: {}", reasons.join("; "))
+}
+
+fn permission_hint(path: &Path) -> &'static str {
+    match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+            ": permission denied; run from a logind or seatd session, or join the video group"
+        }
+        _ => "",
+    }
+}
+
+/// The first connected connector with a mode, its preferred mode, and a free CRTC for it.
+fn connected_output(fd: &DrmDeviceFd) -> anyhow::Result<Option<ConnectedOutput>> {
+    let resources = fd.resource_handles()?;
+    for &handle in resources.connectors() {
+        let info = fd.get_connector(handle, true)?;
+        if info.state() != connector::State::Connected || info.modes().is_empty() {
+            continue;
+        }
+        let mode =
+            info.modes().iter().find(|m| m.mode_type().contains(ModeTypeFlags::PREFERRED)).unwrap_or(&info.modes()[0]);
+        let crtc = info
+            .encoders()
+            .iter()
+            .filter_map(|&e| fd.get_encoder(e).ok())
+            .flat_map(|e| resources.filter_crtcs(e.possible_crtcs()))
+            .next();
+        let Some(crtc) = crtc else { continue };
+        let name = format!("{}-{}", info.interface().as_str(), info.interface_id());
+        return Ok(Some(ConnectedOutput { connector: handle, crtc, mode: *mode, name }));
+    }
+    Ok(None)
+}
+
+/// dev_t for the linux-dmabuf feedback: the device's render node, or the KMS node
+/// itself where the device renders nothing (vkms).
+fn main_device(fd: &DrmDeviceFd) -> u64 {
+    let Ok(dev) = fd.dev_id() else { return 0 };
+    DrmNode::from_dev_id(dev)
+        .ok()
+        .and_then(|node| node.node_with_type(NodeType::Render).and_then(Result::ok))
+        .map_or(dev, |render| render.dev_id())
+}
+
+/// The output on a CRTC: two dumb buffers, one on screen, one being filled.
+pub struct KmsOutput {
+    device: DrmDevice,
+    fd: DrmDeviceFd,
+    surface: DrmSurface,
+    size: (i32, i32),
+    buffers: Vec<(DumbBuffer, framebuffer::Handle)>,
+    /// The buffer last handed to the display.
+    front: usize,
+    /// A flip is queued; the next one waits for its vblank.
+    flip_pending: bool,
+    /// The output texture holds a frame not yet on screen.
+    stale: bool,
+    /// The next frame needs a full commit (first frame, or after a VT switch).
+    needs_modeset: bool,
+}
+
+impl KmsOutput {
+    fn new(device: DrmDevice, fd: DrmDeviceFd, surface: DrmSurface, size: (i32, i32)) -> anyhow::Result<Self> {
+        let mut buffers = Vec::new();
+        for _ in 0..2 {
+            let buffer = fd.create_dumb_buffer((size.0 as u32, size.1 as u32), DrmFourcc::Xrgb8888, 32)?;
+            let fb = fd.add_framebuffer(&buffer, 24, 32)?;
+            buffers.push((buffer, fb));
+        }
+        Ok(Self {
+            device,
+            fd,
+            surface,
+            size,
+            buffers,
+            front: 1,
+            flip_pending: false,
+            stale: false,
+            needs_modeset: true,
+        })
+    }
+
+    /// A new frame was composed: show it now, or at the vblank that ends the pending flip.
+    pub fn show(&mut self, renderer: &mut Renderer) {
+        self.stale = true;
+        if self.flip_pending {
+            return;
+        }
+        let back = 1 - self.front;
+        if let Err(err) = self.fill(back, renderer) {
+            tracing::warn!("cannot copy the frame into the scanout buffer: {err:#}");
+            return;
+        }
+        let (w, h) = self.size;
+        let plane = PlaneState {
+            handle: self.surface.plane(),
+            config: Some(PlaneConfig {
+                src: Rectangle::from_size((w, h).into()).to_f64(),
+                dst: Rectangle::from_size((w, h).into()),
+                transform: Transform::Normal,
+                alpha: 1.0,
+                damage_clips: None,
+                fb: self.buffers[back].1,
+                fence: None,
+            }),
+        };
+        let queued =
+            if self.needs_modeset { self.surface.commit([plane], true) } else { self.surface.page_flip([plane], true) };
+        match queued {
+            Ok(()) => {
+                if std::mem::take(&mut self.needs_modeset) {
+                    tracing::info!("KMS: mode set, first frame on screen");
+                }
+                self.front = back;
+                self.flip_pending = true;
+                self.stale = false;
+            }
+            Err(err) => tracing::warn!("KMS: page flip failed: {err}"),
+        }
+    }
+
+    fn fill(&mut self, index: usize, renderer: &mut Renderer) -> anyhow::Result<()> {
+        let (w, h) = self.size;
+        let (buffer, _) = &mut self.buffers[index];
+        let pitch = buffer.pitch() as usize;
+        let mut mapping = self.fd.map_dumb_buffer(buffer)?;
+        renderer.read_output(Rectangle::from_size((w, h).into()), &mut mapping, pitch)
+    }
+}
+
+impl Drop for KmsOutput {
+    fn drop(&mut self) {
+        for (buffer, fb) in self.buffers.drain(..) {
+            let _ = self.fd.destroy_framebuffer(fb);
+            let _ = self.fd.destroy_dumb_buffer(buffer);
+        }
+    }
+}
+
+impl Axiom {
+    /// The queued flip happened: a frame composed meanwhile goes on screen now.
+    fn on_kms_vblank(&mut self) {
+        let Some(kms) = self.kms.as_mut() else { return };
+        kms.flip_pending = false;
+        if kms.stale {
+            kms.show(&mut self.renderer);
+        }
+    }
+}
