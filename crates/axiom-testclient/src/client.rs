@@ -267,6 +267,17 @@ impl TestClient {
         Ok(Window { surface, xdg_surface, toplevel })
     }
 
+    /// xdg_toplevel.set_fullscreen: waits for the configure that follows, acks it, and
+    /// returns the size it asks for.
+    pub fn set_fullscreen(&mut self, window: &Window) -> anyhow::Result<(i32, i32)> {
+        let id = window.xdg_surface.id();
+        let before = self.state.configured.get(&id).copied();
+        window.toplevel.set_fullscreen(None);
+        self.wait_until("a configure after set_fullscreen", |s| s.configured.get(&id).copied() != before)?;
+        window.xdg_surface.ack_configure(self.state.configured[&id]);
+        Ok(self.state.toplevel_sizes.get(&window.toplevel.id()).copied().unwrap_or((0, 0)))
+    }
+
     /// Attaches `buffer` with full damage, commits, and waits for the frame callback.
     pub fn present(&mut self, surface: &WlSurface, buffer: &Buffer) -> anyhow::Result<()> {
         surface.attach(Some(&buffer.buffer), 0, 0);

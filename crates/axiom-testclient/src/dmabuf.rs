@@ -122,6 +122,11 @@ impl TestClient {
         Ok((feedback, log))
     }
 
+    /// Everything `feedback` received so far (after a roundtrip, whatever was sent).
+    pub fn feedback_log(&self, feedback: &ZwpLinuxDmabufFeedbackV1) -> FeedbackLog {
+        self.state.dmabuf.feedback.get(&feedback.id()).cloned().unwrap_or_default()
+    }
+
     /// Waits until `feedback` has received `done` at least `count` times.
     pub fn wait_feedback_done(
         &mut self,

@@ -37,11 +37,12 @@ impl Compositor {
     }
 
     /// Starts `binary` on the KMS device of this machine (the VM rig's vkms), as root
-    /// without a seat daemon; the output takes the connector's preferred mode.
+    /// with libseat's built-in seatd (no seat daemon runs there); the output takes the
+    /// connector's preferred mode.
     pub fn start_drm(binary: &Path, args: &[&str]) -> anyhow::Result<Self> {
         let mut all = vec!["--backend", "drm", "--no-xwayland"];
         all.extend_from_slice(args);
-        Self::spawn(binary, 0, 0, &all, &[("LIBSEAT_BACKEND", "noop")])
+        Self::spawn(binary, 0, 0, &all, &[("LIBSEAT_BACKEND", "builtin")])
     }
 
     /// Starts the compositor with `env` on top of a clean environment (no desktop named);

@@ -8,6 +8,7 @@ pub mod dmabuf;
 pub mod harness;
 pub mod hostile;
 pub mod memfd;
+pub mod uinput;
 
 pub use axiom_formats::image::{self, Image, Rgba};
 pub use axiom_formats::{convert, encode, fourcc, layout};

@@ -33,6 +33,10 @@ pub struct Options {
     #[arg(long, default_value_t = crate::limits::Limits::default().buffers, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_client_buffers: u32,
 
+    /// Never put a client's buffer on a display plane as it is (drm backend); always compose.
+    #[arg(long = "no-direct-scanout", action = clap::ArgAction::SetFalse)]
+    pub direct_scanout: bool,
+
     /// Do not start Xwayland (by default it starts where the Xwayland binary exists).
     #[arg(long = "no-xwayland", action = clap::ArgAction::SetFalse)]
     pub xwayland: bool,

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use smithay::backend::input::ButtonState;
+use smithay::backend::input::{ButtonState, KeyState};
 use smithay::desktop::WindowSurfaceType;
+use smithay::input::keyboard::{FilterResult, Keycode};
 use smithay::input::pointer::{ButtonEvent, MotionEvent, RelativeMotionEvent};
 use smithay::input::touch::{DownEvent, MotionEvent as TouchMotionEvent, UpEvent};
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
@@ -59,6 +60,23 @@ impl Axiom {
         *self.pointer_target() = Some(under.clone());
         pointer.motion(self, under, &MotionEvent { location, serial: SERIAL_COUNTER.next_serial(), time });
         pointer.frame(self);
+    }
+
+    /// A key went down or up (`keycode`: XKB's, the Linux code plus 8); it goes to
+    /// the focused client. Returns N for Ctrl+Alt+FN (XF86Switch_VT_N), which no
+    /// client sees: switching terminals is the backend's business.
+    pub fn keyboard_key(&mut self, keycode: Keycode, state: KeyState, time: u32) -> Option<i32> {
+        const SWITCH_VT_1: u32 = 0x1008_fe01;
+        const SWITCH_VT_12: u32 = 0x1008_fe0c;
+        let keyboard = self.seat.get_keyboard()?;
+        keyboard.input(self, keycode, state, SERIAL_COUNTER.next_serial(), time, |_, _, keysym| {
+            let sym = keysym.modified_sym().raw();
+            if state == KeyState::Pressed && (SWITCH_VT_1..=SWITCH_VT_12).contains(&sym) {
+                FilterResult::Intercept((sym - SWITCH_VT_1 + 1) as i32)
+            } else {
+                FilterResult::Forward
+            }
+        })
     }
 
     /// The pointer moved by `delta` (a mouse): it stays on the output.

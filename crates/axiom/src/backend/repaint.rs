@@ -22,6 +22,7 @@ impl Axiom {
 
         let mut feedback = OutputPresentationFeedback::new(&self.output);
         let mut damage = None;
+        let mut direct = false;
         if redraw {
             let output = self.output.clone();
             for window in self.space.elements() {
@@ -31,13 +32,23 @@ impl Axiom {
                     |_, _| wp_presentation_feedback::Kind::empty(),
                 );
             }
+            self.update_scanout_feedback();
+            // A client buffer on the display plane needs no composition.
+            direct = self.try_direct_scanout();
+            self.needs_redraw = false;
+        }
+        // Compose for the screen, or for screencopy when the output texture lacks the frame on screen.
+        if (redraw && !direct) || (capture_waiting && self.renderer.frame_forgotten()) {
             let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats);
             damage = self.renderer.render(&items);
+        } else if direct {
+            self.renderer.forget_frame();
+        }
+        if redraw && !direct {
             self.renderer.present();
             if let Some(kms) = self.kms.as_mut() {
                 kms.show(&mut self.renderer);
             }
-            self.needs_redraw = false;
         }
 
         self.answer_captures(damage, vblank);

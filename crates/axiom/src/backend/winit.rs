@@ -7,12 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smithay::backend::input::{Axis, AxisSource, ButtonState, KeyState};
-use smithay::input::keyboard::FilterResult;
 use smithay::input::pointer::AxisFrame;
 use smithay::output::Mode;
 use smithay::reexports::calloop::generic::Generic;
 use smithay::reexports::calloop::{Interest, Mode as TriggerMode, PostAction};
-use smithay::utils::SERIAL_COUNTER;
 use winit::application::ApplicationHandler;
 use winit::dpi::PhysicalSize;
 use winit::event::{ElementState, MouseButton, MouseScrollDelta, WindowEvent};
@@ -182,10 +180,7 @@ impl Axiom {
 
     /// A key (by Linux input event code) went down or up in the window.
     fn key(&mut self, code: u32, state: KeyState, time: u32) {
-        let Some(keyboard) = self.seat.get_keyboard() else { return };
-        // XKB keycodes are evdev codes plus 8.
-        let keycode = (code + 8).into();
-        keyboard
-            .input::<(), _>(self, keycode, state, SERIAL_COUNTER.next_serial(), time, |_, _, _| FilterResult::Forward);
+        // XKB keycodes are evdev codes plus 8. The desktop switches terminals, not a nested compositor.
+        let _ = self.keyboard_key((code + 8).into(), state, time);
     }
 }

@@ -76,6 +76,17 @@ impl Renderer {
         }
     }
 
+    /// The output texture no longer matches the screen (a frame was shown without
+    /// composition): the next composition repaints all of it.
+    pub fn forget_frame(&mut self) {
+        self.full_damage = true;
+    }
+
+    /// Whether the output texture lacks the frame on screen (see `forget_frame`).
+    pub fn frame_forgotten(&self) -> bool {
+        self.full_damage
+    }
+
     /// Copies the last composed frame into the window and presents it. Without a
     /// window (headless) there is nothing to do.
     pub fn present(&mut self) {

@@ -148,3 +148,13 @@ pub fn load_png(path: &std::path::Path) -> Image {
         Rgba::opaque(data[at], data[at + 1], data[at + 2])
     })
 }
+
+/// Maps a window showing a `width`x`height` test pattern and waits until it is on screen.
+pub fn show_pattern(client: &mut TestClient, width: u32, height: u32) -> (Window, Buffer, Image) {
+    let window = client.create_window("pattern").unwrap();
+    let pattern = axiom_testclient::image::test_pattern(width, height);
+    let buffer = client.create_buffer(&pattern, Format32::Xrgb8888, width as usize * 4, 0xff).unwrap();
+    client.present(&window.surface, &buffer).unwrap();
+    client.commit_and_wait_frame(&window.surface).unwrap();
+    (window, buffer, pattern)
+}

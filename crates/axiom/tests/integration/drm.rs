@@ -35,6 +35,11 @@ fn output_size(client: &mut TestClient) -> (u32, u32) {
 
 /// What the CRTC scans out now.
 fn crtc_shot(compositor: &Compositor) -> Image {
+    crtc_shot_and_fb(compositor).0
+}
+
+/// What the CRTC scans out now, and the id of the framebuffer it comes from.
+fn crtc_shot_and_fb(compositor: &Compositor) -> (Image, u32) {
     let tool = axiom_binary().with_file_name("axiom-kms-grab");
     let path = compositor.runtime_dir.join("crtc.png");
     let output = Command::new(&tool)
@@ -43,7 +48,10 @@ fn crtc_shot(compositor: &Compositor) -> Image {
         .output()
         .unwrap_or_else(|e| panic!("{}: {e} (cargo build -p axiom-testclient builds it)", tool.display()));
     assert!(output.status.success(), "axiom-kms-grab: {}", String::from_utf8_lossy(&output.stderr));
-    load_png(&path)
+    // "crtc=62 fb=73 1024x768 format=XR24 ..."
+    let line = String::from_utf8_lossy(&output.stdout);
+    let fb = line.split_whitespace().find_map(|w| w.strip_prefix("fb=")?.parse().ok()).expect("fb= in the output");
+    (load_png(&path), fb)
 }
 
 /// Grabs the CRTC until `check` passes: a frame reaches it one flip after composition.
@@ -67,11 +75,7 @@ fn drm_output_scans_out_exactly_the_composed_frame() {
     let compositor = start_drm();
     let mut client = compositor.connect().unwrap();
     let (width, height) = output_size(&mut client);
-    let window = client.create_window("pattern").unwrap();
-    let pattern = test_pattern(200, 150);
-    let buffer = client.create_buffer(&pattern, Format32::Xrgb8888, 200 * 4, 0xff).unwrap();
-    client.present(&window.surface, &buffer).unwrap();
-    client.commit_and_wait_frame(&window.surface).unwrap();
+    let (_window, _buffer, pattern) = crate::common::show_pattern(&mut client, 200, 150);
     let composed = client.screenshot().unwrap();
 
     let (x, y) = centred(width, height, 200, 150);
@@ -146,8 +150,121 @@ fn a_udmabuf_reaches_the_crtc_and_rewrites_show_through() {
     let stats = import_stats(&compositor);
     let get = |k: &str| stats.get(k).copied();
     assert_eq!((get("created"), get("failed")), (Some(1), Some(0)), "{stats:?}");
-    // lavapipe imports the udmabuf where the Vulkan ladder is built in; otherwise the CPU reads it.
-    let (vulkan, cpu) = if crate::common::vulkan_buffer_step_live(&compositor) { (1, 0) } else { (0, 1) };
+    // lavapipe imports the udmabuf (once) where the Vulkan ladder is built in; otherwise
+    // the CPU reads it at each of the two commits.
+    let (vulkan, cpu) = if crate::common::vulkan_buffer_step_live(&compositor) { (1, 0) } else { (0, 2) };
     assert_eq!((get("vulkan_buffer"), get("cpu_imports")), (Some(vulkan), Some(cpu)), "{stats:?}");
     eprintln!("udmabuf import counters: {stats:?}");
+}
+
+/// Memory holding `image` as XRGB8888 and a udmabuf of it (`image` must fill whole pages).
+fn udmabuf_of(image: &Image) -> (SharedMemory, std::os::fd::OwnedFd) {
+    let bytes = Format32::Xrgb8888.encode_image(image, image.width as usize * 4, 0xff);
+    let mut memory = SharedMemory::new(bytes.len()).unwrap();
+    memory.bytes_mut().copy_from_slice(&bytes);
+    axiom_testclient::dmabuf::seal_shrink(memory.fd()).unwrap();
+    let fd = udmabuf(memory.fd(), bytes.len() as u64).expect("udmabuf of a sealed memfd");
+    (memory, fd)
+}
+
+/// A fullscreen window showing a test pattern from a udmabuf; returns the dma-buf
+/// feedback batches the surface got (before, after) and the pattern.
+fn fullscreen_udmabuf_window(compositor: &Compositor, client: &mut TestClient) -> (Vec<u32>, Vec<(u64, u32)>, Image) {
+    let (width, height) = output_size(client);
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let window = client.create_window("fullscreen").unwrap();
+    let (feedback, before) = client.surface_feedback(&dmabuf, &window.surface).unwrap();
+    assert_eq!(client.set_fullscreen(&window).unwrap(), (width as i32, height as i32), "fullscreen fills the mode");
+
+    let pattern = test_pattern(width, height);
+    let (memory, fd) = udmabuf_of(&pattern);
+    let plane = Plane { fd: fd.as_fd(), offset: 0, stride: width * 4, modifier: 0 };
+    let params = client.dmabuf_params(&dmabuf, &[plane]);
+    let Created::Buffer(buffer) =
+        client.dmabuf_create(&params, width as i32, height as i32, Fourcc::Xrgb8888 as u32).unwrap()
+    else {
+        panic!("the udmabuf was refused\n{}", compositor.log())
+    };
+    window.surface.attach(Some(&buffer), 0, 0);
+    window.surface.damage_buffer(0, 0, width as i32, height as i32);
+    client.commit_and_wait_frame(&window.surface).unwrap();
+    // One more frame: the surface's feedback follows its fullscreen state at the repaint.
+    client.commit_and_wait_frame(&window.surface).unwrap();
+    client.roundtrip().unwrap();
+    let after = client.feedback_log(&feedback);
+    let first_batch = before.tranches.len();
+    let flags_before = before.tranches.iter().map(|(_, flags, _)| *flags).collect();
+    let after = after.tranches[first_batch.min(after.tranches.len())..].iter().map(|(d, f, _)| (*d, *f)).collect();
+    // Kept alive by the test process until the end: the compositor may scan them out.
+    std::mem::forget((memory, fd, buffer, window, feedback));
+    (flags_before, after, pattern)
+}
+
+const SCANOUT: u32 = 1;
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn a_fullscreen_dmabuf_goes_on_the_primary_plane_as_it_is() {
+    let compositor = start_drm();
+    let mut client = compositor.connect().unwrap();
+    let (before, after, pattern) = fullscreen_udmabuf_window(&compositor, &mut client);
+    assert!(before.iter().all(|flags| flags & SCANOUT == 0), "a window that is not fullscreen: {before:?}");
+    let card = rustix::fs::stat(Path::new(CARD)).unwrap().st_rdev;
+    assert_eq!(
+        after.first(),
+        Some(&(card, SCANOUT)),
+        "fullscreen: a scanout tranche first, for the display: {after:?}"
+    );
+
+    let shot = wait_on_crtc(&compositor, "drm-direct-scanout", |shot| *shot == pattern);
+    let (_, fb) = crtc_shot_and_fb(&compositor);
+    let log = compositor.log();
+    let on = log.lines().rfind(|l| l.contains("direct scanout: on:")).unwrap_or_else(|| panic!("{log}"));
+    assert!(on.contains(&format!("(fb {fb})")), "the CRTC shows the client's framebuffer {fb}: {on}");
+    assert_image(&shot, &pattern, 0, "drm-direct-scanout");
+    // Nothing composed the buffer: no import of any kind.
+    let stats = import_stats(&compositor);
+    let get = |k: &str| stats.get(k).copied();
+    assert_eq!((get("cpu_imports"), get("vulkan_buffer")), (Some(0), Some(0)), "{stats:?}");
+    // Screencopy still works: it composes the frame for itself.
+    assert_image(&client.screenshot().unwrap(), &pattern, 0, "drm-direct-scanout-screencopy");
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn no_direct_scanout_composes_and_offers_no_scanout_tranche() {
+    let compositor = Compositor::start_drm(&axiom_binary(), &["--no-direct-scanout"]).unwrap();
+    let mut client = compositor.connect().unwrap();
+    let (_, after, pattern) = fullscreen_udmabuf_window(&compositor, &mut client);
+    assert!(after.iter().all(|(_, flags)| flags & SCANOUT == 0), "{after:?}");
+    let shot = wait_on_crtc(&compositor, "drm-composed-fullscreen", |shot| *shot == pattern);
+    assert_image(&shot, &pattern, 0, "drm-composed-fullscreen");
+    assert!(!compositor.log().contains("direct scanout: on"), "{}", compositor.log());
+    let stats = import_stats(&compositor);
+    let composed = stats.get("cpu_imports").copied().unwrap_or(0) + stats.get("vulkan_buffer").copied().unwrap_or(0);
+    assert_eq!(composed, 1, "the buffer was composed: {stats:?}");
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn keys_from_a_keyboard_reach_foot_through_libinput() {
+    // A real evdev keyboard (uinput), tagged by udev and found by libinput.
+    let mut keyboard = axiom_testclient::uinput::Keyboard::new("axiom test keyboard").expect("uinput keyboard");
+    let compositor = start_drm();
+    let marker = compositor.runtime_dir.join("typed");
+    let script = format!("read line; printf %s \"$line\" > '{}'", marker.display());
+    let mut foot = spawn(&compositor, "foot", &["sh", "-c", &script]);
+    // foot is focused as the newest window once mapped; keys sent before would be lost.
+    assert!(compositor.wait_for_log("app_id=Some(\"foot\")", LIMIT), "foot never mapped\n{}", compositor.log());
+    std::thread::sleep(Duration::from_millis(500));
+    const KEY_O: u16 = 24;
+    const KEY_K: u16 = 37;
+    const KEY_ENTER: u16 = 28;
+    for key in [KEY_O, KEY_K, KEY_ENTER] {
+        keyboard.tap(key).unwrap();
+    }
+    let status = crate::third_party::wait_exit(&mut foot, LIMIT).expect("foot exits once its shell has read the line");
+    assert!(status.success(), "foot exited with {status}\n{}", compositor.log());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap_or_default(), "ok");
+    assert!(compositor.log().contains("input device added: axiom test keyboard"), "{}", compositor.log());
 }

@@ -6,7 +6,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use axiom_testclient::image::{test_pattern, Format32};
 use axiom_testclient::{Compositor, Image};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt as _, ImageFormat, InputFocus, Window};
@@ -120,11 +119,7 @@ fn nested_window_shows_the_composed_output_pixel_for_pixel() {
     assert_eq!((width, height), (320, 240), "the window has the output's size");
 
     let mut client = compositor.connect().unwrap();
-    let window = client.create_window("pattern").unwrap();
-    let pattern = test_pattern(200, 150);
-    let buffer = client.create_buffer(&pattern, Format32::Xrgb8888, 200 * 4, 0xff).unwrap();
-    client.present(&window.surface, &buffer).unwrap();
-    client.commit_and_wait_frame(&window.surface).unwrap();
+    let (_window, _buffer, pattern) = crate::common::show_pattern(&mut client, 200, 150);
     let composed = client.screenshot().unwrap();
 
     let (x, y) = centred(320, 240, 200, 150);
@@ -178,11 +173,7 @@ fn resizing_the_window_resizes_the_output() {
         client.roundtrip().unwrap();
     }
 
-    let surface = client.create_window("pattern").unwrap();
-    let pattern = test_pattern(64, 48);
-    let buffer = client.create_buffer(&pattern, Format32::Xrgb8888, 64 * 4, 0xff).unwrap();
-    client.present(&surface.surface, &buffer).unwrap();
-    client.commit_and_wait_frame(&surface.surface).unwrap();
+    let (_window, _buffer, pattern) = crate::common::show_pattern(&mut client, 64, 48);
     let (x, y) = centred(480, 360, 64, 48);
     let shown = wait_for_screen(&xvfb, "nested-resized", |shot| {
         shot.width == 480 && shot.height == 360 && shot.crop(x, y, 64, 48) == pattern

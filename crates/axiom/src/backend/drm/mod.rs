@@ -4,8 +4,11 @@
 //! between two dumb buffers, paced by the device's vblank events.
 //!
 //! Each frame is composed by the renderer as on every backend and copied into
-//! the back buffer; that copy is what direct scanout of client buffers will
-//! save where the plane can take them.
+//! the back buffer, unless a fullscreen client's dma-buf goes on the plane
+//! as it is (`scanout.rs`).
+
+mod input;
+mod scanout;
 
 use std::path::{Path, PathBuf};
 
@@ -30,10 +33,10 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     let (mut session, session_events) = LibSeatSession::new().map_err(|err| {
         anyhow::anyhow!(
             "cannot open a seat through libseat ({err}): start axiom from a logind or seatd session, \
-             or as root with LIBSEAT_BACKEND=noop; `--backend headless` needs no seat"
+             or as root with LIBSEAT_BACKEND=builtin; `--backend headless` needs no seat"
         )
     })?;
-    let seat = session.seat();
+    let seat = udev_seat(&session);
     let (path, fd, output) = open_kms_device(&mut session, &seat)?;
     let (device, vblanks) = DrmDevice::new(fd.clone(), true).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let (width, height) = output.mode.size();
@@ -50,7 +53,11 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     let sized = Options { size: (u32::from(width), u32::from(height)), refresh, ..options.clone() };
     let (event_loop, mut state) = init_output(&sized, (&output.name, "KMS"), None)?;
     state.dmabuf_state.set_main_device(main_device(&fd), &path.display().to_string());
-    state.kms = Some(KmsOutput::new(device, fd, surface, (width.into(), height.into()))?);
+    let mut libinput = input::start(&session, &seat, &event_loop.handle())?;
+    let mut kms = KmsOutput::new(device, fd, surface, (width.into(), height.into()), session)?;
+    kms.scanout.enabled = options.direct_scanout;
+    tracing::info!("direct scanout {}", if options.direct_scanout { "on" } else { "off (--no-direct-scanout)" });
+    state.kms = Some(kms);
 
     event_loop
         .handle()
@@ -61,17 +68,21 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("vblank source: {e}"))?;
     event_loop
         .handle()
-        .insert_source(session_events, |event, _, state| {
+        .insert_source(session_events, move |event, _, state| {
             let Some(kms) = state.kms.as_mut() else { return };
             match event {
                 SessionEvent::PauseSession => {
-                    tracing::info!("session paused (VT switch): releasing the display");
+                    tracing::info!("session paused (VT switch): releasing the display and input devices");
+                    libinput.suspend();
                     kms.device.pause();
                 }
                 SessionEvent::ActivateSession => {
-                    tracing::info!("session active again: taking the display back");
+                    tracing::info!("session active again: taking the display and input devices back");
                     if let Err(err) = kms.device.activate(false) {
                         tracing::warn!("cannot take the display back: {err}");
+                    }
+                    if libinput.resume().is_err() {
+                        tracing::warn!("cannot take the input devices back");
                     }
                     kms.needs_modeset = true;
                     state.schedule_repaint();
@@ -79,9 +90,16 @@ pub fn run(options: Options) -> anyhow::Result<()> {
             }
         })
         .map_err(|e| anyhow::anyhow!("session source: {e}"))?;
-    // The session must outlive the device it opened.
-    let _session = session;
     serve(event_loop, state, &options, signals, "drm output ready")
+}
+
+/// The seat whose devices udev assigns us. libseat's noop backend names its seat
+/// "noop", which udev knows nothing of: use seat0 there.
+fn udev_seat(session: &LibSeatSession) -> String {
+    match session.seat() {
+        seat if seat == "noop" => "seat0".into(),
+        seat => seat,
+    }
 }
 
 /// The connector an output is shown on, and how.
@@ -185,25 +203,46 @@ fn main_device(fd: &DrmDeviceFd) -> u64 {
         .map_or(dev, |render| render.dev_id())
 }
 
-/// The output on a CRTC: two dumb buffers, one on screen, one being filled.
+/// What the next flip puts on the primary plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    /// The output texture, copied into a dumb buffer.
+    Composed,
+    /// A client's dma-buf as it is.
+    Client(framebuffer::Handle),
+}
+
+/// The output on a CRTC: two dumb buffers for composed frames, and client
+/// framebuffers for direct scanout.
 pub struct KmsOutput {
     device: DrmDevice,
     fd: DrmDeviceFd,
     surface: DrmSurface,
     size: (i32, i32),
     buffers: Vec<(DumbBuffer, framebuffer::Handle)>,
-    /// The buffer last handed to the display.
+    /// The dumb buffer last handed to the display.
     front: usize,
+    /// The framebuffer of the last flip (on screen, or about to be).
+    shown: Option<framebuffer::Handle>,
     /// A flip is queued; the next one waits for its vblank.
     flip_pending: bool,
-    /// The output texture holds a frame not yet on screen.
-    stale: bool,
+    /// A frame waiting for the pending flip to finish.
+    next: Option<Frame>,
     /// The next frame needs a full commit (first frame, or after a VT switch).
     needs_modeset: bool,
+    pub(crate) scanout: scanout::Scanout,
+    /// The seat session: it opened the device, and switches terminals.
+    session: LibSeatSession,
 }
 
 impl KmsOutput {
-    fn new(device: DrmDevice, fd: DrmDeviceFd, surface: DrmSurface, size: (i32, i32)) -> anyhow::Result<Self> {
+    fn new(
+        device: DrmDevice,
+        fd: DrmDeviceFd,
+        surface: DrmSurface,
+        size: (i32, i32),
+        session: LibSeatSession,
+    ) -> anyhow::Result<Self> {
         let mut buffers = Vec::new();
         for _ in 0..2 {
             let buffer = fd.create_dumb_buffer((size.0 as u32, size.1 as u32), DrmFourcc::Xrgb8888, 32)?;
@@ -217,36 +256,45 @@ impl KmsOutput {
             size,
             buffers,
             front: 1,
+            shown: None,
             flip_pending: false,
-            stale: false,
+            next: None,
             needs_modeset: true,
+            scanout: Default::default(),
+            session,
         })
     }
 
     /// A new frame was composed: show it now, or at the vblank that ends the pending flip.
     pub fn show(&mut self, renderer: &mut Renderer) {
-        self.stale = true;
+        self.next = Some(Frame::Composed);
+        self.flush(renderer);
+    }
+
+    fn show_client(&mut self, fb: framebuffer::Handle, renderer: &mut Renderer) {
+        self.next = Some(Frame::Client(fb));
+        self.flush(renderer);
+    }
+
+    /// Queues the waiting frame unless a flip is still pending.
+    fn flush(&mut self, renderer: &mut Renderer) {
         if self.flip_pending {
             return;
         }
-        let back = 1 - self.front;
-        if let Err(err) = self.fill(back, renderer) {
-            tracing::warn!("cannot copy the frame into the scanout buffer: {err:#}");
-            return;
-        }
-        let (w, h) = self.size;
-        let plane = PlaneState {
-            handle: self.surface.plane(),
-            config: Some(PlaneConfig {
-                src: Rectangle::from_size((w, h).into()).to_f64(),
-                dst: Rectangle::from_size((w, h).into()),
-                transform: Transform::Normal,
-                alpha: 1.0,
-                damage_clips: None,
-                fb: self.buffers[back].1,
-                fence: None,
-            }),
+        let Some(frame) = self.next.take() else { return };
+        let fb = match frame {
+            Frame::Client(fb) => fb,
+            Frame::Composed => {
+                let back = 1 - self.front;
+                if let Err(err) = self.fill(back, renderer) {
+                    tracing::warn!("cannot copy the frame into the scanout buffer: {err:#}");
+                    return;
+                }
+                self.front = back;
+                self.buffers[back].1
+            }
         };
+        let plane = self.primary_plane(fb);
         let queued =
             if self.needs_modeset { self.surface.commit([plane], true) } else { self.surface.page_flip([plane], true) };
         match queued {
@@ -254,11 +302,27 @@ impl KmsOutput {
                 if std::mem::take(&mut self.needs_modeset) {
                     tracing::info!("KMS: mode set, first frame on screen");
                 }
-                self.front = back;
+                self.shown = Some(fb);
                 self.flip_pending = true;
-                self.stale = false;
             }
             Err(err) => tracing::warn!("KMS: page flip failed: {err}"),
+        }
+    }
+
+    /// The primary plane showing `fb` over the whole CRTC.
+    fn primary_plane(&self, fb: framebuffer::Handle) -> PlaneState<'static> {
+        let (w, h) = self.size;
+        PlaneState {
+            handle: self.surface.plane(),
+            config: Some(PlaneConfig {
+                src: Rectangle::from_size((w, h).into()).to_f64(),
+                dst: Rectangle::from_size((w, h).into()),
+                transform: Transform::Normal,
+                alpha: 1.0,
+                damage_clips: None,
+                fb,
+                fence: None,
+            }),
         }
     }
 
@@ -277,6 +341,7 @@ impl Drop for KmsOutput {
             let _ = self.fd.destroy_framebuffer(fb);
             let _ = self.fd.destroy_dumb_buffer(buffer);
         }
+        self.scanout.forget_all(&self.fd);
     }
 }
 
@@ -285,8 +350,11 @@ impl Axiom {
     fn on_kms_vblank(&mut self) {
         let Some(kms) = self.kms.as_mut() else { return };
         kms.flip_pending = false;
-        if kms.stale {
-            kms.show(&mut self.renderer);
-        }
+        kms.flush(&mut self.renderer);
+        let queued = match kms.next {
+            Some(Frame::Client(fb)) => Some(fb),
+            _ => None,
+        };
+        kms.scanout.forget_dead(&kms.fd, &[kms.shown, queued]);
     }
 }

@@ -1,0 +1,278 @@
+//! Direct scanout: the dma-buf of a fullscreen window goes on the primary
+//! plane as it is, without composition or copy, when the plane takes it
+//! (checked with an atomic test commit). Fullscreen surfaces get a scanout
+//! tranche in their dma-buf feedback, with the plane's formats, so that
+//! clients can allocate buffers it takes. Each decision is logged when it
+//! changes.
+
+use smithay::backend::allocator::dmabuf::Dmabuf;
+use smithay::backend::allocator::{Buffer as _, Format, Fourcc, Modifier};
+use smithay::backend::drm::DrmDeviceFd;
+use smithay::backend::renderer::utils::with_renderer_surface_state;
+use smithay::reexports::drm::buffer::{Handle as GemHandle, PlanarBuffer};
+use smithay::reexports::drm::control::{framebuffer, Device as _, FbCmd2Flags};
+use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::TrancheFlags;
+use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel::State as ToplevelState;
+use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::reexports::wayland_server::{Resource, Weak};
+use smithay::utils::Transform;
+use smithay::wayland::compositor;
+use smithay::wayland::dmabuf::get_dmabuf;
+use smithay::wayland::viewporter::ViewportCachedState;
+
+use crate::dmabuf::feedback::{Feedback, Tranche};
+use crate::Axiom;
+
+/// Formats a plane shows exactly as we compose them: no alpha to blend over the background.
+const OPAQUE: [Fourcc; 4] = [Fourcc::Xrgb8888, Fourcc::Xbgr8888, Fourcc::Xrgb2101010, Fourcc::Xbgr2101010];
+
+#[derive(Default)]
+pub struct Scanout {
+    /// Off with --no-direct-scanout.
+    pub enabled: bool,
+    /// KMS framebuffers of client dma-bufs, per wl_buffer.
+    framebuffers: Vec<(Weak<WlBuffer>, framebuffer::Handle)>,
+    /// Buffers the plane refused: composed from then on.
+    refused: Vec<Weak<WlBuffer>>,
+    /// Why the last frame was (not) scanned out directly, to log changes only.
+    last_decision: Option<String>,
+}
+
+impl Scanout {
+    fn decide(&mut self, decision: String) {
+        if self.last_decision.as_ref() != Some(&decision) {
+            tracing::info!("direct scanout: {decision}");
+            self.last_decision = Some(decision);
+        }
+    }
+
+    /// The framebuffer for `buffer`, made on first use.
+    fn framebuffer(
+        &mut self,
+        fd: &DrmDeviceFd,
+        buffer: &WlBuffer,
+        dmabuf: &Dmabuf,
+    ) -> std::io::Result<framebuffer::Handle> {
+        if let Some((_, fb)) = self.framebuffers.iter().find(|(b, _)| b.upgrade().is_ok_and(|b| b == *buffer)) {
+            return Ok(*fb);
+        }
+        let fb = add_framebuffer(fd, dmabuf)?;
+        self.framebuffers.push((buffer.downgrade(), fb));
+        Ok(fb)
+    }
+
+    /// Removes the framebuffers of destroyed buffers, except those `in_use` (on screen:
+    /// removing it would switch the CRTC off; or queued); they go at a later vblank.
+    pub fn forget_dead(&mut self, fd: &DrmDeviceFd, in_use: &[Option<framebuffer::Handle>]) {
+        self.framebuffers.retain(|(buffer, fb)| {
+            let keep = buffer.upgrade().is_ok() || in_use.contains(&Some(*fb));
+            if !keep {
+                let _ = fd.destroy_framebuffer(*fb);
+            }
+            keep
+        });
+        self.refused.retain(|b| b.upgrade().is_ok());
+    }
+
+    pub fn forget_all(&mut self, fd: &DrmDeviceFd) {
+        for (_, fb) in self.framebuffers.drain(..) {
+            let _ = fd.destroy_framebuffer(fb);
+        }
+    }
+}
+
+/// A client dma-buf's planes as KMS sees them.
+struct ClientPlanes<'a> {
+    dmabuf: &'a Dmabuf,
+    handles: [Option<GemHandle>; 4],
+}
+
+impl PlanarBuffer for ClientPlanes<'_> {
+    fn size(&self) -> (u32, u32) {
+        let size = self.dmabuf.size();
+        (size.w as u32, size.h as u32)
+    }
+    fn format(&self) -> Fourcc {
+        self.dmabuf.format().code
+    }
+    fn modifier(&self) -> Option<Modifier> {
+        Some(self.dmabuf.format().modifier)
+    }
+    fn pitches(&self) -> [u32; 4] {
+        let mut pitches = [0; 4];
+        self.dmabuf.strides().zip(&mut pitches).for_each(|(s, p)| *p = s);
+        pitches
+    }
+    fn handles(&self) -> [Option<GemHandle>; 4] {
+        self.handles
+    }
+    fn offsets(&self) -> [u32; 4] {
+        let mut offsets = [0; 4];
+        self.dmabuf.offsets().zip(&mut offsets).for_each(|(o, p)| *p = o);
+        offsets
+    }
+}
+
+/// Imports the dma-buf's planes into the KMS device (PRIME) and makes a framebuffer of them.
+fn add_framebuffer(fd: &DrmDeviceFd, dmabuf: &Dmabuf) -> std::io::Result<framebuffer::Handle> {
+    let mut handles = [None; 4];
+    for (plane, slot) in dmabuf.handles().zip(&mut handles) {
+        *slot = Some(fd.prime_fd_to_buffer(plane)?);
+    }
+    let planes = ClientPlanes { dmabuf, handles };
+    let flags =
+        if dmabuf.format().modifier == Modifier::Invalid { FbCmd2Flags::empty() } else { FbCmd2Flags::MODIFIERS };
+    let fb = fd.add_planar_framebuffer(&planes, flags);
+    // The framebuffer holds its own references; planes sharing one buffer share a handle.
+    let mut closed = Vec::new();
+    for handle in handles.into_iter().flatten() {
+        if !closed.contains(&handle) {
+            let _ = fd.close_buffer(handle);
+            closed.push(handle);
+        }
+    }
+    fb
+}
+
+impl Axiom {
+    /// The surface and buffer of the topmost window when they can be shown as
+    /// they are: a fullscreen toplevel covering the output with one opaque,
+    /// output-sized dma-buf the plane lists, no subsurface, popup, scale or viewport.
+    fn scanout_candidate(&self) -> Result<(WlSurface, WlBuffer, Dmabuf), String> {
+        let window = self.space.elements().last().ok_or("no window")?;
+        let toplevel = window.toplevel().ok_or("the top window is an X11 window")?;
+        if !toplevel.current_state().states.contains(ToplevelState::Fullscreen) {
+            return Err("the top window is not fullscreen".into());
+        }
+        let surface = toplevel.wl_surface().clone();
+        if self.space.element_location(window) != Some((0, 0).into()) {
+            return Err("the fullscreen window is not at the output's origin".into());
+        }
+        if !compositor::get_children(&surface).is_empty() {
+            return Err("the fullscreen window has subsurfaces".into());
+        }
+        if smithay::desktop::PopupManager::popups_for_surface(&surface).next().is_some() {
+            return Err("the fullscreen window has popups".into());
+        }
+        let viewport = compositor::with_states(&surface, |states| {
+            let viewport = *states.cached_state.get::<ViewportCachedState>().current();
+            viewport.src.is_some() || viewport.size().is_some()
+        });
+        if viewport {
+            return Err("a viewport scales the buffer".into());
+        }
+        let buffer = with_renderer_surface_state(&surface, |state| {
+            if state.buffer_scale() != 1 || state.buffer_transform() != Transform::Normal {
+                return Err("the buffer is scaled or transformed".to_string());
+            }
+            state.buffer().map(|b| WlBuffer::clone(b)).ok_or_else(|| "no buffer".to_string())
+        })
+        .ok_or("no buffer")??;
+        let dmabuf = get_dmabuf(&buffer).map_err(|_| "the buffer is not a dma-buf".to_string())?.clone();
+        let size = self.renderer.output_size();
+        if (dmabuf.size().w, dmabuf.size().h) != (size.w, size.h) {
+            return Err(format!(
+                "the buffer is {}x{}, the mode {}x{}",
+                dmabuf.size().w,
+                dmabuf.size().h,
+                size.w,
+                size.h
+            ));
+        }
+        let format = dmabuf.format();
+        if !OPAQUE.contains(&format.code) {
+            return Err(format!("{:?} has alpha: composed over the background", format.code));
+        }
+        let kms = self.kms.as_ref().ok_or("no KMS output")?;
+        if !kms.surface.plane_info().formats.contains(&format) {
+            return Err(format!(
+                "the primary plane does not list {:?} with modifier {:?}",
+                format.code, format.modifier
+            ));
+        }
+        if kms.scanout.refused.iter().any(|b| b.upgrade().is_ok_and(|b| b == buffer)) {
+            return Err("the plane refused this buffer before".into());
+        }
+        Ok((surface, buffer, dmabuf))
+    }
+
+    /// Puts the fullscreen window's buffer on the primary plane if it can go
+    /// there as it is. True when it does: the frame needs no composition.
+    pub fn try_direct_scanout(&mut self) -> bool {
+        let Some(kms) = self.kms.as_ref() else { return false };
+        if !kms.scanout.enabled || kms.needs_modeset {
+            return false;
+        }
+        let candidate = self.scanout_candidate();
+        let Some(kms) = self.kms.as_mut() else { return false };
+        let (_surface, buffer, dmabuf) = match candidate {
+            Ok(found) => found,
+            Err(reason) => {
+                kms.scanout.decide(format!("off, composing: {reason}"));
+                return false;
+            }
+        };
+        let fb = match kms.scanout.framebuffer(&kms.fd, &buffer, &dmabuf) {
+            Ok(fb) => fb,
+            Err(err) => {
+                kms.scanout.refused.push(buffer.downgrade());
+                kms.scanout.decide(format!("off, composing: the device cannot import the buffer ({err})"));
+                return false;
+            }
+        };
+        if let Err(err) = kms.surface.test_state([kms.primary_plane(fb)], false) {
+            kms.scanout.refused.push(buffer.downgrade());
+            kms.scanout.decide(format!("off, composing: the test commit failed ({err})"));
+            return false;
+        }
+        let size = dmabuf.size();
+        kms.scanout.decide(format!(
+            "on: {}x{} {:?} buffer of the fullscreen window on the primary plane (fb {})",
+            size.w,
+            size.h,
+            dmabuf.format().code,
+            u32::from(fb)
+        ));
+        kms.show_client(fb, &mut self.renderer);
+        true
+    }
+
+    /// Gives fullscreen surfaces a scanout tranche (the primary plane's formats)
+    /// in front of the default one, and takes it away when they leave fullscreen.
+    /// Feedback objects hear of it only when it changes.
+    pub fn update_scanout_feedback(&mut self) {
+        let Some(kms) = self.kms.as_ref() else { return };
+        let plane_formats = &kms.surface.plane_info().formats;
+        let device = kms.fd.dev_id().unwrap_or_default();
+        let default = self.dmabuf_state.default_feedback.clone();
+        let indices: Vec<u16> = default
+            .table
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, (fourcc, modifier))| {
+                Fourcc::try_from(*fourcc)
+                    .is_ok_and(|code| plane_formats.contains(&Format { code, modifier: Modifier::from(*modifier) }))
+            })
+            .filter_map(|(i, _)| u16::try_from(i).ok())
+            .collect();
+        let enabled = kms.scanout.enabled && !indices.is_empty();
+        let mut tranches = vec![Tranche { target_device: device, flags: TrancheFlags::Scanout, indices }];
+        tranches.extend(default.tranches.iter().cloned());
+        let scanout = Feedback { main_device: default.main_device, table: default.table.clone(), tranches };
+
+        let surfaces: Vec<(WlSurface, bool)> = self
+            .space
+            .elements()
+            .filter_map(|w| w.toplevel())
+            .map(|t| (t.wl_surface().clone(), t.current_state().states.contains(ToplevelState::Fullscreen)))
+            .collect();
+        for (surface, fullscreen) in surfaces {
+            let wanted = (enabled && fullscreen).then(|| scanout.clone());
+            if self.dmabuf_state.surface_feedback(&surface) != wanted.as_ref().unwrap_or(&default) {
+                self.dmabuf_state.set_surface_feedback(&surface, wanted);
+            }
+        }
+    }
+}
