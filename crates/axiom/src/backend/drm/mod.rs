@@ -38,7 +38,8 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     })?;
     let seat = udev_seat(&session);
     let (path, fd, output) = open_kms_device(&mut session, &seat)?;
-    let (device, vblanks) = DrmDevice::new(fd.clone(), true).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let (mut device, vblanks) =
+        DrmDevice::new(fd.clone(), true).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let (width, height) = output.mode.size();
     let refresh = if output.mode.vrefresh() > 0 { f64::from(output.mode.vrefresh()) } else { 60.0 };
     tracing::info!(
@@ -46,7 +47,6 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         "KMS output: the connector's preferred mode"
     );
 
-    let mut device = device;
     let surface = device
         .create_surface(output.crtc, output.mode, &[output.connector])
         .map_err(|e| anyhow::anyhow!("cannot drive {} on {}: {e}", output.name, path.display()))?;
@@ -84,6 +84,8 @@ pub fn run(options: Options) -> anyhow::Result<()> {
                     if libinput.resume().is_err() {
                         tracing::warn!("cannot take the input devices back");
                     }
+                    // A flip queued before the pause never completes: start over with a modeset.
+                    kms.flip_pending = false;
                     kms.needs_modeset = true;
                     state.schedule_repaint();
                 }
@@ -145,18 +147,22 @@ fn open_kms_device(
     let mut reasons = Vec::new();
     for path in paths {
         let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
-        let fd = match session.open(&path, flags) {
-            Ok(fd) => DrmDeviceFd::new(DeviceFd::from(fd)),
+        let opened = match session.open(&path, flags) {
+            Ok(fd) => fd,
             Err(err) => {
                 reasons.push(format!("{}: cannot open ({err}){}", path.display(), permission_hint(&path)));
                 continue;
             }
         };
+        // A duplicate for the device, so that the session can be handed back what it opened.
+        let fd = DrmDeviceFd::new(DeviceFd::from(opened.try_clone()?));
         match connected_output(&fd) {
             Ok(Some(output)) => return Ok((path, fd, output)),
             Ok(None) => reasons.push(format!("{}: no connected connector", path.display())),
             Err(err) => reasons.push(format!("{}: {err}", path.display())),
         }
+        drop(fd);
+        let _ = session.close(opened);
     }
     anyhow::bail!("no usable KMS device: {}", reasons.join("; "))
 }
