@@ -9,6 +9,7 @@ pub mod harness;
 pub mod hostile;
 pub mod memfd;
 pub mod uinput;
+pub mod vgem;
 
 pub use axiom_formats::image::{self, Image, Rgba};
 pub use axiom_formats::{convert, encode, fourcc, layout};

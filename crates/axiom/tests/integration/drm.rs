@@ -13,6 +13,7 @@ use axiom_testclient::image::{test_pattern, Format32};
 use axiom_testclient::memfd::SharedMemory;
 use axiom_testclient::{Compositor, Image, Rgba, TestClient};
 use smithay::backend::allocator::Fourcc;
+use wayland_client::protocol::wl_buffer::WlBuffer;
 
 use crate::common::{assert_image, axiom_binary, centred, import_stats, load_png, non_background, BACKGROUND};
 use crate::third_party::spawn;
@@ -127,24 +128,13 @@ fn a_udmabuf_reaches_the_crtc_and_rewrites_show_through() {
     axiom_testclient::dmabuf::seal_shrink(memory.fd()).unwrap();
     let dmabuf_fd = udmabuf(memory.fd(), 4096).expect("udmabuf of a sealed memfd");
 
-    let dmabuf = client.bind_dmabuf(5).unwrap();
-    let plane = Plane { fd: dmabuf_fd.as_fd(), offset: 0, stride: 128, modifier: 0 };
-    let params = client.dmabuf_params(&dmabuf, &[plane]);
-    let Created::Buffer(buffer) = client.dmabuf_create(&params, 32, 16, Fourcc::Xrgb8888 as u32).unwrap() else {
-        panic!("the udmabuf was refused\n{}", compositor.log())
-    };
-    let window = client.create_window("udmabuf").unwrap();
-    window.surface.attach(Some(&buffer), 0, 0);
-    window.surface.damage_buffer(0, 0, 32, 16);
-    client.commit_and_wait_frame(&window.surface).unwrap();
+    let (buffer, window) = small_dmabuf_window(&compositor, &mut client, dmabuf_fd.as_fd(), 128);
     let (x, y) = centred(width, height, 32, 16);
     wait_on_crtc(&compositor, "drm-udmabuf-red", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, red));
 
     // The same pages, rewritten through the memfd: the dma-buf aliases them.
     memory.bytes_mut()[..2048].copy_from_slice(&encode(blue));
-    window.surface.attach(Some(&buffer), 0, 0);
-    window.surface.damage_buffer(0, 0, 32, 16);
-    client.commit_and_wait_frame(&window.surface).unwrap();
+    recommit(&mut client, &window, &buffer);
     wait_on_crtc(&compositor, "drm-udmabuf-blue", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, blue));
 
     let stats = import_stats(&compositor);
@@ -155,6 +145,30 @@ fn a_udmabuf_reaches_the_crtc_and_rewrites_show_through() {
     let (vulkan, cpu) = if crate::common::vulkan_buffer_step_live(&compositor) { (1, 0) } else { (0, 2) };
     assert_eq!((get("vulkan_buffer"), get("cpu_imports")), (Some(vulkan), Some(cpu)), "{stats:?}");
     eprintln!("udmabuf import counters: {stats:?}");
+}
+
+/// A window showing the 32x16 XRGB8888 dma-buf `fd` (rows `stride` bytes apart), drawn.
+fn small_dmabuf_window(
+    compositor: &Compositor,
+    client: &mut TestClient,
+    fd: std::os::fd::BorrowedFd<'_>,
+    stride: u32,
+) -> (WlBuffer, axiom_testclient::Window) {
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let params = client.dmabuf_params(&dmabuf, &[Plane { fd, offset: 0, stride, modifier: 0 }]);
+    let Created::Buffer(buffer) = client.dmabuf_create(&params, 32, 16, Fourcc::Xrgb8888 as u32).unwrap() else {
+        panic!("the dma-buf was refused\n{}", compositor.log())
+    };
+    let window = client.create_window("dmabuf").unwrap();
+    recommit(client, &window, &buffer);
+    (buffer, window)
+}
+
+/// Attaches `buffer` with full damage and waits for the frame.
+fn recommit(client: &mut TestClient, window: &axiom_testclient::Window, buffer: &WlBuffer) {
+    window.surface.attach(Some(buffer), 0, 0);
+    window.surface.damage_buffer(0, 0, 32, 16);
+    client.commit_and_wait_frame(&window.surface).unwrap();
 }
 
 /// Memory holding `image` as XRGB8888 and a udmabuf of it (`image` must fill whole pages).
@@ -267,4 +281,34 @@ fn keys_from_a_keyboard_reach_foot_through_libinput() {
     assert!(status.success(), "foot exited with {status}\n{}", compositor.log());
     assert_eq!(std::fs::read_to_string(&marker).unwrap_or_default(), "ok");
     assert!(compositor.log().contains("input device added: axiom test keyboard"), "{}", compositor.log());
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn a_write_fence_is_waited_for_boundedly_through_the_sync_file() {
+    let compositor = start_drm();
+    let mut client = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut client);
+    let (red, blue) = (Rgba::opaque(255, 0, 0), Rgba::opaque(0, 0, 255));
+    let mut vgem = axiom_testclient::vgem::VgemBuffer::new(32, 16).expect("a vgem buffer");
+    let pitch = vgem.pitch();
+    let encode = |colour| Format32::Xrgb8888.encode_image(&Image::solid(32, 16, colour), pitch as usize, 0xff);
+    vgem.write(&encode(red)).unwrap();
+
+    // A "GPU" that never finishes: the compositor sees the fence through
+    // DMA_BUF_IOCTL_EXPORT_SYNC_FILE, waits its bounded time, then reads anyway.
+    let fence = vgem.attach_write_fence().unwrap();
+    let (buffer, window) = small_dmabuf_window(&compositor, &mut client, vgem.dmabuf.as_fd(), pitch);
+    let (x, y) = centred(width, height, 32, 16);
+    wait_on_crtc(&compositor, "drm-vgem-unsignalled", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, red));
+    let stats = import_stats(&compositor);
+    assert_eq!(stats.get("sync_timeouts"), Some(&1), "one bounded wait ran out: {stats:?}");
+
+    // Signalled: the next commit is read without waiting.
+    vgem.signal(fence).unwrap();
+    vgem.write(&encode(blue)).unwrap();
+    recommit(&mut client, &window, &buffer);
+    wait_on_crtc(&compositor, "drm-vgem-signalled", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, blue));
+    let stats = import_stats(&compositor);
+    assert_eq!(stats.get("sync_timeouts"), Some(&1), "no wait for a signalled fence: {stats:?}");
 }
