@@ -55,7 +55,13 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     state.dmabuf_state.set_main_device(main_device(&fd), &path.display().to_string());
     let mut libinput = input::start(&session, &seat, &event_loop.handle())?;
     let mut kms = KmsOutput::new(device, fd, surface, (width.into(), height.into()), session)?;
-    kms.scanout.enabled = options.direct_scanout;
+    let display_device = kms.fd.dev_id().unwrap_or_default();
+    kms.scanout = scanout::Scanout::new(
+        options.direct_scanout,
+        &state.dmabuf_state.default_feedback,
+        &kms.surface.plane_info().formats,
+        display_device,
+    );
     tracing::info!("direct scanout {}", if options.direct_scanout { "on" } else { "off (--no-direct-scanout)" });
     state.kms = Some(kms);
 

@@ -6,6 +6,7 @@
 //! changes.
 
 use smithay::backend::allocator::dmabuf::Dmabuf;
+use smithay::backend::allocator::format::FormatSet;
 use smithay::backend::allocator::{Buffer as _, Format, Fourcc, Modifier};
 use smithay::backend::drm::DrmDeviceFd;
 use smithay::backend::renderer::utils::with_renderer_surface_state;
@@ -31,6 +32,9 @@ const OPAQUE: [Fourcc; 4] = [Fourcc::Xrgb8888, Fourcc::Xbgr8888, Fourcc::Xrgb210
 pub struct Scanout {
     /// Off with --no-direct-scanout.
     pub enabled: bool,
+    /// What fullscreen surfaces are told: a scanout tranche, then the default ones.
+    /// None where direct scanout is off or the plane takes nothing of our table.
+    feedback: Option<Feedback>,
     /// KMS framebuffers of client dma-bufs, per wl_buffer.
     framebuffers: Vec<(Weak<WlBuffer>, framebuffer::Handle)>,
     /// Buffers the plane refused: composed from then on.
@@ -40,6 +44,28 @@ pub struct Scanout {
 }
 
 impl Scanout {
+    /// `default`: the feedback every surface gets; `plane_formats`: what the primary
+    /// plane of `device` scans out.
+    pub fn new(enabled: bool, default: &Feedback, plane_formats: &FormatSet, device: u64) -> Self {
+        let indices: Vec<u16> = default
+            .table
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, (fourcc, modifier))| {
+                Fourcc::try_from(*fourcc)
+                    .is_ok_and(|code| plane_formats.contains(&Format { code, modifier: Modifier::from(*modifier) }))
+            })
+            .filter_map(|(i, _)| u16::try_from(i).ok())
+            .collect();
+        let feedback = (enabled && !indices.is_empty()).then(|| {
+            let mut tranches = vec![Tranche { target_device: device, flags: TrancheFlags::Scanout, indices }];
+            tranches.extend(default.tranches.iter().cloned());
+            Feedback { main_device: default.main_device, table: default.table.clone(), tranches }
+        });
+        Self { enabled, feedback, ..Default::default() }
+    }
+
     fn decide(&mut self, decision: String) {
         if self.last_decision.as_ref() != Some(&decision) {
             tracing::info!("direct scanout: {decision}");
@@ -136,10 +162,10 @@ fn add_framebuffer(fd: &DrmDeviceFd, dmabuf: &Dmabuf) -> std::io::Result<framebu
 }
 
 impl Axiom {
-    /// The surface and buffer of the topmost window when they can be shown as
+    /// The buffer of the topmost window when it can be shown as
     /// they are: a fullscreen toplevel covering the output with one opaque,
     /// output-sized dma-buf the plane lists, no subsurface, popup, scale or viewport.
-    fn scanout_candidate(&self) -> Result<(WlSurface, WlBuffer, Dmabuf), String> {
+    fn scanout_candidate(&self) -> Result<(WlBuffer, Dmabuf), String> {
         let window = self.space.elements().last().ok_or("no window")?;
         let toplevel = window.toplevel().ok_or("the top window is an X11 window")?;
         if !toplevel.current_state().states.contains(ToplevelState::Fullscreen) {
@@ -194,7 +220,7 @@ impl Axiom {
         if kms.scanout.refused.iter().any(|b| b.upgrade().is_ok_and(|b| b == buffer)) {
             return Err("the plane refused this buffer before".into());
         }
-        Ok((surface, buffer, dmabuf))
+        Ok((buffer, dmabuf))
     }
 
     /// Puts the fullscreen window's buffer on the primary plane if it can go
@@ -206,7 +232,7 @@ impl Axiom {
         }
         let candidate = self.scanout_candidate();
         let Some(kms) = self.kms.as_mut() else { return false };
-        let (_surface, buffer, dmabuf) = match candidate {
+        let (buffer, dmabuf) = match candidate {
             Ok(found) => found,
             Err(reason) => {
                 kms.scanout.decide(format!("off, composing: {reason}"));
@@ -243,25 +269,8 @@ impl Axiom {
     /// Feedback objects hear of it only when it changes.
     pub fn update_scanout_feedback(&mut self) {
         let Some(kms) = self.kms.as_ref() else { return };
-        let plane_formats = &kms.surface.plane_info().formats;
-        let device = kms.fd.dev_id().unwrap_or_default();
+        let scanout = kms.scanout.feedback.clone();
         let default = self.dmabuf_state.default_feedback.clone();
-        let indices: Vec<u16> = default
-            .table
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(_, (fourcc, modifier))| {
-                Fourcc::try_from(*fourcc)
-                    .is_ok_and(|code| plane_formats.contains(&Format { code, modifier: Modifier::from(*modifier) }))
-            })
-            .filter_map(|(i, _)| u16::try_from(i).ok())
-            .collect();
-        let enabled = kms.scanout.enabled && !indices.is_empty();
-        let mut tranches = vec![Tranche { target_device: device, flags: TrancheFlags::Scanout, indices }];
-        tranches.extend(default.tranches.iter().cloned());
-        let scanout = Feedback { main_device: default.main_device, table: default.table.clone(), tranches };
-
         let surfaces: Vec<(WlSurface, bool)> = self
             .space
             .elements()
@@ -269,7 +278,7 @@ impl Axiom {
             .map(|t| (t.wl_surface().clone(), t.current_state().states.contains(ToplevelState::Fullscreen)))
             .collect();
         for (surface, fullscreen) in surfaces {
-            let wanted = (enabled && fullscreen).then(|| scanout.clone());
+            let wanted = scanout.clone().filter(|_| fullscreen);
             if self.dmabuf_state.surface_feedback(&surface) != wanted.as_ref().unwrap_or(&default) {
                 self.dmabuf_state.set_surface_feedback(&surface, wanted);
             }
