@@ -10,7 +10,9 @@ use smithay::backend::input::{Axis, AxisSource, ButtonState, KeyState};
 use smithay::input::pointer::AxisFrame;
 use smithay::output::Mode;
 use smithay::reexports::calloop::generic::Generic;
-use smithay::reexports::calloop::{Interest, Mode as TriggerMode, PostAction};
+use smithay::reexports::calloop::{
+    self, EventSource, Interest, Mode as TriggerMode, Poll, PostAction, Readiness, Token, TokenFactory,
+};
 use winit::application::ApplicationHandler;
 use winit::dpi::PhysicalSize;
 use winit::event::{ElementState, MouseButton, MouseScrollDelta, WindowEvent};
@@ -55,22 +57,77 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     let target = WindowTarget { display: Arc::new(winit_loop.owned_display_handle()), window: window.clone() };
 
     let (event_loop, state) = init_output(&options, ("WINIT-1", "Nested"), Some(&target))?;
-    let mut inbox = Inbox { window: window.id(), events: Vec::new() };
+    let source = WinitSource {
+        winit_loop: Generic::new(winit_loop, Interest::READ, TriggerMode::Level),
+        inbox: Inbox { window: window.id(), events: Vec::new() },
+        pending: None,
+    };
     event_loop
         .handle()
-        .insert_source(Generic::new(winit_loop, Interest::READ, TriggerMode::Level), move |_, winit_loop, state| {
-            // SAFETY: the winit loop is only pumped here, never dropped or replaced.
-            let winit_loop = unsafe { winit_loop.get_mut() };
-            winit_loop.pump_app_events(Some(Duration::ZERO), &mut inbox);
-            for event in inbox.events.drain(..) {
-                state.window_event(event);
-            }
-            Ok(PostAction::Continue)
-        })
+        .insert_source(source, |event, _, state| state.window_event(event))
         .map_err(|e| anyhow::anyhow!("window event source: {e}"))?;
     // Keeps the window open as long as the compositor runs.
     let _window = window;
     serve(event_loop, state, &options, signals, "nested output ready")
+}
+
+/// The window's events as a calloop source. winit's connection to the desktop
+/// may read events into its own queue while answering some other request, and
+/// then its fd never becomes readable for them: the loop pumps winit before
+/// each sleep too, and wakes itself when that found events.
+struct WinitSource {
+    winit_loop: Generic<EventLoop<()>>,
+    inbox: Inbox,
+    /// The token that wakes the loop for events found before sleeping.
+    pending: Option<Token>,
+}
+
+impl WinitSource {
+    fn pump(&mut self) {
+        // SAFETY: the winit loop is only pumped here, never dropped or replaced.
+        let winit_loop = unsafe { self.winit_loop.get_mut() };
+        winit_loop.pump_app_events(Some(Duration::ZERO), &mut self.inbox);
+    }
+}
+
+impl EventSource for WinitSource {
+    type Event = WindowEvent;
+    type Metadata = ();
+    type Ret = ();
+    type Error = std::io::Error;
+
+    const NEEDS_EXTRA_LIFECYCLE_EVENTS: bool = true;
+
+    fn before_sleep(&mut self) -> calloop::Result<Option<(Readiness, Token)>> {
+        self.pump();
+        Ok(self.pending.filter(|_| !self.inbox.events.is_empty()).map(|token| (Readiness::EMPTY, token)))
+    }
+
+    fn process_events<F>(&mut self, _: Readiness, _: Token, mut callback: F) -> Result<PostAction, Self::Error>
+    where
+        F: FnMut(WindowEvent, &mut ()),
+    {
+        self.pump();
+        for event in self.inbox.events.drain(..) {
+            callback(event, &mut ());
+        }
+        Ok(PostAction::Continue)
+    }
+
+    fn register(&mut self, poll: &mut Poll, tokens: &mut TokenFactory) -> calloop::Result<()> {
+        self.pending = Some(tokens.token());
+        self.winit_loop.register(poll, tokens)
+    }
+
+    fn reregister(&mut self, poll: &mut Poll, tokens: &mut TokenFactory) -> calloop::Result<()> {
+        self.pending = Some(tokens.token());
+        self.winit_loop.reregister(poll, tokens)
+    }
+
+    fn unregister(&mut self, poll: &mut Poll) -> calloop::Result<()> {
+        self.pending = None;
+        self.winit_loop.unregister(poll)
+    }
 }
 
 /// Collects the window's events while winit is pumped; they are handled after.
