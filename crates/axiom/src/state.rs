@@ -110,7 +110,7 @@ impl Axiom {
             fractional_scale_state: FractionalScaleManagerState::new::<Self>(dh),
             single_pixel_buffer_state: SinglePixelBufferState::new::<Self>(dh),
             screencopy_state: ScreencopyManagerState::new(dh),
-            dmabuf_state: DmabufState::new(dh, &renderer.adapter)?,
+            dmabuf_state: DmabufState::new(dh, &renderer.adapter, &renderer.tiled_format_modifiers())?,
             color_representation_state: ColorRepresentationState::new(dh),
             space,
             unmapped_windows: Vec::new(),

@@ -39,6 +39,8 @@ pub struct ImportStats {
     pub cpu_imports: u64,
     pub cpu_bytes: u64,
     pub cpu_skipped: u64,
+    /// Step 1: dma-bufs imported as Vulkan images by modifier and sampled in place.
+    pub vulkan_image: u64,
     /// Step 2: dma-bufs imported as Vulkan buffers and read in place.
     pub vulkan_buffer: u64,
     /// Step 3: wl_shm buffers imported as host pointers and read in place.
@@ -61,10 +63,12 @@ pub struct DmabufState {
 }
 
 impl DmabufState {
-    /// Creates the global with a format table of what `adapter` can sample.
-    pub fn new(dh: &DisplayHandle, adapter: &wgpu::Adapter) -> anyhow::Result<Self> {
-        let entries: Vec<(u32, u64)> =
-            formats::supported_formats(adapter).into_iter().map(|f| (f.fourcc as u32, MODIFIER_LINEAR)).collect();
+    /// Creates the global with a format table of what `adapter` can sample: every
+    /// format LINEAR, plus the `tiled` (fourcc, modifier) pairs the renderer samples.
+    pub fn new(dh: &DisplayHandle, adapter: &wgpu::Adapter, tiled: &[(u32, u64)]) -> anyhow::Result<Self> {
+        let supported = formats::supported_formats(adapter);
+        let mut entries: Vec<(u32, u64)> = supported.iter().map(|f| (f.fourcc as u32, MODIFIER_LINEAR)).collect();
+        entries.extend(tiled.iter().filter(|(fourcc, _)| supported.iter().any(|f| f.fourcc as u32 == *fourcc)));
         let table = Arc::new(FormatTable::new(entries)?);
         let info = adapter.get_info();
         let device = match feedback::render_node(&info.device_pci_bus_id) {
@@ -82,10 +86,14 @@ impl DmabufState {
             }
         };
         tracing::info!(
-            formats = table.entries.len(),
+            formats = supported.len(),
+            tiled = tiled.len(),
             "linux-dmabuf v{GLOBAL_VERSION}: {}",
-            table.entries.iter().map(|(f, _)| axiom_formats::fourcc::name(*f)).collect::<Vec<_>>().join(" ")
+            supported.iter().map(|f| axiom_formats::fourcc::name(f.fourcc as u32)).collect::<Vec<_>>().join(" ")
         );
+        for (fourcc, modifier) in tiled {
+            tracing::debug!("linux-dmabuf: {} with modifier 0x{modifier:016x}", axiom_formats::fourcc::name(*fourcc));
+        }
         #[cfg(not(feature = "dmabuf-vulkan"))]
         tracing::info!("DMA-BUF: dmabuf-vulkan feature not enabled, using CPU copy");
         dh.create_global::<Axiom, ZwpLinuxDmabufV1, ()>(GLOBAL_VERSION, ());
@@ -159,12 +167,13 @@ impl DmabufState {
     pub fn log_stats(&self, live_imports: usize) {
         let s = self.stats;
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image=0 vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} sync_timeouts={} live_imports={}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} sync_timeouts={} live_imports={}",
             s.created,
             s.failed,
             s.cpu_imports,
             s.cpu_bytes,
             s.cpu_skipped,
+            s.vulkan_image,
             s.vulkan_buffer,
             s.vulkan_failed,
             s.host_pointer,

@@ -1,6 +1,6 @@
 //! Planes read by the shader straight from an imported buffer rather than
 //! from textures (the `dmabuf-vulkan` ladder's steps 2 and 3), and the cache
-//! of imports per wl_buffer.
+//! of imports per wl_buffer (of every Vulkan step).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,10 +28,28 @@ pub fn shader_source(buffer_source: bool) -> String {
 /// One imported wl_buffer.
 #[derive(Clone)]
 pub struct Import {
-    pub buffer: wgpu::Buffer,
+    pub memory: ImportedMemory,
     /// For a host-pointer import (wl_shm): the address range it aliases, which is
     /// only valid while the pool stays mapped there.
     pub host_range: Option<HostRange>,
+}
+
+/// What a wl_buffer's memory was imported as.
+#[derive(Clone)]
+pub enum ImportedMemory {
+    /// Step 1: one image per plane, sampled as textures.
+    Images(Vec<wgpu::Texture>),
+    /// Steps 2 and 3: one buffer the shader reads every plane from.
+    Buffer(wgpu::Buffer),
+}
+
+impl ImportedMemory {
+    pub fn buffer(self) -> Option<wgpu::Buffer> {
+        match self {
+            Self::Buffer(buffer) => Some(buffer),
+            Self::Images(_) => None,
+        }
+    }
 }
 
 /// (start address, length) of host memory imported into the device.

@@ -306,6 +306,16 @@ impl Renderer {
         Some(damage)
     }
 
+    /// The (fourcc, modifier) pairs beyond LINEAR that the import ladder samples in
+    /// place (step 1 with tiled modifiers the driver reports); none without it.
+    pub fn tiled_format_modifiers(&self) -> Vec<(u32, u64)> {
+        #[cfg(feature = "dmabuf-vulkan")]
+        if let Some(importer) = &self.vulkan {
+            return importer.tiled_format_modifiers();
+        }
+        Vec::new()
+    }
+
     /// A view of a 1x1 texture, for plane slots nothing reads.
     #[cfg(feature = "dmabuf-vulkan")]
     pub(crate) fn empty_view(&self) -> wgpu::TextureView {

@@ -115,8 +115,9 @@ impl Renderer {
             return None;
         }
         let id = buffer.id();
-        let imported = match self.imports.get(&id).filter(|import| import.host_range == Some(span.range)) {
-            Some(import) => import.buffer,
+        let cached = self.imports.get(&id).filter(|import| import.host_range == Some(span.range));
+        let imported = match cached.and_then(|import| import.memory.buffer()) {
+            Some(buffer) => buffer,
             None => {
                 // SAFETY: the range lies inside the pool's mapping, which the wl_buffer (held by
                 // the surface while it shows it) keeps mapped; `host_range_moved` retires the
@@ -129,8 +130,10 @@ impl Renderer {
                             format.shm
                         );
                         stats.host_pointer += 1;
-                        let import =
-                            super::buffer_source::Import { buffer: imported.clone(), host_range: Some(span.range) };
+                        let import = super::buffer_source::Import {
+                            memory: super::buffer_source::ImportedMemory::Buffer(imported.clone()),
+                            host_range: Some(span.range),
+                        };
                         self.imports.insert(id, import);
                         imported
                     }

@@ -22,6 +22,8 @@ use crate::dmabuf::ImportStats;
 pub struct SurfaceTexture {
     /// One texture per plane (empty when the planes are read from an imported buffer).
     planes: Vec<wgpu::Texture>,
+    /// The planes are the client's own memory (ladder step 1): never written to.
+    client_memory: bool,
     /// Where the shader reads planes from an imported buffer: offsets, strides, kinds.
     buffer_planes: Option<[[u32; 4]; 3]>,
     /// The host memory the imported buffer aliases (wl_shm read in place), if any.
@@ -195,9 +197,10 @@ impl Renderer {
         }
     }
 
-    /// Step 2 of the ladder: the dma-buf's memory as a buffer the shader reads in place.
-    /// The import is made once per wl_buffer; later commits of it cost nothing.
-    /// None if the step is unavailable or fails for this buffer (the caller falls back).
+    /// The Vulkan steps of the ladder for a dma-buf: step 1 (an image per plane by its
+    /// modifier), else step 2 (the memory as a buffer the shader reads in place). Each
+    /// wl_buffer is imported once; later commits of it cost nothing. None if no step
+    /// takes this buffer (the caller falls back to the CPU).
     #[cfg(feature = "dmabuf-vulkan")]
     fn import_dmabuf_vulkan(
         &self,
@@ -206,53 +209,53 @@ impl Renderer {
         slot: &mut Option<SurfaceTexture>,
         stats: &mut ImportStats,
     ) -> Option<()> {
-        let importer = self.vulkan.as_ref().filter(|v| v.dmabuf_buffers)?;
+        use super::buffer_source::{Import, ImportedMemory};
+        let importer = self.vulkan.as_ref()?;
         let format = dmabuf_format(dmabuf.format().code as u32)?;
         let size = dmabuf.size();
         let (w, h) = (u32::try_from(size.w).ok()?, u32::try_from(size.h).ok()?);
-        // One buffer holds every plane: planes must share the fd (the usual layout of
-        // multi-plane memfd and GPU buffers); otherwise the CPU path takes it.
-        let mut handles = dmabuf.handles();
-        let first = handles.next()?;
-        let same_file = |fd: std::os::fd::BorrowedFd<'_>| {
-            let (a, b) = (rustix::fs::fstat(first).ok()?, rustix::fs::fstat(fd).ok()?);
-            Some((a.st_dev, a.st_ino) == (b.st_dev, b.st_ino))
-        };
-        if !handles.all(|fd| same_file(fd) == Some(true)) {
-            return None;
-        }
         // The device reads this memory for as long as the buffer lives; a file its client
         // can still shrink would fault under it (on lavapipe, a SIGBUS in the compositor).
         // Real dma-bufs never shrink, and memfds sealed with F_SEAL_SHRINK (as udmabuf
         // requires) cannot; others take the CPU path, which reads them safely.
-        if !crate::dmabuf::cpu::can_map_safely(first) {
+        if !dmabuf.handles().all(crate::dmabuf::cpu::can_map_safely) {
             return None;
         }
-        let buffer = match self.imports.get(&id) {
-            Some(import) => import.buffer,
-            None => {
-                let result = crate::dmabuf::fd_size(first)
-                    .filter(|&size| size <= self.device.limits().max_storage_buffer_binding_size)
-                    .ok_or_else(|| anyhow::anyhow!("buffer too large to bind"))
-                    .and_then(|size| importer.import_dmabuf(&self.device, first, size));
-                match result {
-                    Ok(buffer) => {
-                        tracing::info!(
-                            "DMA-BUF: zero-copy Vulkan import succeeded for {w}x{h} buffer (fourcc: {})",
-                            crate::dmabuf::protocol::fourcc_hex(format.fourcc)
-                        );
-                        stats.vulkan_buffer += 1;
-                        let import = super::buffer_source::Import { buffer: buffer.clone(), host_range: None };
-                        self.imports.insert(id, import);
-                        buffer
-                    }
-                    Err(err) => {
-                        tracing::info!("DMA-BUF: Vulkan import failed, falling back to CPU copy: {err:#}");
-                        stats.vulkan_failed += 1;
-                        return None;
-                    }
-                }
+        let buffer = match self.imports.get(&id).map(|import| import.memory) {
+            Some(ImportedMemory::Images(planes)) => {
+                self.sample_planes(slot, planes, format, (w, h), dmabuf.y_inverted());
+                return Some(());
             }
+            Some(ImportedMemory::Buffer(buffer)) => buffer,
+            None => match self.import_dmabuf_images(importer, dmabuf, format, (w, h)) {
+                Ok(planes) => {
+                    tracing::info!(
+                        "DMA-BUF: zero-copy Vulkan import succeeded for {w}x{h} buffer (fourcc: {}, {} image plane(s), modifier 0x{:016x})",
+                        crate::dmabuf::protocol::fourcc_hex(format.fourcc),
+                        planes.len(),
+                        u64::from(dmabuf.format().modifier)
+                    );
+                    stats.vulkan_image += 1;
+                    self.imports
+                        .insert(id, Import { memory: ImportedMemory::Images(planes.clone()), host_range: None });
+                    self.sample_planes(slot, planes, format, (w, h), dmabuf.y_inverted());
+                    return Some(());
+                }
+                // Only the texture unit knows a tiled layout: no other step can read one.
+                Err(err) if u64::from(dmabuf.format().modifier) != crate::dmabuf::params::MODIFIER_LINEAR => {
+                    tracing::warn!(
+                        "DMA-BUF: Vulkan image import of a tiled buffer failed; it cannot be shown: {err:#}"
+                    );
+                    stats.vulkan_failed += 1;
+                    return None;
+                }
+                Err(err) => {
+                    if importer.has_image_step() {
+                        tracing::info!("DMA-BUF: VkImage import refused, trying a VkBuffer: {err:#}");
+                    }
+                    self.import_dmabuf_buffer(importer, id, dmabuf, format, (w, h), stats)?
+                }
+            },
         };
         // Every plane's last byte must lie inside the (word-rounded) imported range.
         let mut planes = [[0u32; 4]; 3];
@@ -279,6 +282,104 @@ impl Renderer {
         Some(())
     }
 
+    /// Step 1: every plane as an image of its texel format with the buffer's modifier
+    /// and the plane's offset and stride, aliasing the client's memory.
+    #[cfg(feature = "dmabuf-vulkan")]
+    fn import_dmabuf_images(
+        &self,
+        importer: &super::vulkan::VulkanImporter,
+        dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
+        format: &crate::dmabuf::formats::DmabufFormat,
+        (w, h): (u32, u32),
+    ) -> anyhow::Result<Vec<wgpu::Texture>> {
+        let modifier = u64::from(dmabuf.format().modifier);
+        let planes = dmabuf.handles().zip(dmabuf.offsets()).zip(dmabuf.strides()).zip(format.planes);
+        planes
+            .map(|(((fd, offset), stride), layout)| {
+                let (width, height) = layout.size(w, h);
+                let plane =
+                    super::vulkan::ImagePlane { format: layout.texture, width, height, offset, stride, modifier };
+                importer.import_dmabuf_image(&self.device, fd, plane)
+            })
+            .collect()
+    }
+
+    /// Step 2: the dma-buf's memory as one buffer the shader reads every plane from.
+    #[cfg(feature = "dmabuf-vulkan")]
+    fn import_dmabuf_buffer(
+        &self,
+        importer: &super::vulkan::VulkanImporter,
+        id: smithay::reexports::wayland_server::backend::ObjectId,
+        dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
+        format: &crate::dmabuf::formats::DmabufFormat,
+        (w, h): (u32, u32),
+        stats: &mut ImportStats,
+    ) -> Option<wgpu::Buffer> {
+        if !importer.dmabuf_buffers {
+            return None;
+        }
+        // One buffer holds every plane: planes must share the fd (the usual layout of
+        // multi-plane memfd and GPU buffers); otherwise the CPU path takes it.
+        let mut handles = dmabuf.handles();
+        let first = handles.next()?;
+        let same_file = |fd: std::os::fd::BorrowedFd<'_>| {
+            let (a, b) = (rustix::fs::fstat(first).ok()?, rustix::fs::fstat(fd).ok()?);
+            Some((a.st_dev, a.st_ino) == (b.st_dev, b.st_ino))
+        };
+        if !handles.all(|fd| same_file(fd) == Some(true)) {
+            return None;
+        }
+        let result = crate::dmabuf::fd_size(first)
+            .filter(|&size| size <= self.device.limits().max_storage_buffer_binding_size)
+            .ok_or_else(|| anyhow::anyhow!("buffer too large to bind"))
+            .and_then(|size| importer.import_dmabuf(&self.device, first, size));
+        match result {
+            Ok(buffer) => {
+                tracing::info!(
+                    "DMA-BUF: zero-copy Vulkan import succeeded for {w}x{h} buffer (fourcc: {}, read in place as a buffer)",
+                    crate::dmabuf::protocol::fourcc_hex(format.fourcc)
+                );
+                stats.vulkan_buffer += 1;
+                let memory = super::buffer_source::ImportedMemory::Buffer(buffer.clone());
+                self.imports.insert(id, super::buffer_source::Import { memory, host_range: None });
+                Some(buffer)
+            }
+            Err(err) => {
+                tracing::info!("DMA-BUF: Vulkan import failed, falling back to CPU copy: {err:#}");
+                stats.vulkan_failed += 1;
+                None
+            }
+        }
+    }
+
+    /// Points `slot` at the imported images of a buffer's planes (ladder step 1); the
+    /// slot keeps the commit it held.
+    #[cfg(feature = "dmabuf-vulkan")]
+    fn sample_planes(
+        &self,
+        slot: &mut Option<SurfaceTexture>,
+        planes: Vec<wgpu::Texture>,
+        format: &crate::dmabuf::formats::DmabufFormat,
+        size: (u32, u32),
+        y_invert: bool,
+    ) {
+        let views: Vec<wgpu::TextureView> = planes.iter().map(|t| t.create_view(&Default::default())).collect();
+        let bind_group = super::plane_bind_group(&self.device, &self.texture_layout, &views, self.no_words.as_ref());
+        let commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
+        *slot = Some(SurfaceTexture {
+            planes,
+            buffer_planes: None,
+            client_memory: true,
+            host_range: None,
+            bind_group,
+            mode: format.mode,
+            opaque: format.opaque,
+            size,
+            y_invert,
+            commit,
+        });
+    }
+
     /// Points `slot` at planes the shader reads from the imported `buffer` (ladder
     /// steps 2 and 3); the slot keeps the commit it held.
     #[cfg(feature = "dmabuf-vulkan")]
@@ -293,6 +394,7 @@ impl Renderer {
         let commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
         *slot = Some(SurfaceTexture {
             planes: Vec::new(),
+            client_memory: true,
             buffer_planes: Some(source.planes),
             bind_group,
             mode: source.mode,
@@ -324,6 +426,10 @@ impl Renderer {
         slot: &mut Option<SurfaceTexture>,
         stats: &mut ImportStats,
     ) -> Option<Vec<(u32, u32)>> {
+        // The CPU reads rows; a tiled layout is not rows.
+        if u64::from(dmabuf.format().modifier) != crate::dmabuf::params::MODIFIER_LINEAR {
+            return None;
+        }
         let format = dmabuf_format(dmabuf.format().code as u32)?;
         let size = dmabuf.size();
         let (w, h) = (u32::try_from(size.w).ok()?, u32::try_from(size.h).ok()?);
@@ -374,7 +480,7 @@ impl Renderer {
     ) -> Vec<(u32, u32)> {
         let (w, h) = shape.size;
         let fits = slot.as_ref().is_some_and(|t| {
-            t.buffer_planes.is_none()
+            !t.client_memory
                 && t.size == shape.size
                 && t.mode == shape.mode
                 && t.planes.len() == shape.planes.len()
@@ -408,6 +514,7 @@ impl Renderer {
         *slot = Some(SurfaceTexture {
             planes,
             buffer_planes: None,
+            client_memory: false,
             bind_group,
             mode: shape.mode,
             opaque: shape.opaque,

@@ -1,6 +1,7 @@
 //! The Vulkan steps of the import ladder (`dmabuf-vulkan` feature), on wgpu's
 //! own VkDevice so that the renderer samples imported memory itself.
 //!
+//! Step 1 (`image`) imports each plane as a VkImage by its DRM modifier.
 //! Step 2 of the ladder lives here: a DMA-BUF fd is imported as the memory of
 //! a VkBuffer (VK_EXT_external_memory_dma_buf), wrapped as a wgpu storage
 //! buffer, and read by the fragment shader with the client's own offsets and
@@ -8,12 +9,19 @@
 //! the client's buffer. Step 3 does the same for wl_shm: the pool's mapping is
 //! imported as a host pointer (VK_EXT_external_memory_host).
 
+mod image;
+
+pub use image::ImagePlane;
+
+use std::collections::HashMap;
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use anyhow::{anyhow, bail, Context};
 use ash::vk;
 use wgpu::hal::api::Vulkan;
+
+use crate::dmabuf::params::MODIFIER_LINEAR;
 
 /// Device extensions the ladder uses, enabled on wgpu's device where present.
 const WANTED_EXTENSIONS: [&CStr; 6] = [
@@ -72,8 +80,9 @@ pub struct VulkanImporter {
     memory_types: Vec<vk::MemoryType>,
     /// Step 2 is live: the device imports dma-buf fds.
     pub dmabuf_buffers: bool,
-    /// The driver can import tiled images by modifier (step 1; not used yet).
-    pub drm_modifiers: bool,
+    /// Step 1: the modifiers each plane texel format can be imported and sampled with
+    /// (empty without VK_EXT_image_drm_format_modifier or dma-buf import).
+    modifiers: HashMap<wgpu::TextureFormat, Vec<u64>>,
     /// Step 3 is live: the device imports host pointers (wl_shm mappings).
     pub host_pointers: bool,
 }
@@ -100,14 +109,20 @@ impl VulkanImporter {
             unsafe { instance.get_physical_device_properties2(physical, &mut properties2) };
         }
         let external_host = ash::ext::external_memory_host::Device::new(instance, &raw);
+        let dmabuf_buffers = has(ash::khr::external_memory_fd::NAME) && has(ash::ext::external_memory_dma_buf::NAME);
+        let modifiers = if dmabuf_buffers && has(ash::ext::image_drm_format_modifier::NAME) {
+            image::sampleable_modifiers(instance, physical)
+        } else {
+            HashMap::new()
+        };
         Some(Self {
             device: raw,
             external_fd,
             external_host,
             host_alignment: host_properties.min_imported_host_pointer_alignment.max(1),
             memory_types,
-            dmabuf_buffers: has(ash::khr::external_memory_fd::NAME) && has(ash::ext::external_memory_dma_buf::NAME),
-            drm_modifiers: has(ash::ext::image_drm_format_modifier::NAME),
+            dmabuf_buffers,
+            modifiers,
             host_pointers,
         })
     }
@@ -218,25 +233,52 @@ impl VulkanImporter {
         if requirements.size > size.next_multiple_of(requirements.alignment.max(1)) {
             bail!("the buffer needs {} bytes, the dma-buf has {size}", requirements.size);
         }
+        let dedicated = vk::MemoryDedicatedAllocateInfo::default().buffer(buffer);
+        let memory = self.import_dmabuf_memory(fd, requirements.size, index, dedicated)?;
+        self.bind(buffer, memory)
+    }
+
+    /// Imports the dma-buf `fd` as `size` bytes of memory of type `index`, dedicated to
+    /// one buffer or image.
+    fn import_dmabuf_memory(
+        &self,
+        fd: OwnedFd,
+        size: u64,
+        index: u32,
+        mut dedicated: vk::MemoryDedicatedAllocateInfo<'_>,
+    ) -> anyhow::Result<vk::DeviceMemory> {
+        let available = crate::dmabuf::fd_size(fd.as_fd()).unwrap_or(0);
+        if size > available {
+            bail!("the import needs {size} bytes, the dma-buf has {available}");
+        }
+        let identity = rustix::fs::fstat(&fd).map(|s| (s.st_dev, s.st_ino)).ok();
         let raw_fd = fd.into_raw_fd();
         let mut import =
             vk::ImportMemoryFdInfoKHR::default().handle_type(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT).fd(raw_fd);
-        let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().buffer(buffer);
         let allocate = vk::MemoryAllocateInfo::default()
-            .allocation_size(requirements.size)
+            .allocation_size(size)
             .memory_type_index(index)
             .push_next(&mut import)
             .push_next(&mut dedicated);
-        // SAFETY: on success Vulkan owns raw_fd; on failure it does not, and we close it.
-        let memory = match unsafe { self.device.allocate_memory(&allocate, None) } {
-            Ok(memory) => memory,
+        // SAFETY: on success Vulkan owns raw_fd; on failure see below.
+        match unsafe { self.device.allocate_memory(&allocate, None) } {
+            Ok(memory) => Ok(memory),
             Err(e) => {
-                // SAFETY: raw_fd is ours again after a failed import.
-                drop(unsafe { OwnedFd::from_raw_fd(raw_fd) });
+                // The spec gives the fd back on failure, but some drivers (lavapipe) close
+                // it anyway: close it only if that number still names the same file.
+                let same = rustix::fs::fstat(
+                    // SAFETY: only a query; the number is not kept.
+                    unsafe { BorrowedFd::borrow_raw(raw_fd) },
+                )
+                .map(|s| (s.st_dev, s.st_ino))
+                .ok();
+                if same.is_some() && same == identity {
+                    // SAFETY: the fd is still open, ours, and owned by no one else.
+                    drop(unsafe { OwnedFd::from_raw_fd(raw_fd) });
+                }
                 bail!("vkAllocateMemory (dma-buf import): {e}");
             }
-        };
-        self.bind(buffer, memory)
+        }
     }
 
     /// Allocates device memory over `len` bytes of our address space at `ptr` (host types
@@ -307,14 +349,42 @@ impl VulkanImporter {
         Ok(memory)
     }
 
+    /// Step 1 is live.
+    pub fn has_image_step(&self) -> bool {
+        !self.modifiers.is_empty()
+    }
+
+    /// The (fourcc, modifier) pairs beyond LINEAR that step 1 reads in place: for RGB
+    /// formats of one plane whose texel format has the modifier. Other formats' planes are
+    /// sampled as reinterpreted texels (YUYV as RGBA8, say), where a tiled layout of the
+    /// texel format need not be the layout of the format itself.
+    pub fn tiled_format_modifiers(&self) -> Vec<(u32, u64)> {
+        use crate::render::formats::SampleMode;
+        crate::dmabuf::formats::DMABUF_FORMATS
+            .iter()
+            .filter(|f| matches!(f.mode, SampleMode::Direct | SampleMode::SwapRedBlue) && f.planes.len() == 1)
+            .flat_map(|f| {
+                let texel = f.planes[0].texture;
+                self.modifiers
+                    .get(&texel)
+                    .into_iter()
+                    .flatten()
+                    .filter(|&&m| m != MODIFIER_LINEAR)
+                    .map(move |&m| (f.fourcc as u32, m))
+            })
+            .collect()
+    }
+
     /// The ladder's steps and whether each is live, for the start-up log.
     pub fn describe(&self) -> String {
-        let yes_no = |b: bool| if b { "yes" } else { "no" };
         [
-            format!(
-                "1 dma-buf -> VkImage by modifier: not implemented (driver has the modifier extension: {})",
-                yes_no(self.drm_modifiers)
-            ),
+            if self.modifiers.is_empty() {
+                "1 dma-buf -> VkImage by modifier: unavailable (no VK_EXT_image_drm_format_modifier with dma-buf import)"
+                    .to_string()
+            } else {
+                let tiled = self.tiled_format_modifiers().len();
+                format!("1 dma-buf -> VkImage by modifier: live ({tiled} tiled format/modifier pairs offered)")
+            },
             if self.dmabuf_buffers {
                 "2 dma-buf -> VkBuffer sampled in place: live".to_string()
             } else {

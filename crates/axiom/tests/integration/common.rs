@@ -86,10 +86,18 @@ pub fn import_stats(compositor: &axiom_testclient::Compositor) -> std::collectio
     }
 }
 
-/// Whether the compositor reported the Vulkan ladder's buffer step (2) live: built with
-/// `dmabuf-vulkan` on a driver that imports dma-bufs (lavapipe does; NVIDIA does not).
-pub fn vulkan_buffer_step_live(compositor: &axiom_testclient::Compositor) -> bool {
-    compositor.log().contains("2 dma-buf -> VkBuffer sampled in place: live")
+/// The import counter of the Vulkan step that takes a LINEAR dma-buf: step 1 (an
+/// image by modifier) where it is live, else step 2 (a buffer read in place); None
+/// where neither is (the default build, or no dma-buf import in the driver).
+pub fn dmabuf_vulkan_counter(compositor: &axiom_testclient::Compositor) -> Option<&'static str> {
+    let log = compositor.log();
+    if log.contains("1 dma-buf -> VkImage by modifier: live") {
+        Some("vulkan_image")
+    } else if log.contains("2 dma-buf -> VkBuffer sampled in place: live") {
+        Some("vulkan_buffer")
+    } else {
+        None
+    }
 }
 
 /// A well-behaved client whose window covers the whole output in one colour:

@@ -330,17 +330,13 @@ fn sigusr1_prints_import_counters() {
     let get = |k: &str| stats.get(k).copied();
     assert_eq!((get("created"), get("failed"), get("cpu_skipped")), (Some(1), Some(0), Some(0)), "{stats:?}");
     // The sealed memfd takes the Vulkan step where it is live, the CPU step otherwise.
-    if crate::common::vulkan_buffer_step_live(&compositor) {
-        assert_eq!(
-            (get("vulkan_buffer"), get("cpu_imports"), get("cpu_bytes")),
-            (Some(1), Some(0), Some(0)),
-            "{stats:?}"
-        );
+    if let Some(step) = crate::common::dmabuf_vulkan_counter(&compositor) {
+        assert_eq!((get(step), get("cpu_imports"), get("cpu_bytes")), (Some(1), Some(0), Some(0)), "{stats:?}");
     } else {
         // 16 rows of 128 bytes.
         assert_eq!(
-            (get("vulkan_buffer"), get("cpu_imports"), get("cpu_bytes")),
-            (Some(0), Some(1), Some(2048)),
+            (get("vulkan_image"), get("vulkan_buffer"), get("cpu_imports"), get("cpu_bytes")),
+            (Some(0), Some(0), Some(1), Some(2048)),
             "{stats:?}"
         );
     }
