@@ -44,10 +44,23 @@ use axiom_formats::image::{Format32, Image};
 /// How long any single wait may take before the test fails with a message.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
 
+/// An event whose order relative to others a test checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arrival {
+    Released(ObjectId),
+    Presented(ObjectId),
+}
+
 /// A presentation-feedback outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presented {
-    Presented { time: Duration, refresh_ns: u32, seq: u64 },
+    /// `flags`: the wp_presentation_feedback kind bits.
+    Presented {
+        time: Duration,
+        refresh_ns: u32,
+        seq: u64,
+        flags: u32,
+    },
     Discarded,
 }
 
@@ -59,6 +72,8 @@ pub struct State {
     released: HashSet<ObjectId>,
     frames: HashMap<ObjectId, CaptureState>,
     feedback: HashMap<ObjectId, Presented>,
+    /// Buffer releases and presentation feedback events, in the order they came.
+    arrivals: Vec<Arrival>,
     output_size: Option<(i32, i32)>,
     presentation_clock: Option<u32>,
     pub(crate) dmabuf: crate::dmabuf::DmabufEvents,
@@ -392,6 +407,11 @@ impl TestClient {
         self.presentation.feedback(surface, &self.qh, ())
     }
 
+    /// Buffer releases and presentations so far, in the order they arrived.
+    pub fn arrivals(&self) -> &[Arrival] {
+        &self.state.arrivals
+    }
+
     /// Waits until every feedback in `feedbacks` is presented or discarded.
     pub fn wait_for_feedback(&mut self, feedbacks: &[WpPresentationFeedback]) -> anyhow::Result<Vec<Presented>> {
         let ids: Vec<ObjectId> = feedbacks.iter().map(|f| f.id()).collect();
@@ -502,6 +522,7 @@ impl Dispatch<WlBuffer, ()> for State {
     ) {
         if let wl_buffer::Event::Release = event {
             state.released.insert(buffer.id());
+            state.arrivals.push(Arrival::Released(buffer.id()));
         }
     }
 }
@@ -548,18 +569,22 @@ impl Dispatch<WpPresentationFeedback, ()> for State {
                 refresh,
                 seq_hi,
                 seq_lo,
-                ..
+                flags,
             } => {
                 let secs = (u64::from(tv_sec_hi) << 32) | u64::from(tv_sec_lo);
                 Presented::Presented {
                     time: Duration::new(secs, tv_nsec),
                     refresh_ns: refresh,
                     seq: (u64::from(seq_hi) << 32) | u64::from(seq_lo),
+                    flags: flags.into(),
                 }
             }
             wp_presentation_feedback::Event::Discarded => Presented::Discarded,
             _ => return,
         };
+        if matches!(result, Presented::Presented { .. }) {
+            state.arrivals.push(Arrival::Presented(feedback.id()));
+        }
         state.feedback.insert(feedback.id(), result);
     }
 }

@@ -33,8 +33,12 @@ impl Axiom {
                 );
             }
             self.update_scanout_feedback();
+        }
+        // On a display, the feedback goes with the frame and is sent when its flip completes.
+        let mut feedback = Some(feedback);
+        if redraw {
             // A client buffer on the display plane needs no composition.
-            direct = self.try_direct_scanout();
+            direct = self.try_direct_scanout(&mut feedback);
             self.needs_redraw = false;
         }
         // Compose for the screen, or for screencopy when the output texture lacks the frame on screen.
@@ -46,21 +50,23 @@ impl Axiom {
         }
         if redraw && !direct {
             self.renderer.present();
-            if let Some(kms) = self.kms.as_mut() {
-                kms.show(&mut self.renderer);
+            if let (Some(kms), Some(feedback)) = (self.kms.as_mut(), feedback.take()) {
+                kms.show(&mut self.renderer, feedback);
             }
         }
 
         self.answer_captures(damage, vblank);
 
         if redraw {
-            self.frame_seq += 1;
-            feedback.presented::<_, Monotonic>(
-                vblank,
-                Refresh::Fixed(self.vblank.interval),
-                self.frame_seq,
-                wp_presentation_feedback::Kind::Vsync | wp_presentation_feedback::Kind::HwCompletion,
-            );
+            if let Some(mut feedback) = feedback {
+                self.frame_seq += 1;
+                feedback.presented::<_, Monotonic>(
+                    vblank,
+                    Refresh::Fixed(self.vblank.interval),
+                    self.frame_seq,
+                    wp_presentation_feedback::Kind::Vsync | wp_presentation_feedback::Kind::HwCompletion,
+                );
+            }
             let output = self.output.clone();
             for window in self.space.elements() {
                 window.send_frame(&output, vblank, Some(self.vblank.interval), |_, _| Some(output.clone()));

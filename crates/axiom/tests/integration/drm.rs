@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use axiom_testclient::client::Presented;
 use axiom_testclient::dmabuf::{udmabuf, Created, Plane};
 use axiom_testclient::image::{test_pattern, Format32};
 use axiom_testclient::memfd::SharedMemory;
@@ -321,4 +322,145 @@ fn a_write_fence_is_waited_for_boundedly_through_the_sync_file() {
     wait_on_crtc(&compositor, "drm-vgem-signalled", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, blue));
     let stats = import_stats(&compositor);
     assert_eq!(stats.get("sync_timeouts"), Some(&1), "no wait for a signalled fence: {stats:?}");
+}
+
+/// wp_presentation_feedback kind bits.
+const VSYNC: u32 = 0x1;
+const HW_CLOCK: u32 = 0x2;
+const HW_COMPLETION: u32 = 0x4;
+const ZERO_COPY: u32 = 0x8;
+
+/// A process that opens the KMS device (not as master) to read its vblank counter.
+struct Card(std::fs::File);
+
+impl AsFd for Card {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+impl smithay::reexports::drm::Device for Card {}
+impl smithay::reexports::drm::control::Device for Card {}
+
+/// The CRTC's vblank counter now, and the time of its last vblank (CLOCK_MONOTONIC).
+fn last_vblank(card: &Card) -> (u64, Duration) {
+    use smithay::reexports::drm::{VblankWaitFlags, VblankWaitTarget};
+    let reply = smithay::reexports::drm::Device::wait_vblank(
+        card,
+        VblankWaitTarget::Relative(0),
+        VblankWaitFlags::empty(),
+        0,
+        0,
+    )
+    .expect("DRM_IOCTL_WAIT_VBLANK on the first CRTC");
+    (reply.frame().into(), reply.time().expect("a vblank time"))
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn presentation_feedback_carries_the_kernels_flip_time_and_sequence() {
+    let compositor = start_drm();
+    let mut client = compositor.connect().unwrap();
+    let window = client.create_window("presented").unwrap();
+    let buffers: Vec<_> = [Rgba::opaque(10, 20, 30), Rgba::opaque(30, 20, 10)]
+        .iter()
+        .map(|&c| client.create_buffer(&Image::solid(64, 64, c), Format32::Xrgb8888, 256, 0xff).unwrap())
+        .collect();
+    let mut feedbacks = Vec::new();
+    for i in 0..8 {
+        feedbacks.push(client.request_feedback(&window.surface));
+        client.present(&window.surface, &buffers[i % 2]).unwrap();
+    }
+    let results = client.wait_for_feedback(&feedbacks).unwrap();
+    let card = Card(std::fs::File::open(CARD).unwrap());
+    let (now_seq, now_time) = last_vblank(&card);
+
+    let mut presented = Vec::new();
+    for result in results {
+        // A frame replaced while it waited for a flip is discarded: that is rare (the
+        // repaint timer and the vblank drift apart), and the others must still be right.
+        let Presented::Presented { time, refresh_ns, seq, flags } = result else { continue };
+        assert_eq!(flags & (VSYNC | HW_CLOCK | HW_COMPLETION), VSYNC | HW_CLOCK | HW_COMPLETION, "flags {flags:#x}");
+        assert_eq!(flags & ZERO_COPY, 0, "composed frames are copies: {flags:#x}");
+        presented.push((seq, time, refresh_ns));
+    }
+    // Each frame's time and sequence are those of a real vblank of the CRTC: counted back
+    // from the kernel's last vblank, whole refresh intervals apart. A timer of our own
+    // would keep neither the kernel's counter nor its phase.
+    for &(seq, time, refresh_ns) in &presented {
+        assert!(
+            seq <= now_seq && time <= now_time,
+            "frame {seq} at {time:?} after the last vblank {now_seq} at {now_time:?}"
+        );
+        let frames = (now_seq - seq) as u32;
+        let expected = now_time - Duration::from_nanos(u64::from(refresh_ns)) * frames;
+        let error = if expected > time { expected - time } else { time - expected };
+        assert!(
+            error < Duration::from_micros(50) + Duration::from_micros(2) * frames,
+            "frame {seq} at {time:?}: {frames} vblanks before {now_seq} at {now_time:?} is {expected:?}\n{presented:?}"
+        );
+    }
+    assert!(presented.len() >= 4, "most frames are shown: {presented:?}");
+    assert!(presented.windows(2).all(|w| w[0].0 < w[1].0), "one flip per frame: {presented:?}");
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn a_scanned_out_buffer_is_released_only_after_the_flip_that_replaces_it() {
+    use axiom_testclient::client::Arrival;
+    use wayland_client::Proxy;
+    let compositor = start_drm();
+    let mut client = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut client);
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let window = client.create_window("fullscreen").unwrap();
+    client.set_fullscreen(&window).unwrap();
+    let images = [test_pattern(width, height), Image::solid(width, height, Rgba::opaque(200, 40, 40))];
+    let mut memory = Vec::new();
+    let buffers: Vec<WlBuffer> = images
+        .iter()
+        .map(|image| {
+            let (pages, fd) = udmabuf_of(image);
+            let plane = Plane { fd: fd.as_fd(), offset: 0, stride: width * 4, modifier: 0 };
+            let params = client.dmabuf_params(&dmabuf, &[plane]);
+            let created = client.dmabuf_create(&params, width as i32, height as i32, Fourcc::Xrgb8888 as u32).unwrap();
+            let Created::Buffer(buffer) = created else { panic!("the udmabuf was refused\n{}", compositor.log()) };
+            memory.push((pages, fd));
+            buffer
+        })
+        .collect();
+    let (a, b) = (&buffers[0], &buffers[1]);
+
+    // A goes on the plane as it is.
+    for _ in 0..2 {
+        window.surface.attach(Some(a), 0, 0);
+        window.surface.damage_buffer(0, 0, width as i32, height as i32);
+        client.commit_and_wait_frame(&window.surface).unwrap();
+    }
+    wait_on_crtc(&compositor, "drm-release-a", |shot| *shot == images[0]);
+    assert!(compositor.log().contains("direct scanout: on"), "{}", compositor.log());
+
+    // B replaces it. A may be written again only once the display has stopped reading
+    // it: its release must come after B's flip, which B's presentation reports.
+    let feedback = client.request_feedback(&window.surface);
+    window.surface.attach(Some(b), 0, 0);
+    window.surface.damage_buffer(0, 0, width as i32, height as i32);
+    client.commit_and_wait_frame(&window.surface).unwrap();
+    let [result] = client.wait_for_feedback(&[feedback.clone()]).unwrap()[..] else { unreachable!() };
+    let Presented::Presented { flags, .. } = result else { panic!("B was discarded") };
+    assert_ne!(flags & ZERO_COPY, 0, "B was scanned out as it is: {flags:#x}");
+    let deadline = Instant::now() + LIMIT;
+    let released = Arrival::Released(a.id());
+    while !client.arrivals().contains(&released) {
+        assert!(Instant::now() < deadline, "A was never released: {:?}", client.arrivals());
+        std::thread::sleep(Duration::from_millis(10));
+        client.roundtrip().unwrap();
+    }
+    let arrivals = client.arrivals();
+    let position = |arrival: &Arrival| arrivals.iter().position(|a| a == arrival);
+    assert!(
+        position(&Arrival::Presented(feedback.id())) < position(&released),
+        "A was released before B's flip: {arrivals:?}"
+    );
+    wait_on_crtc(&compositor, "drm-release-b", |shot| *shot == images[1]);
+    drop(memory);
 }

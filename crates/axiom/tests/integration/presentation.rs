@@ -34,7 +34,7 @@ fn presentation_timestamps_increase_at_the_refresh_interval() {
     let mut seqs = Vec::new();
     for result in &results {
         match *result {
-            Presented::Presented { time, refresh_ns: r, seq } => {
+            Presented::Presented { time, refresh_ns: r, seq, .. } => {
                 assert_eq!(r, refresh_ns, "refresh {r} ns, want {refresh_ns}");
                 assert!(
                     time <= now && now - time < std::time::Duration::from_secs(60),

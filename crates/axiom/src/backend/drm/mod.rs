@@ -5,7 +5,9 @@
 //!
 //! Each frame is composed by the renderer as on every backend and copied into
 //! the back buffer, unless a fullscreen client's dma-buf goes on the plane
-//! as it is (`scanout.rs`).
+//! as it is (`scanout.rs`). A frame's presentation feedback is sent when its
+//! flip completes, with the kernel's vblank time and sequence; a client buffer
+//! on the plane is released only once another frame has replaced it there.
 
 mod input;
 mod scanout;
@@ -13,14 +15,20 @@ mod scanout;
 use std::path::{Path, PathBuf};
 
 use smithay::backend::drm::{DrmDevice, DrmDeviceFd, DrmEvent, DrmNode, DrmSurface, NodeType, PlaneConfig, PlaneState};
+use smithay::backend::drm::{DrmEventMetadata as EventMetadata, DrmEventTime as DrmTime};
+use smithay::backend::renderer::utils::Buffer;
 use smithay::backend::session::libseat::LibSeatSession;
 use smithay::backend::session::{Event as SessionEvent, Session};
+use smithay::desktop::utils::OutputPresentationFeedback;
 use smithay::reexports::drm::buffer::{Buffer as _, DrmFourcc};
 use smithay::reexports::drm::control::{
     connector, crtc, dumbbuffer::DumbBuffer, framebuffer, Device as _, Mode, ModeTypeFlags,
 };
 use smithay::reexports::rustix::fs::OFlags;
-use smithay::utils::{DeviceFd, Rectangle, Transform};
+use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback::Kind;
+use smithay::utils::{DeviceFd, Monotonic, Rectangle, Transform};
+use smithay::wayland::presentation::Refresh;
+use std::time::Duration;
 
 use crate::cli::Options;
 use crate::render::Renderer;
@@ -55,6 +63,10 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     state.dmabuf_state.set_main_device(main_device(&fd), &path.display().to_string());
     let mut libinput = input::start(&session, &seat, &event_loop.handle())?;
     let mut kms = KmsOutput::new(device, fd, surface, (width.into(), height.into()), session)?;
+    let refresh_mhz = smithay::output::Mode::from(output.mode).refresh;
+    if refresh_mhz > 0 {
+        kms.refresh = Duration::from_nanos(1_000_000_000_000 / refresh_mhz as u64);
+    }
     let display_device = kms.fd.dev_id().unwrap_or_default();
     kms.scanout = scanout::Scanout::new(
         options.direct_scanout,
@@ -67,8 +79,8 @@ pub fn run(options: Options) -> anyhow::Result<()> {
 
     event_loop
         .handle()
-        .insert_source(vblanks, |event, _, state| match event {
-            DrmEvent::VBlank(_) => state.on_kms_vblank(),
+        .insert_source(vblanks, |event, meta, state| match event {
+            DrmEvent::VBlank(_) => state.on_kms_vblank(flip_time(meta)),
             DrmEvent::Error(err) => tracing::warn!("KMS device error: {err}"),
         })
         .map_err(|e| anyhow::anyhow!("vblank source: {e}"))?;
@@ -91,7 +103,9 @@ pub fn run(options: Options) -> anyhow::Result<()> {
                         tracing::warn!("cannot take the input devices back");
                     }
                     // A flip queued before the pause never completes: start over with a modeset.
-                    kms.flip_pending = false;
+                    if let Some(mut lost) = kms.flipping.take() {
+                        lost.feedback.discarded();
+                    }
                     kms.needs_modeset = true;
                     state.schedule_repaint();
                 }
@@ -215,13 +229,40 @@ fn main_device(fd: &DrmDeviceFd) -> u64 {
         .map_or(dev, |render| render.dev_id())
 }
 
-/// What the next flip puts on the primary plane.
+/// What a flip puts on the primary plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Frame {
     /// The output texture, copied into a dumb buffer.
     Composed,
     /// A client's dma-buf as it is.
     Client(framebuffer::Handle),
+}
+
+/// A frame on its way to the screen, with what waits for it to get there.
+struct QueuedFrame {
+    frame: Frame,
+    /// The presentation feedback of the surfaces it shows.
+    feedback: OutputPresentationFeedback,
+    /// For a client framebuffer: the client's buffer, kept (unreleased) while the
+    /// display may read it.
+    buffer: Option<Buffer>,
+}
+
+/// When a flip completed: (time on CLOCK_MONOTONIC, the CRTC's vblank sequence).
+pub type FlipTime = (Duration, u64);
+
+/// The flip's time from the event, on the clock of wp_presentation.
+fn flip_time(meta: &Option<EventMetadata>) -> Option<FlipTime> {
+    let meta = meta.as_ref()?;
+    let time = match meta.time {
+        DrmTime::Monotonic(time) => time,
+        // Kernels without monotonic timestamps: move the realtime stamp onto the monotonic clock.
+        DrmTime::Realtime(time) => {
+            let ago = std::time::SystemTime::now().duration_since(time).unwrap_or_default();
+            Duration::from(smithay::utils::Clock::<Monotonic>::new().now()).saturating_sub(ago)
+        }
+    };
+    Some((time, meta.sequence.into()))
 }
 
 /// The output on a CRTC: two dumb buffers for composed frames, and client
@@ -236,10 +277,14 @@ pub struct KmsOutput {
     front: usize,
     /// The framebuffer of the last flip (on screen, or about to be).
     shown: Option<framebuffer::Handle>,
-    /// A flip is queued; the next one waits for its vblank.
-    flip_pending: bool,
+    /// The frame of the queued flip; the next one waits for its vblank.
+    flipping: Option<QueuedFrame>,
     /// A frame waiting for the pending flip to finish.
-    next: Option<Frame>,
+    next: Option<QueuedFrame>,
+    /// The client buffer on the plane now, if a client buffer is there.
+    on_screen: Option<Buffer>,
+    /// The output's refresh interval, for presentation feedback.
+    refresh: Duration,
     /// The next frame needs a full commit (first frame, or after a VT switch).
     needs_modeset: bool,
     pub(crate) scanout: scanout::Scanout,
@@ -269,8 +314,10 @@ impl KmsOutput {
             buffers,
             front: 1,
             shown: None,
-            flip_pending: false,
+            flipping: None,
             next: None,
+            on_screen: None,
+            refresh: Duration::from_secs(1) / 60,
             needs_modeset: true,
             scanout: Default::default(),
             session,
@@ -278,28 +325,41 @@ impl KmsOutput {
     }
 
     /// A new frame was composed: show it now, or at the vblank that ends the pending flip.
-    pub fn show(&mut self, renderer: &mut Renderer) {
-        self.next = Some(Frame::Composed);
-        self.flush(renderer);
+    pub fn show(&mut self, renderer: &mut Renderer, feedback: OutputPresentationFeedback) {
+        self.queue(QueuedFrame { frame: Frame::Composed, feedback, buffer: None }, renderer);
     }
 
-    fn show_client(&mut self, fb: framebuffer::Handle, renderer: &mut Renderer) {
-        self.next = Some(Frame::Client(fb));
+    fn show_client(
+        &mut self,
+        fb: framebuffer::Handle,
+        buffer: Buffer,
+        renderer: &mut Renderer,
+        feedback: OutputPresentationFeedback,
+    ) {
+        self.queue(QueuedFrame { frame: Frame::Client(fb), feedback, buffer: Some(buffer) }, renderer);
+    }
+
+    fn queue(&mut self, frame: QueuedFrame, renderer: &mut Renderer) {
+        // A frame still waiting is replaced before it was ever shown.
+        if let Some(mut superseded) = self.next.replace(frame) {
+            superseded.feedback.discarded();
+        }
         self.flush(renderer);
     }
 
     /// Queues the waiting frame unless a flip is still pending.
     fn flush(&mut self, renderer: &mut Renderer) {
-        if self.flip_pending {
+        if self.flipping.is_some() {
             return;
         }
-        let Some(frame) = self.next.take() else { return };
-        let fb = match frame {
+        let Some(mut queued) = self.next.take() else { return };
+        let fb = match queued.frame {
             Frame::Client(fb) => fb,
             Frame::Composed => {
                 let back = 1 - self.front;
                 if let Err(err) = self.fill(back, renderer) {
                     tracing::warn!("cannot copy the frame into the scanout buffer: {err:#}");
+                    queued.feedback.discarded();
                     return;
                 }
                 self.front = back;
@@ -307,17 +367,20 @@ impl KmsOutput {
             }
         };
         let plane = self.primary_plane(fb);
-        let queued =
+        let committed =
             if self.needs_modeset { self.surface.commit([plane], true) } else { self.surface.page_flip([plane], true) };
-        match queued {
+        match committed {
             Ok(()) => {
                 if std::mem::take(&mut self.needs_modeset) {
                     tracing::info!("KMS: mode set, first frame on screen");
                 }
                 self.shown = Some(fb);
-                self.flip_pending = true;
+                self.flipping = Some(queued);
             }
-            Err(err) => tracing::warn!("KMS: page flip failed: {err}"),
+            Err(err) => {
+                tracing::warn!("KMS: page flip failed: {err}");
+                queued.feedback.discarded();
+            }
         }
     }
 
@@ -358,12 +421,31 @@ impl Drop for KmsOutput {
 }
 
 impl Axiom {
-    /// The queued flip happened: a frame composed meanwhile goes on screen now.
-    fn on_kms_vblank(&mut self) {
+    /// The queued flip happened: its frame's surfaces learn when, the client buffer it
+    /// replaced on the plane is released, and a frame composed meanwhile goes on screen.
+    fn on_kms_vblank(&mut self, when: Option<FlipTime>) {
         let Some(kms) = self.kms.as_mut() else { return };
-        kms.flip_pending = false;
+        if let Some(mut flipped) = kms.flipping.take() {
+            let mut flags = Kind::Vsync | Kind::HwCompletion;
+            let (time, seq) = match when {
+                Some(when) => {
+                    flags |= Kind::HwClock;
+                    when
+                }
+                None => {
+                    self.frame_seq += 1;
+                    (smithay::utils::Clock::<Monotonic>::new().now().into(), self.frame_seq)
+                }
+            };
+            if matches!(flipped.frame, Frame::Client(_)) {
+                flags |= Kind::ZeroCopy;
+            }
+            flipped.feedback.presented::<_, Monotonic>(time, Refresh::Fixed(kms.refresh), seq, flags);
+            // Dropping the last reference releases the buffer that was on the plane until now.
+            kms.on_screen = flipped.buffer;
+        }
         kms.flush(&mut self.renderer);
-        let queued = match kms.next {
+        let queued = match kms.next.as_ref().map(|q| q.frame) {
             Some(Frame::Client(fb)) => Some(fb),
             _ => None,
         };

@@ -9,7 +9,8 @@ use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::allocator::format::FormatSet;
 use smithay::backend::allocator::{Buffer as _, Format, Fourcc, Modifier};
 use smithay::backend::drm::DrmDeviceFd;
-use smithay::backend::renderer::utils::with_renderer_surface_state;
+use smithay::backend::renderer::utils::{with_renderer_surface_state, Buffer};
+use smithay::desktop::utils::OutputPresentationFeedback;
 use smithay::reexports::drm::buffer::{Handle as GemHandle, PlanarBuffer};
 use smithay::reexports::drm::control::{framebuffer, Device as _, FbCmd2Flags};
 use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::TrancheFlags;
@@ -165,7 +166,7 @@ impl Axiom {
     /// The buffer of the topmost window when it can be shown as
     /// they are: a fullscreen toplevel covering the output with one opaque,
     /// output-sized dma-buf the plane lists, no subsurface, popup, scale or viewport.
-    fn scanout_candidate(&self) -> Result<(WlBuffer, Dmabuf), String> {
+    fn scanout_candidate(&self) -> Result<(Buffer, Dmabuf), String> {
         let window = self.space.elements().last().ok_or("no window")?;
         let toplevel = window.toplevel().ok_or("the top window is an X11 window")?;
         if !toplevel.current_state().states.contains(ToplevelState::Fullscreen) {
@@ -192,7 +193,7 @@ impl Axiom {
             if state.buffer_scale() != 1 || state.buffer_transform() != Transform::Normal {
                 return Err("the buffer is scaled or transformed".to_string());
             }
-            state.buffer().map(|b| WlBuffer::clone(b)).ok_or_else(|| "no buffer".to_string())
+            state.buffer().cloned().ok_or_else(|| "no buffer".to_string())
         })
         .ok_or("no buffer")??;
         let dmabuf = get_dmabuf(&buffer).map_err(|_| "the buffer is not a dma-buf".to_string())?.clone();
@@ -217,15 +218,16 @@ impl Axiom {
                 format.code, format.modifier
             ));
         }
-        if kms.scanout.refused.iter().any(|b| b.upgrade().is_ok_and(|b| b == buffer)) {
+        if kms.scanout.refused.iter().any(|b| b.upgrade().is_ok_and(|b| buffer == b)) {
             return Err("the plane refused this buffer before".into());
         }
         Ok((buffer, dmabuf))
     }
 
     /// Puts the fullscreen window's buffer on the primary plane if it can go
-    /// there as it is. True when it does: the frame needs no composition.
-    pub fn try_direct_scanout(&mut self) -> bool {
+    /// there as it is. True when it does: the frame needs no composition, and
+    /// takes `feedback` to send once it is on screen.
+    pub fn try_direct_scanout(&mut self, feedback: &mut Option<OutputPresentationFeedback>) -> bool {
         let Some(kms) = self.kms.as_ref() else { return false };
         if !kms.scanout.enabled || kms.needs_modeset {
             return false;
@@ -260,7 +262,8 @@ impl Axiom {
             dmabuf.format().code,
             u32::from(fb)
         ));
-        kms.show_client(fb, &mut self.renderer);
+        let Some(feedback) = feedback.take() else { return false };
+        kms.show_client(fb, buffer, &mut self.renderer, feedback);
         true
     }
 
