@@ -50,8 +50,10 @@ impl Axiom {
         }
         if redraw && !direct {
             self.renderer.present();
-            if let (Some(kms), Some(feedback)) = (self.kms.as_mut(), feedback.take()) {
-                kms.show(&mut self.renderer, feedback);
+            if let Some(kms) = self.kms.as_mut() {
+                if let Some(feedback) = feedback.take() {
+                    kms.show(&mut self.renderer, feedback);
+                }
             }
         }
 
