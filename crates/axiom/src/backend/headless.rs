@@ -93,7 +93,7 @@ fn start_xwayland(state: &mut Axiom) {
 /// on no socket: `run` adds the socket, an embedder (the WLCS module) inserts
 /// its clients itself. Drive it with `Axiom::after_dispatch` after each dispatch.
 pub fn init(options: &Options) -> anyhow::Result<(EventLoop<'static, Axiom>, Axiom)> {
-    init_output(options, ("HEADLESS-1", "Headless"), None)
+    init_output(options, ("HEADLESS-1", "Headless"), None, None)
 }
 
 /// `init` for any backend whose output the timer paces: `name` is the output's
@@ -102,13 +102,14 @@ pub(crate) fn init_output(
     options: &Options,
     (name, model): (&str, &str),
     window: Option<&WindowTarget>,
+    display_gpu: Option<&str>,
 ) -> anyhow::Result<(EventLoop<'static, Axiom>, Axiom)> {
     let (width, height) = options.size;
     let size = (width as i32, height as i32).into();
     let refresh_mhz = (options.refresh * 1000.0).round() as i32;
     let refresh_interval = Duration::from_secs_f64(1.0 / options.refresh);
 
-    let renderer = Renderer::new(options.graphics_api, size, window)?;
+    let renderer = Renderer::new(options.graphics_api, size, window, display_gpu)?;
 
     let event_loop: EventLoop<'static, Axiom> = EventLoop::try_new()?;
     let mut display: Display<Axiom> = Display::new()?;

@@ -56,7 +56,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         Arc::new(winit_loop.create_window(attributes).map_err(|e| anyhow::anyhow!("cannot open a window: {e}"))?);
     let target = WindowTarget { display: Arc::new(winit_loop.owned_display_handle()), window: window.clone() };
 
-    let (event_loop, state) = init_output(&options, ("WINIT-1", "Nested"), Some(&target))?;
+    let (event_loop, state) = init_output(&options, ("WINIT-1", "Nested"), Some(&target), None)?;
     let source = WinitSource {
         winit_loop: Generic::new(winit_loop, Interest::READ, TriggerMode::Level),
         inbox: Inbox { window: window.id(), events: Vec::new() },

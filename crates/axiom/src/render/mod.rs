@@ -97,12 +97,14 @@ pub struct Renderer {
 
 impl Renderer {
     /// `window`: present each frame into this window, besides keeping it for screencopy.
+    /// `display_gpu`: the PCI bus id of the GPU showing the frames, whose adapter is preferred.
     pub fn new(
         api: GraphicsApi,
         output_size: Size<i32, Physical>,
         window: Option<&adapter::WindowTarget>,
+        display_gpu: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let opened = adapter::open(api, window)?;
+        let opened = adapter::open(api, window, display_gpu)?;
         let window = match opened.surface {
             Some(surface) => Some(present::WindowSurface::new(surface, &opened.adapter, &opened.device, output_size)?),
             None => None,

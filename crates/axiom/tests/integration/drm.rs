@@ -112,6 +112,8 @@ fn feedback_main_device_is_the_display_device() {
     let card = rustix::fs::stat(Path::new(CARD)).unwrap().st_rdev;
     assert_eq!(log.main_device, Some(card), "{log:?}");
     assert!(log.tranches.iter().all(|(device, ..)| *device == card), "{log:?}");
+    // Nor is vkms a GPU on PCI: no adapter can be on it, and the log says which was taken.
+    assert!(compositor.log().contains(&format!("{CARD} is not a PCI GPU")), "{}", compositor.log());
 }
 
 #[test]

@@ -59,7 +59,12 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         .create_surface(output.crtc, output.mode, &[output.connector])
         .map_err(|e| anyhow::anyhow!("cannot drive {} on {}: {e}", output.name, path.display()))?;
     let sized = Options { size: (u32::from(width), u32::from(height)), refresh, ..options.clone() };
-    let (event_loop, mut state) = init_output(&sized, (&output.name, "KMS"), None)?;
+    // Render on the GPU that drives the display where there is an adapter on it.
+    let display_gpu = pci_bus_id(&fd);
+    if display_gpu.is_none() {
+        tracing::info!("{} is not a PCI GPU: the renderer takes the first suitable adapter", path.display());
+    }
+    let (event_loop, mut state) = init_output(&sized, (&output.name, "KMS"), None, display_gpu.as_deref())?;
     state.dmabuf_state.set_main_device(main_device(&fd), &path.display().to_string());
     let mut libinput = input::start(&session, &seat, &event_loop.handle())?;
     let mut kms = KmsOutput::new(device, fd, surface, (width.into(), height.into()), session)?;
@@ -227,6 +232,19 @@ fn main_device(fd: &DrmDeviceFd) -> u64 {
         .ok()
         .and_then(|node| node.node_with_type(NodeType::Render).and_then(Result::ok))
         .map_or(dev, |render| render.dev_id())
+}
+
+/// The PCI bus id ("0000:03:00.0") of the KMS device, as sysfs names it; None for
+/// devices not on PCI (vkms, say).
+fn pci_bus_id(fd: &DrmDeviceFd) -> Option<String> {
+    let dev = fd.dev_id().ok()?;
+    let sysfs = PathBuf::from(format!("/sys/dev/char/{}:{}/device", rustix::fs::major(dev), rustix::fs::minor(dev)));
+    let device = std::fs::canonicalize(&sysfs).ok()?;
+    let subsystem = std::fs::canonicalize(device.join("subsystem")).ok()?;
+    if subsystem.file_name()? != "pci" {
+        return None;
+    }
+    device.file_name()?.to_str().map(str::to_owned)
 }
 
 /// What a flip puts on the primary plane.
