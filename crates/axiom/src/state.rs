@@ -77,6 +77,8 @@ pub struct Axiom {
     pub reaper: Option<ClientReaper>,
     /// The display the DRM backend drives.
     pub kms: Option<crate::backend::drm::KmsOutput>,
+    /// The output texture lacks the window an overlay plane shows (screencopy composes it whole).
+    pub composed_without_overlay: bool,
 }
 
 impl Axiom {
@@ -129,6 +131,7 @@ impl Axiom {
             xwayland_shell_state: smithay::wayland::xwayland_shell::XWaylandShellState::new::<Self>(dh),
             reaper: None,
             kms: None,
+            composed_without_overlay: false,
             display_handle,
             loop_handle,
             loop_signal,

@@ -1,7 +1,11 @@
-//! Saves what a KMS device scans out on its first active CRTC (the primary
-//! plane's framebuffer) as an RGB PNG, for tests that run in tests/vm.
+//! Saves what a KMS device scans out on its first active CRTC as an RGB PNG,
+//! for tests that run in tests/vm: the primary plane's framebuffer, with the
+//! framebuffers of the overlay planes on that CRTC laid over it where they are
+//! (as the display shows opaque planes, unscaled, in the order the kernel lists them).
 //!
-//! `axiom-kms-grab [--device PATH] [--wait-ms N] [--skip-fb ID] [--list] [OUT.png]`
+//! `axiom-kms-grab [--device PATH] [--wait-ms N] [--skip-fb ID] [--no-overlays] [--list] [OUT.png]`
+//!
+//! `--no-overlays` saves the primary plane alone.
 //!
 //! The compositor under test is DRM master; this tool opens the device as a
 //! plain client. As root, GETFB2 still hands out GEM handles, which are
@@ -37,6 +41,7 @@ struct Args {
     wait: Duration,
     skip_fb: Option<u32>,
     list: bool,
+    no_overlays: bool,
     out: Option<String>,
 }
 
@@ -48,8 +53,14 @@ fn main() {
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut args =
-        Args { device: "/dev/dri/card0".into(), wait: Duration::ZERO, skip_fb: None, list: false, out: None };
+    let mut args = Args {
+        device: "/dev/dri/card0".into(),
+        wait: Duration::ZERO,
+        skip_fb: None,
+        list: false,
+        no_overlays: false,
+        out: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -63,9 +74,10 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.skip_fb = Some(fb.parse().with_context(|| format!("--skip-fb {fb}"))?);
             }
             "--list" => args.list = true,
+            "--no-overlays" => args.no_overlays = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: axiom-kms-grab [--device /dev/dri/card0] [--wait-ms N] [--skip-fb ID] [--list] [OUT.png]"
+                    "usage: axiom-kms-grab [--device /dev/dri/card0] [--wait-ms N] [--skip-fb ID] [--no-overlays] [--list] [OUT.png]"
                 );
                 std::process::exit(0);
             }
@@ -91,6 +103,9 @@ fn run() -> anyhow::Result<()> {
     // Without this the kernel hides primary and cursor planes.
     card.set_client_capability(ClientCapability::UniversalPlanes, true)
         .with_context(|| format!("{}: not a KMS device (universal planes)", args.device))?;
+    // Without this the kernel hides the planes' atomic properties (CRTC_X, ...).
+    card.set_client_capability(ClientCapability::Atomic, true)
+        .with_context(|| format!("{}: no atomic modesetting", args.device))?;
 
     if args.list {
         list_planes(&card)?;
@@ -99,22 +114,48 @@ fn run() -> anyhow::Result<()> {
 
     // The compositor may still be starting: poll until a CRTC scans something out.
     let deadline = Instant::now() + args.wait;
-    let scanout = loop {
+    let mut scanout = loop {
         match find_scanout(&card, args.skip_fb)? {
             Some(found) => break found,
             None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
             None => bail!("{}: no active CRTC with a (new) framebuffer on its primary plane", args.device),
         }
     };
+    if args.no_overlays {
+        scanout.overlays.clear();
+    }
     grab(&card, &scanout, &out)
 }
 
-/// What a CRTC shows: its state, its primary plane's framebuffer, its mode's size.
+/// What a CRTC shows: its state, its primary plane's framebuffer, its mode's size,
+/// and its overlay planes with a framebuffer.
 struct Scanout {
     crtc: crtc::Info,
     fb: framebuffer::Handle,
     width: u32,
     height: u32,
+    overlays: Vec<OverlayPlane>,
+}
+
+/// An overlay plane showing `fb` at (x, y) on the CRTC, `width` x `height`.
+struct OverlayPlane {
+    plane: plane::Handle,
+    fb: framebuffer::Handle,
+    x: i32,
+    y: i32,
+    width: u32,
+    height: u32,
+}
+
+/// The value of the plane's property `name`.
+fn plane_property(card: &Card, plane: plane::Handle, name: &str) -> anyhow::Result<Option<u64>> {
+    let props = card.get_properties(plane).context("plane properties")?;
+    for (&prop, &raw) in props.iter() {
+        if card.get_property(prop).context("property info")?.name().to_bytes() == name.as_bytes() {
+            return Ok(Some(raw));
+        }
+    }
+    Ok(None)
 }
 
 /// The plane's "type" property: Primary, Overlay or Cursor.
@@ -170,24 +211,87 @@ fn find_scanout(card: &Card, skip: Option<u32>) -> anyhow::Result<Option<Scanout
         });
         if let Some(fb) = primary.and_then(|p| p.framebuffer()).filter(|&fb| Some(u32::from(fb)) != skip) {
             let (width, height) = mode.size();
-            return Ok(Some(Scanout { crtc, fb, width: width.into(), height: height.into() }));
+            let overlays = overlays_on(card, handle)?;
+            return Ok(Some(Scanout { crtc, fb, width: width.into(), height: height.into(), overlays }));
         }
     }
     Ok(None)
 }
 
-fn grab(card: &Card, scanout: &Scanout, out: &str) -> anyhow::Result<()> {
-    let Scanout { crtc, fb, width, height } = scanout;
-    let info = card.get_planar_framebuffer(*fb).context("GETFB2")?;
+/// The overlay planes on `crtc` that hold a framebuffer, and where.
+fn overlays_on(card: &Card, crtc: crtc::Handle) -> anyhow::Result<Vec<OverlayPlane>> {
+    let mut overlays = Vec::new();
+    for plane in card.plane_handles().context("plane list")? {
+        if plane_type(card, plane)? != Some(PlaneType::Overlay) {
+            continue;
+        }
+        let info = card.get_plane(plane).context("plane info")?;
+        let (Some(fb), true) = (info.framebuffer(), info.crtc() == Some(crtc)) else { continue };
+        let prop = |name| plane_property(card, plane, name).map(|v| v.unwrap_or(0));
+        overlays.push(OverlayPlane {
+            plane,
+            fb,
+            // CRTC_X and CRTC_Y are signed.
+            x: prop("CRTC_X")? as i64 as i32,
+            y: prop("CRTC_Y")? as i64 as i32,
+            width: prop("CRTC_W")? as u32,
+            height: prop("CRTC_H")? as u32,
+        });
+    }
+    Ok(overlays)
+}
+
+/// Reads `width` x `height` pixels of framebuffer `fb` from (x0, y0) as packed RGB.
+fn read_framebuffer(
+    card: &Card,
+    fb: framebuffer::Handle,
+    (x0, y0): (u32, u32),
+    width: u32,
+    height: u32,
+) -> anyhow::Result<(Vec<u8>, framebuffer::PlanarInfo)> {
+    let info = card.get_planar_framebuffer(fb).context("GETFB2")?;
     // GETFB2 opened new GEM handles (one per distinct buffer); close them on every path.
     let mut handles: Vec<_> = info.buffers().into_iter().flatten().collect();
     handles.sort_by_key(|&h| u32::from(h));
     handles.dedup();
-    let result = read_fb(card, &info, crtc, *width, *height);
+    let result = read_fb(card, &info, (x0, y0), width, height);
     for handle in handles {
         let _ = card.close_buffer(handle);
     }
-    let rgb = result?;
+    Ok((result?, info))
+}
+
+fn grab(card: &Card, scanout: &Scanout, out: &str) -> anyhow::Result<()> {
+    let Scanout { crtc, fb, width, height, overlays } = scanout;
+    // The CRTC position is where the CRTC's view starts in the primary framebuffer.
+    let (mut rgb, info) = read_framebuffer(card, *fb, crtc.position(), *width, *height)?;
+    // Printed after the CRTC's line, which tools read first.
+    let mut overlay_lines = String::new();
+    for overlay in overlays {
+        let (pixels, _) = read_framebuffer(card, overlay.fb, (0, 0), overlay.width, overlay.height)?;
+        for y in 0..overlay.height as i64 {
+            for x in 0..overlay.width as i64 {
+                let (cx, cy) = (overlay.x as i64 + x, overlay.y as i64 + y);
+                if (0..*width as i64).contains(&cx) && (0..*height as i64).contains(&cy) {
+                    let src = ((y * overlay.width as i64 + x) * 3) as usize;
+                    let dst = ((cy * *width as i64 + cx) * 3) as usize;
+                    rgb[dst..dst + 3].copy_from_slice(&pixels[src..src + 3]);
+                }
+            }
+        }
+        use std::fmt::Write as _;
+        writeln!(
+            overlay_lines,
+            "overlay plane={} fb={} x={} y={} {}x{}",
+            u32::from(overlay.plane),
+            u32::from(overlay.fb),
+            overlay.x,
+            overlay.y,
+            overlay.width,
+            overlay.height
+        )
+        .context("format")?;
+    }
 
     let modifier = info.modifier().map_or("none".into(), |m| format!("{:#x}", u64::from(m)));
     writeln!(
@@ -199,6 +303,7 @@ fn grab(card: &Card, scanout: &Scanout, out: &str) -> anyhow::Result<()> {
         info.pitches()[0]
     )
     .context("stdout")?;
+    write!(std::io::stdout(), "{overlay_lines}").context("stdout")?;
 
     let file = File::create(out).with_context(|| out.to_string())?;
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), *width, *height);
@@ -208,11 +313,12 @@ fn grab(card: &Card, scanout: &Scanout, out: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the CRTC's view of the framebuffer as packed RGB (width x height).
+/// Reads `width` x `height` pixels of the framebuffer from (x0, y0) as packed RGB;
+/// pixels outside the framebuffer stay black.
 fn read_fb(
     card: &Card,
     info: &framebuffer::PlanarInfo,
-    crtc: &crtc::Info,
+    (x0, y0): (u32, u32),
     width: u32,
     height: u32,
 ) -> anyhow::Result<Vec<u8>> {
@@ -238,9 +344,6 @@ fn read_fb(
     }
     let map = Mapping::new(dmabuf.as_fd(), size)?;
 
-    // The CRTC position is where the CRTC's view starts in the framebuffer
-    // (the primary plane's source origin); pixels outside the fb stay black.
-    let (x0, y0) = crtc.position();
     let mut rgb = vec![0u8; width as usize * height as usize * 3];
     sync(dmabuf.as_fd(), DMA_BUF_SYNC_START);
     let bytes = map.bytes();

@@ -36,25 +36,37 @@ impl Axiom {
         }
         // On a display, the feedback goes with the frame and is sent when its flip completes.
         let mut feedback = Some(feedback);
+        let mut overlay = None;
         if redraw {
-            // A client buffer on the display plane needs no composition.
+            // A client buffer on the display plane needs no composition; failing that, the
+            // top window may go on an overlay plane, and only the rest is composed.
             direct = self.try_direct_scanout(&mut feedback);
+            if !direct {
+                overlay = self.try_overlay_scanout();
+            }
             self.needs_redraw = false;
         }
-        // Compose for the screen, or for screencopy when the output texture lacks the frame on screen.
-        if (redraw && !direct) || (capture_waiting && self.renderer.frame_forgotten()) {
-            let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats);
-            damage = self.renderer.render(&items);
-        } else if direct {
-            self.renderer.forget_frame();
-        }
         if redraw && !direct {
+            let on_plane = overlay.as_ref().map(|o| o.surface.clone());
+            let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, on_plane.as_ref());
+            damage = self.renderer.render(&items);
             self.renderer.present();
             if let Some(kms) = self.kms.as_mut() {
                 if let Some(feedback) = feedback.take() {
-                    kms.show(&mut self.renderer, feedback);
+                    kms.show(&mut self.renderer, feedback, overlay);
                 }
             }
+            self.composed_without_overlay = on_plane.is_some();
+        } else if direct {
+            self.renderer.forget_frame();
+        }
+        // Screencopy wants what is on screen: compose it whole where the output texture
+        // lacks part of it (a plane shows a client buffer).
+        let lacking = self.renderer.frame_forgotten() || self.composed_without_overlay;
+        if lacking && (capture_waiting || !self.pending_captures.is_empty()) {
+            let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, None);
+            damage = self.renderer.render(&items);
+            self.composed_without_overlay = false;
         }
 
         self.answer_captures(damage, vblank);

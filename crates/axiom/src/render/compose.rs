@@ -15,8 +15,14 @@ use crate::dmabuf::ImportStats;
 use crate::handlers::color_representation;
 
 impl Renderer {
-    /// Imports what changed and returns the quads of the whole output, bottom first.
-    pub fn collect_draws(&self, space: &Space<Window>, stats: &mut ImportStats) -> Vec<DrawItem> {
+    /// Imports what changed and returns the quads of the whole output, bottom first,
+    /// leaving out the window of `on_plane` (a display plane shows it).
+    pub fn collect_draws(
+        &self,
+        space: &Space<Window>,
+        stats: &mut ImportStats,
+        on_plane: Option<&WlSurface>,
+    ) -> Vec<DrawItem> {
         let mut items = Vec::new();
         for window in space.elements() {
             let Some(location) = space.element_location(window) else { continue };
@@ -26,6 +32,9 @@ impl Renderer {
             else {
                 continue;
             };
+            if on_plane == Some(&surface) {
+                continue;
+            }
             let geometry = window.geometry();
             let surface_origin = location - geometry.loc;
             self.collect_surface_tree(&surface, surface_origin, &mut items, stats);

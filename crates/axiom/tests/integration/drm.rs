@@ -28,6 +28,11 @@ fn start_drm() -> Compositor {
     compositor
 }
 
+/// The compositor on the DRM backend, composing every buffer (no plane shows one as it is).
+fn start_drm_composing() -> Compositor {
+    Compositor::start_drm(&axiom_binary(), &["--no-direct-scanout"]).expect("axiom --backend drm starts")
+}
+
 /// The output's size: the connector's preferred mode.
 fn output_size(client: &mut TestClient) -> (u32, u32) {
     client.roundtrip().unwrap();
@@ -40,20 +45,27 @@ fn crtc_shot(compositor: &Compositor) -> Image {
     crtc_shot_and_fb(compositor).0
 }
 
-/// What the CRTC scans out now, and the id of the framebuffer it comes from.
+/// What the CRTC scans out now, and the id of the framebuffer on its primary plane.
 fn crtc_shot_and_fb(compositor: &Compositor) -> (Image, u32) {
+    let (shot, report) = kms_grab(compositor, &[]);
+    // "crtc=62 fb=73 1024x768 format=XR24 ..." comes first.
+    let fb = report.split_whitespace().find_map(|w| w.strip_prefix("fb=")?.parse().ok()).expect("fb= in the output");
+    (shot, fb)
+}
+
+/// Runs axiom-kms-grab with `args`: the picture, and what it printed (the CRTC's
+/// line, then one "overlay plane=.. fb=.. x=.. y=.. WxH" line per overlay plane shown).
+fn kms_grab(compositor: &Compositor, args: &[&str]) -> (Image, String) {
     let tool = axiom_binary().with_file_name("axiom-kms-grab");
     let path = compositor.runtime_dir.join("crtc.png");
     let output = Command::new(&tool)
         .args(["--device", CARD, "--wait-ms", "10000"])
+        .args(args)
         .arg(&path)
         .output()
         .unwrap_or_else(|e| panic!("{}: {e} (cargo build -p axiom-testclient builds it)", tool.display()));
     assert!(output.status.success(), "axiom-kms-grab: {}", String::from_utf8_lossy(&output.stderr));
-    // "crtc=62 fb=73 1024x768 format=XR24 ..."
-    let line = String::from_utf8_lossy(&output.stdout);
-    let fb = line.split_whitespace().find_map(|w| w.strip_prefix("fb=")?.parse().ok()).expect("fb= in the output");
-    (load_png(&path), fb)
+    (load_png(&path), String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Grabs the CRTC until `check` passes: a frame reaches it one flip after composition.
@@ -119,7 +131,8 @@ fn feedback_main_device_is_the_display_device() {
 #[test]
 #[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
 fn a_udmabuf_reaches_the_crtc_and_rewrites_show_through() {
-    let compositor = start_drm();
+    // The composition of a real dma-buf is under test: keep the window off the planes.
+    let compositor = start_drm_composing();
     let mut client = compositor.connect().unwrap();
     let (width, height) = output_size(&mut client);
     let (red, blue) = (Rgba::opaque(255, 0, 0), Rgba::opaque(0, 0, 255));
@@ -299,7 +312,8 @@ fn keys_from_a_keyboard_reach_foot_through_libinput() {
 #[test]
 #[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
 fn a_write_fence_is_waited_for_boundedly_through_the_sync_file() {
-    let compositor = start_drm();
+    // The wait happens where a dma-buf is read for composition: keep the window off the planes.
+    let compositor = start_drm_composing();
     let mut client = compositor.connect().unwrap();
     let (width, height) = output_size(&mut client);
     let (red, blue) = (Rgba::opaque(255, 0, 0), Rgba::opaque(0, 0, 255));
@@ -465,4 +479,80 @@ fn a_scanned_out_buffer_is_released_only_after_the_flip_that_replaces_it() {
     );
     wait_on_crtc(&compositor, "drm-release-b", |shot| *shot == images[1]);
     drop(memory);
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn the_top_windows_dmabuf_goes_on_an_overlay_plane_and_the_rest_is_composed() {
+    let compositor = start_drm();
+    let mut client = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut client);
+    // Below: a composed shm window. On top: a window showing a udmabuf.
+    let below = client.create_window("below").unwrap();
+    let green = client.create_buffer(&Image::solid(200, 300, Rgba::opaque(0, 160, 0)), Format32::Xrgb8888, 800, 0xff);
+    client.present(&below.surface, &green.unwrap()).unwrap();
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let top = client.create_window("top").unwrap();
+    let pattern = test_pattern(256, 128);
+    let (memory, fd) = udmabuf_of(&pattern);
+    let plane = Plane { fd: fd.as_fd(), offset: 0, stride: 256 * 4, modifier: 0 };
+    let params = client.dmabuf_params(&dmabuf, &[plane]);
+    let Created::Buffer(buffer) = client.dmabuf_create(&params, 256, 128, Fourcc::Xrgb8888 as u32).unwrap() else {
+        panic!("the udmabuf was refused\n{}", compositor.log())
+    };
+    top.surface.attach(Some(&buffer), 0, 0);
+    top.surface.damage_buffer(0, 0, 256, 128);
+    client.commit_and_wait_frame(&top.surface).unwrap();
+    assert!(compositor.wait_for_log("overlay plane: on:", LIMIT), "{}", compositor.log());
+    let log = compositor.log();
+    let on = log.lines().rfind(|l| l.contains("overlay plane: on:")).unwrap_or_else(|| panic!("{log}"));
+    let (x, y) = centred(width, height, 256, 128);
+    assert!(on.contains(&format!("256x128 XR24 buffer of the top window at ({x},{y})")), "{on}");
+
+    // The overlay plane holds the client's own framebuffer where the window is, and
+    // nothing composed or imported that buffer.
+    let deadline = Instant::now() + LIMIT;
+    let report = loop {
+        let (_, report) = kms_grab(&compositor, &[]);
+        if report.contains("overlay plane=") {
+            break report;
+        }
+        assert!(Instant::now() < deadline, "no overlay plane on the CRTC\n{report}\n{}", compositor.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let overlay = report.lines().find(|l| l.starts_with("overlay plane=")).unwrap();
+    assert!(overlay.ends_with(&format!("x={x} y={y} 256x128")), "{overlay}");
+    let fb = overlay.split_whitespace().find_map(|w| w.strip_prefix("fb=")).unwrap();
+    assert!(on.contains(&format!("(fb {fb})")), "the plane shows the client's framebuffer: {overlay} / {on}");
+    let stats = import_stats(&compositor);
+    let get = |k: &str| stats.get(k).copied();
+    assert_eq!(
+        (get("cpu_imports"), get("vulkan_image"), get("vulkan_buffer")),
+        (Some(0), Some(0), Some(0)),
+        "{stats:?}"
+    );
+
+    // The display shows the whole scene, as screencopy (which composes it whole) does.
+    let whole = client.screenshot().unwrap();
+    assert_image(&whole.crop(x, y, 256, 128), &pattern, 0, "drm-overlay-screencopy");
+    let shot = wait_on_crtc(&compositor, "drm-overlay", |shot| *shot == whole);
+    assert_image(&shot, &whole, 0, "drm-overlay-vs-screencopy");
+    let (primary, _) = kms_grab(&compositor, &["--no-overlays"]);
+    assert_ne!(primary.crop(x, y, 256, 128), pattern, "the primary plane does not hold the window");
+
+    // Without the top window the overlay plane goes off, and the display shows what the
+    // primary plane held all along: the scene without that window.
+    top.destroy();
+    client.roundtrip().unwrap();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let (shot, report) = kms_grab(&compositor, &[]);
+        if !report.contains("overlay plane=") && shot == primary {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the overlay plane stayed on\n{report}\n{}", compositor.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(compositor.log().contains("overlay plane: off"), "{}", compositor.log());
+    drop((memory, fd));
 }

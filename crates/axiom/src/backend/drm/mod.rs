@@ -10,7 +10,10 @@
 //! on the plane is released only once another frame has replaced it there.
 
 mod input;
+mod overlay;
 mod scanout;
+
+pub use overlay::Overlay;
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +25,7 @@ use smithay::backend::session::{Event as SessionEvent, Session};
 use smithay::desktop::utils::OutputPresentationFeedback;
 use smithay::reexports::drm::buffer::{Buffer as _, DrmFourcc};
 use smithay::reexports::drm::control::{
-    connector, crtc, dumbbuffer::DumbBuffer, framebuffer, Device as _, Mode, ModeTypeFlags,
+    connector, crtc, dumbbuffer::DumbBuffer, framebuffer, plane, Device as _, Mode, ModeTypeFlags,
 };
 use smithay::reexports::rustix::fs::OFlags;
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback::Kind;
@@ -259,11 +262,24 @@ enum Frame {
 /// A frame on its way to the screen, with what waits for it to get there.
 struct QueuedFrame {
     frame: Frame,
+    /// A client framebuffer on an overlay plane, above the frame.
+    overlay: Option<overlay::OverlayFrame>,
     /// The presentation feedback of the surfaces it shows.
     feedback: OutputPresentationFeedback,
-    /// For a client framebuffer: the client's buffer, kept (unreleased) while the
-    /// display may read it.
-    buffer: Option<Buffer>,
+    /// The client buffers it puts on planes, kept (unreleased) while the display
+    /// may read them.
+    buffers: Vec<Buffer>,
+}
+
+impl QueuedFrame {
+    /// The framebuffers of client buffers it puts on planes.
+    fn client_framebuffers(&self) -> impl Iterator<Item = framebuffer::Handle> {
+        let primary = match self.frame {
+            Frame::Client(fb) => Some(fb),
+            Frame::Composed => None,
+        };
+        primary.into_iter().chain(self.overlay.map(|o| o.fb))
+    }
 }
 
 /// When a flip completed: (time on CLOCK_MONOTONIC, the CRTC's vblank sequence).
@@ -293,14 +309,15 @@ pub struct KmsOutput {
     buffers: Vec<(DumbBuffer, framebuffer::Handle)>,
     /// The dumb buffer last handed to the display.
     front: usize,
-    /// The framebuffer of the last flip (on screen, or about to be).
-    shown: Option<framebuffer::Handle>,
     /// The frame of the queued flip; the next one waits for its vblank.
     flipping: Option<QueuedFrame>,
     /// A frame waiting for the pending flip to finish.
     next: Option<QueuedFrame>,
-    /// The client buffer on the plane now, if a client buffer is there.
-    on_screen: Option<Buffer>,
+    /// The client buffers on planes now, and their framebuffers.
+    on_screen: Vec<Buffer>,
+    on_screen_fbs: Vec<framebuffer::Handle>,
+    /// The overlay plane the last flip turned on, to turn off when a frame has none.
+    overlay_on: Option<plane::Handle>,
     /// The output's refresh interval, for presentation feedback.
     refresh: Duration,
     /// The next frame needs a full commit (first frame, or after a VT switch).
@@ -331,10 +348,11 @@ impl KmsOutput {
             size,
             buffers,
             front: 1,
-            shown: None,
             flipping: None,
             next: None,
-            on_screen: None,
+            on_screen: Vec::new(),
+            on_screen_fbs: Vec::new(),
+            overlay_on: None,
             refresh: Duration::from_secs(1) / 60,
             needs_modeset: true,
             scanout: Default::default(),
@@ -342,9 +360,14 @@ impl KmsOutput {
         })
     }
 
-    /// A new frame was composed: show it now, or at the vblank that ends the pending flip.
-    pub fn show(&mut self, renderer: &mut Renderer, feedback: OutputPresentationFeedback) {
-        self.queue(QueuedFrame { frame: Frame::Composed, feedback, buffer: None }, renderer);
+    /// A new frame was composed (with `overlay` on its plane above it): show it now, or
+    /// at the vblank that ends the pending flip.
+    pub fn show(&mut self, renderer: &mut Renderer, feedback: OutputPresentationFeedback, overlay: Option<Overlay>) {
+        let (overlay, buffers) = match overlay {
+            Some(overlay) => (Some(overlay.frame), vec![overlay.buffer]),
+            None => (None, Vec::new()),
+        };
+        self.queue(QueuedFrame { frame: Frame::Composed, overlay, feedback, buffers }, renderer);
     }
 
     fn show_client(
@@ -354,7 +377,7 @@ impl KmsOutput {
         renderer: &mut Renderer,
         feedback: OutputPresentationFeedback,
     ) {
-        self.queue(QueuedFrame { frame: Frame::Client(fb), feedback, buffer: Some(buffer) }, renderer);
+        self.queue(QueuedFrame { frame: Frame::Client(fb), overlay: None, feedback, buffers: vec![buffer] }, renderer);
     }
 
     fn queue(&mut self, frame: QueuedFrame, renderer: &mut Renderer) {
@@ -384,15 +407,20 @@ impl KmsOutput {
                 self.buffers[back].1
             }
         };
-        let plane = self.primary_plane(fb);
+        let mut planes = vec![self.primary_plane(fb)];
+        match (&queued.overlay, self.overlay_on) {
+            (Some(overlay), _) => planes.push(overlay.plane_state()),
+            (None, Some(plane)) => planes.push(PlaneState { handle: plane, config: None }),
+            (None, None) => {}
+        }
         let committed =
-            if self.needs_modeset { self.surface.commit([plane], true) } else { self.surface.page_flip([plane], true) };
+            if self.needs_modeset { self.surface.commit(planes, true) } else { self.surface.page_flip(planes, true) };
         match committed {
             Ok(()) => {
                 if std::mem::take(&mut self.needs_modeset) {
                     tracing::info!("KMS: mode set, first frame on screen");
                 }
-                self.shown = Some(fb);
+                self.overlay_on = queued.overlay.map(|o| o.plane);
                 self.flipping = Some(queued);
             }
             Err(err) => {
@@ -400,6 +428,11 @@ impl KmsOutput {
                 queued.feedback.discarded();
             }
         }
+    }
+
+    /// The dumb buffer's framebuffer last handed to the display.
+    fn front_framebuffer(&self) -> framebuffer::Handle {
+        self.buffers[self.front].1
     }
 
     /// The primary plane showing `fb` over the whole CRTC.
@@ -459,14 +492,16 @@ impl Axiom {
                 flags |= Kind::ZeroCopy;
             }
             flipped.feedback.presented::<_, Monotonic>(time, Refresh::Fixed(kms.refresh), seq, flags);
-            // Dropping the last reference releases the buffer that was on the plane until now.
-            kms.on_screen = flipped.buffer;
+            // Dropping the last references releases the buffers that were on planes until now.
+            kms.on_screen_fbs = flipped.client_framebuffers().collect();
+            kms.on_screen = flipped.buffers;
         }
         kms.flush(&mut self.renderer);
-        let queued = match kms.next.as_ref().map(|q| q.frame) {
-            Some(Frame::Client(fb)) => Some(fb),
-            _ => None,
-        };
-        kms.scanout.forget_dead(&kms.fd, &[kms.shown, queued]);
+        // Framebuffers on planes now, or queued for them, stay.
+        let mut in_use: Vec<_> = kms.on_screen_fbs.iter().copied().map(Some).collect();
+        for frame in [&kms.flipping, &kms.next].into_iter().flatten() {
+            in_use.extend(frame.client_framebuffers().map(Some));
+        }
+        kms.scanout.forget_dead(&kms.fd, &in_use);
     }
 }

@@ -42,6 +42,8 @@ pub struct Scanout {
     refused: Vec<Weak<WlBuffer>>,
     /// Why the last frame was (not) scanned out directly, to log changes only.
     last_decision: Option<String>,
+    /// Why the last composed frame had (no) overlay, likewise.
+    last_overlay_decision: Option<String>,
 }
 
 impl Scanout {
@@ -74,8 +76,15 @@ impl Scanout {
         }
     }
 
+    pub(super) fn decide_overlay(&mut self, decision: String) {
+        if self.last_overlay_decision.as_ref() != Some(&decision) {
+            tracing::info!("overlay plane: {decision}");
+            self.last_overlay_decision = Some(decision);
+        }
+    }
+
     /// The framebuffer for `buffer`, made on first use.
-    fn framebuffer(
+    pub(super) fn framebuffer(
         &mut self,
         fd: &DrmDeviceFd,
         buffer: &WlBuffer,
@@ -102,11 +111,52 @@ impl Scanout {
         self.refused.retain(|b| b.upgrade().is_ok());
     }
 
+    /// Whether a plane refused `buffer` before (it is composed from then on).
+    pub(super) fn was_refused(&self, buffer: &WlBuffer) -> bool {
+        self.refused.iter().any(|b| b.upgrade().is_ok_and(|b| b == *buffer))
+    }
+
+    /// A plane refused `buffer`: compose it from now on.
+    pub(super) fn refuse(&mut self, buffer: &WlBuffer) {
+        self.refused.push(buffer.downgrade());
+    }
+
     pub fn forget_all(&mut self, fd: &DrmDeviceFd) {
         for (_, fb) in self.framebuffers.drain(..) {
             let _ = fd.destroy_framebuffer(fb);
         }
     }
+}
+
+/// The buffer of `surface` (`what`, in reasons) when a plane could show it as it is:
+/// one opaque dma-buf, no subsurface, popup, viewport, scale or transform.
+pub(super) fn plain_dmabuf(surface: &WlSurface, what: &str) -> Result<(Buffer, Dmabuf), String> {
+    if !compositor::get_children(surface).is_empty() {
+        return Err(format!("{what} has subsurfaces"));
+    }
+    if smithay::desktop::PopupManager::popups_for_surface(surface).next().is_some() {
+        return Err(format!("{what} has popups"));
+    }
+    let viewport = compositor::with_states(surface, |states| {
+        let viewport = *states.cached_state.get::<ViewportCachedState>().current();
+        viewport.src.is_some() || viewport.size().is_some()
+    });
+    if viewport {
+        return Err("a viewport scales the buffer".into());
+    }
+    let buffer = with_renderer_surface_state(surface, |state| {
+        if state.buffer_scale() != 1 || state.buffer_transform() != Transform::Normal {
+            return Err("the buffer is scaled or transformed".to_string());
+        }
+        state.buffer().cloned().ok_or_else(|| "no buffer".to_string())
+    })
+    .ok_or("no buffer")??;
+    let dmabuf = get_dmabuf(&buffer).map_err(|_| "the buffer is not a dma-buf".to_string())?.clone();
+    let code = dmabuf.format().code;
+    if !OPAQUE.contains(&code) {
+        return Err(format!("{code:?} has alpha: composed over what lies beneath"));
+    }
+    Ok((buffer, dmabuf))
 }
 
 /// A client dma-buf's planes as KMS sees them.
@@ -176,27 +226,7 @@ impl Axiom {
         if self.space.element_location(window) != Some((0, 0).into()) {
             return Err("the fullscreen window is not at the output's origin".into());
         }
-        if !compositor::get_children(&surface).is_empty() {
-            return Err("the fullscreen window has subsurfaces".into());
-        }
-        if smithay::desktop::PopupManager::popups_for_surface(&surface).next().is_some() {
-            return Err("the fullscreen window has popups".into());
-        }
-        let viewport = compositor::with_states(&surface, |states| {
-            let viewport = *states.cached_state.get::<ViewportCachedState>().current();
-            viewport.src.is_some() || viewport.size().is_some()
-        });
-        if viewport {
-            return Err("a viewport scales the buffer".into());
-        }
-        let buffer = with_renderer_surface_state(&surface, |state| {
-            if state.buffer_scale() != 1 || state.buffer_transform() != Transform::Normal {
-                return Err("the buffer is scaled or transformed".to_string());
-            }
-            state.buffer().cloned().ok_or_else(|| "no buffer".to_string())
-        })
-        .ok_or("no buffer")??;
-        let dmabuf = get_dmabuf(&buffer).map_err(|_| "the buffer is not a dma-buf".to_string())?.clone();
+        let (buffer, dmabuf) = plain_dmabuf(&surface, "the fullscreen window")?;
         let size = self.renderer.output_size();
         if (dmabuf.size().w, dmabuf.size().h) != (size.w, size.h) {
             return Err(format!(
@@ -207,18 +237,15 @@ impl Axiom {
                 size.h
             ));
         }
-        let format = dmabuf.format();
-        if !OPAQUE.contains(&format.code) {
-            return Err(format!("{:?} has alpha: composed over the background", format.code));
-        }
         let kms = self.kms.as_ref().ok_or("no KMS output")?;
+        let format = dmabuf.format();
         if !kms.surface.plane_info().formats.contains(&format) {
             return Err(format!(
                 "the primary plane does not list {:?} with modifier {:?}",
                 format.code, format.modifier
             ));
         }
-        if kms.scanout.refused.iter().any(|b| b.upgrade().is_ok_and(|b| buffer == b)) {
+        if kms.scanout.was_refused(&buffer) {
             return Err("the plane refused this buffer before".into());
         }
         Ok((buffer, dmabuf))
@@ -244,13 +271,13 @@ impl Axiom {
         let fb = match kms.scanout.framebuffer(&kms.fd, &buffer, &dmabuf) {
             Ok(fb) => fb,
             Err(err) => {
-                kms.scanout.refused.push(buffer.downgrade());
+                kms.scanout.refuse(&buffer);
                 kms.scanout.decide(format!("off, composing: the device cannot import the buffer ({err})"));
                 return false;
             }
         };
         if let Err(err) = kms.surface.test_state([kms.primary_plane(fb)], false) {
-            kms.scanout.refused.push(buffer.downgrade());
+            kms.scanout.refuse(&buffer);
             kms.scanout.decide(format!("off, composing: the test commit failed ({err})"));
             return false;
         }

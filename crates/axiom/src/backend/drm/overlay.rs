@@ -1,0 +1,135 @@
+//! Overlay-plane scanout: when the top window is not fullscreen but its
+//! dma-buf could go on an overlay plane as it is, the plane shows it above
+//! the primary plane, and only the rest of the output is composed. A video
+//! player's window then costs no composition of its frames. The plane must
+//! accept the buffer in an atomic test commit; otherwise it is composed.
+//! Each decision is logged when it changes.
+
+use smithay::backend::allocator::dmabuf::Dmabuf;
+use smithay::backend::allocator::Buffer as _;
+use smithay::backend::drm::{PlaneConfig, PlaneState};
+use smithay::backend::renderer::utils::Buffer;
+use smithay::reexports::drm::control::{framebuffer, plane};
+use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel::State as ToplevelState;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::utils::{Physical, Rectangle, Transform};
+
+use super::scanout::plain_dmabuf;
+use crate::Axiom;
+
+/// A client framebuffer on an overlay plane, unscaled at `dst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverlayFrame {
+    pub plane: plane::Handle,
+    pub fb: framebuffer::Handle,
+    pub dst: Rectangle<i32, Physical>,
+}
+
+impl OverlayFrame {
+    pub fn plane_state(&self) -> PlaneState<'static> {
+        PlaneState {
+            handle: self.plane,
+            config: Some(PlaneConfig {
+                src: Rectangle::from_size((self.dst.size.w, self.dst.size.h).into()).to_f64(),
+                dst: self.dst,
+                transform: Transform::Normal,
+                alpha: 1.0,
+                damage_clips: None,
+                fb: self.fb,
+                fence: None,
+            }),
+        }
+    }
+}
+
+/// This frame's overlay: the surface left out of composition, and what the plane shows.
+pub struct Overlay {
+    pub surface: WlSurface,
+    pub frame: OverlayFrame,
+    pub buffer: Buffer,
+}
+
+impl Axiom {
+    /// The top window's surface, buffer and place when an overlay plane could show
+    /// it: a window that is not fullscreen (the primary plane's case), wholly on the
+    /// output, with a buffer `plain_dmabuf` takes, in a format an overlay plane lists.
+    fn overlay_candidate(
+        &self,
+    ) -> Result<(WlSurface, Buffer, Dmabuf, Rectangle<i32, Physical>, plane::Handle), String> {
+        let kms = self.kms.as_ref().ok_or("no KMS output")?;
+        if kms.surface.planes().overlay.is_empty() {
+            return Err("the CRTC has no overlay plane".into());
+        }
+        let window = self.space.elements().last().ok_or("no window")?;
+        let toplevel = window.toplevel().ok_or("the top window is an X11 window")?;
+        if toplevel.current_state().states.contains(ToplevelState::Fullscreen) {
+            return Err("the top window is fullscreen".into());
+        }
+        let surface = toplevel.wl_surface().clone();
+        let location = self.space.element_location(window).ok_or("the top window is not mapped")?;
+        let (buffer, dmabuf) = plain_dmabuf(&surface, "the top window")?;
+        let origin = location - window.geometry().loc;
+        let dst = Rectangle::new((origin.x, origin.y).into(), (dmabuf.size().w, dmabuf.size().h).into());
+        let output = Rectangle::from_size(self.renderer.output_size());
+        if !output.contains_rect(dst) {
+            return Err("the top window is not wholly on the output".into());
+        }
+        let format = dmabuf.format();
+        let plane = kms
+            .surface
+            .planes()
+            .overlay
+            .iter()
+            .find(|plane| plane.formats.contains(&format))
+            .ok_or_else(|| format!("no overlay plane lists {:?} with modifier {:?}", format.code, format.modifier))?
+            .handle;
+        if kms.scanout.was_refused(&buffer) {
+            return Err("a plane refused this buffer before".into());
+        }
+        Ok((surface, buffer, dmabuf, dst, plane))
+    }
+
+    /// The overlay for this frame, if the top window's buffer can go on an overlay
+    /// plane as it is (the plane accepted it in a test commit).
+    pub fn try_overlay_scanout(&mut self) -> Option<Overlay> {
+        let kms = self.kms.as_ref()?;
+        if !kms.scanout.enabled || kms.needs_modeset {
+            return None;
+        }
+        let candidate = self.overlay_candidate();
+        let kms = self.kms.as_mut()?;
+        let (surface, buffer, dmabuf, dst, plane) = match candidate {
+            Ok(found) => found,
+            Err(reason) => {
+                kms.scanout.decide_overlay(format!("off: {reason}"));
+                return None;
+            }
+        };
+        let fb = match kms.scanout.framebuffer(&kms.fd, &buffer, &dmabuf) {
+            Ok(fb) => fb,
+            Err(err) => {
+                kms.scanout.refuse(&buffer);
+                kms.scanout.decide_overlay(format!("off: the device cannot import the buffer ({err})"));
+                return None;
+            }
+        };
+        let frame = OverlayFrame { plane, fb, dst };
+        let primary = kms.primary_plane(kms.front_framebuffer());
+        if let Err(err) = kms.surface.test_state([primary, frame.plane_state()], false) {
+            kms.scanout.refuse(&buffer);
+            kms.scanout.decide_overlay(format!("off: the test commit failed ({err})"));
+            return None;
+        }
+        kms.scanout.decide_overlay(format!(
+            "on: {}x{} {} buffer of the top window at ({},{}) on plane {} (fb {})",
+            dst.size.w,
+            dst.size.h,
+            dmabuf.format().code,
+            dst.loc.x,
+            dst.loc.y,
+            u32::from(plane),
+            u32::from(fb)
+        ));
+        Some(Overlay { surface, frame, buffer })
+    }
+}
