@@ -5,9 +5,11 @@
 //!
 //! Each frame is composed by the renderer as on every backend and copied into
 //! the back buffer, unless a fullscreen client's dma-buf goes on the plane
-//! as it is (`scanout.rs`). A frame's presentation feedback is sent when its
-//! flip completes, with the kernel's vblank time and sequence; a client buffer
-//! on the plane is released only once another frame has replaced it there.
+//! as it is (`scanout.rs`); the top window's dma-buf may go on an overlay
+//! plane, the rest being composed (`overlay.rs`). A frame's presentation
+//! feedback is sent when its flip completes, with the kernel's vblank time and
+//! sequence; a client buffer on a plane is released only once another frame
+//! has replaced it there.
 
 mod input;
 mod overlay;
@@ -16,6 +18,7 @@ mod scanout;
 pub use overlay::Overlay;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use smithay::backend::drm::{DrmDevice, DrmDeviceFd, DrmEvent, DrmNode, DrmSurface, NodeType, PlaneConfig, PlaneState};
 use smithay::backend::drm::{DrmEventMetadata as EventMetadata, DrmEventTime as DrmTime};
@@ -31,7 +34,6 @@ use smithay::reexports::rustix::fs::OFlags;
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback::Kind;
 use smithay::utils::{DeviceFd, Monotonic, Rectangle, Transform};
 use smithay::wayland::presentation::Refresh;
-use std::time::Duration;
 
 use crate::cli::Options;
 use crate::render::Renderer;
