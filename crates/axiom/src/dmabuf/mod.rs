@@ -49,6 +49,8 @@ pub struct ImportStats {
     pub shm_cpu_uploads: u64,
     /// Vulkan imports that failed and fell back to the CPU.
     pub vulkan_failed: u64,
+    /// Commits held until the writers of the dma-buf they attach had finished.
+    pub held_commits: u64,
     /// Frames that read a dma-buf whose writers had not finished within the limit.
     pub sync_timeouts: u64,
 }
@@ -167,7 +169,7 @@ impl DmabufState {
     pub fn log_stats(&self, live_imports: usize) {
         let s = self.stats;
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} sync_timeouts={} live_imports={}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} sync_timeouts={} live_imports={}",
             s.created,
             s.failed,
             s.cpu_imports,
@@ -178,6 +180,7 @@ impl DmabufState {
             s.vulkan_failed,
             s.host_pointer,
             s.shm_cpu_uploads,
+            s.held_commits,
             s.sync_timeouts,
             live_imports
         );

@@ -1,10 +1,24 @@
-//! Implicit synchronisation with a real dma-buf's writers: before the
-//! renderer reads a buffer, wait (bounded) for the fence of every pending
-//! write, exported as a sync file (DMA_BUF_IOCTL_EXPORT_SYNC_FILE). Memfds
-//! and other non-dma-buf fds have no fences and answer ENOTTY.
+//! Implicit synchronisation with a real dma-buf's writers. A commit that
+//! attaches a dma-buf whose writes are still pending is held (not applied)
+//! until they finish, watched in the event loop: the surface keeps showing
+//! its previous buffer, and neither the compositor nor any other client
+//! waits. As a backstop, before the renderer reads a buffer it waits
+//! (bounded) for the fence of every pending write, exported as a sync file
+//! (DMA_BUF_IOCTL_EXPORT_SYNC_FILE). Memfds and other non-dma-buf fds have
+//! no fences and answer ENOTTY.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use smithay::reexports::calloop::Interest;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::reexports::wayland_server::Resource;
+use smithay::wayland::compositor::{self, BufferAssignment, CompositorHandler, SurfaceAttributes};
+use smithay::wayland::dmabuf::get_dmabuf;
+
+use crate::Axiom;
 
 /// How long a frame waits for a client's GPU at most; past it the buffer is
 /// read anyway, so that one slow client cannot stall every other.
@@ -46,6 +60,45 @@ pub fn wait_for_writers(fd: BorrowedFd<'_>, limit: Duration) -> WriterWait {
     match rustix::event::poll(&mut fds, timeout.as_ref()) {
         Ok(n) if n > 0 => WriterWait::Ready,
         _ => WriterWait::TimedOut,
+    }
+}
+
+/// Per surface: a commit of it is held for its buffer's writers. One at a time: later
+/// commits queue behind it anyway, and the backstop covers their own fences.
+#[derive(Default)]
+struct CommitHeld(Arc<AtomicBool>);
+
+/// Holds the commit being made on `surface` while the dma-buf it attaches has writes
+/// pending; the event loop applies it once they finish. Call from a pre-commit hook.
+pub fn hold_commit_for_writers(state: &mut Axiom, surface: &WlSurface) {
+    let (dmabuf, held) = compositor::with_states(surface, |states| {
+        let mut attributes = states.cached_state.get::<SurfaceAttributes>();
+        let dmabuf = match attributes.pending().buffer.as_ref() {
+            Some(BufferAssignment::NewBuffer(buffer)) => get_dmabuf(buffer).ok().cloned(),
+            _ => None,
+        };
+        states.data_map.insert_if_missing_threadsafe(CommitHeld::default);
+        let held = states.data_map.get::<CommitHeld>().map(|h| h.0.clone());
+        (dmabuf, held)
+    });
+    let (Some(dmabuf), Some(held), Some(client)) = (dmabuf, held, surface.client()) else { return };
+    if held.load(Ordering::Acquire) {
+        return;
+    }
+    // AlreadyReady (every write done, or no fence at all): nothing to hold.
+    let Ok((blocker, source)) = dmabuf.generate_blocker(Interest::READ) else { return };
+    let released = held.clone();
+    let inserted = state.loop_handle.insert_source(source, move |_, _, state| {
+        released.store(false, Ordering::Release);
+        let dh = state.display_handle.clone();
+        state.client_compositor_state(&client).blocker_cleared(state, &dh);
+        Ok(())
+    });
+    if inserted.is_ok() {
+        held.store(true, Ordering::Release);
+        compositor::add_blocker(surface, blocker);
+        state.dmabuf_state.stats.held_commits += 1;
+        tracing::debug!("DMA-BUF: commit held until the buffer's writers finish");
     }
 }
 

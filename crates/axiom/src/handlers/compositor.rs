@@ -8,7 +8,7 @@ use smithay::reexports::wayland_server::protocol::{
 use smithay::reexports::wayland_server::{Client, Resource};
 use smithay::wayland::buffer::BufferHandler;
 use smithay::wayland::compositor::{
-    get_parent, is_sync_subsurface, CompositorClientState, CompositorHandler, CompositorState,
+    add_pre_commit_hook, get_parent, is_sync_subsurface, CompositorClientState, CompositorHandler, CompositorState,
 };
 
 use crate::state::ClientState;
@@ -28,6 +28,10 @@ impl CompositorHandler for Axiom {
     }
 
     fn new_surface(&mut self, surface: &WlSurface) {
+        // A dma-buf still being written is not shown before its writers finish.
+        add_pre_commit_hook::<Self, _>(surface, |state, _, surface| {
+            crate::dmabuf::sync::hold_commit_for_writers(state, surface)
+        });
         let Some(client) = surface.client() else { return };
         let Some(usage) = crate::limits::usage(&client) else { return };
         if let Err(exceeded) = usage.add_surface(&self.limits, surface) {

@@ -311,33 +311,55 @@ fn keys_from_a_keyboard_reach_foot_through_libinput() {
 
 #[test]
 #[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
-fn a_write_fence_is_waited_for_boundedly_through_the_sync_file() {
-    // The wait happens where a dma-buf is read for composition: keep the window off the planes.
+fn a_commit_is_held_until_its_dmabufs_writers_finish_and_nobody_waits() {
+    // Composition reads the buffers: keep the window off the planes.
     let compositor = start_drm_composing();
     let mut client = compositor.connect().unwrap();
     let (width, height) = output_size(&mut client);
     let (red, blue) = (Rgba::opaque(255, 0, 0), Rgba::opaque(0, 0, 255));
-    let mut vgem = axiom_testclient::vgem::VgemBuffer::new(32, 16).expect("a vgem buffer");
-    let pitch = vgem.pitch();
-    let encode = |colour| Format32::Xrgb8888.encode_image(&Image::solid(32, 16, colour), pitch as usize, 0xff);
-    vgem.write(&encode(red)).unwrap();
-
-    // A "GPU" that never finishes: the compositor sees the fence through
-    // DMA_BUF_IOCTL_EXPORT_SYNC_FILE, waits its bounded time, then reads anyway.
-    let fence = vgem.attach_write_fence().unwrap();
-    let (buffer, window) = small_dmabuf_window(&compositor, &mut client, vgem.dmabuf.as_fd(), pitch);
     let (x, y) = centred(width, height, 32, 16);
-    wait_on_crtc(&compositor, "drm-vgem-unsignalled", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, red));
-    let stats = import_stats(&compositor);
-    assert_eq!(stats.get("sync_timeouts"), Some(&1), "one bounded wait ran out: {stats:?}");
+    let vgem_buffer = |colour| {
+        let mut vgem = axiom_testclient::vgem::VgemBuffer::new(32, 16).expect("a vgem buffer");
+        let pitch = vgem.pitch();
+        vgem.write(&Format32::Xrgb8888.encode_image(&Image::solid(32, 16, colour), pitch as usize, 0xff)).unwrap();
+        vgem
+    };
 
-    // Signalled: the next commit is read without waiting.
-    vgem.signal(fence).unwrap();
-    vgem.write(&encode(blue)).unwrap();
-    recommit(&mut client, &window, &buffer);
-    wait_on_crtc(&compositor, "drm-vgem-signalled", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, blue));
+    // A finished red buffer is shown.
+    let first = vgem_buffer(red);
+    let (_first_buffer, window) = small_dmabuf_window(&compositor, &mut client, first.dmabuf.as_fd(), first.pitch());
+    wait_on_crtc(&compositor, "drm-vgem-first", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, red));
+
+    // A "GPU" is still writing the blue one: its commit is held, the window keeps its
+    // red buffer, and the compositor goes on serving everyone.
+    let second = vgem_buffer(blue);
+    let fence = second.attach_write_fence().unwrap();
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let plane = Plane { fd: second.dmabuf.as_fd(), offset: 0, stride: second.pitch(), modifier: 0 };
+    let params = client.dmabuf_params(&dmabuf, &[plane]);
+    let Created::Buffer(second_buffer) = client.dmabuf_create(&params, 32, 16, Fourcc::Xrgb8888 as u32).unwrap() else {
+        panic!("the vgem buffer was refused\n{}", compositor.log())
+    };
+    window.surface.attach(Some(&second_buffer), 0, 0);
+    window.surface.damage_buffer(0, 0, 32, 16);
+    window.surface.commit();
+    client.roundtrip().unwrap();
+    let mut other = compositor.connect().unwrap();
+    for _ in 0..3 {
+        let shot = other.screenshot().unwrap();
+        assert_image(&shot.crop(x, y, 32, 16), &Image::solid(32, 16, red), 0, "drm-vgem-held");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_image(&crtc_shot(&compositor).crop(x, y, 32, 16), &Image::solid(32, 16, red), 0, "drm-vgem-held-crtc");
     let stats = import_stats(&compositor);
-    assert_eq!(stats.get("sync_timeouts"), Some(&1), "no wait for a signalled fence: {stats:?}");
+    let get = |k: &str| stats.get(k).copied();
+    assert_eq!((get("held_commits"), get("sync_timeouts")), (Some(1), Some(0)), "{stats:?}");
+
+    // The writes finish: the held commit is applied, with no wait anywhere.
+    second.signal(fence).unwrap();
+    wait_on_crtc(&compositor, "drm-vgem-released", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, blue));
+    let stats = import_stats(&compositor);
+    assert_eq!(stats.get("sync_timeouts"), Some(&0), "nothing read a buffer before its writers finished: {stats:?}");
 }
 
 /// wp_presentation_feedback kind bits.
