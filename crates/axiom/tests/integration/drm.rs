@@ -515,6 +515,7 @@ fn the_top_windows_dmabuf_goes_on_an_overlay_plane_and_the_rest_is_composed() {
     client.present(&below.surface, &green.unwrap()).unwrap();
     let dmabuf = client.bind_dmabuf(5).unwrap();
     let top = client.create_window("top").unwrap();
+    let (top_feedback, before) = client.surface_feedback(&dmabuf, &top.surface).unwrap();
     let pattern = test_pattern(256, 128);
     let (memory, fd) = udmabuf_of(&pattern);
     let plane = Plane { fd: fd.as_fd(), offset: 0, stride: 256 * 4, modifier: 0 };
@@ -530,6 +531,12 @@ fn the_top_windows_dmabuf_goes_on_an_overlay_plane_and_the_rest_is_composed() {
     let on = log.lines().rfind(|l| l.contains("overlay plane: on:")).unwrap_or_else(|| panic!("{log}"));
     let (x, y) = centred(width, height, 256, 128);
     assert!(on.contains(&format!("256x128 XR24 buffer of the top window at ({x},{y})")), "{on}");
+    // The top window's feedback now starts with a scanout tranche for the display.
+    client.roundtrip().unwrap();
+    let after = client.feedback_log(&top_feedback);
+    let card = rustix::fs::stat(Path::new(CARD)).unwrap().st_rdev;
+    let batch: Vec<(u64, u32)> = after.tranches[before.tranches.len()..].iter().map(|(d, f, _)| (*d, *f)).collect();
+    assert_eq!(batch.first(), Some(&(card, SCANOUT)), "the top window gets a scanout tranche: {batch:?}");
 
     // The overlay plane holds the client's own framebuffer where the window is, and
     // nothing composed or imported that buffer.

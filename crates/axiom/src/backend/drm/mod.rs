@@ -78,10 +78,12 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         kms.refresh = Duration::from_nanos(1_000_000_000_000 / refresh_mhz as u64);
     }
     let display_device = kms.fd.dev_id().unwrap_or_default();
+    let overlays: Vec<_> = kms.surface.planes().overlay.iter().map(|plane| plane.formats.clone()).collect();
     kms.scanout = scanout::Scanout::new(
         options.direct_scanout,
         &state.dmabuf_state.default_feedback,
         &kms.surface.plane_info().formats,
+        &overlays.iter().collect::<Vec<_>>(),
         display_device,
     );
     tracing::info!("direct scanout {}", if options.direct_scanout { "on" } else { "off (--no-direct-scanout)" });

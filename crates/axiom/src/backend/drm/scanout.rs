@@ -36,6 +36,9 @@ pub struct Scanout {
     /// What fullscreen surfaces are told: a scanout tranche, then the default ones.
     /// None where direct scanout is off or the plane takes nothing of our table.
     feedback: Option<Feedback>,
+    /// What the top window is told when it is not fullscreen: likewise, with what the
+    /// overlay planes take.
+    overlay_feedback: Option<Feedback>,
     /// KMS framebuffers of client dma-bufs, per wl_buffer.
     framebuffers: Vec<(Weak<WlBuffer>, framebuffer::Handle)>,
     /// Buffers the plane refused: composed from then on.
@@ -47,26 +50,14 @@ pub struct Scanout {
 }
 
 impl Scanout {
-    /// `default`: the feedback every surface gets; `plane_formats`: what the primary
-    /// plane of `device` scans out.
-    pub fn new(enabled: bool, default: &Feedback, plane_formats: &FormatSet, device: u64) -> Self {
-        let indices: Vec<u16> = default
-            .table
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(_, (fourcc, modifier))| {
-                Fourcc::try_from(*fourcc)
-                    .is_ok_and(|code| plane_formats.contains(&Format { code, modifier: Modifier::from(*modifier) }))
-            })
-            .filter_map(|(i, _)| u16::try_from(i).ok())
-            .collect();
-        let feedback = (enabled && !indices.is_empty()).then(|| {
-            let mut tranches = vec![Tranche { target_device: device, flags: TrancheFlags::Scanout, indices }];
-            tranches.extend(default.tranches.iter().cloned());
-            Feedback { main_device: default.main_device, table: default.table.clone(), tranches }
-        });
-        Self { enabled, feedback, ..Default::default() }
+    /// `default`: the feedback every surface gets; `primary` and `overlays`: what the
+    /// primary plane and the overlay planes of `device` scan out.
+    pub fn new(enabled: bool, default: &Feedback, primary: &FormatSet, overlays: &[&FormatSet], device: u64) -> Self {
+        let feedback = scanout_feedback(default, |format| primary.contains(format), device).filter(|_| enabled);
+        let overlay_feedback =
+            scanout_feedback(default, |format| overlays.iter().any(|formats| formats.contains(format)), device)
+                .filter(|_| enabled);
+        Self { enabled, feedback, overlay_feedback, ..Default::default() }
     }
 
     fn decide(&mut self, decision: String) {
@@ -126,6 +117,26 @@ impl Scanout {
             let _ = fd.destroy_framebuffer(fb);
         }
     }
+}
+
+/// `default` with a scanout tranche in front: the entries of its table that a plane
+/// takes (`takes`), for `device`. None if the plane takes none of them.
+fn scanout_feedback(default: &Feedback, takes: impl Fn(&Format) -> bool, device: u64) -> Option<Feedback> {
+    let indices: Vec<u16> = default
+        .table
+        .entries
+        .iter()
+        .enumerate()
+        .filter(|(_, (fourcc, modifier))| {
+            Fourcc::try_from(*fourcc).is_ok_and(|code| takes(&Format { code, modifier: Modifier::from(*modifier) }))
+        })
+        .filter_map(|(i, _)| u16::try_from(i).ok())
+        .collect();
+    (!indices.is_empty()).then(|| {
+        let mut tranches = vec![Tranche { target_device: device, flags: TrancheFlags::Scanout, indices }];
+        tranches.extend(default.tranches.iter().cloned());
+        Feedback { main_device: default.main_device, table: default.table.clone(), tranches }
+    })
 }
 
 /// The buffer of `surface` (`what`, in reasons) when a plane could show it as it is:
@@ -295,20 +306,30 @@ impl Axiom {
     }
 
     /// Gives fullscreen surfaces a scanout tranche (the primary plane's formats)
-    /// in front of the default one, and takes it away when they leave fullscreen.
+    /// in front of the default one, and the top window, when it is not fullscreen,
+    /// one with the overlay planes' formats; takes them away when that changes.
     /// Feedback objects hear of it only when it changes.
     pub fn update_scanout_feedback(&mut self) {
         let Some(kms) = self.kms.as_ref() else { return };
-        let scanout = kms.scanout.feedback.clone();
+        let (primary, overlay) = (kms.scanout.feedback.clone(), kms.scanout.overlay_feedback.clone());
         let default = self.dmabuf_state.default_feedback.clone();
-        let surfaces: Vec<(WlSurface, bool)> = self
+        let top = self.space.elements().last().cloned();
+        let surfaces: Vec<(WlSurface, bool, bool)> = self
             .space
             .elements()
-            .filter_map(|w| w.toplevel())
-            .map(|t| (t.wl_surface().clone(), t.current_state().states.contains(ToplevelState::Fullscreen)))
+            .filter_map(|w| {
+                let toplevel = w.toplevel()?;
+                let fullscreen = toplevel.current_state().states.contains(ToplevelState::Fullscreen);
+                Some((toplevel.wl_surface().clone(), fullscreen, Some(w) == top.as_ref()))
+            })
             .collect();
-        for (surface, fullscreen) in surfaces {
-            let wanted = scanout.clone().filter(|_| fullscreen);
+        for (surface, fullscreen, on_top) in surfaces {
+            // Fullscreen: the primary plane's formats; the top window: the overlay planes'.
+            let wanted = match (fullscreen, on_top) {
+                (true, _) => primary.clone(),
+                (false, true) => overlay.clone(),
+                (false, false) => None,
+            };
             if self.dmabuf_state.surface_feedback(&surface) != wanted.as_ref().unwrap_or(&default) {
                 self.dmabuf_state.set_surface_feedback(&surface, wanted);
             }
