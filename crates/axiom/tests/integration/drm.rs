@@ -431,7 +431,7 @@ fn presentation_feedback_carries_the_kernels_flip_time_and_sequence() {
         );
         let frames = (now_seq - seq) as u32;
         let expected = now_time - Duration::from_nanos(u64::from(refresh_ns)) * frames;
-        let error = if expected > time { expected - time } else { time - expected };
+        let error = expected.abs_diff(time);
         assert!(
             error < Duration::from_micros(50) + Duration::from_micros(2) * frames,
             "frame {seq} at {time:?}: {frames} vblanks before {now_seq} at {now_time:?} is {expected:?}\n{presented:?}"
@@ -483,7 +483,7 @@ fn a_scanned_out_buffer_is_released_only_after_the_flip_that_replaces_it() {
     window.surface.attach(Some(b), 0, 0);
     window.surface.damage_buffer(0, 0, width as i32, height as i32);
     client.commit_and_wait_frame(&window.surface).unwrap();
-    let [result] = client.wait_for_feedback(&[feedback.clone()]).unwrap()[..] else { unreachable!() };
+    let [result] = client.wait_for_feedback(std::slice::from_ref(&feedback)).unwrap()[..] else { unreachable!() };
     let Presented::Presented { flags, .. } = result else { panic!("B was discarded") };
     assert_ne!(flags & ZERO_COPY, 0, "B was scanned out as it is: {flags:#x}");
     let deadline = Instant::now() + LIMIT;

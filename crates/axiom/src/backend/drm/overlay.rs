@@ -49,13 +49,20 @@ pub struct Overlay {
     pub buffer: Buffer,
 }
 
+/// The top window's surface and buffer, where it would go, and on which plane.
+struct Candidate {
+    surface: WlSurface,
+    buffer: Buffer,
+    dmabuf: Dmabuf,
+    dst: Rectangle<i32, Physical>,
+    plane: plane::Handle,
+}
+
 impl Axiom {
     /// The top window's surface, buffer and place when an overlay plane could show
     /// it: a window that is not fullscreen (the primary plane's case), wholly on the
     /// output, with a buffer `plain_dmabuf` takes, in a format an overlay plane lists.
-    fn overlay_candidate(
-        &self,
-    ) -> Result<(WlSurface, Buffer, Dmabuf, Rectangle<i32, Physical>, plane::Handle), String> {
+    fn overlay_candidate(&self) -> Result<Candidate, String> {
         let kms = self.kms.as_ref().ok_or("no KMS output")?;
         if kms.surface.planes().overlay.is_empty() {
             return Err("the CRTC has no overlay plane".into());
@@ -86,7 +93,7 @@ impl Axiom {
         if kms.scanout.was_refused(&buffer) {
             return Err("a plane refused this buffer before".into());
         }
-        Ok((surface, buffer, dmabuf, dst, plane))
+        Ok(Candidate { surface, buffer, dmabuf, dst, plane })
     }
 
     /// The overlay for this frame, if the top window's buffer can go on an overlay
@@ -98,7 +105,7 @@ impl Axiom {
         }
         let candidate = self.overlay_candidate();
         let kms = self.kms.as_mut()?;
-        let (surface, buffer, dmabuf, dst, plane) = match candidate {
+        let Candidate { surface, buffer, dmabuf, dst, plane } = match candidate {
             Ok(found) => found,
             Err(reason) => {
                 kms.scanout.decide_overlay(format!("off: {reason}"));
