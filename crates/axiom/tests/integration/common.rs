@@ -71,7 +71,7 @@ pub fn import_stats(compositor: &axiom_testclient::Compositor) -> std::collectio
     loop {
         let log = compositor.log();
         if log.matches(PREFIX).count() > before {
-            let line = log.lines().filter(|l| l.contains(PREFIX)).last().unwrap_or_default();
+            let line = log.lines().rfind(|l| l.contains(PREFIX)).unwrap_or_default();
             let fields = line.split(PREFIX).nth(1).unwrap_or_default();
             return fields
                 .split_whitespace()
