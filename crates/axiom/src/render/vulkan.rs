@@ -142,15 +142,9 @@ impl VulkanImporter {
         if size == 0 {
             bail!("empty buffer");
         }
-        let handle_type = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
-        let fd: OwnedFd = fd.try_clone_to_owned().context("dup")?;
-        let mut fd_properties = vk::MemoryFdPropertiesKHR::default();
-        // SAFETY: a query on a valid fd we own.
-        unsafe { self.external_fd.get_memory_fd_properties(handle_type, fd.as_raw_fd(), &mut fd_properties) }
-            .map_err(|e| anyhow!("vkGetMemoryFdPropertiesKHR: {e}"))?;
-
-        let buffer = self.create_external_buffer(handle_type, size)?;
-        let bound = self.bind_imported_memory(buffer, fd, fd_properties.memory_type_bits, size);
+        let (fd, fd_types) = self.dup_dmabuf(fd)?;
+        let buffer = self.create_external_buffer(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT, size)?;
+        let bound = self.bind_imported_memory(buffer, fd, fd_types, size);
         self.hand_to_wgpu(wgpu_device, buffer, bound, size, "imported dma-buf")
     }
 
@@ -331,11 +325,39 @@ impl VulkanImporter {
     ) -> anyhow::Result<(u32, vk::MemoryRequirements)> {
         // SAFETY: a query on a buffer we just created.
         let requirements = unsafe { self.device.get_buffer_memory_requirements(buffer) };
-        let types = requirements.memory_type_bits & allowed;
-        let index = (0..self.memory_types.len() as u32)
-            .find(|i| types & (1 << i) != 0)
-            .ok_or_else(|| anyhow!("no memory type fits both the buffer and {what}"))?;
+        let index = self.memory_type(&requirements, allowed, "the buffer", what)?;
         Ok((index, requirements))
+    }
+
+    /// The first memory type that both `requirements` (of `object`) and `allowed` (the
+    /// types of `what`) permit.
+    fn memory_type(
+        &self,
+        requirements: &vk::MemoryRequirements,
+        allowed: u32,
+        object: &str,
+        what: &str,
+    ) -> anyhow::Result<u32> {
+        let types = requirements.memory_type_bits & allowed;
+        (0..self.memory_types.len() as u32)
+            .find(|i| types & (1 << i) != 0)
+            .ok_or_else(|| anyhow!("no memory type fits both {object} and {what}"))
+    }
+
+    /// A dup of the dma-buf `fd` for Vulkan to take, and the memory types it can be imported as.
+    fn dup_dmabuf(&self, fd: BorrowedFd<'_>) -> anyhow::Result<(OwnedFd, u32)> {
+        let fd: OwnedFd = fd.try_clone_to_owned().context("dup")?;
+        let mut fd_properties = vk::MemoryFdPropertiesKHR::default();
+        // SAFETY: a query on a valid fd we own.
+        unsafe {
+            self.external_fd.get_memory_fd_properties(
+                vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT,
+                fd.as_raw_fd(),
+                &mut fd_properties,
+            )
+        }
+        .map_err(|e| anyhow!("vkGetMemoryFdPropertiesKHR: {e}"))?;
+        Ok((fd, fd_properties.memory_type_bits))
     }
 
     /// Binds `memory` to `buffer`, or frees it.

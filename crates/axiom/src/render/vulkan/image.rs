@@ -5,7 +5,7 @@
 //! the driver knows are read in place too.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use anyhow::{anyhow, bail, Context};
 use ash::vk;
@@ -128,12 +128,7 @@ impl VulkanImporter {
             bail!("the device cannot sample {:?} with modifier 0x{:016x}", plane.format, plane.modifier);
         }
         let format = vk_format(plane.format).context("no Vulkan format")?;
-        let handle_type = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
-        let fd: OwnedFd = fd.try_clone_to_owned().context("dup")?;
-        let mut fd_properties = vk::MemoryFdPropertiesKHR::default();
-        // SAFETY: a query on a valid fd we own.
-        unsafe { self.external_fd.get_memory_fd_properties(handle_type, fd.as_raw_fd(), &mut fd_properties) }
-            .map_err(|e| anyhow!("vkGetMemoryFdPropertiesKHR: {e}"))?;
+        let (fd, fd_types) = self.dup_dmabuf(fd)?;
 
         let layouts = [vk::SubresourceLayout {
             offset: plane.offset.into(),
@@ -146,7 +141,8 @@ impl VulkanImporter {
         let mut explicit = vk::ImageDrmFormatModifierExplicitCreateInfoEXT::default()
             .drm_format_modifier(plane.modifier)
             .plane_layouts(&layouts);
-        let mut external = vk::ExternalMemoryImageCreateInfo::default().handle_types(handle_type);
+        let mut external =
+            vk::ExternalMemoryImageCreateInfo::default().handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
         let info = vk::ImageCreateInfo::default()
             .image_type(vk::ImageType::TYPE_2D)
             .format(format)
@@ -162,7 +158,7 @@ impl VulkanImporter {
             .push_next(&mut external);
         // SAFETY: valid create info; the image is destroyed below on failure or handed to wgpu.
         let image = unsafe { self.device.create_image(&info, None) }.map_err(|e| anyhow!("vkCreateImage: {e}"))?;
-        match self.bind_image_to_dmabuf(image, fd, fd_properties.memory_type_bits) {
+        match self.bind_image_to_dmabuf(image, fd, fd_types) {
             Ok(memory) => self.image_to_wgpu(wgpu_device, image, memory, plane),
             Err(err) => {
                 // SAFETY: the image is unused and bound to nothing we keep.
@@ -176,10 +172,7 @@ impl VulkanImporter {
     fn bind_image_to_dmabuf(&self, image: vk::Image, fd: OwnedFd, fd_types: u32) -> anyhow::Result<vk::DeviceMemory> {
         // SAFETY: a query on an image we just created.
         let requirements = unsafe { self.device.get_image_memory_requirements(image) };
-        let types = requirements.memory_type_bits & fd_types;
-        let index = (0..self.memory_types.len() as u32)
-            .find(|i| types & (1 << i) != 0)
-            .ok_or_else(|| anyhow!("no memory type fits both the image and the dma-buf"))?;
+        let index = self.memory_type(&requirements, fd_types, "the image", "the dma-buf")?;
         let dedicated = vk::MemoryDedicatedAllocateInfo::default().image(image);
         let memory = self.import_dmabuf_memory(fd, requirements.size, index, dedicated)?;
         // SAFETY: the memory was allocated for this image's requirements.
