@@ -105,28 +105,22 @@ impl Axiom {
         }
         let candidate = self.overlay_candidate();
         let kms = self.kms.as_mut()?;
-        let Candidate { surface, buffer, dmabuf, dst, plane } = match candidate {
+        let accepted = candidate.and_then(|candidate| {
+            let Candidate { buffer, dmabuf, dst, plane, .. } = &candidate;
+            let fb = kms.accept_on_planes(buffer, dmabuf, |kms, fb| {
+                let frame = OverlayFrame { plane: *plane, fb, dst: *dst };
+                vec![kms.primary_plane(kms.front_framebuffer()), frame.plane_state()]
+            })?;
+            Ok((candidate, fb))
+        });
+        let (Candidate { surface, buffer, dmabuf, dst, plane }, fb) = match accepted {
             Ok(found) => found,
             Err(reason) => {
                 kms.scanout.decide_overlay(format!("off: {reason}"));
                 return None;
             }
         };
-        let fb = match kms.scanout.framebuffer(&kms.fd, &buffer, &dmabuf) {
-            Ok(fb) => fb,
-            Err(err) => {
-                kms.scanout.refuse(&buffer);
-                kms.scanout.decide_overlay(format!("off: the device cannot import the buffer ({err})"));
-                return None;
-            }
-        };
         let frame = OverlayFrame { plane, fb, dst };
-        let primary = kms.primary_plane(kms.front_framebuffer());
-        if let Err(err) = kms.surface.test_state([primary, frame.plane_state()], false) {
-            kms.scanout.refuse(&buffer);
-            kms.scanout.decide_overlay(format!("off: the test commit failed ({err})"));
-            return None;
-        }
         kms.scanout.decide_overlay(format!(
             "on: {}x{} {} buffer of the top window at ({},{}) on plane {} (fb {})",
             dst.size.w,

@@ -8,7 +8,7 @@
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::allocator::format::FormatSet;
 use smithay::backend::allocator::{Buffer as _, Format, Fourcc, Modifier};
-use smithay::backend::drm::DrmDeviceFd;
+use smithay::backend::drm::{DrmDeviceFd, PlaneState};
 use smithay::backend::renderer::utils::{with_renderer_surface_state, Buffer};
 use smithay::desktop::utils::OutputPresentationFeedback;
 use smithay::reexports::drm::buffer::{Handle as GemHandle, PlanarBuffer};
@@ -43,10 +43,23 @@ pub struct Scanout {
     framebuffers: Vec<(Weak<WlBuffer>, framebuffer::Handle)>,
     /// Buffers the plane refused: composed from then on.
     refused: Vec<Weak<WlBuffer>>,
-    /// Why the last frame was (not) scanned out directly, to log changes only.
-    last_decision: Option<String>,
-    /// Why the last composed frame had (no) overlay, likewise.
-    last_overlay_decision: Option<String>,
+    /// Why the last frame was (not) scanned out directly.
+    direct_decision: Decision,
+    /// Why the last composed frame had (no) overlay.
+    overlay_decision: Decision,
+}
+
+/// The last decision of one kind, so that only changes are logged.
+#[derive(Default)]
+struct Decision(Option<String>);
+
+impl Decision {
+    fn log(&mut self, what: &str, decision: String) {
+        if self.0.as_ref() != Some(&decision) {
+            tracing::info!("{what}: {decision}");
+            self.0 = Some(decision);
+        }
+    }
 }
 
 impl Scanout {
@@ -61,21 +74,15 @@ impl Scanout {
     }
 
     fn decide(&mut self, decision: String) {
-        if self.last_decision.as_ref() != Some(&decision) {
-            tracing::info!("direct scanout: {decision}");
-            self.last_decision = Some(decision);
-        }
+        self.direct_decision.log("direct scanout", decision);
     }
 
     pub(super) fn decide_overlay(&mut self, decision: String) {
-        if self.last_overlay_decision.as_ref() != Some(&decision) {
-            tracing::info!("overlay plane: {decision}");
-            self.last_overlay_decision = Some(decision);
-        }
+        self.overlay_decision.log("overlay plane", decision);
     }
 
     /// The framebuffer for `buffer`, made on first use.
-    pub(super) fn framebuffer(
+    fn framebuffer(
         &mut self,
         fd: &DrmDeviceFd,
         buffer: &WlBuffer,
@@ -108,7 +115,7 @@ impl Scanout {
     }
 
     /// A plane refused `buffer`: compose it from now on.
-    pub(super) fn refuse(&mut self, buffer: &WlBuffer) {
+    fn refuse(&mut self, buffer: &WlBuffer) {
         self.refused.push(buffer.downgrade());
     }
 
@@ -116,6 +123,31 @@ impl Scanout {
         for (_, fb) in self.framebuffers.drain(..) {
             let _ = fd.destroy_framebuffer(fb);
         }
+    }
+}
+
+impl super::KmsOutput {
+    /// The framebuffer of `buffer` once the planes `planes(self, fb)` that show it pass
+    /// an atomic test commit. A buffer the device or the test refuses is composed from
+    /// then on; the error says why.
+    pub(super) fn accept_on_planes(
+        &mut self,
+        buffer: &Buffer,
+        dmabuf: &Dmabuf,
+        planes: impl FnOnce(&Self, framebuffer::Handle) -> Vec<PlaneState<'static>>,
+    ) -> Result<framebuffer::Handle, String> {
+        let fb = match self.scanout.framebuffer(&self.fd, buffer, dmabuf) {
+            Ok(fb) => fb,
+            Err(err) => {
+                self.scanout.refuse(buffer);
+                return Err(format!("the device cannot import the buffer ({err})"));
+            }
+        };
+        if let Err(err) = self.surface.test_state(planes(self, fb), false) {
+            self.scanout.refuse(buffer);
+            return Err(format!("the test commit failed ({err})"));
+        }
+        Ok(fb)
     }
 }
 
@@ -272,26 +304,17 @@ impl Axiom {
         }
         let candidate = self.scanout_candidate();
         let Some(kms) = self.kms.as_mut() else { return false };
-        let (buffer, dmabuf) = match candidate {
+        let accepted = candidate.and_then(|(buffer, dmabuf)| {
+            let fb = kms.accept_on_planes(&buffer, &dmabuf, |kms, fb| vec![kms.primary_plane(fb)])?;
+            Ok((buffer, dmabuf, fb))
+        });
+        let (buffer, dmabuf, fb) = match accepted {
             Ok(found) => found,
             Err(reason) => {
                 kms.scanout.decide(format!("off, composing: {reason}"));
                 return false;
             }
         };
-        let fb = match kms.scanout.framebuffer(&kms.fd, &buffer, &dmabuf) {
-            Ok(fb) => fb,
-            Err(err) => {
-                kms.scanout.refuse(&buffer);
-                kms.scanout.decide(format!("off, composing: the device cannot import the buffer ({err})"));
-                return false;
-            }
-        };
-        if let Err(err) = kms.surface.test_state([kms.primary_plane(fb)], false) {
-            kms.scanout.refuse(&buffer);
-            kms.scanout.decide(format!("off, composing: the test commit failed ({err})"));
-            return false;
-        }
         let size = dmabuf.size();
         kms.scanout.decide(format!(
             "on: {}x{} {:?} buffer of the fullscreen window on the primary plane (fb {})",
