@@ -15,6 +15,7 @@ use axiom_testclient::memfd::SharedMemory;
 use axiom_testclient::{Compositor, Image, Rgba, TestClient};
 use smithay::backend::allocator::Fourcc;
 use wayland_client::protocol::wl_buffer::WlBuffer;
+use wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1;
 
 use crate::common::{assert_image, axiom_binary, centred, import_stats, load_png, non_background, BACKGROUND};
 use crate::third_party::spawn;
@@ -169,6 +170,21 @@ fn a_udmabuf_reaches_the_crtc_and_rewrites_show_through() {
     eprintln!("udmabuf import counters: {stats:?}");
 }
 
+/// A `width` x `height` XRGB8888 wl_buffer of the dma-buf `fd` (rows `stride` bytes apart).
+fn xrgb_buffer(
+    compositor: &Compositor,
+    client: &mut TestClient,
+    dmabuf: &ZwpLinuxDmabufV1,
+    fd: std::os::fd::BorrowedFd<'_>,
+    stride: u32,
+    (width, height): (u32, u32),
+) -> WlBuffer {
+    let params = client.dmabuf_params(dmabuf, &[Plane { fd, offset: 0, stride, modifier: 0 }]);
+    let created = client.dmabuf_create(&params, width as i32, height as i32, Fourcc::Xrgb8888 as u32).unwrap();
+    let Created::Buffer(buffer) = created else { panic!("the dma-buf was refused\n{}", compositor.log()) };
+    buffer
+}
+
 /// A window showing the 32x16 XRGB8888 dma-buf `fd` (rows `stride` bytes apart), drawn.
 fn small_dmabuf_window(
     compositor: &Compositor,
@@ -177,10 +193,7 @@ fn small_dmabuf_window(
     stride: u32,
 ) -> (WlBuffer, axiom_testclient::Window) {
     let dmabuf = client.bind_dmabuf(5).unwrap();
-    let params = client.dmabuf_params(&dmabuf, &[Plane { fd, offset: 0, stride, modifier: 0 }]);
-    let Created::Buffer(buffer) = client.dmabuf_create(&params, 32, 16, Fourcc::Xrgb8888 as u32).unwrap() else {
-        panic!("the dma-buf was refused\n{}", compositor.log())
-    };
+    let buffer = xrgb_buffer(compositor, client, &dmabuf, fd, stride, (32, 16));
     let window = client.create_window("dmabuf").unwrap();
     recommit(client, &window, &buffer);
     (buffer, window)
@@ -214,13 +227,7 @@ fn fullscreen_udmabuf_window(compositor: &Compositor, client: &mut TestClient) -
 
     let pattern = test_pattern(width, height);
     let (memory, fd) = udmabuf_of(&pattern);
-    let plane = Plane { fd: fd.as_fd(), offset: 0, stride: width * 4, modifier: 0 };
-    let params = client.dmabuf_params(&dmabuf, &[plane]);
-    let Created::Buffer(buffer) =
-        client.dmabuf_create(&params, width as i32, height as i32, Fourcc::Xrgb8888 as u32).unwrap()
-    else {
-        panic!("the udmabuf was refused\n{}", compositor.log())
-    };
+    let buffer = xrgb_buffer(compositor, client, &dmabuf, fd.as_fd(), width * 4, (width, height));
     window.surface.attach(Some(&buffer), 0, 0);
     window.surface.damage_buffer(0, 0, width as i32, height as i32);
     client.commit_and_wait_frame(&window.surface).unwrap();
@@ -335,11 +342,7 @@ fn a_commit_is_held_until_its_dmabufs_writers_finish_and_nobody_waits() {
     let second = vgem_buffer(blue);
     let fence = second.attach_write_fence().unwrap();
     let dmabuf = client.bind_dmabuf(5).unwrap();
-    let plane = Plane { fd: second.dmabuf.as_fd(), offset: 0, stride: second.pitch(), modifier: 0 };
-    let params = client.dmabuf_params(&dmabuf, &[plane]);
-    let Created::Buffer(second_buffer) = client.dmabuf_create(&params, 32, 16, Fourcc::Xrgb8888 as u32).unwrap() else {
-        panic!("the vgem buffer was refused\n{}", compositor.log())
-    };
+    let second_buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, second.dmabuf.as_fd(), second.pitch(), (32, 16));
     window.surface.attach(Some(&second_buffer), 0, 0);
     window.surface.damage_buffer(0, 0, 32, 16);
     window.surface.commit();
@@ -458,10 +461,7 @@ fn a_scanned_out_buffer_is_released_only_after_the_flip_that_replaces_it() {
         .iter()
         .map(|image| {
             let (pages, fd) = udmabuf_of(image);
-            let plane = Plane { fd: fd.as_fd(), offset: 0, stride: width * 4, modifier: 0 };
-            let params = client.dmabuf_params(&dmabuf, &[plane]);
-            let created = client.dmabuf_create(&params, width as i32, height as i32, Fourcc::Xrgb8888 as u32).unwrap();
-            let Created::Buffer(buffer) = created else { panic!("the udmabuf was refused\n{}", compositor.log()) };
+            let buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), width * 4, (width, height));
             memory.push((pages, fd));
             buffer
         })
@@ -518,11 +518,7 @@ fn the_top_windows_dmabuf_goes_on_an_overlay_plane_and_the_rest_is_composed() {
     let (top_feedback, before) = client.surface_feedback(&dmabuf, &top.surface).unwrap();
     let pattern = test_pattern(256, 128);
     let (memory, fd) = udmabuf_of(&pattern);
-    let plane = Plane { fd: fd.as_fd(), offset: 0, stride: 256 * 4, modifier: 0 };
-    let params = client.dmabuf_params(&dmabuf, &[plane]);
-    let Created::Buffer(buffer) = client.dmabuf_create(&params, 256, 128, Fourcc::Xrgb8888 as u32).unwrap() else {
-        panic!("the udmabuf was refused\n{}", compositor.log())
-    };
+    let buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), 256 * 4, (256, 128));
     top.surface.attach(Some(&buffer), 0, 0);
     top.surface.damage_buffer(0, 0, 256, 128);
     client.commit_and_wait_frame(&top.surface).unwrap();
