@@ -214,19 +214,18 @@ impl Renderer {
         let format = dmabuf_format(dmabuf.format().code as u32)?;
         let size = dmabuf.size();
         let (w, h) = (u32::try_from(size.w).ok()?, u32::try_from(size.h).ok()?);
-        // The device reads this memory for as long as the buffer lives; a file its client
-        // can still shrink would fault under it (on lavapipe, a SIGBUS in the compositor).
-        // Real dma-bufs never shrink, and memfds sealed with F_SEAL_SHRINK (as udmabuf
-        // requires) cannot; others take the CPU path, which reads them safely.
-        if !dmabuf.handles().all(crate::dmabuf::cpu::can_map_safely) {
-            return None;
-        }
         let buffer = match self.imports.get(&id).map(|import| import.memory) {
             Some(ImportedMemory::Images(planes)) => {
                 self.sample_planes(slot, planes, format, (w, h), dmabuf.y_inverted());
                 return Some(());
             }
             Some(ImportedMemory::Buffer(buffer)) => buffer,
+            // The device reads this memory for as long as the buffer lives; a file its client
+            // can still shrink would fault under it (on lavapipe, a SIGBUS in the compositor).
+            // Real dma-bufs never shrink, and memfds sealed with F_SEAL_SHRINK (as udmabuf
+            // requires) cannot, nor can seals be removed: checked once, before importing.
+            // Others take the CPU path, which reads them safely.
+            None if !dmabuf.handles().all(crate::dmabuf::cpu::can_map_safely) => return None,
             None => match self.import_dmabuf_images(importer, dmabuf, format, (w, h)) {
                 Ok(planes) => {
                     tracing::info!(
