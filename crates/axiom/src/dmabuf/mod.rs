@@ -53,6 +53,8 @@ pub struct ImportStats {
     pub held_commits: u64,
     /// Frames that read a dma-buf whose writers had not finished within the limit.
     pub sync_timeouts: u64,
+    /// Sync files of a dma-buf's pending writes that a frame's GPU work waited on.
+    pub gpu_fence_waits: u64,
 }
 
 pub struct DmabufState {
@@ -169,7 +171,7 @@ impl DmabufState {
     pub fn log_stats(&self, live_imports: usize) {
         let s = self.stats;
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} sync_timeouts={} live_imports={}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} sync_timeouts={} gpu_fence_waits={} live_imports={}",
             s.created,
             s.failed,
             s.cpu_imports,
@@ -182,6 +184,7 @@ impl DmabufState {
             s.shm_cpu_uploads,
             s.held_commits,
             s.sync_timeouts,
+            s.gpu_fence_waits,
             live_imports
         );
     }

@@ -2,10 +2,11 @@
 //! attaches a dma-buf whose writes are still pending is held (not applied)
 //! until they finish, watched in the event loop: the surface keeps showing
 //! its previous buffer, and neither the compositor nor any other client
-//! waits. As a backstop, before the renderer reads a buffer it waits
-//! (bounded) for the fence of every pending write, exported as a sync file
-//! (DMA_BUF_IOCTL_EXPORT_SYNC_FILE). Memfds and other non-dma-buf fds have
-//! no fences and answer ENOTTY.
+//! waits. As a backstop, before the renderer reads a buffer it exports the
+//! fence of every write still pending as a sync file
+//! (DMA_BUF_IOCTL_EXPORT_SYNC_FILE): the GPU waits on it where the driver
+//! imports sync files as semaphores, the CPU (bounded) otherwise. Memfds and
+//! other non-dma-buf fds have no fences and answer ENOTTY.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,22 +45,49 @@ const DMA_BUF_SYNC_READ: u32 = 1;
 /// _IOWR('b', 2, struct dma_buf_export_sync_file)
 const DMA_BUF_IOCTL_EXPORT_SYNC_FILE: libc::c_ulong = 0xC008_6202;
 
-/// Waits until the writes pending on `fd` are done, at most `limit`.
-pub fn wait_for_writers(fd: BorrowedFd<'_>, limit: Duration) -> WriterWait {
+/// The writes still pending on one dma-buf fd.
+#[derive(Debug)]
+pub enum Writers {
+    /// Not a dma-buf (a memfd, say): nothing to wait for.
+    NotDmabuf,
+    /// Every write has finished.
+    Done,
+    /// A sync file that signals when the writes pending now have finished.
+    Pending(OwnedFd),
+}
+
+/// Exports the fence of the writes pending on `fd` (DMA_BUF_IOCTL_EXPORT_SYNC_FILE).
+pub fn pending_writers(fd: BorrowedFd<'_>) -> Writers {
     let mut request = DmaBufExportSyncFile { flags: DMA_BUF_SYNC_READ, fd: -1 };
     // SAFETY: the ioctl reads and writes the struct we pass, nothing else.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &mut request) };
     if rc != 0 || request.fd < 0 {
         // ENOTTY: not a dma-buf; EINVAL/ENOSYS: a kernel without sync-file export (< 5.20).
-        return WriterWait::NotDmabuf;
+        return Writers::NotDmabuf;
     }
     // SAFETY: on success the kernel gave us a new sync-file fd, which we now own.
     let sync_file = unsafe { OwnedFd::from_raw_fd(request.fd) };
-    let mut fds = [rustix::event::PollFd::new(&sync_file, rustix::event::PollFlags::IN)];
+    if signalled_within(&sync_file, Duration::ZERO) {
+        Writers::Done
+    } else {
+        Writers::Pending(sync_file)
+    }
+}
+
+/// Whether `sync_file` signals within `limit`.
+pub fn signalled_within(sync_file: &OwnedFd, limit: Duration) -> bool {
+    let mut fds = [rustix::event::PollFd::new(sync_file, rustix::event::PollFlags::IN)];
     let timeout = rustix::event::Timespec::try_from(limit).ok();
-    match rustix::event::poll(&mut fds, timeout.as_ref()) {
-        Ok(n) if n > 0 => WriterWait::Ready,
-        _ => WriterWait::TimedOut,
+    matches!(rustix::event::poll(&mut fds, timeout.as_ref()), Ok(n) if n > 0)
+}
+
+/// Waits until the writes pending on `fd` are done, at most `limit`.
+pub fn wait_for_writers(fd: BorrowedFd<'_>, limit: Duration) -> WriterWait {
+    match pending_writers(fd) {
+        Writers::NotDmabuf => WriterWait::NotDmabuf,
+        Writers::Done => WriterWait::Ready,
+        Writers::Pending(sync_file) if signalled_within(&sync_file, limit) => WriterWait::Ready,
+        Writers::Pending(_) => WriterWait::TimedOut,
     }
 }
 

@@ -223,7 +223,9 @@ impl Renderer {
 
     /// Repaints the part of the output that `items` changed since the last
     /// frame and waits until the GPU has finished, so that the frame can be
-    /// reported presented. Returns the repainted area, None if nothing changed.
+    /// reported presented. Where the frame waits on a client's fence on the GPU
+    /// (implicit sync), that is once the fence signals: the kernel guarantees it
+    /// does, in bounded time. Returns the repainted area, None if nothing changed.
     pub fn render(&mut self, items: &[DrawItem]) -> Option<Rect> {
         let next: Vec<(DrawKey, Option<Rect>)> = items
             .iter()
@@ -302,8 +304,9 @@ impl Renderer {
             }
         }
         self.queue.submit([encoder.finish()]);
-        if let Err(err) = self.device.poll(wgpu::PollType::wait_indefinitely()) {
-            tracing::error!("waiting for the frame failed: {err}");
+        match self.device.poll(wgpu::PollType::wait_indefinitely()) {
+            Ok(_) => self.submissions_finished(),
+            Err(err) => tracing::error!("waiting for the frame failed: {err}"),
         }
         Some(damage)
     }
@@ -316,6 +319,14 @@ impl Renderer {
             return importer.tiled_format_modifiers();
         }
         Vec::new()
+    }
+
+    /// Every submission so far has finished: what they waited on can go.
+    fn submissions_finished(&self) {
+        #[cfg(feature = "dmabuf-vulkan")]
+        if let Some(importer) = &self.vulkan {
+            importer.retire_gpu_waits();
+        }
     }
 
     /// A view of a 1x1 texture, for plane slots nothing reads.

@@ -61,6 +61,7 @@ impl Renderer {
             let _ = sender.send(result);
         });
         self.device.poll(wgpu::PollType::wait_indefinitely())?;
+        self.submissions_finished();
         receiver.recv()??;
         {
             let mapped = slice.get_mapped_range()?;

@@ -1,7 +1,7 @@
 //! Surface textures: the renderer's copy of each surface's current buffer,
 //! one texture per plane, updated from the damaged rows only.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 
 use smithay::backend::allocator::Buffer as _;
@@ -176,10 +176,16 @@ impl Renderer {
             },
             Some(BufferType::Dma) => match get_dmabuf(buffer) {
                 Ok(dmabuf) => {
-                    wait_for_dmabuf_writers(dmabuf, stats);
+                    let writers = pending_writers(dmabuf);
                     match self.import_dmabuf_vulkan(buffer.id(), dmabuf, slot, stats) {
-                        Some(()) => Some(merge_rows(damaged_rows(), dmabuf.height())),
-                        None => self.import_dmabuf_cpu(buffer.id(), dmabuf, damaged_rows(), slot, stats),
+                        Some(()) => {
+                            self.wait_for_writers_on_gpu(writers, stats);
+                            Some(merge_rows(damaged_rows(), dmabuf.height()))
+                        }
+                        None => {
+                            wait_for_writers_on_cpu(writers, stats);
+                            self.import_dmabuf_cpu(buffer.id(), dmabuf, damaged_rows(), slot, stats)
+                        }
                     }
                 }
                 Err(_) => None,
@@ -566,13 +572,60 @@ impl Renderer {
 }
 
 /// Implicit sync: the client's GPU may still be writing a newly committed dma-buf.
-fn wait_for_dmabuf_writers(dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf, stats: &mut ImportStats) {
-    use crate::dmabuf::sync::{wait_for_writers, WriterWait, WRITER_WAIT_LIMIT};
+/// The fences of its pending writes, one sync file per distinct file among its planes.
+fn pending_writers(dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf) -> Vec<OwnedFd> {
+    use crate::dmabuf::sync::Writers;
+    let mut files = Vec::new();
+    let mut pending = Vec::new();
     for fd in dmabuf.handles() {
-        if wait_for_writers(fd, WRITER_WAIT_LIMIT) == WriterWait::TimedOut {
+        let file = rustix::fs::fstat(fd).map(|s| (s.st_dev, s.st_ino)).ok();
+        if file.is_some() && files.contains(&file) {
+            continue;
+        }
+        files.push(file);
+        if let Writers::Pending(sync_file) = crate::dmabuf::sync::pending_writers(fd) {
+            pending.push(sync_file);
+        }
+    }
+    pending
+}
+
+/// Before the CPU reads a buffer: waits for its writers, bounded so that one slow
+/// client cannot stall every other.
+fn wait_for_writers_on_cpu(writers: Vec<OwnedFd>, stats: &mut ImportStats) {
+    use crate::dmabuf::sync::{signalled_within, WRITER_WAIT_LIMIT};
+    for sync_file in writers {
+        if !signalled_within(&sync_file, WRITER_WAIT_LIMIT) {
             tracing::warn!("DMA-BUF: writers still busy after {WRITER_WAIT_LIMIT:?}; reading the buffer anyway");
             stats.sync_timeouts += 1;
         }
+    }
+}
+
+impl Renderer {
+    /// Before the GPU reads a buffer in place: the next submission (the frame) waits on
+    /// each writer's fence as a semaphore, where the driver imports sync files; the
+    /// CPU waits for the others.
+    fn wait_for_writers_on_gpu(&self, writers: Vec<OwnedFd>, stats: &mut ImportStats) {
+        #[cfg(feature = "dmabuf-vulkan")]
+        let writers: Vec<OwnedFd> = match self.vulkan.as_ref().filter(|v| v.waits_on_gpu()) {
+            Some(importer) => writers
+                .into_iter()
+                .filter(|sync_file| match importer.wait_on_gpu(&self.queue, sync_file) {
+                    Ok(()) => {
+                        tracing::debug!("DMA-BUF: the frame waits on the GPU for the buffer's writers");
+                        stats.gpu_fence_waits += 1;
+                        false
+                    }
+                    Err(err) => {
+                        tracing::warn!("DMA-BUF: cannot wait for the writers on the GPU, waiting here: {err:#}");
+                        true
+                    }
+                })
+                .collect(),
+            None => writers,
+        };
+        wait_for_writers_on_cpu(writers, stats);
     }
 }
 

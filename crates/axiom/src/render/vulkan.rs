@@ -7,8 +7,11 @@
 //! buffer, and read by the fragment shader with the client's own offsets and
 //! strides. No CPU byte is touched and no copy is made: the memory aliases
 //! the client's buffer. Step 3 does the same for wl_shm: the pool's mapping is
-//! imported as a host pointer (VK_EXT_external_memory_host).
+//! imported as a host pointer (VK_EXT_external_memory_host). Implicit sync on
+//! the GPU (`fence_wait`): a dma-buf's pending writes become a semaphore the
+//! frame waits on.
 
+mod fence_wait;
 mod image;
 
 pub use image::ImagePlane;
@@ -85,6 +88,8 @@ pub struct VulkanImporter {
     modifiers: HashMap<wgpu::TextureFormat, Vec<u64>>,
     /// Step 3 is live: the device imports host pointers (wl_shm mappings).
     pub host_pointers: bool,
+    /// The device imports sync files as semaphores: frames wait for writers on the GPU.
+    fence_waits: Option<fence_wait::FenceWaits>,
 }
 
 impl VulkanImporter {
@@ -115,6 +120,13 @@ impl VulkanImporter {
         } else {
             HashMap::new()
         };
+        let fence_waits = fence_wait::FenceWaits::new(
+            instance,
+            hal_device.shared_instance().instance_api_version(),
+            physical,
+            &raw,
+            has(ash::khr::external_semaphore_fd::NAME),
+        );
         Some(Self {
             device: raw,
             external_fd,
@@ -124,7 +136,26 @@ impl VulkanImporter {
             dmabuf_buffers,
             modifiers,
             host_pointers,
+            fence_waits,
         })
+    }
+
+    /// Frames can wait for a dma-buf's writers on the GPU (`wait_on_gpu`).
+    pub fn waits_on_gpu(&self) -> bool {
+        self.fence_waits.is_some()
+    }
+
+    /// Makes the next submission on `queue` wait until `sync_file` signals.
+    pub fn wait_on_gpu(&self, queue: &wgpu::Queue, sync_file: &OwnedFd) -> anyhow::Result<()> {
+        let waits = self.fence_waits.as_ref().context("the device cannot import sync files")?;
+        waits.wait_before_next_submission(&self.device, queue, sync_file)
+    }
+
+    /// A submission has finished: the semaphores handed out before it can go.
+    pub fn retire_gpu_waits(&self) {
+        if let Some(waits) = &self.fence_waits {
+            waits.retire(&self.device);
+        }
     }
 
     /// Imports the first `size` bytes of the dma-buf `fd` as a storage buffer
@@ -420,5 +451,10 @@ impl VulkanImporter {
             "4 CPU copy: live".to_string(),
         ]
         .join("; ")
+            + if self.fence_waits.is_some() {
+                ". Implicit sync: the GPU waits on sync files (semaphores)"
+            } else {
+                ". Implicit sync: bounded CPU wait (no sync-file semaphore import)"
+            }
     }
 }

@@ -316,6 +316,18 @@ fn keys_from_a_keyboard_reach_foot_through_libinput() {
     assert!(compositor.log().contains("input device added: axiom test keyboard"), "{}", compositor.log());
 }
 
+/// A 32x16 vgem buffer (a dma-buf that takes fences) filled with `colour`.
+fn vgem_buffer(colour: Rgba) -> axiom_testclient::vgem::VgemBuffer {
+    let mut vgem = axiom_testclient::vgem::VgemBuffer::new(32, 16).expect("a vgem buffer");
+    fill(&mut vgem, colour);
+    vgem
+}
+
+fn fill(vgem: &mut axiom_testclient::vgem::VgemBuffer, colour: Rgba) {
+    let pitch = vgem.pitch() as usize;
+    vgem.write(&Format32::Xrgb8888.encode_image(&Image::solid(32, 16, colour), pitch, 0xff)).unwrap();
+}
+
 #[test]
 #[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
 fn a_commit_is_held_until_its_dmabufs_writers_finish_and_nobody_waits() {
@@ -325,12 +337,6 @@ fn a_commit_is_held_until_its_dmabufs_writers_finish_and_nobody_waits() {
     let (width, height) = output_size(&mut client);
     let (red, blue) = (Rgba::opaque(255, 0, 0), Rgba::opaque(0, 0, 255));
     let (x, y) = centred(width, height, 32, 16);
-    let vgem_buffer = |colour| {
-        let mut vgem = axiom_testclient::vgem::VgemBuffer::new(32, 16).expect("a vgem buffer");
-        let pitch = vgem.pitch();
-        vgem.write(&Format32::Xrgb8888.encode_image(&Image::solid(32, 16, colour), pitch as usize, 0xff)).unwrap();
-        vgem
-    };
 
     // A finished red buffer is shown.
     let first = vgem_buffer(red);
@@ -363,6 +369,64 @@ fn a_commit_is_held_until_its_dmabufs_writers_finish_and_nobody_waits() {
     wait_on_crtc(&compositor, "drm-vgem-released", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, blue));
     let stats = import_stats(&compositor);
     assert_eq!(stats.get("sync_timeouts"), Some(&0), "nothing read a buffer before its writers finished: {stats:?}");
+}
+
+#[cfg(feature = "dmabuf-vulkan")]
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn a_fence_still_pending_when_a_frame_reads_the_buffer_is_waited_on_by_the_gpu() {
+    let compositor = start_drm_composing();
+    assert!(
+        compositor.log().contains("Implicit sync: the GPU waits on sync files"),
+        "lavapipe imports sync files where the kernel exports them: {}",
+        compositor.log()
+    );
+    let mut client = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut client);
+    let (red, blue, green, yellow) =
+        (Rgba::opaque(255, 0, 0), Rgba::opaque(0, 0, 255), Rgba::opaque(0, 255, 0), Rgba::opaque(255, 255, 0));
+    let (x, y) = centred(width, height, 32, 16);
+    let first = vgem_buffer(red);
+    let (_first_buffer, window) = small_dmabuf_window(&compositor, &mut client, first.dmabuf.as_fd(), first.pitch());
+    wait_on_crtc(&compositor, "drm-gpu-wait-first", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, red));
+
+    // Commits are held for their writers one at a time per surface: the blue one is held,
+    // and the next, whose "GPU" is still writing (green so far, yellow when done), queues
+    // behind it unheld. Once blue's writes finish both apply, and the frame reads the
+    // last buffer while its writes are still pending.
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let second = vgem_buffer(blue);
+    let second_fence = second.attach_write_fence().unwrap();
+    let second_buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, second.dmabuf.as_fd(), second.pitch(), (32, 16));
+    let mut third = vgem_buffer(green);
+    let third_fence = third.attach_write_fence().unwrap();
+    let third_buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, third.dmabuf.as_fd(), third.pitch(), (32, 16));
+    for buffer in [&second_buffer, &third_buffer] {
+        window.surface.attach(Some(buffer), 0, 0);
+        window.surface.damage_buffer(0, 0, 32, 16);
+        window.surface.commit();
+    }
+    client.roundtrip().unwrap();
+    second.signal(second_fence).unwrap();
+
+    // The frame's GPU work waits for the writes: the unfinished green never shows.
+    std::thread::sleep(Duration::from_millis(500));
+    let shot = crtc_shot(&compositor).crop(x, y, 32, 16);
+    assert!(
+        shot == Image::solid(32, 16, red) || shot == Image::solid(32, 16, blue),
+        "only finished buffers reach the screen: {:?}",
+        shot.pixel(0, 0)
+    );
+    fill(&mut third, yellow);
+    third.signal(third_fence).unwrap();
+    wait_on_crtc(&compositor, "drm-gpu-wait-done", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, yellow));
+    let stats = import_stats(&compositor);
+    let get = |k: &str| stats.get(k).copied();
+    assert_eq!(
+        (get("held_commits"), get("gpu_fence_waits"), get("sync_timeouts")),
+        (Some(1), Some(1), Some(0)),
+        "the GPU, not the CPU, waited for the writers: {stats:?}"
+    );
 }
 
 /// wp_presentation_feedback kind bits.

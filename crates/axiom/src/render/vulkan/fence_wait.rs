@@ -1,0 +1,93 @@
+//! Implicit sync on the GPU: the fence of a dma-buf's pending writes, exported
+//! as a sync file, is imported as a semaphore that wgpu's next submission waits
+//! on (VK_KHR_external_semaphore_fd, SYNC_FD handles). The frame then reads the
+//! buffer only after its writers finish, and the CPU never polls the fence.
+
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::sync::Mutex;
+
+use anyhow::{anyhow, Context};
+use ash::vk;
+use wgpu::hal::api::Vulkan;
+
+pub struct FenceWaits {
+    semaphore_fd: ash::khr::external_semaphore_fd::Device,
+    /// Semaphores handed to wgpu's next submission, destroyed once a frame submitted
+    /// after them has finished (it waited on them, or a submission before it did).
+    handed: Mutex<Vec<vk::Semaphore>>,
+}
+
+impl FenceWaits {
+    /// None unless the device imports sync files as semaphores.
+    pub fn new(
+        instance: &ash::Instance,
+        instance_version: u32,
+        physical: vk::PhysicalDevice,
+        device: &ash::Device,
+        extension_enabled: bool,
+    ) -> Option<Self> {
+        if !extension_enabled || instance_version < vk::API_VERSION_1_1 {
+            return None;
+        }
+        let info = vk::PhysicalDeviceExternalSemaphoreInfo::default()
+            .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+        let mut properties = vk::ExternalSemaphoreProperties::default();
+        // SAFETY: a query on the physical device of a live Vulkan 1.1 instance.
+        unsafe { instance.get_physical_device_external_semaphore_properties(physical, &info, &mut properties) };
+        let importable = properties.external_semaphore_features.contains(vk::ExternalSemaphoreFeatureFlags::IMPORTABLE);
+        importable.then(|| Self {
+            semaphore_fd: ash::khr::external_semaphore_fd::Device::new(instance, device),
+            handed: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Makes wgpu's next submission wait, before any of its commands, until `sync_file`
+    /// signals. Vulkan takes a dup: on an error the caller can still wait on the file.
+    pub fn wait_before_next_submission(
+        &self,
+        device: &ash::Device,
+        queue: &wgpu::Queue,
+        sync_file: &OwnedFd,
+    ) -> anyhow::Result<()> {
+        let sync_file = sync_file.try_clone().context("dup of the sync file")?;
+        // SAFETY: a plain binary semaphore on a live device; destroyed below or in `retire`.
+        let semaphore = unsafe { device.create_semaphore(&vk::SemaphoreCreateInfo::default(), None) }
+            .context("vkCreateSemaphore")?;
+        let destroy = || {
+            // SAFETY: the semaphore was never handed to a submission.
+            unsafe { device.destroy_semaphore(semaphore, None) }
+        };
+        let raw_fd = sync_file.into_raw_fd();
+        // Sync files may only be imported temporarily: the payload goes with the first wait.
+        let import = vk::ImportSemaphoreFdInfoKHR::default()
+            .semaphore(semaphore)
+            .flags(vk::SemaphoreImportFlags::TEMPORARY)
+            .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD)
+            .fd(raw_fd);
+        // SAFETY: on success Vulkan owns raw_fd; on failure it stays ours (the spec and Mesa agree).
+        if let Err(e) = unsafe { self.semaphore_fd.import_semaphore_fd(&import) } {
+            // SAFETY: the import failed, so the fd is still open and ours alone.
+            drop(unsafe { OwnedFd::from_raw_fd(raw_fd) });
+            destroy();
+            return Err(anyhow!("vkImportSemaphoreFdKHR (sync file): {e}"));
+        }
+        // SAFETY: the hal queue is only used for this call, while `queue` lives.
+        let Some(hal_queue) = (unsafe { queue.as_hal::<Vulkan>() }) else {
+            destroy();
+            return Err(anyhow!("not a Vulkan queue"));
+        };
+        // The planes are read by the fragment shader; wait before every stage to be plain.
+        hal_queue.add_wait_semaphore(semaphore, None, vk::PipelineStageFlags::ALL_COMMANDS);
+        self.handed.lock().unwrap_or_else(|e| e.into_inner()).push(semaphore);
+        Ok(())
+    }
+
+    /// Destroys the semaphores handed out so far. Call only once a submission made after
+    /// them has finished: every earlier submission (the one that waited) has too.
+    pub fn retire(&self, device: &ash::Device) {
+        for semaphore in self.handed.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            // SAFETY: the submission that waited on it has finished; nothing else holds it.
+            unsafe { device.destroy_semaphore(semaphore, None) };
+        }
+    }
+}
