@@ -2,7 +2,7 @@
 //! from textures (the `dmabuf-vulkan` ladder's steps 2 and 3), and the cache
 //! of imports per wl_buffer (of every Vulkan step).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use smithay::reexports::wayland_server::backend::ObjectId;
@@ -59,9 +59,20 @@ pub type HostRange = (usize, u64);
 #[derive(Default)]
 pub struct ImportCache {
     buffers: Mutex<HashMap<ObjectId, Import>>,
+    /// wl_buffers the Vulkan steps refused: their later commits go straight down the
+    /// ladder instead of failing (and logging) again.
+    refused: Mutex<HashSet<ObjectId>>,
 }
 
 impl ImportCache {
+    pub fn refuse(&self, id: ObjectId) {
+        self.refused.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+    }
+
+    pub fn is_refused(&self, id: &ObjectId) -> bool {
+        self.refused.lock().unwrap_or_else(|e| e.into_inner()).contains(id)
+    }
+
     pub fn get(&self, id: &ObjectId) -> Option<Import> {
         self.buffers.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
@@ -73,6 +84,7 @@ impl ImportCache {
     /// Drops the import of a destroyed wl_buffer (surfaces still showing it keep it alive).
     pub fn forget(&self, id: &ObjectId) {
         self.buffers.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.refused.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
 
     pub fn len(&self) -> usize {

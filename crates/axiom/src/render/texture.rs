@@ -206,7 +206,7 @@ impl Renderer {
     /// The Vulkan steps of the ladder for a dma-buf: step 1 (an image per plane by its
     /// modifier), else step 2 (the memory as a buffer the shader reads in place). Each
     /// wl_buffer is imported once; later commits of it cost nothing. None if no step
-    /// takes this buffer (the caller falls back to the CPU).
+    /// takes this buffer (the caller falls back to the CPU), which is then not tried again.
     #[cfg(feature = "dmabuf-vulkan")]
     fn import_dmabuf_vulkan(
         &self,
@@ -232,6 +232,8 @@ impl Renderer {
             // requires) cannot, nor can seals be removed: checked once, before importing.
             // Others take the CPU path, which reads them safely.
             None if !dmabuf.handles().all(crate::dmabuf::cpu::can_map_safely) => return None,
+            // Tried at an earlier commit: neither step takes this buffer.
+            None if self.imports.is_refused(&id) => return None,
             None => match self.import_dmabuf_images(importer, dmabuf, format, (w, h)) {
                 Ok(planes) => {
                     tracing::info!(
@@ -252,13 +254,20 @@ impl Renderer {
                         "DMA-BUF: Vulkan image import of a tiled buffer failed; it cannot be shown: {err:#}"
                     );
                     stats.vulkan_failed += 1;
+                    self.imports.refuse(id);
                     return None;
                 }
                 Err(err) => {
                     if importer.has_image_step() {
                         tracing::info!("DMA-BUF: VkImage import refused, trying a VkBuffer: {err:#}");
                     }
-                    self.import_dmabuf_buffer(importer, id, dmabuf, format, (w, h), stats)?
+                    match self.import_dmabuf_buffer(importer, id.clone(), dmabuf, format, (w, h), stats) {
+                        Some(buffer) => buffer,
+                        None => {
+                            self.imports.refuse(id);
+                            return None;
+                        }
+                    }
                 }
             },
         };

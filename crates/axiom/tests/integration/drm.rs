@@ -116,6 +116,48 @@ fn weston_simple_shm_is_scanned_out() {
 
 #[test]
 #[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn a_v4l2_camera_streams_yuyv_dmabufs_to_the_crtc_through_weston_simple_dmabuf_v4l() {
+    // The VM's vivid driver is a webcam whose capture buffers weston's client exports
+    // (VIDIOC_EXPBUF) and sends as YUYV dma-bufs: a real third-party dma-buf client.
+    let compositor = start_drm_composing();
+    let (width, height) = output_size(&mut compositor.connect().unwrap());
+    let mut child = spawn(&compositor, "weston-simple-dmabuf-v4l", &["-v", "/dev/video0"]);
+    let (x, y) = centred(width, height, 640, 360);
+    // vivid's 75% colour bars, converted from YUYV by our shader (BT.601, limited range).
+    let bars = [
+        (191, 191, 191),
+        (191, 191, 0),
+        (0, 191, 191),
+        (0, 191, 0),
+        (191, 0, 191),
+        (191, 0, 0),
+        (0, 0, 191),
+        (0, 0, 0),
+    ]
+    .map(|(r, g, b)| Rgba::opaque(r, g, b));
+    let bars_shown = |shot: &Image| {
+        bars.iter().enumerate().all(|(i, &bar)| shot.pixel(x + 40 + 80 * i as u32, y + 300).distance(bar) <= 8)
+    };
+    let first = wait_on_crtc(&compositor, "drm-v4l2-bars", |shot| shot.pixel(0, 0) == BACKGROUND && bars_shown(shot));
+    // The camera keeps streaming: its overlay (a frame counter) changes frame after frame.
+    let text = |shot: &Image| shot.crop(x, y, 640, 160);
+    wait_on_crtc(&compositor, "drm-v4l2-streams", |shot| bars_shown(shot) && text(shot) != text(&first));
+    let stats = import_stats(&compositor);
+    let get = |k: &str| stats.get(k).copied().unwrap_or(0);
+    assert!(get("created") >= 2 && get("failed") == 0, "every capture buffer is a wl_buffer: {stats:?}");
+    // With the Vulkan ladder, lavapipe refuses these buffers (ERROR_INVALID_EXTERNAL_HANDLE):
+    // each is tried once, then the CPU reads it at every commit.
+    assert!(get("cpu_imports") >= 2, "{stats:?}");
+    if crate::common::dmabuf_vulkan_counter(&compositor).is_some() {
+        assert!(get("vulkan_failed") <= get("created"), "a refused buffer is not tried again: {stats:?}");
+    }
+    eprintln!("v4l2 capture import counters: {stats:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
 fn feedback_main_device_is_the_display_device() {
     let compositor = start_drm();
     let mut client = compositor.connect().unwrap();
