@@ -62,14 +62,19 @@ impl Axiom {
         }
         // Screencopy wants what is on screen: compose it whole where the output texture
         // lacks part of it (a plane shows a client buffer).
+        // The display's writeback connector, where it has one, captures exactly that.
         let lacking = self.renderer.frame_forgotten() || self.composed_without_overlay;
+        let mut screen = None;
         if lacking && (capture_waiting || !self.pending_captures.is_empty()) {
-            let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, None);
-            damage = self.renderer.render(&items);
-            self.composed_without_overlay = false;
+            screen = self.kms.as_mut().and_then(|kms| kms.capture_screen());
+            if screen.is_none() {
+                let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, None);
+                damage = self.renderer.render(&items);
+                self.composed_without_overlay = false;
+            }
         }
 
-        self.answer_captures(damage, vblank);
+        self.answer_captures(damage, vblank, screen.as_ref());
 
         if redraw {
             if let Some(mut feedback) = feedback {

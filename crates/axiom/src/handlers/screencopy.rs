@@ -8,6 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use anyhow::Context;
 use smithay::output::Output;
 use smithay::reexports::wayland_protocols_wlr::screencopy::v1::server::{
     zwlr_screencopy_frame_v1::{self, ZwlrScreencopyFrameV1},
@@ -159,16 +160,23 @@ fn check_buffer(buffer: &WlBuffer, region: Rectangle<i32, Physical>) -> Result<(
 
 impl Axiom {
     /// Answers the captures that can be answered after a repaint.
-    /// `damage` is the part of the output this repaint changed.
-    pub fn answer_captures(&mut self, damage: Option<Rect>, presented: Duration) {
+    /// `damage` is the part of the output this repaint changed; `screen`, where given,
+    /// is what the display shows (written back), else the renderer's last frame is read.
+    pub fn answer_captures(
+        &mut self,
+        damage: Option<Rect>,
+        presented: Duration,
+        screen: Option<&crate::backend::drm::Captured>,
+    ) {
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_captures)
             .into_iter()
             .filter(|c| c.frame.is_alive())
             .partition(|c| damage.is_some() || !c.with_damage);
         self.pending_captures = waiting;
         for capture in ready {
-            let copied = with_buffer_contents_mut_checked(&capture.buffer, |dst, stride| {
-                self.renderer.read_output(capture.region, dst, stride)
+            let copied = with_buffer_contents_mut_checked(&capture.buffer, |dst, stride| match screen {
+                Some(screen) => copy_region(screen, capture.region, dst, stride),
+                None => self.renderer.read_output(capture.region, dst, stride),
             });
             match copied {
                 Ok(()) => {
@@ -193,6 +201,24 @@ impl Axiom {
             }
         }
     }
+}
+
+/// Copies `region` of a written-back frame into `dst`, rows `stride` bytes apart.
+fn copy_region(
+    screen: &crate::backend::drm::Captured,
+    region: Rectangle<i32, Physical>,
+    dst: &mut [u8],
+    stride: usize,
+) -> anyhow::Result<()> {
+    let (x, y) = (usize::try_from(region.loc.x)?, usize::try_from(region.loc.y)?);
+    let row_bytes = usize::try_from(region.size.w)? * 4;
+    for row in 0..usize::try_from(region.size.h)? {
+        let from = (y + row) * screen.stride + x * 4;
+        let src = screen.bytes.get(from..from + row_bytes).context("region outside the written-back frame")?;
+        let to = row * stride;
+        dst.get_mut(to..to + row_bytes).context("buffer too small")?.copy_from_slice(src);
+    }
+    Ok(())
 }
 
 /// Runs `f` over the client's buffer bytes (from the buffer's offset) with its stride,

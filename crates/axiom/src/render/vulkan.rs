@@ -88,8 +88,9 @@ pub struct VulkanImporter {
     modifiers: HashMap<wgpu::TextureFormat, Vec<u64>>,
     /// Step 3 is live: the device imports host pointers (wl_shm mappings).
     pub host_pointers: bool,
-    /// The device imports sync files as semaphores: frames wait for writers on the GPU.
-    fence_waits: Option<fence_wait::FenceWaits>,
+    /// The device imports sync files as semaphores (frames wait for writers on the
+    /// GPU), or why not.
+    fence_waits: Result<fence_wait::FenceWaits, String>,
 }
 
 impl VulkanImporter {
@@ -142,18 +143,18 @@ impl VulkanImporter {
 
     /// Frames can wait for a dma-buf's writers on the GPU (`wait_on_gpu`).
     pub fn waits_on_gpu(&self) -> bool {
-        self.fence_waits.is_some()
+        self.fence_waits.is_ok()
     }
 
     /// Makes the next submission on `queue` wait until `sync_file` signals.
     pub fn wait_on_gpu(&self, queue: &wgpu::Queue, sync_file: &OwnedFd) -> anyhow::Result<()> {
-        let waits = self.fence_waits.as_ref().context("the device cannot import sync files")?;
+        let waits = self.fence_waits.as_ref().map_err(|why| anyhow!("no GPU waits: {why}"))?;
         waits.wait_before_next_submission(&self.device, queue, sync_file)
     }
 
     /// A submission has finished: the semaphores handed out before it can go.
     pub fn retire_gpu_waits(&self) {
-        if let Some(waits) = &self.fence_waits {
+        if let Ok(waits) = &self.fence_waits {
             waits.retire(&self.device);
         }
     }
@@ -451,10 +452,9 @@ impl VulkanImporter {
             "4 CPU copy: live".to_string(),
         ]
         .join("; ")
-            + if self.fence_waits.is_some() {
-                ". Implicit sync: the GPU waits on sync files (semaphores)"
-            } else {
-                ". Implicit sync: bounded CPU wait (no sync-file semaphore import)"
+            + &match &self.fence_waits {
+                Ok(_) => ". Implicit sync: the GPU waits on sync files (semaphores)".to_string(),
+                Err(why) => format!(". Implicit sync: bounded CPU wait ({why})"),
             }
     }
 }

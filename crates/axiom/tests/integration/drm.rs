@@ -315,8 +315,25 @@ fn a_fullscreen_dmabuf_goes_on_the_primary_plane_as_it_is() {
         (Some(0), Some(0), Some(0)),
         "{stats:?}"
     );
-    // Screencopy still works: it composes the frame for itself.
+    // Screencopy still works, and composes nothing either: vkms's writeback connector
+    // copies what the display shows.
     assert_image(&client.screenshot().unwrap(), &pattern, 0, "drm-direct-scanout-screencopy");
+    assert_written_back(&compositor);
+}
+
+/// The last screencopy was answered with what vkms's writeback connector captured of the
+/// display, not with a composition made for it (which would have imported the buffers).
+fn assert_written_back(compositor: &Compositor) {
+    let log = compositor.log();
+    assert!(log.contains("screencopy: the frame on screen, written back by the display"), "{log}");
+    assert!(!log.contains("writeback capture failed"), "{log}");
+    let stats = import_stats(compositor);
+    let get = |k: &str| stats.get(k).copied();
+    assert_eq!(
+        (get("cpu_imports"), get("vulkan_image"), get("vulkan_buffer")),
+        (Some(0), Some(0), Some(0)),
+        "{stats:?}"
+    );
 }
 
 #[test]
@@ -663,9 +680,10 @@ fn the_top_windows_dmabuf_goes_on_an_overlay_plane_and_the_rest_is_composed() {
         "{stats:?}"
     );
 
-    // The display shows the whole scene, as screencopy (which composes it whole) does.
+    // The display shows the whole scene, as screencopy (written back by vkms) does.
     let whole = client.screenshot().unwrap();
     assert_image(&whole.crop(x, y, 256, 128), &pattern, 0, "drm-overlay-screencopy");
+    assert_written_back(&compositor);
     let shot = wait_on_crtc(&compositor, "drm-overlay", |shot| *shot == whole);
     assert_image(&shot, &whole, 0, "drm-overlay-vs-screencopy");
     let (primary, _) = kms_grab(&compositor, &["--no-overlays"]);

@@ -14,8 +14,10 @@
 mod input;
 mod overlay;
 mod scanout;
+mod writeback;
 
 pub use overlay::Overlay;
+pub use writeback::Captured;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -87,6 +89,11 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         display_device,
     );
     tracing::info!("direct scanout {}", if options.direct_scanout { "on" } else { "off (--no-direct-scanout)" });
+    kms.writeback = writeback::Writeback::find(&kms.fd, output.crtc, (width.into(), height.into()));
+    tracing::info!(
+        "screencopy while planes show client buffers: {}",
+        if kms.writeback.is_some() { "written back by the display (writeback connector)" } else { "composed" }
+    );
     state.kms = Some(kms);
 
     event_loop
@@ -329,6 +336,8 @@ pub struct KmsOutput {
     pub(crate) scanout: scanout::Scanout,
     /// The seat session: it opened the device, and switches terminals.
     session: LibSeatSession,
+    /// The writeback connector that captures this CRTC, where the device has one.
+    writeback: Option<writeback::Writeback>,
 }
 
 impl KmsOutput {
@@ -361,7 +370,19 @@ impl KmsOutput {
             needs_modeset: true,
             scanout: Default::default(),
             session,
+            writeback: None,
         })
+    }
+
+    /// What the display shows now, planes included, written back by the display hardware;
+    /// None where it has no writeback connector or the capture failed (logged).
+    pub fn capture_screen(&mut self) -> Option<writeback::Captured> {
+        let captured = self.writeback.as_mut()?.capture(&self.fd);
+        match &captured {
+            Ok(_) => tracing::debug!("screencopy: the frame on screen, written back by the display"),
+            Err(err) => tracing::warn!("writeback capture failed; composing for screencopy instead: {err:#}"),
+        }
+        captured.ok()
     }
 
     /// A new frame was composed (with `overlay` on its plane above it): show it now, or
@@ -472,6 +493,9 @@ impl Drop for KmsOutput {
             let _ = self.fd.destroy_dumb_buffer(buffer);
         }
         self.scanout.forget_all(&self.fd);
+        if let Some(writeback) = self.writeback.take() {
+            writeback.destroy(&self.fd);
+        }
     }
 }
 

@@ -18,24 +18,32 @@ pub struct FenceWaits {
 }
 
 impl FenceWaits {
-    /// None unless the device imports sync files as semaphores.
+    /// Err (why not, for the start-up log) unless the device imports sync files as semaphores.
     pub fn new(
         instance: &ash::Instance,
         instance_version: u32,
         physical: vk::PhysicalDevice,
         device: &ash::Device,
         extension_enabled: bool,
-    ) -> Option<Self> {
-        if !extension_enabled || instance_version < vk::API_VERSION_1_1 {
-            return None;
+    ) -> Result<Self, String> {
+        if !extension_enabled {
+            return Err("no VK_KHR_external_semaphore_fd".into());
+        }
+        if instance_version < vk::API_VERSION_1_1 {
+            return Err("a Vulkan 1.0 instance".into());
         }
         let info = vk::PhysicalDeviceExternalSemaphoreInfo::default()
             .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
         let mut properties = vk::ExternalSemaphoreProperties::default();
         // SAFETY: a query on the physical device of a live Vulkan 1.1 instance.
         unsafe { instance.get_physical_device_external_semaphore_properties(physical, &info, &mut properties) };
-        let importable = properties.external_semaphore_features.contains(vk::ExternalSemaphoreFeatureFlags::IMPORTABLE);
-        importable.then(|| Self {
+        if !properties.external_semaphore_features.contains(vk::ExternalSemaphoreFeatureFlags::IMPORTABLE) {
+            return Err(format!(
+                "sync files are not importable as semaphores (features {:?})",
+                properties.external_semaphore_features
+            ));
+        }
+        Ok(Self {
             semaphore_fd: ash::khr::external_semaphore_fd::Device::new(instance, device),
             handed: Mutex::new(Vec::new()),
         })
