@@ -79,6 +79,8 @@ impl Writeback {
         // A blocking commit: it waits for the flip in flight, then for the frame it writes
         // back. Binding the connector to the CRTC the first time is a modeset.
         fd.atomic_commit(AtomicCommitFlags::ALLOW_MODESET, request).context("writeback commit")?;
+        // SAFETY: `fence` is a live local; the kernel wrote it behind the compiler's back.
+        let fence = unsafe { std::ptr::read_volatile(std::ptr::addr_of!(fence)) };
         anyhow::ensure!(fence >= 0, "the writeback commit returned no fence");
         // SAFETY: the kernel gave us this new sync-file fd, which we now own.
         let fence = unsafe { OwnedFd::from_raw_fd(fence) };
