@@ -487,6 +487,54 @@ fn a_fence_still_pending_when_a_frame_reads_the_buffer_is_waited_on_by_the_gpu()
     );
 }
 
+/// Forces the connector's status through sysfs, as a plug or unplug would change it;
+/// dropped, it lets the kernel detect it again.
+struct ConnectorStatus(&'static str);
+
+impl ConnectorStatus {
+    fn force(&self, status: &str) {
+        std::fs::write(self.0, status).unwrap_or_else(|e| panic!("{}: {e}", self.0));
+    }
+}
+
+impl Drop for ConnectorStatus {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0, "detect");
+    }
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn unplugging_the_connector_turns_its_crtc_off_and_plugging_it_back_shows_the_frame_again() {
+    let compositor = start_drm_composing();
+    let mut client = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut client);
+    let (window, _buffer, pattern) = crate::common::show_pattern(&mut client, 200, 150);
+    let (x, y) = centred(width, height, 200, 150);
+    wait_on_crtc(&compositor, "drm-hotplug-before", |shot| shot.crop(x, y, 200, 150) == pattern);
+
+    // The kernel reports the connector gone, through udev: the CRTC goes off.
+    let status = ConnectorStatus("/sys/class/drm/card0-Virtual-1/status");
+    status.force("off");
+    assert!(compositor.wait_for_log("KMS: Virtual-1 disconnected", LIMIT), "{}", compositor.log());
+    use smithay::reexports::drm::control::Device as _;
+    let card = Card(std::fs::File::open(CARD).unwrap());
+    let crtc = card.resource_handles().unwrap().crtcs()[0];
+    let deadline = Instant::now() + LIMIT;
+    while card.get_crtc(crtc).unwrap().framebuffer().is_some() {
+        assert!(Instant::now() < deadline, "the CRTC still scans out: {:?}", card.get_crtc(crtc));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Clients go on meanwhile: a commit gets its frame callback.
+    window.surface.damage_buffer(0, 0, 1, 1);
+    client.commit_and_wait_frame(&window.surface).unwrap();
+
+    // Back again: the next frame sets the mode, and the window is on screen.
+    status.force("detect");
+    assert!(compositor.wait_for_log("KMS: Virtual-1 connected again", LIMIT), "{}", compositor.log());
+    wait_on_crtc(&compositor, "drm-hotplug-after", |shot| shot.crop(x, y, 200, 150) == pattern);
+}
+
 /// wp_presentation_feedback kind bits.
 const VSYNC: u32 = 0x1;
 const HW_CLOCK: u32 = 0x2;

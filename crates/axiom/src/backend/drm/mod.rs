@@ -9,8 +9,10 @@
 //! plane, the rest being composed (`overlay.rs`). A frame's presentation
 //! feedback is sent when its flip completes, with the kernel's vblank time and
 //! sequence; a client buffer on a plane is released only once another frame
-//! has replaced it there.
+//! has replaced it there. Screencopy can be written back by the display
+//! (`writeback.rs`); an unplugged connector turns its CRTC off (`hotplug.rs`).
 
+mod hotplug;
 mod input;
 mod overlay;
 mod scanout;
@@ -74,7 +76,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     let (event_loop, mut state) = init_output(&sized, (&output.name, "KMS"), None, display_gpu.as_deref())?;
     state.dmabuf_state.set_main_device(main_device(&fd), &path.display().to_string());
     let mut libinput = input::start(&session, &seat, &event_loop.handle())?;
-    let mut kms = KmsOutput::new(device, fd, surface, (width.into(), height.into()), session)?;
+    let mut kms = KmsOutput::new(device, fd, surface, &output, session)?;
     let refresh_mhz = smithay::output::Mode::from(output.mode).refresh;
     if refresh_mhz > 0 {
         kms.refresh = Duration::from_nanos(1_000_000_000_000 / refresh_mhz as u64);
@@ -94,6 +96,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         "screencopy while planes show client buffers: {}",
         if kms.writeback.is_some() { "written back by the display (writeback connector)" } else { "composed" }
     );
+    hotplug::watch(&event_loop.handle(), &seat, display_device);
     state.kms = Some(kms);
 
     event_loop
@@ -338,6 +341,10 @@ pub struct KmsOutput {
     session: LibSeatSession,
     /// The writeback connector that captures this CRTC, where the device has one.
     writeback: Option<writeback::Writeback>,
+    /// The connector shown on, its name, and whether it is plugged in (`hotplug.rs`).
+    connector: connector::Handle,
+    name: String,
+    connected: bool,
 }
 
 impl KmsOutput {
@@ -345,9 +352,11 @@ impl KmsOutput {
         device: DrmDevice,
         fd: DrmDeviceFd,
         surface: DrmSurface,
-        size: (i32, i32),
+        output: &ConnectedOutput,
         session: LibSeatSession,
     ) -> anyhow::Result<Self> {
+        let (width, height) = output.mode.size();
+        let size = (i32::from(width), i32::from(height));
         let mut buffers = Vec::new();
         for _ in 0..2 {
             let buffer = fd.create_dumb_buffer((size.0 as u32, size.1 as u32), DrmFourcc::Xrgb8888, 32)?;
@@ -371,7 +380,25 @@ impl KmsOutput {
             scanout: Default::default(),
             session,
             writeback: None,
+            connector: output.connector,
+            name: output.name.clone(),
+            connected: true,
         })
+    }
+
+    /// The connector is gone: turn the CRTC off, drop the frames on their way to it,
+    /// and let go of the client buffers it showed.
+    fn turn_off(&mut self) {
+        for mut frame in [self.flipping.take(), self.next.take()].into_iter().flatten() {
+            frame.feedback.discarded();
+        }
+        if let Err(err) = self.surface.clear() {
+            tracing::warn!("KMS: cannot turn the CRTC off: {err}");
+        }
+        self.needs_modeset = true;
+        self.overlay_on = None;
+        self.on_screen.clear();
+        self.on_screen_fbs.clear();
     }
 
     /// What the display shows now, planes included, written back by the display hardware;
@@ -415,6 +442,12 @@ impl KmsOutput {
 
     /// Queues the waiting frame unless a flip is still pending.
     fn flush(&mut self, renderer: &mut Renderer) {
+        if !self.connected {
+            if let Some(mut unshown) = self.next.take() {
+                unshown.feedback.discarded();
+            }
+            return;
+        }
         if self.flipping.is_some() {
             return;
         }
