@@ -37,11 +37,13 @@ impl FenceWaits {
         let mut properties = vk::ExternalSemaphoreProperties::default();
         // SAFETY: a query on the physical device of a live Vulkan 1.1 instance.
         unsafe { instance.get_physical_device_external_semaphore_properties(physical, &info, &mut properties) };
-        if !properties.external_semaphore_features.contains(vk::ExternalSemaphoreFeatureFlags::IMPORTABLE) {
-            return Err(format!(
-                "sync files are not importable as semaphores (features {:?})",
-                properties.external_semaphore_features
-            ));
+        let features = properties.external_semaphore_features;
+        if !features.contains(vk::ExternalSemaphoreFeatureFlags::IMPORTABLE) {
+            return Err(if features.is_empty() {
+                "the driver takes no sync files as semaphores".to_string()
+            } else {
+                format!("sync files are not importable as semaphores (features {features:?})")
+            });
         }
         Ok(Self {
             semaphore_fd: ash::khr::external_semaphore_fd::Device::new(instance, device),
