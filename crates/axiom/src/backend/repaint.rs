@@ -60,9 +60,9 @@ impl Axiom {
         } else if direct {
             self.renderer.forget_frame();
         }
-        // Screencopy wants what is on screen: compose it whole where the output texture
-        // lacks part of it (a plane shows a client buffer).
-        // The display's writeback connector, where it has one, captures exactly that.
+        // Screencopy wants what is on screen. Where the output texture lacks part of it (a
+        // plane shows a client buffer), the display's writeback connector captures it, or
+        // failing that the scene is composed whole.
         let lacking = self.renderer.frame_forgotten() || self.composed_without_overlay;
         let mut screen = None;
         if lacking && (capture_waiting || !self.pending_captures.is_empty()) {
