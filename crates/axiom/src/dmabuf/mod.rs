@@ -190,6 +190,11 @@ impl DmabufState {
     }
 }
 
+/// The file behind `fd` (device and inode): two fds name the same file when equal.
+pub fn file_identity(fd: BorrowedFd<'_>) -> Option<(u64, u64)> {
+    rustix::fs::fstat(fd).map(|s| (s.st_dev, s.st_ino)).ok()
+}
+
 /// Size of the buffer behind `fd`, without moving a shared file offset where
 /// that can be avoided. None for fds that are no buffer (pipes, sockets, devices).
 pub fn fd_size(fd: BorrowedFd<'_>) -> Option<u64> {

@@ -213,10 +213,12 @@ fn copy_region(
     let (x, y) = (usize::try_from(region.loc.x)?, usize::try_from(region.loc.y)?);
     let row_bytes = usize::try_from(region.size.w)? * 4;
     for row in 0..usize::try_from(region.size.h)? {
-        let from = (y + row) * screen.stride + x * 4;
-        let src = screen.bytes.get(from..from + row_bytes).context("region outside the written-back frame")?;
-        let to = row * stride;
-        dst.get_mut(to..to + row_bytes).context("buffer too small")?.copy_from_slice(src);
+        let from = (y + row).checked_mul(screen.stride).and_then(|r| r.checked_add(x * 4));
+        let src = from
+            .and_then(|from| screen.bytes.get(from..from.checked_add(row_bytes)?))
+            .context("region outside the written-back frame")?;
+        let to = row.checked_mul(stride).context("buffer too small")?;
+        dst.get_mut(to..to.saturating_add(row_bytes)).context("buffer too small")?.copy_from_slice(src);
     }
     Ok(())
 }

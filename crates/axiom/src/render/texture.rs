@@ -336,11 +336,8 @@ impl Renderer {
         // multi-plane memfd and GPU buffers); otherwise the CPU path takes it.
         let mut handles = dmabuf.handles();
         let first = handles.next()?;
-        let same_file = |fd: std::os::fd::BorrowedFd<'_>| {
-            let (a, b) = (rustix::fs::fstat(first).ok()?, rustix::fs::fstat(fd).ok()?);
-            Some((a.st_dev, a.st_ino) == (b.st_dev, b.st_ino))
-        };
-        if !handles.all(|fd| same_file(fd) == Some(true)) {
+        let first_file = crate::dmabuf::file_identity(first);
+        if first_file.is_none() || !handles.all(|fd| crate::dmabuf::file_identity(fd) == first_file) {
             return None;
         }
         let result = crate::dmabuf::fd_size(first)
@@ -587,7 +584,7 @@ fn pending_writers(dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf) -> Vec<
     let mut files = Vec::new();
     let mut pending = Vec::new();
     for fd in dmabuf.handles() {
-        let file = rustix::fs::fstat(fd).map(|s| (s.st_dev, s.st_ino)).ok();
+        let file = crate::dmabuf::file_identity(fd);
         if file.is_some() && files.contains(&file) {
             continue;
         }

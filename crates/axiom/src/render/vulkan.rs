@@ -277,7 +277,7 @@ impl VulkanImporter {
         if size > available {
             bail!("the import needs {size} bytes, the dma-buf has {available}");
         }
-        let identity = rustix::fs::fstat(&fd).map(|s| (s.st_dev, s.st_ino)).ok();
+        let identity = crate::dmabuf::file_identity(fd.as_fd());
         let raw_fd = fd.into_raw_fd();
         let mut import =
             vk::ImportMemoryFdInfoKHR::default().handle_type(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT).fd(raw_fd);
@@ -292,12 +292,8 @@ impl VulkanImporter {
             Err(e) => {
                 // The spec gives the fd back on failure, but some drivers (lavapipe) close
                 // it anyway: close it only if that number still names the same file.
-                let same = rustix::fs::fstat(
-                    // SAFETY: only a query; the number is not kept.
-                    unsafe { BorrowedFd::borrow_raw(raw_fd) },
-                )
-                .map(|s| (s.st_dev, s.st_ino))
-                .ok();
+                // SAFETY: only a query; the number is not kept.
+                let same = crate::dmabuf::file_identity(unsafe { BorrowedFd::borrow_raw(raw_fd) });
                 if same.is_some() && same == identity {
                     // SAFETY: the fd is still open, ours, and owned by no one else.
                     drop(unsafe { OwnedFd::from_raw_fd(raw_fd) });

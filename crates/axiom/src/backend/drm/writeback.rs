@@ -84,10 +84,8 @@ impl Writeback {
         anyhow::ensure!(fence >= 0, "the writeback commit returned no fence");
         // SAFETY: the kernel gave us this new sync-file fd, which we now own.
         let fence = unsafe { OwnedFd::from_raw_fd(fence) };
-        let timeout = rustix::event::Timespec::try_from(WRITE_LIMIT).ok();
-        let mut fds = [rustix::event::PollFd::new(&fence, rustix::event::PollFlags::IN)];
         anyhow::ensure!(
-            matches!(rustix::event::poll(&mut fds, timeout.as_ref()), Ok(n) if n > 0),
+            crate::dmabuf::sync::signalled_within(&fence, WRITE_LIMIT),
             "the frame was not written back within {WRITE_LIMIT:?}"
         );
         let stride = self.buffer.pitch() as usize;
