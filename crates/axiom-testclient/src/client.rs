@@ -75,9 +75,18 @@ pub struct State {
     /// Buffer releases and presentation feedback events, in the order they came.
     arrivals: Vec<Arrival>,
     output_size: Option<(i32, i32)>,
+    outputs: HashMap<ObjectId, OutputInfo>,
     presentation_clock: Option<u32>,
     pub(crate) dmabuf: crate::dmabuf::DmabufEvents,
     pub(crate) color: crate::color::ColorEvents,
+}
+
+/// What a wl_output announced: its name (version 4), its place and its current mode.
+#[derive(Default, Clone, Debug, PartialEq, Eq)]
+pub struct OutputInfo {
+    pub name: String,
+    pub position: (i32, i32),
+    pub size: (i32, i32),
 }
 
 #[derive(Default, Clone, Debug)]
@@ -291,6 +300,59 @@ impl TestClient {
         self.wait_until("a configure after set_fullscreen", |s| s.configured.get(&id).copied() != before)?;
         window.xdg_surface.ack_configure(self.state.configured[&id]);
         Ok(self.state.toplevel_sizes.get(&window.toplevel.id()).copied().unwrap_or((0, 0)))
+    }
+
+    /// xdg_toplevel.set_fullscreen on `output`: as `set_fullscreen`.
+    pub fn set_fullscreen_on(&mut self, window: &Window, output: &WlOutput) -> anyhow::Result<(i32, i32)> {
+        let id = window.xdg_surface.id();
+        let before = self.state.configured.get(&id).copied();
+        window.toplevel.set_fullscreen(Some(output));
+        self.wait_until("a configure after set_fullscreen", |s| s.configured.get(&id).copied() != before)?;
+        window.xdg_surface.ack_configure(self.state.configured[&id]);
+        Ok(self.state.toplevel_sizes.get(&window.toplevel.id()).copied().unwrap_or((0, 0)))
+    }
+
+    /// The serial of the last configure of `window`.
+    pub fn configure_serial(&self, window: &Window) -> Option<u32> {
+        self.state.configured.get(&window.xdg_surface.id()).copied()
+    }
+
+    /// Waits for a configure of `window` after the one numbered `after`, acks it, and
+    /// returns the size it asks for.
+    pub fn ack_next_configure(&mut self, window: &Window, after: Option<u32>) -> anyhow::Result<(i32, i32)> {
+        let id = window.xdg_surface.id();
+        self.wait_until("a new configure", |s| s.configured.get(&id).copied() != after)?;
+        window.xdg_surface.ack_configure(self.state.configured[&id]);
+        Ok(self.state.toplevel_sizes.get(&window.toplevel.id()).copied().unwrap_or((0, 0)))
+    }
+
+    /// The global names of the wl_outputs the registry lists now.
+    pub fn output_globals(&self) -> Vec<u32> {
+        self.globals
+            .contents()
+            .clone_list()
+            .into_iter()
+            .filter(|g| g.interface == WlOutput::interface().name)
+            .map(|g| g.name)
+            .collect()
+    }
+
+    /// Binds the wl_output global `name` (version 4, for its name) and waits for what it announces.
+    pub fn bind_output(&mut self, name: u32) -> anyhow::Result<WlOutput> {
+        let output: WlOutput = self.globals.registry().bind(name, 4, &self.qh, ());
+        self.roundtrip()?;
+        Ok(output)
+    }
+
+    /// What `output` announced.
+    pub fn output_info(&self, output: &WlOutput) -> OutputInfo {
+        self.state.outputs.get(&output.id()).cloned().unwrap_or_default()
+    }
+
+    /// Takes a screenshot of the whole of `output`.
+    pub fn screenshot_of(&mut self, output: &WlOutput) -> anyhow::Result<Image> {
+        let frame = self.screencopy()?.capture_output(0, output, &self.qh, ());
+        self.capture(frame)
     }
 
     /// Attaches `buffer` with full damage, commits, and waits for the frame callback.
@@ -528,11 +590,25 @@ impl Dispatch<WlBuffer, ()> for State {
 }
 
 impl Dispatch<WlOutput, ()> for State {
-    fn event(state: &mut Self, _: &WlOutput, event: wl_output::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
-        if let wl_output::Event::Mode { flags, width, height, .. } = event {
-            if flags.into_result().is_ok_and(|f| f.contains(wl_output::Mode::Current)) {
+    fn event(
+        state: &mut Self,
+        output: &WlOutput,
+        event: wl_output::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        let info = state.outputs.entry(output.id()).or_default();
+        match event {
+            wl_output::Event::Mode { flags, width, height, .. }
+                if flags.into_result().is_ok_and(|f| f.contains(wl_output::Mode::Current)) =>
+            {
+                info.size = (width, height);
                 state.output_size = Some((width, height));
             }
+            wl_output::Event::Geometry { x, y, .. } => info.position = (x, y),
+            wl_output::Event::Name { name } => info.name = name,
+            _ => {}
         }
     }
 }

@@ -13,5 +13,5 @@ pub mod vgem;
 
 pub use axiom_formats::image::{self, Image, Rgba};
 pub use axiom_formats::{convert, encode, fourcc, layout};
-pub use client::{Buffer, ShmLayout, TestClient, Window};
+pub use client::{Buffer, OutputInfo, ShmLayout, TestClient, Window};
 pub use harness::Compositor;

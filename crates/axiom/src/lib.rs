@@ -9,6 +9,7 @@ pub mod handlers;
 pub mod input;
 pub mod limits;
 pub mod logging;
+pub mod outputs;
 pub mod render;
 pub mod shell;
 pub mod state;

@@ -55,7 +55,10 @@ pub struct Axiom {
     pub unmapped_windows: Vec<Window>,
     pub popups: PopupManager,
     pub seat: Seat<Axiom>,
+    /// The primary output (`outputs.rs`); the only one on every backend but DRM.
     pub output: Output,
+    /// Its wl_output global, where the backend may take it away.
+    pub output_global: Option<smithay::reexports::wayland_server::backend::GlobalId>,
     pub vblank: crate::backend::vblank::Vblank,
 
     pub renderer: Renderer,
@@ -75,8 +78,8 @@ pub struct Axiom {
     pub xwayland_shell_state: smithay::wayland::xwayland_shell::XWaylandShellState,
     /// Set by a backend that dispatches clients; see `ClientReaper`.
     pub reaper: Option<ClientReaper>,
-    /// The display the DRM backend drives.
-    pub kms: Option<crate::backend::drm::KmsOutput>,
+    /// The displays the DRM backend drives.
+    pub kms: Option<crate::backend::drm::Kms>,
     /// The output texture lacks the window an overlay plane shows (screencopy composes it whole).
     pub composed_without_overlay: bool,
 }
@@ -119,6 +122,7 @@ impl Axiom {
             popups: PopupManager::default(),
             seat,
             output,
+            output_global: None,
             vblank: crate::backend::vblank::Vblank::new(refresh_interval),
             renderer,
             needs_redraw: false,
@@ -140,6 +144,7 @@ impl Axiom {
 }
 
 impl Axiom {
+    /// The canvas the renderer composes: every output's area (`outputs.rs`).
     pub fn output_size(&self) -> smithay::utils::Size<i32, smithay::utils::Logical> {
         let size = self.renderer.output_size();
         (size.w, size.h).into()

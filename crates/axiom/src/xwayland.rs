@@ -13,7 +13,6 @@ use smithay::wayland::xwayland_shell::{XWaylandShellHandler, XWaylandShellState}
 use smithay::xwayland::xwm::{Reorder, ResizeEdge, XwmId};
 use smithay::xwayland::{X11Surface, X11Wm, XWayland, XWaylandEvent, XwmHandler};
 
-use crate::shell::placement;
 use crate::Axiom;
 
 /// Starts Xwayland; the window manager starts when it is ready, and its
@@ -93,7 +92,7 @@ impl XwmHandler for Axiom {
             return;
         }
         let size = surface.geometry().size;
-        let location = placement::centred(self.output_size(), size);
+        let location = self.new_window_location(size);
         if let Err(err) = surface.configure(Rectangle::new(location, size)) {
             tracing::debug!("X11 window gone before its configure: {err}");
         }

@@ -1,9 +1,10 @@
-//! Saves what a KMS device scans out on its first active CRTC as an RGB PNG,
+//! Saves what a KMS device scans out on one CRTC (the first, or `--crtc INDEX`
+//! in the device's list) as an RGB PNG,
 //! for tests that run in tests/vm: the primary plane's framebuffer, with the
 //! framebuffers of the overlay planes on that CRTC laid over it where they are
 //! (as the display shows opaque planes, unscaled, in the order the kernel lists them).
 //!
-//! `axiom-kms-grab [--device PATH] [--wait-ms N] [--skip-fb ID] [--no-overlays] [--list] [OUT.png]`
+//! `axiom-kms-grab [--device PATH] [--crtc INDEX] [--wait-ms N] [--skip-fb ID] [--no-overlays] [--list] [OUT.png]`
 //!
 //! `--no-overlays` saves the primary plane alone.
 //!
@@ -38,6 +39,7 @@ impl ControlDevice for Card {}
 
 struct Args {
     device: String,
+    crtc: usize,
     wait: Duration,
     skip_fb: Option<u32>,
     list: bool,
@@ -55,6 +57,7 @@ fn main() {
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         device: "/dev/dri/card0".into(),
+        crtc: 0,
         wait: Duration::ZERO,
         skip_fb: None,
         list: false,
@@ -73,11 +76,15 @@ fn parse_args() -> anyhow::Result<Args> {
                 let fb = it.next().context("--skip-fb needs a framebuffer id")?;
                 args.skip_fb = Some(fb.parse().with_context(|| format!("--skip-fb {fb}"))?);
             }
+            "--crtc" => {
+                let index = it.next().context("--crtc needs an index")?;
+                args.crtc = index.parse().with_context(|| format!("--crtc {index}"))?;
+            }
             "--list" => args.list = true,
             "--no-overlays" => args.no_overlays = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: axiom-kms-grab [--device /dev/dri/card0] [--wait-ms N] [--skip-fb ID] [--no-overlays] [--list] [OUT.png]"
+                    "usage: axiom-kms-grab [--device /dev/dri/card0] [--crtc INDEX] [--wait-ms N] [--skip-fb ID] [--no-overlays] [--list] [OUT.png]"
                 );
                 std::process::exit(0);
             }
@@ -115,10 +122,10 @@ fn run() -> anyhow::Result<()> {
     // The compositor may still be starting: poll until a CRTC scans something out.
     let deadline = Instant::now() + args.wait;
     let mut scanout = loop {
-        match find_scanout(&card, args.skip_fb)? {
+        match find_scanout(&card, args.crtc, args.skip_fb)? {
             Some(found) => break found,
             None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            None => bail!("{}: no active CRTC with a (new) framebuffer on its primary plane", args.device),
+            None => bail!("{}: CRTC {} has no (new) framebuffer on its primary plane", args.device, args.crtc),
         }
     };
     if args.no_overlays {
@@ -189,9 +196,9 @@ fn list_planes(card: &Card) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The first CRTC with a mode whose primary plane holds a framebuffer, with
-/// that framebuffer (unless it is `skip`) and the mode's size.
-fn find_scanout(card: &Card, skip: Option<u32>) -> anyhow::Result<Option<Scanout>> {
+/// The CRTC numbered `index` when it has a mode and its primary plane holds a
+/// framebuffer, with that framebuffer (unless it is `skip`) and the mode's size.
+fn find_scanout(card: &Card, index: usize, skip: Option<u32>) -> anyhow::Result<Option<Scanout>> {
     let resources = card.resource_handles().context("mode resources")?;
     let mut primaries = Vec::new();
     for plane in card.plane_handles().context("plane list")? {
@@ -199,9 +206,9 @@ fn find_scanout(card: &Card, skip: Option<u32>) -> anyhow::Result<Option<Scanout
             primaries.push(card.get_plane(plane).context("plane info")?);
         }
     }
-    for &handle in resources.crtcs() {
+    if let Some(&handle) = resources.crtcs().get(index) {
         let crtc = card.get_crtc(handle).context("crtc info")?;
-        let Some(mode) = crtc.mode() else { continue };
+        let Some(mode) = crtc.mode() else { return Ok(None) };
         // The primary plane on this CRTC; failing that, an unattached one that
         // may go there (each CRTC has exactly one primary plane).
         let primary = primaries.iter().find(|p| p.crtc() == Some(handle)).or_else(|| {

@@ -10,7 +10,8 @@ use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
 use smithay::reexports::calloop::generic::Generic;
 use smithay::reexports::calloop::ping;
 use smithay::reexports::calloop::{EventLoop, Interest, Mode as TriggerMode, PostAction};
-use smithay::reexports::wayland_server::Display;
+use smithay::reexports::wayland_server::backend::GlobalId;
+use smithay::reexports::wayland_server::{Display, DisplayHandle};
 use smithay::utils::Transform;
 use smithay::wayland::socket::ListeningSocketSource;
 
@@ -115,23 +116,11 @@ pub(crate) fn init_output(
     let mut display: Display<Axiom> = Display::new()?;
     let dh = display.handle();
 
-    let output = Output::new(
-        name.into(),
-        PhysicalProperties {
-            size: (0, 0).into(),
-            subpixel: Subpixel::Unknown,
-            make: "Axiom".into(),
-            model: model.into(),
-        },
-    );
-    let mode = Mode { size, refresh: refresh_mhz };
-    output.change_current_state(Some(mode), Some(Transform::Normal), None, Some((0, 0).into()));
-    output.set_preferred(mode);
-    output.create_global::<Axiom>(&dh);
-
+    let (output, global) = new_output(&dh, (name, model), Mode { size, refresh: refresh_mhz }, (0, 0));
     let mut state =
         Axiom::new(dh.clone(), event_loop.handle(), event_loop.get_signal(), renderer, output, refresh_interval)?;
     state.limits = options.limits();
+    state.output_global = Some(global);
 
     // The display is dispatched when a client writes, and for each killed client
     // the reaper hands over (see `ClientReaper`).
@@ -158,6 +147,28 @@ pub(crate) fn init_output(
 
     state.schedule_repaint();
     Ok((event_loop, state))
+}
+
+/// An output named `name` showing `mode` at `location` on the canvas, and its wl_output global.
+pub(crate) fn new_output(
+    dh: &DisplayHandle,
+    (name, model): (&str, &str),
+    mode: Mode,
+    location: (i32, i32),
+) -> (Output, GlobalId) {
+    let output = Output::new(
+        name.into(),
+        PhysicalProperties {
+            size: (0, 0).into(),
+            subpixel: Subpixel::Unknown,
+            make: "Axiom".into(),
+            model: model.into(),
+        },
+    );
+    output.change_current_state(Some(mode), Some(Transform::Normal), None, Some(location.into()));
+    output.set_preferred(mode);
+    let global = output.create_global::<Axiom>(dh);
+    (output, global)
 }
 
 impl Axiom {

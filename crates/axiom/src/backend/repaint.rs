@@ -22,7 +22,6 @@ impl Axiom {
 
         let mut feedback = OutputPresentationFeedback::new(&self.output);
         let mut damage = None;
-        let mut direct = false;
         if redraw {
             let output = self.output.clone();
             for window in self.space.elements() {
@@ -37,27 +36,27 @@ impl Axiom {
         // On a display, the feedback goes with the frame and is sent when its flip completes.
         let mut feedback = Some(feedback);
         let mut overlay = None;
+        let mut direct = None;
         if redraw {
             // A client buffer on the display plane needs no composition; failing that, the
             // top window may go on an overlay plane, and only the rest is composed.
             direct = self.try_direct_scanout(&mut feedback);
-            if !direct {
+            if direct.is_none() {
                 overlay = self.try_overlay_scanout();
             }
             self.needs_redraw = false;
         }
-        if redraw && !direct {
-            let on_plane = overlay.as_ref().map(|o| o.surface.clone());
+        // Other outputs still show the composed canvas while the primary's plane shows a client buffer.
+        if redraw && (direct.is_none() || self.kms_shows_more_than_primary()) {
+            let on_plane = direct.clone().or_else(|| overlay.as_ref().map(|o| o.surface.clone()));
             let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, on_plane.as_ref());
             damage = self.renderer.render(&items);
             self.renderer.present();
-            if let Some(kms) = self.kms.as_mut() {
-                if let Some(feedback) = feedback.take() {
-                    kms.show(&mut self.renderer, feedback, overlay);
-                }
+            if self.kms.is_some() {
+                self.show_on_kms(feedback.take(), overlay, direct.is_some());
             }
             self.composed_without_overlay = on_plane.is_some();
-        } else if direct {
+        } else if direct.is_some() {
             self.renderer.forget_frame();
         }
         // Screencopy wants what is on screen. Where the output texture lacks part of it (a
@@ -66,7 +65,7 @@ impl Axiom {
         let lacking = self.renderer.frame_forgotten() || self.composed_without_overlay;
         let mut screen = None;
         if lacking && (capture_waiting || !self.pending_captures.is_empty()) {
-            screen = self.kms.as_mut().and_then(|kms| kms.capture_screen());
+            screen = self.capture_kms_screen();
             if screen.is_none() {
                 let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, None);
                 damage = self.renderer.render(&items);

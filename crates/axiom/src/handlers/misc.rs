@@ -25,7 +25,7 @@ delegate_single_pixel_buffer!(Axiom);
 
 impl FractionalScaleHandler for Axiom {
     fn new_fractional_scale(&mut self, surface: WlSurface) {
-        // Every surface is on our single output, whose scale is 1.
+        // Every output has scale 1.
         let scale = self.output.current_scale().fractional_scale();
         with_states(&surface, |states| {
             with_fractional_scale(states, |fractional| fractional.set_preferred_scale(scale));

@@ -38,8 +38,8 @@ impl ScreencopyManagerState {
 
 /// State of one zwlr_screencopy_frame_v1.
 pub struct FrameData {
-    /// The captured part of the output, in output pixels; `None` if the capture failed at once.
-    region: Option<Rectangle<i32, Physical>>,
+    /// The captured output and part of it, in output pixels; `None` if the capture failed at once.
+    region: Option<(Output, Rectangle<i32, Physical>)>,
     used: AtomicBool,
 }
 
@@ -47,6 +47,8 @@ pub struct FrameData {
 pub struct PendingCapture {
     pub frame: ZwlrScreencopyFrameV1,
     pub buffer: WlBuffer,
+    pub output: Output,
+    /// In output pixels.
     pub region: Rectangle<i32, Physical>,
     pub with_damage: bool,
 }
@@ -91,9 +93,10 @@ impl Dispatch<ZwlrScreencopyManagerV1, ()> for Axiom {
             zwlr_screencopy_manager_v1::Request::Destroy => return,
             _ => return,
         };
-        let region = region.filter(|r| r.size.w > 0 && r.size.h > 0 && output.as_ref() == Some(&state.output));
-        let frame = data_init.init(frame, FrameData { region, used: AtomicBool::new(false) });
-        let Some(region) = region else {
+        let shown = output.filter(|o| state.output_area(o).is_some());
+        let region = shown.zip(region.filter(|r| r.size.w > 0 && r.size.h > 0));
+        let frame = data_init.init(frame, FrameData { region: region.clone(), used: AtomicBool::new(false) });
+        let Some((_, region)) = region else {
             frame.failed();
             return;
         };
@@ -125,7 +128,7 @@ impl Dispatch<ZwlrScreencopyFrameV1, FrameData> for Axiom {
             frame.post_error(zwlr_screencopy_frame_v1::Error::AlreadyUsed, "frame already used");
             return;
         }
-        let Some(region) = data.region else {
+        let Some((output, region)) = data.region.clone() else {
             frame.failed();
             return;
         };
@@ -133,7 +136,7 @@ impl Dispatch<ZwlrScreencopyFrameV1, FrameData> for Axiom {
             frame.post_error(zwlr_screencopy_frame_v1::Error::InvalidBuffer, reason);
             return;
         }
-        state.pending_captures.push(PendingCapture { frame: frame.clone(), buffer, region, with_damage });
+        state.pending_captures.push(PendingCapture { frame: frame.clone(), buffer, output, region, with_damage });
         state.arm_vblank();
     }
 }
@@ -160,8 +163,9 @@ fn check_buffer(buffer: &WlBuffer, region: Rectangle<i32, Physical>) -> Result<(
 
 impl Axiom {
     /// Answers the captures that can be answered after a repaint.
-    /// `damage` is the part of the output this repaint changed; `screen`, where given,
-    /// is what the display shows (written back), else the renderer's last frame is read.
+    /// `damage` is the part of the canvas this repaint changed; `screen`, where given,
+    /// is what the primary output's display shows (written back), else the renderer's
+    /// last frame is read.
     pub fn answer_captures(
         &mut self,
         damage: Option<Rect>,
@@ -174,16 +178,24 @@ impl Axiom {
             .partition(|c| damage.is_some() || !c.with_damage);
         self.pending_captures = waiting;
         for capture in ready {
+            let Some(area) = self.output_area(&capture.output) else {
+                // Unplugged since the request.
+                capture.frame.failed();
+                continue;
+            };
+            let origin = smithay::utils::Point::<i32, Physical>::from((area.loc.x, area.loc.y));
+            let on_canvas = Rectangle::new(capture.region.loc + origin, capture.region.size);
+            let screen = screen.filter(|_| capture.output == self.output);
             let copied = with_buffer_contents_mut_checked(&capture.buffer, |dst, stride| match screen {
                 Some(screen) => copy_region(screen, capture.region, dst, stride),
-                None => self.renderer.read_output(capture.region, dst, stride),
+                None => self.renderer.read_output(on_canvas, dst, stride),
             });
             match copied {
                 Ok(()) => {
                     capture.frame.flags(zwlr_screencopy_frame_v1::Flags::empty());
                     if let Some(d) = damage.filter(|_| capture.with_damage) {
                         // The changed area, relative to the captured region and clipped to it.
-                        let r = capture.region;
+                        let r = on_canvas;
                         let clipped =
                             Rect { x0: d.x0 - r.loc.x, y0: d.y0 - r.loc.y, x1: d.x1 - r.loc.x, y1: d.y1 - r.loc.y }
                                 .clamp(r.size.w, r.size.h);

@@ -2,6 +2,7 @@
 //! dispatch goes through `strict.rs`).
 
 use smithay::desktop::{PopupKind, Window};
+use smithay::output::Output;
 use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel::{ResizeEdge, State};
 use smithay::reexports::wayland_server::protocol::wl_output::WlOutput;
 use smithay::reexports::wayland_server::protocol::wl_seat::WlSeat;
@@ -67,20 +68,20 @@ impl XdgShellHandler for Axiom {
     }
 
     fn maximize_request(&mut self, surface: ToplevelSurface) {
-        self.request_toplevel_mode(&surface, State::Maximized, true);
+        self.request_toplevel_mode(&surface, State::Maximized, true, None);
     }
 
     fn unmaximize_request(&mut self, surface: ToplevelSurface) {
-        self.request_toplevel_mode(&surface, State::Maximized, false);
+        self.request_toplevel_mode(&surface, State::Maximized, false, None);
     }
 
-    fn fullscreen_request(&mut self, surface: ToplevelSurface, _output: Option<WlOutput>) {
-        // There is one output: the fullscreen window fills it whichever the client named.
-        self.request_toplevel_mode(&surface, State::Fullscreen, true);
+    fn fullscreen_request(&mut self, surface: ToplevelSurface, output: Option<WlOutput>) {
+        let output = output.as_ref().and_then(Output::from_resource);
+        self.request_toplevel_mode(&surface, State::Fullscreen, true, output);
     }
 
     fn unfullscreen_request(&mut self, surface: ToplevelSurface) {
-        self.request_toplevel_mode(&surface, State::Fullscreen, false);
+        self.request_toplevel_mode(&surface, State::Fullscreen, false, None);
     }
 
     fn popup_destroyed(&mut self, surface: PopupSurface) {

@@ -90,7 +90,7 @@ fn commit_shell(state: &mut Axiom, surface: &WlSurface) {
         let has_buffer = with_renderer_surface_state(surface, |s| s.buffer().is_some()).unwrap_or(false);
         if has_buffer && size.w > 0 && size.h > 0 {
             state.unmapped_windows.remove(index);
-            let location = placement::centred(state.output_size(), size);
+            let location = state.new_window_location(size);
             state.space.map_element(window.clone(), location, true);
             keep_surface_in_place(state, &window);
             state.place_for_mode(&window);

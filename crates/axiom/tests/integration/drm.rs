@@ -12,9 +12,10 @@ use axiom_testclient::client::Presented;
 use axiom_testclient::dmabuf::{udmabuf, Created, Plane};
 use axiom_testclient::image::{test_pattern, Format32};
 use axiom_testclient::memfd::SharedMemory;
-use axiom_testclient::{Compositor, Image, Rgba, TestClient};
+use axiom_testclient::{Buffer, Compositor, Image, OutputInfo, Rgba, TestClient};
 use smithay::backend::allocator::Fourcc;
 use wayland_client::protocol::wl_buffer::WlBuffer;
+use wayland_client::protocol::wl_output::WlOutput;
 use wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1;
 
 use crate::common::{assert_image, axiom_binary, centred, import_stats, load_png, non_background, BACKGROUND};
@@ -54,7 +55,7 @@ fn crtc_shot_and_fb(compositor: &Compositor) -> (Image, u32) {
     (shot, fb)
 }
 
-/// Runs axiom-kms-grab with `args`: the picture, and what it printed (the CRTC's
+/// Runs axiom-kms-grab with `args` (on the first CRTC unless they say `--crtc`): the picture, and what it printed (the CRTC's
 /// line, then one "overlay plane=.. fb=.. x=.. y=.. WxH" line per overlay plane shown).
 fn kms_grab(compositor: &Compositor, args: &[&str]) -> (Image, String) {
     let tool = axiom_binary().with_file_name("axiom-kms-grab");
@@ -69,11 +70,16 @@ fn kms_grab(compositor: &Compositor, args: &[&str]) -> (Image, String) {
     (load_png(&path), String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// Grabs the CRTC until `check` passes: a frame reaches it one flip after composition.
-fn wait_on_crtc(compositor: &Compositor, what: &str, mut check: impl FnMut(&Image) -> bool) -> Image {
+/// Grabs the first CRTC until `check` passes: a frame reaches it one flip after composition.
+fn wait_on_crtc(compositor: &Compositor, what: &str, check: impl FnMut(&Image) -> bool) -> Image {
+    wait_on_crtc_at(compositor, 0, what, check)
+}
+
+/// Grabs CRTC number `index` until `check` passes.
+fn wait_on_crtc_at(compositor: &Compositor, index: usize, what: &str, mut check: impl FnMut(&Image) -> bool) -> Image {
     let deadline = Instant::now() + LIMIT;
     loop {
-        let shot = crtc_shot(compositor);
+        let shot = kms_grab(compositor, &["--crtc", &index.to_string()]).0;
         if check(&shot) {
             return shot;
         }
@@ -97,7 +103,7 @@ fn drm_output_scans_out_exactly_the_composed_frame() {
     let shown = wait_on_crtc(&compositor, "drm-pattern", |shot| shot.crop(x, y, 200, 150) == pattern);
     assert_eq!((shown.width, shown.height), (width, height), "the CRTC scans the output's mode");
     assert_image(&shown, &composed, 0, "drm-crtc-vs-screencopy");
-    assert!(compositor.log().contains("KMS: mode set, first frame on screen"), "{}", compositor.log());
+    assert!(compositor.log().contains("KMS: Virtual-1: mode set, first frame on screen"), "{}", compositor.log());
 }
 
 #[test]
@@ -503,36 +509,229 @@ impl Drop for ConnectorStatus {
     }
 }
 
-#[test]
-#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
-fn unplugging_the_connector_turns_its_crtc_off_and_plugging_it_back_shows_the_frame_again() {
-    let compositor = start_drm_composing();
-    let mut client = compositor.connect().unwrap();
-    let (width, height) = output_size(&mut client);
-    let (window, _buffer, pattern) = crate::common::show_pattern(&mut client, 200, 150);
-    let (x, y) = centred(width, height, 200, 150);
-    wait_on_crtc(&compositor, "drm-hotplug-before", |shot| shot.crop(x, y, 200, 150) == pattern);
+/// The wl_outputs the compositor lists now, bound, with what each announced.
+fn outputs(client: &mut TestClient) -> Vec<(WlOutput, OutputInfo)> {
+    client.roundtrip().unwrap();
+    let globals = client.output_globals();
+    globals
+        .into_iter()
+        .map(|name| {
+            let output = client.bind_output(name).unwrap();
+            let info = client.output_info(&output);
+            (output, info)
+        })
+        .collect()
+}
 
-    // The kernel reports the connector gone, through udev: the CRTC goes off.
-    let status = ConnectorStatus("/sys/class/drm/card0-Virtual-1/status");
-    status.force("off");
-    assert!(compositor.wait_for_log("KMS: Virtual-1 disconnected", LIMIT), "{}", compositor.log());
+fn output_info(name: &str, x: i32) -> OutputInfo {
+    OutputInfo { name: name.into(), position: (x, 0), size: (1024, 768) }
+}
+
+/// A window made fullscreen on `output`, showing one colour.
+fn fullscreen_colour_on(
+    client: &mut TestClient,
+    output: &WlOutput,
+    colour: Rgba,
+) -> (axiom_testclient::Window, Buffer) {
+    let window = client.create_window("fullscreen-on").unwrap();
+    let (w, h) = client.set_fullscreen_on(&window, output).unwrap();
+    assert_eq!((w, h), (1024, 768), "a fullscreen window is asked to take its output's size");
+    let image = Image::solid(w as u32, h as u32, colour);
+    let buffer = client.create_buffer(&image, Format32::Xrgb8888, w as usize * 4, 0xff).unwrap();
+    client.present(&window.surface, &buffer).unwrap();
+    (window, buffer)
+}
+
+/// Waits until CRTC number `index` scans nothing out.
+fn wait_until_crtc_off(index: usize) {
     use smithay::reexports::drm::control::Device as _;
     let card = Card(std::fs::File::open(CARD).unwrap());
-    let crtc = card.resource_handles().unwrap().crtcs()[0];
+    let crtc = card.resource_handles().unwrap().crtcs()[index];
     let deadline = Instant::now() + LIMIT;
     while card.get_crtc(crtc).unwrap().framebuffer().is_some() {
-        assert!(Instant::now() < deadline, "the CRTC still scans out: {:?}", card.get_crtc(crtc));
+        assert!(Instant::now() < deadline, "CRTC {index} still scans out: {:?}", card.get_crtc(crtc));
         std::thread::sleep(Duration::from_millis(100));
     }
-    // Clients go on meanwhile: a commit gets its frame callback.
+}
+
+/// Waits until the log says `needle` `count` times.
+fn wait_for_log_count(compositor: &Compositor, needle: &str, count: usize) {
+    let deadline = Instant::now() + LIMIT;
+    while compositor.log().matches(needle).count() < count {
+        assert!(Instant::now() < deadline, "{needle:?} not logged {count} times:\n{}", compositor.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn each_connected_connector_is_an_output_of_its_own_showing_its_part_of_the_scene() {
+    let compositor = start_drm_composing();
+    let mut client = compositor.connect().unwrap();
+    let outputs = outputs(&mut client);
+    let infos: Vec<_> = outputs.iter().map(|(_, info)| info.clone()).collect();
+    assert_eq!(infos, vec![output_info("Virtual-1", 0), output_info("Virtual-2", 1024)], "{}", compositor.log());
+
+    // A new window opens centred on the primary output; a fullscreen one fills the output it names.
+    let (_window, _buffer, pattern) = crate::common::show_pattern(&mut client, 200, 150);
+    let blue = Rgba::opaque(0, 0, 255);
+    let (_fullscreen, _blue) = fullscreen_colour_on(&mut client, &outputs[1].0, blue);
+    let (x, y) = centred(1024, 768, 200, 150);
+    let first = wait_on_crtc_at(&compositor, 0, "two-outputs-first", |shot| shot.crop(x, y, 200, 150) == pattern);
+    assert_eq!(non_background(&first, 0, 0, 1024, 768), 200 * 150, "only the window is on the first output");
+    wait_on_crtc_at(&compositor, 1, "two-outputs-second", |shot| *shot == Image::solid(1024, 768, blue));
+
+    // Screencopy captures each output's own part.
+    let shot = client.screenshot_of(&outputs[0].0).unwrap();
+    assert_image(&shot.crop(x, y, 200, 150), &pattern, 0, "screencopy-first");
+    assert_eq!(non_background(&shot, 0, 0, 1024, 768), 200 * 150, "screencopy of the first output");
+    let shot = client.screenshot_of(&outputs[1].0).unwrap();
+    assert!(
+        shot == Image::solid(1024, 768, blue),
+        "screencopy of the second output: {}",
+        crate::common::save_png(&shot, "screencopy-second")
+    );
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn connectors_plugged_and_unplugged_add_and_remove_outputs_at_their_preferred_modes() {
+    let compositor = start_drm_composing();
+    let mut client = compositor.connect().unwrap();
+    let outputs = outputs(&mut client);
+    assert_eq!(outputs.len(), 2, "{}", compositor.log());
+    let blue = Rgba::opaque(0, 0, 255);
+    let (window, buffer) = fullscreen_colour_on(&mut client, &outputs[1].0, blue);
+    let all_blue = Image::solid(1024, 768, blue);
+    wait_on_crtc_at(&compositor, 1, "hotplug-second", |shot| *shot == all_blue);
+
+    // The kernel reports Virtual-2 gone, through udev: its CRTC goes off, its wl_output
+    // goes, and its fullscreen window is asked to fill the output that is left.
+    let second = ConnectorStatus("/sys/class/drm/card0-Virtual-2/status");
+    let serial = client.configure_serial(&window);
+    second.force("off");
+    assert!(compositor.wait_for_log("KMS: Virtual-2's output is removed", LIMIT), "{}", compositor.log());
+    wait_until_crtc_off(1);
+    assert_eq!(client.ack_next_configure(&window, serial).unwrap(), (1024, 768));
+    client.present(&window.surface, &buffer).unwrap();
+    wait_on_crtc_at(&compositor, 0, "hotplug-moved-to-first", |shot| *shot == all_blue);
+    client.roundtrip().unwrap();
+    assert_eq!(client.output_globals().len(), 1, "the unplugged output's global is gone");
+
+    // Plugged back: a new output to the right of the first, with nothing on it yet.
+    second.force("detect");
+    assert!(compositor.wait_for_log("KMS: Virtual-2 connected: a new output", LIMIT), "{}", compositor.log());
+    wait_on_crtc_at(&compositor, 1, "hotplug-second-back", |shot| *shot == Image::solid(1024, 768, BACKGROUND));
+    let outputs = self::outputs(&mut client);
+    let infos: Vec<_> = outputs.iter().map(|(_, info)| info.clone()).collect();
+    assert_eq!(infos, vec![output_info("Virtual-1", 0), output_info("Virtual-2", 1024)]);
+    let virtual_2 = &outputs[1].0;
+
+    // The primary connector unplugged: Virtual-2 becomes the primary output, at the
+    // origin, and the fullscreen window fills it.
+    let first = ConnectorStatus("/sys/class/drm/card0-Virtual-1/status");
+    let serial = client.configure_serial(&window);
+    first.force("off");
+    assert!(compositor.wait_for_log("KMS: Virtual-1's output is removed", LIMIT), "{}", compositor.log());
+    wait_until_crtc_off(0);
+    assert_eq!(client.ack_next_configure(&window, serial).unwrap(), (1024, 768));
+    client.present(&window.surface, &buffer).unwrap();
+    wait_on_crtc_at(&compositor, 1, "hotplug-moved-to-second", |shot| *shot == all_blue);
+
+    // The last connector unplugged keeps its output, dark: clients go on (a commit gets its
+    // frame callback), and its frame comes back with it.
+    second.force("off");
+    wait_for_log_count(&compositor, "KMS: Virtual-2 disconnected", 2);
+    wait_until_crtc_off(1);
+    client.roundtrip().unwrap();
+    assert_eq!(client.output_globals().len(), 1, "the last output stays");
     window.surface.damage_buffer(0, 0, 1, 1);
     client.commit_and_wait_frame(&window.surface).unwrap();
+    second.force("detect");
+    assert!(compositor.wait_for_log("KMS: Virtual-2 connected again", LIMIT), "{}", compositor.log());
+    wait_on_crtc_at(&compositor, 1, "hotplug-last-back", |shot| *shot == all_blue);
 
-    // Back again: the next frame sets the mode, and the window is on screen.
-    status.force("detect");
-    assert!(compositor.wait_for_log("KMS: Virtual-1 connected again", LIMIT), "{}", compositor.log());
-    wait_on_crtc(&compositor, "drm-hotplug-after", |shot| shot.crop(x, y, 200, 150) == pattern);
+    // Plugged back with another preferred mode (another monitor): it is driven at that
+    // mode, as the same wl_output, and the fullscreen window is asked to fill it.
+    let _mode = PreferredMode::set(800, 600);
+    second.force("off");
+    wait_for_log_count(&compositor, "KMS: Virtual-2 disconnected", 3);
+    wait_until_crtc_off(1);
+    client.roundtrip().unwrap();
+    let serial = client.configure_serial(&window);
+    second.force("detect");
+    let logged = "KMS: Virtual-2 connected with another preferred mode, 800x600";
+    assert!(compositor.wait_for_log(logged, LIMIT), "{}", compositor.log());
+    assert_eq!(client.ack_next_configure(&window, serial).unwrap(), (800, 600));
+    assert_eq!(client.output_info(virtual_2).size, (800, 600), "wl_output announces the new mode");
+    let small = client.create_buffer(&Image::solid(800, 600, blue), Format32::Xrgb8888, 800 * 4, 0xff).unwrap();
+    client.present(&window.surface, &small).unwrap();
+    wait_on_crtc_at(&compositor, 1, "hotplug-new-mode", |shot| *shot == Image::solid(800, 600, blue));
+    drop(first);
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn the_display_device_going_away_leaves_clients_running_without_a_display() {
+    let compositor = start_drm_composing();
+    let mut client = compositor.connect().unwrap();
+    let (window, _buffer, pattern) = crate::common::show_pattern(&mut client, 200, 150);
+    let (x, y) = centred(1024, 768, 200, 150);
+    wait_on_crtc(&compositor, "device-removed-before", |shot| shot.crop(x, y, 200, 150) == pattern);
+
+    // udev reports the device removed: the compositor lets go of it, and the CRTCs go off.
+    let removed = UdevRemoved::trigger("/sys/class/drm/card0");
+    assert!(compositor.wait_for_log("KMS: /dev/dri/card0 is gone", LIMIT), "{}", compositor.log());
+    wait_until_crtc_off(0);
+    wait_until_crtc_off(1);
+    // Clients go on: a commit gets its frame callback, screencopy shows the scene (composed),
+    // and one wl_output stays.
+    window.surface.damage_buffer(0, 0, 1, 1);
+    client.commit_and_wait_frame(&window.surface).unwrap();
+    let shot = client.screenshot().unwrap();
+    assert_image(&shot.crop(x, y, 200, 150), &pattern, 0, "device-removed-screencopy");
+    client.roundtrip().unwrap();
+    assert_eq!(client.output_globals().len(), 1, "the primary output stays");
+    drop(removed);
+}
+
+/// A "remove" uevent for a device that stays (synthetic, through its sysfs `uevent` file,
+/// as `udevadm trigger` does: the later tests still need the device), and an "add" one
+/// when dropped.
+struct UdevRemoved(String);
+
+impl UdevRemoved {
+    fn trigger(syspath: &str) -> Self {
+        let uevent = format!("{syspath}/uevent");
+        std::fs::write(&uevent, "remove").unwrap_or_else(|e| panic!("{uevent}: {e}"));
+        Self(uevent)
+    }
+}
+
+impl Drop for UdevRemoved {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "add");
+    }
+}
+
+/// Sets vkms's preferred mode (a parameter `tests/vm/prepare` adds) until dropped.
+struct PreferredMode;
+
+impl PreferredMode {
+    fn set(width: u32, height: u32) -> Self {
+        for (name, value) in [("width", width), ("height", height)] {
+            let path = format!("/sys/module/vkms/parameters/preferred_{name}");
+            std::fs::write(&path, value.to_string()).unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+        PreferredMode
+    }
+}
+
+impl Drop for PreferredMode {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/sys/module/vkms/parameters/preferred_width", "1024");
+        let _ = std::fs::write("/sys/module/vkms/parameters/preferred_height", "768");
+    }
 }
 
 /// wp_presentation_feedback kind bits.

@@ -1,12 +1,24 @@
-//! Connector hotplug, seen through udev: when the output's connector goes away,
-//! its CRTC is turned off and frames stop going to it (clients keep running);
-//! when it comes back, the next frame sets the mode again.
+//! Connector hotplug, seen through udev. A connector plugged in gets an output
+//! of its own at its preferred mode, to the right of the others; one unplugged
+//! loses its output (its CRTC turned off, its wl_output global removed, its
+//! windows moved to the primary output), except the last one, which stays, dark,
+//! so that clients keep an output; one plugged back with another preferred mode
+//! is driven at that mode. When the device itself goes (unplugged, its driver
+//! unbound), the backend lets go of it and clients keep running without a display.
+
+use std::time::Duration;
 
 use smithay::backend::udev::{UdevBackend, UdevEvent};
+use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::calloop::LoopHandle;
-use smithay::reexports::drm::control::{connector, Device as _};
+use smithay::reexports::drm::control::{connector, Device as _, Mode};
 
+use super::{connected_outputs, preferred_mode, ConnectedOutput, KmsOutput};
 use crate::Axiom;
+
+/// How long a removed output's global stays disabled before it is destroyed, so that
+/// clients binding it meanwhile do not get a protocol error.
+const GLOBAL_GRACE: Duration = Duration::from_secs(5);
 
 /// Watches udev for changes of the KMS device `device_id`: the kernel reports a
 /// connector plugged or unplugged as a change of its device.
@@ -18,33 +30,164 @@ pub fn watch(handle: &LoopHandle<'static, Axiom>, seat: &str, device_id: u64) {
             return;
         }
     };
-    let inserted = handle.insert_source(udev, move |event, _, state| {
-        if matches!(event, UdevEvent::Changed { device_id: changed } if changed == device_id) {
-            state.on_kms_hotplug();
-        }
+    let inserted = handle.insert_source(udev, move |event, _, state| match event {
+        UdevEvent::Changed { device_id: changed } if changed == device_id => state.on_kms_hotplug(),
+        UdevEvent::Removed { device_id: removed } if removed == device_id => state.on_kms_device_removed(),
+        _ => {}
     });
     if let Err(err) = inserted {
         tracing::warn!("udev monitor: {err}");
     }
 }
 
+/// What became of an output's connector.
+enum Probed {
+    Same,
+    Unplugged,
+    Back,
+    NewMode(Mode),
+}
+
 impl Axiom {
-    /// The KMS device changed: the output's connector may have gone or come back.
+    /// The KMS device changed: connectors may have come, gone or changed modes.
     fn on_kms_hotplug(&mut self) {
         let Some(kms) = self.kms.as_mut() else { return };
-        let connected =
-            kms.fd.get_connector(kms.connector, true).is_ok_and(|info| info.state() == connector::State::Connected);
-        if connected == kms.connected {
-            return;
+        let mut changed = false;
+        let mut remode = Vec::new();
+        for (index, head) in kms.heads.iter_mut().enumerate() {
+            let now = kms.fd.get_connector(head.connector, true).ok().and_then(|info| preferred_mode(&info));
+            let probed = match now {
+                None if head.connected => Probed::Unplugged,
+                None => Probed::Same,
+                Some(mode) if mode != head.mode => Probed::NewMode(mode),
+                Some(_) if !head.connected => Probed::Back,
+                Some(_) => Probed::Same,
+            };
+            match probed {
+                Probed::Same => continue,
+                Probed::Unplugged => {
+                    tracing::info!("KMS: {} disconnected: its CRTC is off", head.name);
+                    head.turn_off();
+                    head.connected = false;
+                }
+                Probed::Back => {
+                    tracing::info!("KMS: {} connected again: the next frame sets its mode", head.name);
+                    head.connected = true;
+                    self.renderer.forget_frame();
+                }
+                Probed::NewMode(mode) => {
+                    let (w, h) = mode.size();
+                    tracing::info!("KMS: {} connected with another preferred mode, {w}x{h}", head.name);
+                    head.turn_off();
+                    head.connected = false;
+                    remode.push((index, mode));
+                }
+            }
+            changed = true;
         }
-        kms.connected = connected;
-        if connected {
-            tracing::info!("KMS: {} connected again: the next frame sets its mode", kms.name);
-            self.renderer.forget_frame();
-            self.schedule_repaint();
-        } else {
-            tracing::info!("KMS: {} disconnected: its CRTC is off until it comes back", kms.name);
-            kms.turn_off();
+        for (index, mode) in remode {
+            self.restart_kms_head(index, mode);
+        }
+        changed |= self.add_new_kms_heads();
+        changed |= self.remove_dark_kms_heads();
+        if changed {
+            self.arrange_kms_heads();
+            self.rehome_windows();
+        }
+    }
+
+    /// The KMS device is gone: every output goes dark and the device is let go.
+    /// Clients keep running, paced by the repaint timer, on the primary output's
+    /// wl_output, which stays (as the last output does when unplugged).
+    fn on_kms_device_removed(&mut self) {
+        let Some(mut kms) = self.kms.take() else { return };
+        tracing::warn!("KMS: {} is gone: no display any more; clients keep running", kms.path);
+        if let Some(source) = kms.vblank_source.take() {
+            self.loop_handle.remove(source);
+        }
+        for (index, head) in kms.heads.iter_mut().enumerate() {
+            head.turn_off();
+            if index > 0 {
+                self.space.unmap_output(&head.output);
+                if let Some(global) = head.global.take() {
+                    self.remove_global_later(global);
+                }
+            }
+        }
+        drop(kms);
+        self.renderer.resize_output(self.primary_area().size.to_physical(1));
+        self.schedule_repaint();
+    }
+
+    /// Drives head `index` again at `mode`, as the same wl_output.
+    fn restart_kms_head(&mut self, index: usize, mode: Mode) {
+        let Some(kms) = self.kms.as_mut() else { return };
+        let Some(head) = kms.heads.get_mut(index) else { return };
+        let connected = ConnectedOutput { connector: head.connector, crtc: head.crtc, mode, name: head.name.clone() };
+        let output = (head.output.clone(), head.global.take());
+        // Its dumb buffers and surface go before new ones are made for the CRTC.
+        drop(kms.heads.remove(index));
+        match self.add_kms_head(&connected, Some(output)) {
+            // Back to its place in the row.
+            Ok(()) => {
+                if let Some(kms) = self.kms.as_mut() {
+                    kms.heads[index..].rotate_right(1);
+                }
+            }
+            Err(err) => tracing::warn!("cannot drive {} at its new mode: {err:#}", connected.name),
+        }
+    }
+
+    /// Outputs for connectors plugged in that have none; true if any was added.
+    fn add_new_kms_heads(&mut self) -> bool {
+        let Some(kms) = self.kms.as_ref() else { return false };
+        let taken: Vec<_> = kms.heads.iter().map(|h| h.crtc).collect();
+        let known: Vec<connector::Handle> = kms.heads.iter().map(|h| h.connector).collect();
+        let fresh = match connected_outputs(&kms.fd, &known, &taken) {
+            Ok(outputs) => outputs,
+            Err(err) => {
+                tracing::warn!("KMS: cannot list the connectors: {err}");
+                Vec::new()
+            }
+        };
+        let mut added = false;
+        for connected in fresh {
+            tracing::info!("KMS: {} connected: a new output", connected.name);
+            match self.add_kms_head(&connected, None) {
+                Ok(()) => added = true,
+                Err(err) => tracing::warn!("{err:#}"),
+            }
+        }
+        added
+    }
+
+    /// Unplugged outputs go once another output is connected; true if any went.
+    fn remove_dark_kms_heads(&mut self) -> bool {
+        let Some(kms) = self.kms.as_mut() else { return false };
+        if !kms.heads.iter().any(|h| h.connected) {
+            return false;
+        }
+        let (dark, lit): (Vec<KmsOutput>, Vec<KmsOutput>) = kms.heads.drain(..).partition(|h| !h.connected);
+        kms.heads = lit;
+        let removed = !dark.is_empty();
+        for mut head in dark {
+            tracing::info!("KMS: {}'s output is removed", head.name);
+            self.space.unmap_output(&head.output);
+            if let Some(global) = head.global.take() {
+                self.remove_global_later(global);
+            }
+        }
+        removed
+    }
+
+    fn remove_global_later(&mut self, global: smithay::reexports::wayland_server::backend::GlobalId) {
+        self.display_handle.disable_global::<Axiom>(global.clone());
+        let removed = self.loop_handle.insert_source(Timer::from_duration(GLOBAL_GRACE), move |_, _, state| {
+            state.display_handle.remove_global::<Axiom>(global.clone());
+            TimeoutAction::Drop
+        });
+        if let Err(err) = removed {
+            tracing::warn!("cannot schedule the removal of an output's global: {err}");
         }
     }
 }

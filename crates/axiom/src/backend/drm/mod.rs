@@ -1,23 +1,27 @@
 //! The DRM/KMS backend: a seat session through libseat, the first KMS device
 //! with a connected connector (found through udev, or in /dev/dri where there
-//! is no udev database), that connector's preferred mode, and page flips
-//! between two dumb buffers, paced by the device's vblank events.
+//! is no udev database), one output per connected connector at its preferred
+//! mode (`heads.rs`), and on each CRTC page flips between two dumb buffers,
+//! paced by its vblank events.
 //!
-//! Each frame is composed by the renderer as on every backend and copied into
-//! the back buffer, unless a fullscreen client's dma-buf goes on the plane
-//! as it is (`scanout.rs`); the top window's dma-buf may go on an overlay
-//! plane, the rest being composed (`overlay.rs`). A frame's presentation
-//! feedback is sent when its flip completes, with the kernel's vblank time and
-//! sequence; a client buffer on a plane is released only once another frame
-//! has replaced it there. Screencopy can be written back by the display
-//! (`writeback.rs`); an unplugged connector turns its CRTC off (`hotplug.rs`).
+//! Each frame is composed by the renderer as on every backend, and each output's
+//! part of it copied into its back buffer, unless a fullscreen client's dma-buf
+//! goes on the primary output's plane as it is (`scanout.rs`); the top window's
+//! dma-buf may go on an overlay plane, the rest being composed (`overlay.rs`). A
+//! frame's presentation feedback is sent when its flip completes, with the
+//! kernel's vblank time and sequence; a client buffer on a plane is released only
+//! once another frame has replaced it there. Screencopy can be written back by
+//! the display (`writeback.rs`); connectors plugged and unplugged add and remove
+//! outputs (`hotplug.rs`).
 
+mod heads;
 mod hotplug;
 mod input;
 mod overlay;
 mod scanout;
 mod writeback;
 
+pub use heads::Kms;
 pub use overlay::Overlay;
 pub use writeback::Captured;
 
@@ -36,6 +40,7 @@ use smithay::reexports::drm::control::{
 };
 use smithay::reexports::rustix::fs::OFlags;
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback::Kind;
+use smithay::reexports::wayland_server::backend::GlobalId;
 use smithay::utils::{DeviceFd, Monotonic, Rectangle, Transform};
 use smithay::wayland::presentation::Refresh;
 
@@ -54,58 +59,44 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         )
     })?;
     let seat = udev_seat(&session);
-    let (path, fd, output) = open_kms_device(&mut session, &seat)?;
-    let (mut device, vblanks) =
-        DrmDevice::new(fd.clone(), true).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let (width, height) = output.mode.size();
-    let refresh = if output.mode.vrefresh() > 0 { f64::from(output.mode.vrefresh()) } else { 60.0 };
-    tracing::info!(
-        device = %path.display(), connector = %output.name, width, height, refresh, seat = %seat,
-        "KMS output: the connector's preferred mode"
-    );
-
-    let surface = device
-        .create_surface(output.crtc, output.mode, &[output.connector])
-        .map_err(|e| anyhow::anyhow!("cannot drive {} on {}: {e}", output.name, path.display()))?;
+    let (path, fd, connected) = open_kms_device(&mut session, &seat)?;
+    let (device, vblanks) = DrmDevice::new(fd.clone(), true).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let first = &connected[0];
+    let (width, height) = first.mode.size();
+    let refresh = if first.mode.vrefresh() > 0 { f64::from(first.mode.vrefresh()) } else { 60.0 };
     let sized = Options { size: (u32::from(width), u32::from(height)), refresh, ..options.clone() };
     // Render on the GPU that drives the display where there is an adapter on it.
     let display_gpu = pci_bus_id(&fd);
     if display_gpu.is_none() {
         tracing::info!("{} is not a PCI GPU: the renderer takes the first suitable adapter", path.display());
     }
-    let (event_loop, mut state) = init_output(&sized, (&output.name, "KMS"), None, display_gpu.as_deref())?;
+    let (event_loop, mut state) = init_output(&sized, (&first.name, "KMS"), None, display_gpu.as_deref())?;
     state.dmabuf_state.set_main_device(main_device(&fd), &path.display().to_string());
     let mut libinput = input::start(&session, &seat, &event_loop.handle())?;
-    let mut kms = KmsOutput::new(device, fd, surface, &output, session)?;
-    let refresh_mhz = smithay::output::Mode::from(output.mode).refresh;
-    if refresh_mhz > 0 {
-        kms.refresh = Duration::from_nanos(1_000_000_000_000 / refresh_mhz as u64);
-    }
-    let display_device = kms.fd.dev_id().unwrap_or_default();
-    let overlays: Vec<_> = kms.surface.planes().overlay.iter().map(|plane| plane.formats.clone()).collect();
-    kms.scanout = scanout::Scanout::new(
-        options.direct_scanout,
-        &state.dmabuf_state.default_feedback,
-        &kms.surface.plane_info().formats,
-        &overlays.iter().collect::<Vec<_>>(),
-        display_device,
-    );
+    let display_device = fd.dev_id().unwrap_or_default();
     tracing::info!("direct scanout {}", if options.direct_scanout { "on" } else { "off (--no-direct-scanout)" });
-    kms.writeback = writeback::Writeback::find(&kms.fd, output.crtc, (width.into(), height.into()));
-    tracing::info!(
-        "screencopy while planes show client buffers: {}",
-        if kms.writeback.is_some() { "written back by the display (writeback connector)" } else { "composed" }
-    );
+    state.kms = Some(heads::Kms::new(device, fd, session, path.display().to_string(), options.direct_scanout));
+    // The first output is the one init_output made; each other connector gets its own.
+    let mut first_output = Some((state.output.clone(), state.output_global.take()));
+    for output in &connected {
+        if let Err(err) = state.add_kms_head(output, first_output.take()) {
+            tracing::warn!("cannot drive {}: {err:#}", output.name);
+        }
+    }
+    anyhow::ensure!(state.kms.as_ref().is_some_and(|k| !k.heads.is_empty()), "no connector could be driven");
+    state.arrange_kms_heads();
     hotplug::watch(&event_loop.handle(), &seat, display_device);
-    state.kms = Some(kms);
 
-    event_loop
+    let vblank_source = event_loop
         .handle()
         .insert_source(vblanks, |event, meta, state| match event {
-            DrmEvent::VBlank(_) => state.on_kms_vblank(flip_time(meta)),
+            DrmEvent::VBlank(crtc) => state.on_kms_vblank(crtc, flip_time(meta)),
             DrmEvent::Error(err) => tracing::warn!("KMS device error: {err}"),
         })
         .map_err(|e| anyhow::anyhow!("vblank source: {e}"))?;
+    if let Some(kms) = state.kms.as_mut() {
+        kms.vblank_source = Some(vblank_source);
+    }
     event_loop
         .handle()
         .insert_source(session_events, move |event, _, state| {
@@ -125,10 +116,12 @@ pub fn run(options: Options) -> anyhow::Result<()> {
                         tracing::warn!("cannot take the input devices back");
                     }
                     // A flip queued before the pause never completes: start over with a modeset.
-                    if let Some(mut lost) = kms.flipping.take() {
-                        lost.feedback.discarded();
+                    for head in &mut kms.heads {
+                        if let Some(mut lost) = head.flipping.take() {
+                            lost.feedback.discarded();
+                        }
+                        head.needs_modeset = true;
                     }
-                    kms.needs_modeset = true;
                     state.schedule_repaint();
                 }
             }
@@ -176,11 +169,11 @@ fn kms_device_paths(seat: &str) -> Vec<PathBuf> {
     paths
 }
 
-/// Opens the first KMS device that has a connected connector.
+/// Opens the first KMS device that has a connected connector; returns its connected outputs.
 fn open_kms_device(
     session: &mut LibSeatSession,
     seat: &str,
-) -> anyhow::Result<(PathBuf, DrmDeviceFd, ConnectedOutput)> {
+) -> anyhow::Result<(PathBuf, DrmDeviceFd, Vec<ConnectedOutput>)> {
     let paths = kms_device_paths(seat);
     anyhow::ensure!(
         !paths.is_empty(),
@@ -198,9 +191,9 @@ fn open_kms_device(
         };
         // A duplicate for the device, so that the session can be handed back what it opened.
         let fd = DrmDeviceFd::new(DeviceFd::from(opened.try_clone()?));
-        match connected_output(&fd) {
-            Ok(Some(output)) => return Ok((path, fd, output)),
-            Ok(None) => reasons.push(format!("{}: no connected connector", path.display())),
+        match connected_outputs(&fd, &[], &[]) {
+            Ok(outputs) if !outputs.is_empty() => return Ok((path, fd, outputs)),
+            Ok(_) => reasons.push(format!("{}: no connected connector", path.display())),
             Err(err) => reasons.push(format!("{}: {err}", path.display())),
         }
         drop(fd);
@@ -218,27 +211,49 @@ fn permission_hint(path: &Path) -> &'static str {
     }
 }
 
-/// The first connected connector with a mode, its preferred mode, and a free CRTC for it.
-fn connected_output(fd: &DrmDeviceFd) -> anyhow::Result<Option<ConnectedOutput>> {
+/// Every connected display connector but those in `known`, in the device's order,
+/// with its preferred mode and a CRTC of its own, none of them in `taken`. A
+/// connector no free CRTC can drive is left out (logged).
+fn connected_outputs(
+    fd: &DrmDeviceFd,
+    known: &[connector::Handle],
+    taken: &[crtc::Handle],
+) -> anyhow::Result<Vec<ConnectedOutput>> {
     let resources = fd.resource_handles()?;
-    for &handle in resources.connectors() {
+    let mut used = taken.to_vec();
+    let mut outputs = Vec::new();
+    for &handle in resources.connectors().iter().filter(|c| !known.contains(c)) {
         let info = fd.get_connector(handle, true)?;
-        if info.state() != connector::State::Connected || info.modes().is_empty() {
+        // A writeback connector says it is connected, but shows nothing.
+        if info.interface() == connector::Interface::Writeback {
             continue;
         }
-        let mode =
-            info.modes().iter().find(|m| m.mode_type().contains(ModeTypeFlags::PREFERRED)).unwrap_or(&info.modes()[0]);
+        let Some(mode) = preferred_mode(&info) else { continue };
+        let name = format!("{}-{}", info.interface().as_str(), info.interface_id());
         let crtc = info
             .encoders()
             .iter()
             .filter_map(|&e| fd.get_encoder(e).ok())
             .flat_map(|e| resources.filter_crtcs(e.possible_crtcs()))
-            .next();
-        let Some(crtc) = crtc else { continue };
-        let name = format!("{}-{}", info.interface().as_str(), info.interface_id());
-        return Ok(Some(ConnectedOutput { connector: handle, crtc, mode: *mode, name }));
+            .find(|crtc| !used.contains(crtc));
+        let Some(crtc) = crtc else {
+            tracing::warn!("KMS: no free CRTC can drive {name}: it stays dark");
+            continue;
+        };
+        used.push(crtc);
+        outputs.push(ConnectedOutput { connector: handle, crtc, mode, name });
     }
-    Ok(None)
+    Ok(outputs)
+}
+
+/// The mode a connected connector prefers (its first, where it names none); None
+/// while it is disconnected or lists no mode.
+fn preferred_mode(info: &connector::Info) -> Option<Mode> {
+    if info.state() != connector::State::Connected {
+        return None;
+    }
+    let modes = info.modes();
+    modes.iter().find(|m| m.mode_type().contains(ModeTypeFlags::PREFERRED)).or(modes.first()).copied()
 }
 
 /// dev_t for the linux-dmabuf feedback: the device's render node, or the KMS node
@@ -316,10 +331,12 @@ fn flip_time(meta: &Option<EventMetadata>) -> Option<FlipTime> {
 /// The output on a CRTC: two dumb buffers for composed frames, and client
 /// framebuffers for direct scanout.
 pub struct KmsOutput {
-    device: DrmDevice,
     fd: DrmDeviceFd,
     surface: DrmSurface,
+    /// Its mode's size, and where it sits on the canvas (`outputs.rs`).
     size: (i32, i32),
+    position: (i32, i32),
+    mode: Mode,
     buffers: Vec<(DumbBuffer, framebuffer::Handle)>,
     /// The dumb buffer last handed to the display.
     front: usize,
@@ -337,25 +354,26 @@ pub struct KmsOutput {
     /// The next frame needs a full commit (first frame, or after a VT switch).
     needs_modeset: bool,
     pub(crate) scanout: scanout::Scanout,
-    /// The seat session: it opened the device, and switches terminals.
-    session: LibSeatSession,
     /// The writeback connector that captures this CRTC, where the device has one.
     writeback: Option<writeback::Writeback>,
     /// The connector shown on, its name, and whether it is plugged in (`hotplug.rs`).
     connector: connector::Handle,
+    crtc: crtc::Handle,
     name: String,
     connected: bool,
+    /// Its wl_output, and the global clients bind it through.
+    output: smithay::output::Output,
+    global: Option<GlobalId>,
 }
 
 impl KmsOutput {
     fn new(
-        device: DrmDevice,
         fd: DrmDeviceFd,
         surface: DrmSurface,
-        output: &ConnectedOutput,
-        session: LibSeatSession,
+        connected: &ConnectedOutput,
+        (output, global): (smithay::output::Output, Option<GlobalId>),
     ) -> anyhow::Result<Self> {
-        let (width, height) = output.mode.size();
+        let (width, height) = connected.mode.size();
         let size = (i32::from(width), i32::from(height));
         let mut buffers = Vec::new();
         for _ in 0..2 {
@@ -363,11 +381,17 @@ impl KmsOutput {
             let fb = fd.add_framebuffer(&buffer, 24, 32)?;
             buffers.push((buffer, fb));
         }
+        let refresh_mhz = smithay::output::Mode::from(connected.mode).refresh;
+        let refresh = match u64::try_from(refresh_mhz) {
+            Ok(mhz) if mhz > 0 => Duration::from_nanos(1_000_000_000_000 / mhz),
+            _ => Duration::from_secs(1) / 60,
+        };
         Ok(Self {
-            device,
             fd,
             surface,
             size,
+            position: (0, 0),
+            mode: connected.mode,
             buffers,
             front: 1,
             flipping: None,
@@ -375,14 +399,16 @@ impl KmsOutput {
             on_screen: Vec::new(),
             on_screen_fbs: Vec::new(),
             overlay_on: None,
-            refresh: Duration::from_secs(1) / 60,
+            refresh,
             needs_modeset: true,
             scanout: Default::default(),
-            session,
             writeback: None,
-            connector: output.connector,
-            name: output.name.clone(),
+            connector: connected.connector,
+            crtc: connected.crtc,
+            name: connected.name.clone(),
             connected: true,
+            output,
+            global,
         })
     }
 
@@ -476,7 +502,7 @@ impl KmsOutput {
         match committed {
             Ok(()) => {
                 if std::mem::take(&mut self.needs_modeset) {
-                    tracing::info!("KMS: mode set, first frame on screen");
+                    tracing::info!("KMS: {}: mode set, first frame on screen", self.name);
                 }
                 self.overlay_on = queued.overlay.map(|o| o.plane);
                 self.flipping = Some(queued);
@@ -510,12 +536,12 @@ impl KmsOutput {
         }
     }
 
+    /// Copies this output's part of the composed canvas into dumb buffer `index`.
     fn fill(&mut self, index: usize, renderer: &mut Renderer) -> anyhow::Result<()> {
-        let (w, h) = self.size;
         let (buffer, _) = &mut self.buffers[index];
         let pitch = buffer.pitch() as usize;
         let mut mapping = self.fd.map_dumb_buffer(buffer)?;
-        renderer.read_output(Rectangle::from_size((w, h).into()), &mut mapping, pitch)
+        renderer.read_output(Rectangle::new(self.position.into(), self.size.into()), &mut mapping, pitch)
     }
 }
 
@@ -533,11 +559,13 @@ impl Drop for KmsOutput {
 }
 
 impl Axiom {
-    /// The queued flip happened: its frame's surfaces learn when, the client buffer it
-    /// replaced on the plane is released, and a frame composed meanwhile goes on screen.
-    fn on_kms_vblank(&mut self, when: Option<FlipTime>) {
+    /// The queued flip on `crtc` happened: its frame's surfaces learn when, the client
+    /// buffer it replaced on the plane is released, and a frame composed meanwhile goes
+    /// on screen.
+    fn on_kms_vblank(&mut self, crtc: crtc::Handle, when: Option<FlipTime>) {
         let Some(kms) = self.kms.as_mut() else { return };
-        if let Some(mut flipped) = kms.flipping.take() {
+        let Some(head) = kms.heads.iter_mut().find(|head| head.crtc == crtc) else { return };
+        if let Some(mut flipped) = head.flipping.take() {
             let mut flags = Kind::Vsync | Kind::HwCompletion;
             let (time, seq) = match when {
                 Some(when) => {
@@ -552,17 +580,17 @@ impl Axiom {
             if matches!(flipped.frame, Frame::Client(_)) {
                 flags |= Kind::ZeroCopy;
             }
-            flipped.feedback.presented::<_, Monotonic>(time, Refresh::Fixed(kms.refresh), seq, flags);
+            flipped.feedback.presented::<_, Monotonic>(time, Refresh::Fixed(head.refresh), seq, flags);
             // Dropping the last references releases the buffers that were on planes until now.
-            kms.on_screen_fbs = flipped.client_framebuffers().collect();
-            kms.on_screen = flipped.buffers;
+            head.on_screen_fbs = flipped.client_framebuffers().collect();
+            head.on_screen = flipped.buffers;
         }
-        kms.flush(&mut self.renderer);
+        head.flush(&mut self.renderer);
         // Framebuffers on planes now, or queued for them, stay.
-        let mut in_use: Vec<_> = kms.on_screen_fbs.iter().copied().map(Some).collect();
-        for frame in [&kms.flipping, &kms.next].into_iter().flatten() {
+        let mut in_use: Vec<_> = head.on_screen_fbs.iter().copied().map(Some).collect();
+        for frame in [&head.flipping, &head.next].into_iter().flatten() {
             in_use.extend(frame.client_framebuffers().map(Some));
         }
-        kms.scanout.forget_dead(&kms.fd, &in_use);
+        head.scanout.forget_dead(&head.fd, &in_use);
     }
 }

@@ -63,7 +63,7 @@ impl Axiom {
     /// it: a window that is not fullscreen (the primary plane's case), wholly on the
     /// output, with a buffer `plain_dmabuf` takes, in a format an overlay plane lists.
     fn overlay_candidate(&self) -> Result<Candidate, String> {
-        let kms = self.kms.as_ref().ok_or("no KMS output")?;
+        let kms = self.primary_kms().ok_or("no KMS output")?;
         if kms.surface.planes().overlay.is_empty() {
             return Err("the CRTC has no overlay plane".into());
         }
@@ -75,11 +75,12 @@ impl Axiom {
         let surface = toplevel.wl_surface().clone();
         let location = self.space.element_location(window).ok_or("the top window is not mapped")?;
         let (buffer, dmabuf) = plain_dmabuf(&surface, "the top window")?;
-        let origin = location - window.geometry().loc;
+        // On the primary output's CRTC, whose origin is the output's.
+        let area = self.primary_area();
+        let origin = location - window.geometry().loc - area.loc;
         let dst = Rectangle::new((origin.x, origin.y).into(), (dmabuf.size().w, dmabuf.size().h).into());
-        let output = Rectangle::from_size(self.renderer.output_size());
-        if !output.contains_rect(dst) {
-            return Err("the top window is not wholly on the output".into());
+        if !Rectangle::from_size((area.size.w, area.size.h).into()).contains_rect(dst) {
+            return Err("the top window is not wholly on the primary output".into());
         }
         let format = dmabuf.format();
         let plane = kms
@@ -99,12 +100,12 @@ impl Axiom {
     /// The overlay for this frame, if the top window's buffer can go on an overlay
     /// plane as it is (the plane accepted it in a test commit).
     pub fn try_overlay_scanout(&mut self) -> Option<Overlay> {
-        let kms = self.kms.as_ref()?;
-        if !kms.scanout.enabled || kms.needs_modeset {
+        let kms = self.primary_kms()?;
+        if !kms.scanout.enabled || kms.needs_modeset || !kms.connected {
             return None;
         }
         let candidate = self.overlay_candidate();
-        let kms = self.kms.as_mut()?;
+        let kms = self.kms.as_mut()?.heads.first_mut()?;
         let accepted = candidate.and_then(|candidate| {
             let Candidate { buffer, dmabuf, dst, plane, .. } = &candidate;
             let fb = kms.accept_on_planes(buffer, dmabuf, |kms, fb| {

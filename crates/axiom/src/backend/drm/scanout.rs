@@ -259,28 +259,22 @@ impl Axiom {
     /// The buffer of the topmost window when it can be shown as
     /// they are: a fullscreen toplevel covering the output with one opaque,
     /// output-sized dma-buf the plane lists, no subsurface, popup, scale or viewport.
-    fn scanout_candidate(&self) -> Result<(Buffer, Dmabuf), String> {
+    fn scanout_candidate(&self) -> Result<(WlSurface, Buffer, Dmabuf), String> {
         let window = self.space.elements().last().ok_or("no window")?;
         let toplevel = window.toplevel().ok_or("the top window is an X11 window")?;
         if !toplevel.current_state().states.contains(ToplevelState::Fullscreen) {
             return Err("the top window is not fullscreen".into());
         }
         let surface = toplevel.wl_surface().clone();
-        if self.space.element_location(window) != Some((0, 0).into()) {
-            return Err("the fullscreen window is not at the output's origin".into());
+        if self.space.element_location(window) != Some(self.primary_area().loc) {
+            return Err("the fullscreen window is not at the primary output's origin".into());
         }
         let (buffer, dmabuf) = plain_dmabuf(&surface, "the fullscreen window")?;
-        let size = self.renderer.output_size();
-        if (dmabuf.size().w, dmabuf.size().h) != (size.w, size.h) {
-            return Err(format!(
-                "the buffer is {}x{}, the mode {}x{}",
-                dmabuf.size().w,
-                dmabuf.size().h,
-                size.w,
-                size.h
-            ));
+        let kms = self.primary_kms().ok_or("no KMS output")?;
+        let (w, h) = kms.size;
+        if (dmabuf.size().w, dmabuf.size().h) != (w, h) {
+            return Err(format!("the buffer is {}x{}, the mode {w}x{h}", dmabuf.size().w, dmabuf.size().h));
         }
-        let kms = self.kms.as_ref().ok_or("no KMS output")?;
         let format = dmabuf.format();
         if !kms.surface.plane_info().formats.contains(&format) {
             return Err(format!(
@@ -291,28 +285,28 @@ impl Axiom {
         if kms.scanout.was_refused(&buffer) {
             return Err("the plane refused this buffer before".into());
         }
-        Ok((buffer, dmabuf))
+        Ok((surface, buffer, dmabuf))
     }
 
     /// Puts the fullscreen window's buffer on the primary plane if it can go
-    /// there as it is. True when it does: the frame needs no composition, and
-    /// takes `feedback` to send once it is on screen.
-    pub fn try_direct_scanout(&mut self, feedback: &mut Option<OutputPresentationFeedback>) -> bool {
-        let Some(kms) = self.kms.as_ref() else { return false };
-        if !kms.scanout.enabled || kms.needs_modeset {
-            return false;
+    /// there as it is. Its surface when it does: the frame needs no composition
+    /// of it, and takes `feedback` to send once it is on screen.
+    pub fn try_direct_scanout(&mut self, feedback: &mut Option<OutputPresentationFeedback>) -> Option<WlSurface> {
+        let kms = self.primary_kms()?;
+        if !kms.scanout.enabled || kms.needs_modeset || !kms.connected {
+            return None;
         }
         let candidate = self.scanout_candidate();
-        let Some(kms) = self.kms.as_mut() else { return false };
-        let accepted = candidate.and_then(|(buffer, dmabuf)| {
+        let kms = self.kms.as_mut()?.heads.first_mut()?;
+        let accepted = candidate.and_then(|(surface, buffer, dmabuf)| {
             let fb = kms.accept_on_planes(&buffer, &dmabuf, |kms, fb| vec![kms.primary_plane(fb)])?;
-            Ok((buffer, dmabuf, fb))
+            Ok((surface, buffer, dmabuf, fb))
         });
-        let (buffer, dmabuf, fb) = match accepted {
+        let (surface, buffer, dmabuf, fb) = match accepted {
             Ok(found) => found,
             Err(reason) => {
                 kms.scanout.decide(format!("off, composing: {reason}"));
-                return false;
+                return None;
             }
         };
         let size = dmabuf.size();
@@ -323,9 +317,9 @@ impl Axiom {
             dmabuf.format().code,
             u32::from(fb)
         ));
-        let Some(feedback) = feedback.take() else { return false };
+        let feedback = feedback.take()?;
         kms.show_client(fb, buffer, &mut self.renderer, feedback);
-        true
+        Some(surface)
     }
 
     /// Gives fullscreen surfaces a scanout tranche (the primary plane's formats)
@@ -333,7 +327,7 @@ impl Axiom {
     /// one with the overlay planes' formats; takes them away when that changes.
     /// Feedback objects hear of it only when it changes.
     pub fn update_scanout_feedback(&mut self) {
-        let Some(kms) = self.kms.as_ref() else { return };
+        let Some(kms) = self.primary_kms() else { return };
         let (primary, overlay) = (kms.scanout.feedback.clone(), kms.scanout.overlay_feedback.clone());
         let default = self.dmabuf_state.default_feedback.clone();
         let top = self.space.elements().last().cloned();
@@ -342,7 +336,9 @@ impl Axiom {
             .elements()
             .filter_map(|w| {
                 let toplevel = w.toplevel()?;
-                let fullscreen = toplevel.current_state().states.contains(ToplevelState::Fullscreen);
+                // Only the primary output's plane may show a client buffer.
+                let fullscreen = toplevel.current_state().states.contains(ToplevelState::Fullscreen)
+                    && self.output_of(w) == self.output;
                 Some((toplevel.wl_surface().clone(), fullscreen, Some(w) == top.as_ref()))
             })
             .collect();

@@ -1,0 +1,164 @@
+//! One output per connected connector of the KMS device, each on a CRTC of its
+//! own at its connector's preferred mode. The renderer composes one canvas with
+//! the outputs side by side (`outputs.rs`); each CRTC shows its part of it. The
+//! first output is the primary one: its planes may show client buffers (direct
+//! scanout, overlay), its flips carry the frame's presentation feedback, and its
+//! writeback connector answers screencopy while they do.
+
+use smithay::backend::drm::{DrmDevice, DrmDeviceFd};
+use smithay::backend::session::libseat::LibSeatSession;
+use smithay::desktop::utils::OutputPresentationFeedback;
+use smithay::output::Output;
+use smithay::reexports::calloop::RegistrationToken;
+use smithay::reexports::wayland_server::backend::GlobalId;
+
+use super::{scanout, writeback, ConnectedOutput, KmsOutput, Overlay};
+use crate::outputs::side_by_side;
+use crate::Axiom;
+
+/// The KMS device and the outputs on its connectors.
+pub struct Kms {
+    /// Left to right on the canvas; the first is the primary output. Never empty:
+    /// when the last connector goes, its output stays (dark) so that clients keep one.
+    pub heads: Vec<KmsOutput>,
+    pub(super) device: DrmDevice,
+    pub(super) fd: DrmDeviceFd,
+    /// The seat session: it opened the device, and switches terminals.
+    pub(super) session: LibSeatSession,
+    /// The device's path, for messages.
+    pub(super) path: String,
+    direct_scanout: bool,
+    /// Its vblank events' source in the event loop, removed with the device.
+    pub(super) vblank_source: Option<RegistrationToken>,
+}
+
+impl Kms {
+    pub(super) fn new(
+        device: DrmDevice,
+        fd: DrmDeviceFd,
+        session: LibSeatSession,
+        path: String,
+        direct_scanout: bool,
+    ) -> Self {
+        Self { heads: Vec::new(), device, fd, session, path, direct_scanout, vblank_source: None }
+    }
+
+    pub fn primary(&self) -> Option<&KmsOutput> {
+        self.heads.first()
+    }
+
+    pub fn primary_mut(&mut self) -> Option<&mut KmsOutput> {
+        self.heads.first_mut()
+    }
+}
+
+impl Axiom {
+    pub(super) fn primary_kms(&self) -> Option<&KmsOutput> {
+        self.kms.as_ref()?.primary()
+    }
+
+    pub(super) fn primary_kms_mut(&mut self) -> Option<&mut KmsOutput> {
+        self.kms.as_mut()?.primary_mut()
+    }
+
+    /// Drives `connected` on its CRTC at its preferred mode, as the rightmost output.
+    /// `output`: the wl_output to show it as (a new one if None).
+    pub(super) fn add_kms_head(
+        &mut self,
+        connected: &ConnectedOutput,
+        output: Option<(Output, Option<GlobalId>)>,
+    ) -> anyhow::Result<()> {
+        let kms = self.kms.as_mut().ok_or_else(|| anyhow::anyhow!("no KMS device"))?;
+        let surface = kms
+            .device
+            .create_surface(connected.crtc, connected.mode, &[connected.connector])
+            .map_err(|e| anyhow::anyhow!("cannot drive {} on {}: {e}", connected.name, kms.path))?;
+        let mode = smithay::output::Mode::from(connected.mode);
+        let (output, global) = match output {
+            Some((output, global)) => {
+                output.change_current_state(Some(mode), None, None, None);
+                output.set_preferred(mode);
+                (output, global)
+            }
+            None => {
+                let (output, global) =
+                    crate::backend::headless::new_output(&self.display_handle, (&connected.name, "KMS"), mode, (0, 0));
+                (output, Some(global))
+            }
+        };
+        let mut head = KmsOutput::new(kms.fd.clone(), surface, connected, (output, global))?;
+        let overlays: Vec<_> = head.surface.planes().overlay.iter().map(|plane| plane.formats.clone()).collect();
+        head.scanout = scanout::Scanout::new(
+            kms.direct_scanout,
+            &self.dmabuf_state.default_feedback,
+            &head.surface.plane_info().formats,
+            &overlays.iter().collect::<Vec<_>>(),
+            kms.fd.dev_id().unwrap_or_default(),
+        );
+        let (width, height) = connected.mode.size();
+        head.writeback = writeback::Writeback::find(&kms.fd, connected.crtc, (width.into(), height.into()));
+        tracing::info!(
+            device = %kms.path, connector = %connected.name, width, height, refresh = connected.mode.vrefresh(),
+            "KMS output: the connector's preferred mode"
+        );
+        tracing::info!(
+            "{}: screencopy while planes show client buffers: {}",
+            connected.name,
+            if head.writeback.is_some() { "written back by the display (writeback connector)" } else { "composed" }
+        );
+        kms.heads.push(head);
+        Ok(())
+    }
+
+    /// Lays the outputs out side by side, sizes the canvas to hold them all, and
+    /// makes the first the primary output.
+    pub(super) fn arrange_kms_heads(&mut self) {
+        let Some(kms) = self.kms.as_mut() else { return };
+        let sizes: Vec<_> = kms.heads.iter().map(|h| h.size.into()).collect();
+        let (places, canvas) = side_by_side(&sizes);
+        for (head, place) in kms.heads.iter_mut().zip(places) {
+            head.position = (place.x, place.y);
+            head.output.change_current_state(None, None, None, Some(place));
+            self.space.map_output(&head.output, place);
+            tracing::info!("KMS: {} at ({}, {}) on the canvas", head.name, place.x, place.y);
+        }
+        if let Some(primary) = kms.heads.first() {
+            self.output = primary.output.clone();
+            self.vblank.interval = primary.refresh;
+        }
+        self.renderer.resize_output((canvas.w, canvas.h).into());
+        self.schedule_repaint();
+    }
+
+    /// A composed frame goes to every output; the primary's flip carries `feedback` and
+    /// `overlay`, unless its planes show a client buffer already (`direct`).
+    pub(crate) fn show_on_kms(
+        &mut self,
+        mut feedback: Option<OutputPresentationFeedback>,
+        mut overlay: Option<Overlay>,
+        direct: bool,
+    ) {
+        let Some(kms) = self.kms.as_mut() else { return };
+        for (index, head) in kms.heads.iter_mut().enumerate() {
+            if index == 0 && direct {
+                continue;
+            }
+            let feedback = match feedback.take().filter(|_| index == 0) {
+                Some(feedback) => feedback,
+                None => OutputPresentationFeedback::new(&head.output),
+            };
+            head.show(&mut self.renderer, feedback, overlay.take().filter(|_| index == 0));
+        }
+    }
+
+    /// More than the primary output shows the canvas: it is composed even when the
+    /// primary output's plane shows a client buffer.
+    pub(crate) fn kms_shows_more_than_primary(&self) -> bool {
+        self.kms.as_ref().is_some_and(|kms| kms.heads.iter().skip(1).any(|head| head.connected))
+    }
+
+    /// What the primary output's display shows, written back (`writeback.rs`).
+    pub(crate) fn capture_kms_screen(&mut self) -> Option<writeback::Captured> {
+        self.primary_kms_mut()?.capture_screen()
+    }
+}

@@ -1,0 +1,62 @@
+//! Where each output is on the canvas the renderer composes. Outputs sit left
+//! to right, top-aligned, in the order the backend lists them; the first is the
+//! primary output: new windows open on it, and only it shows client buffers on
+//! its planes. Every backend but DRM has one output, and its area is the canvas.
+
+use smithay::desktop::Window;
+use smithay::output::Output;
+use smithay::utils::{Logical, Point, Rectangle, Size};
+
+use crate::shell::placement;
+use crate::Axiom;
+
+/// Each output's place on the canvas, left to right from x = 0; and the canvas size.
+pub fn side_by_side(sizes: &[Size<i32, Logical>]) -> (Vec<Point<i32, Logical>>, Size<i32, Logical>) {
+    let mut x = 0;
+    let mut places = Vec::with_capacity(sizes.len());
+    for size in sizes {
+        places.push((x, 0).into());
+        x += size.w;
+    }
+    let height = sizes.iter().map(|s| s.h).max().unwrap_or(0);
+    (places, (x, height).into())
+}
+
+impl Axiom {
+    /// The part of the canvas `output` shows; None once it is gone.
+    pub fn output_area(&self, output: &Output) -> Option<Rectangle<i32, Logical>> {
+        self.space.output_geometry(output)
+    }
+
+    /// The primary output's area (the whole canvas where it is the only output).
+    pub fn primary_area(&self) -> Rectangle<i32, Logical> {
+        self.output_area(&self.output).unwrap_or_else(|| Rectangle::from_size(self.output_size()))
+    }
+
+    /// The output a window is on: the one holding its centre, else the primary one.
+    pub fn output_of(&self, window: &Window) -> Output {
+        let centre = self.space.element_geometry(window).map(|g| g.loc + g.size.downscale(2).to_point());
+        centre
+            .and_then(|centre| self.space.output_under(centre.to_f64()).next().cloned())
+            .unwrap_or_else(|| self.output.clone())
+    }
+
+    /// Where a new window of `size` opens: centred on the primary output.
+    pub fn new_window_location(&self, size: Size<i32, Logical>) -> Point<i32, Logical> {
+        let area = self.primary_area();
+        area.loc + placement::centred(area.size, size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_sit_left_to_right_on_a_canvas_as_tall_as_the_tallest() {
+        let (places, canvas) = side_by_side(&[(1024, 768).into(), (800, 600).into(), (640, 1024).into()]);
+        assert_eq!(places, vec![(0, 0).into(), (1024, 0).into(), (1824, 0).into()]);
+        assert_eq!(canvas, (2464, 1024).into());
+        assert_eq!(side_by_side(&[]).1, (0, 0).into());
+    }
+}
