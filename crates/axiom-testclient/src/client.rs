@@ -294,22 +294,16 @@ impl TestClient {
     /// xdg_toplevel.set_fullscreen: waits for the configure that follows, acks it, and
     /// returns the size it asks for.
     pub fn set_fullscreen(&mut self, window: &Window) -> anyhow::Result<(i32, i32)> {
-        let id = window.xdg_surface.id();
-        let before = self.state.configured.get(&id).copied();
+        let before = self.configure_serial(window);
         window.toplevel.set_fullscreen(None);
-        self.wait_until("a configure after set_fullscreen", |s| s.configured.get(&id).copied() != before)?;
-        window.xdg_surface.ack_configure(self.state.configured[&id]);
-        Ok(self.state.toplevel_sizes.get(&window.toplevel.id()).copied().unwrap_or((0, 0)))
+        self.ack_next_configure(window, before)
     }
 
     /// xdg_toplevel.set_fullscreen on `output`: as `set_fullscreen`.
     pub fn set_fullscreen_on(&mut self, window: &Window, output: &WlOutput) -> anyhow::Result<(i32, i32)> {
-        let id = window.xdg_surface.id();
-        let before = self.state.configured.get(&id).copied();
+        let before = self.configure_serial(window);
         window.toplevel.set_fullscreen(Some(output));
-        self.wait_until("a configure after set_fullscreen", |s| s.configured.get(&id).copied() != before)?;
-        window.xdg_surface.ack_configure(self.state.configured[&id]);
-        Ok(self.state.toplevel_sizes.get(&window.toplevel.id()).copied().unwrap_or((0, 0)))
+        self.ack_next_configure(window, before)
     }
 
     /// The serial of the last configure of `window`.

@@ -175,7 +175,7 @@ impl Axiom {
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_captures)
             .into_iter()
             .filter(|c| c.frame.is_alive())
-            .partition(|c| damage.is_some() || !c.with_damage);
+            .partition(|c| !c.with_damage || self.damages_capture(damage, c));
         self.pending_captures = waiting;
         for capture in ready {
             let Some(area) = self.output_area(&capture.output) else {
@@ -212,6 +212,20 @@ impl Axiom {
                 }
             }
         }
+    }
+}
+
+impl Axiom {
+    /// Whether `damage` (on the canvas) touches the part of its output a capture takes;
+    /// true too where the output is gone, so that the capture is answered (failed).
+    fn damages_capture(&self, damage: Option<Rect>, capture: &PendingCapture) -> bool {
+        let Some(damage) = damage else { return false };
+        let Some(area) = self.output_area(&capture.output) else { return true };
+        let r = capture.region;
+        let (x, y) = (area.loc.x + r.loc.x, area.loc.y + r.loc.y);
+        Rect { x0: damage.x0 - x, y0: damage.y0 - y, x1: damage.x1 - x, y1: damage.y1 - y }
+            .clamp(r.size.w, r.size.h)
+            .is_some()
     }
 }
 

@@ -108,9 +108,7 @@ impl Axiom {
             self.move_window(window, target);
         }
     }
-}
 
-impl Axiom {
     /// Outputs came, went or changed size: a window no output shows opens again on
     /// the primary one, and maximized and fullscreen windows are configured anew to
     /// fill their output (the primary one where theirs is gone).

@@ -74,6 +74,7 @@ impl Axiom {
             .create_surface(connected.crtc, connected.mode, &[connected.connector])
             .map_err(|e| anyhow::anyhow!("cannot drive {} on {}: {e}", connected.name, kms.path))?;
         let mode = smithay::output::Mode::from(connected.mode);
+        let output_was_new = output.is_none();
         let (output, global) = match output {
             Some((output, global)) => {
                 output.change_current_state(Some(mode), None, None, None);
@@ -86,7 +87,17 @@ impl Axiom {
                 (output, Some(global))
             }
         };
-        let mut head = KmsOutput::new(kms.fd.clone(), surface, connected, (output, global))?;
+        let made_here = global.clone().filter(|_| output_was_new);
+        let mut head = match KmsOutput::new(kms.fd.clone(), surface, connected, (output, global)) {
+            Ok(head) => head,
+            Err(err) => {
+                // Never announced yet (clients hear of it after this dispatch): gone at once.
+                if let Some(global) = made_here {
+                    self.display_handle.remove_global::<Axiom>(global);
+                }
+                return Err(err);
+            }
+        };
         let overlays: Vec<_> = head.surface.planes().overlay.iter().map(|plane| plane.formats.clone()).collect();
         head.scanout = scanout::Scanout::new(
             kms.direct_scanout,

@@ -12,6 +12,7 @@ use smithay::backend::udev::{UdevBackend, UdevEvent};
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::calloop::LoopHandle;
 use smithay::reexports::drm::control::{connector, Device as _, Mode};
+use smithay::reexports::wayland_server::backend::GlobalId;
 
 use super::{connected_outputs, preferred_mode, ConnectedOutput, KmsOutput};
 use crate::Axiom;
@@ -124,17 +125,23 @@ impl Axiom {
         let Some(kms) = self.kms.as_mut() else { return };
         let Some(head) = kms.heads.get_mut(index) else { return };
         let connected = ConnectedOutput { connector: head.connector, crtc: head.crtc, mode, name: head.name.clone() };
-        let output = (head.output.clone(), head.global.take());
+        let (output, global) = (head.output.clone(), head.global.take());
         // Its dumb buffers and surface go before new ones are made for the CRTC.
         drop(kms.heads.remove(index));
-        match self.add_kms_head(&connected, Some(output)) {
+        match self.add_kms_head(&connected, Some((output.clone(), global.clone()))) {
             // Back to its place in the row.
             Ok(()) => {
                 if let Some(kms) = self.kms.as_mut() {
                     kms.heads[index..].rotate_right(1);
                 }
             }
-            Err(err) => tracing::warn!("cannot drive {} at its new mode: {err:#}", connected.name),
+            Err(err) => {
+                tracing::warn!("cannot drive {} at its new mode: {err:#}; its output is removed", connected.name);
+                self.space.unmap_output(&output);
+                if let Some(global) = global {
+                    self.remove_global_later(global);
+                }
+            }
         }
     }
 
@@ -180,7 +187,8 @@ impl Axiom {
         removed
     }
 
-    fn remove_global_later(&mut self, global: smithay::reexports::wayland_server::backend::GlobalId) {
+    /// Takes a removed output's global away from clients now, and destroys it later.
+    fn remove_global_later(&mut self, global: GlobalId) {
         self.display_handle.disable_global::<Axiom>(global.clone());
         let removed = self.loop_handle.insert_source(Timer::from_duration(GLOBAL_GRACE), move |_, _, state| {
             state.display_handle.remove_global::<Axiom>(global.clone());
