@@ -74,7 +74,6 @@ pub struct State {
     feedback: HashMap<ObjectId, Presented>,
     /// Buffer releases and presentation feedback events, in the order they came.
     arrivals: Vec<Arrival>,
-    output_size: Option<(i32, i32)>,
     outputs: HashMap<ObjectId, OutputInfo>,
     presentation_clock: Option<u32>,
     pub(crate) dmabuf: crate::dmabuf::DmabufEvents,
@@ -187,7 +186,8 @@ impl TestClient {
 
     /// The output's current mode size, as announced on wl_output.
     pub fn output_size(&self) -> Option<(i32, i32)> {
-        self.state.output_size
+        let size = self.state.outputs.get(&self.output.id())?.size;
+        (size.0 > 0 && size.1 > 0).then_some(size)
     }
 
     pub fn presentation_clock(&self) -> Option<u32> {
@@ -597,8 +597,7 @@ impl Dispatch<WlOutput, ()> for State {
             wl_output::Event::Mode { flags, width, height, .. }
                 if flags.into_result().is_ok_and(|f| f.contains(wl_output::Mode::Current)) =>
             {
-                info.size = (width, height);
-                state.output_size = Some((width, height));
+                info.size = (width, height)
             }
             wl_output::Event::Geometry { x, y, .. } => info.position = (x, y),
             wl_output::Event::Name { name } => info.name = name,

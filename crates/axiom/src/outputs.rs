@@ -33,12 +33,16 @@ impl Axiom {
         self.output_area(&self.output).unwrap_or_else(|| Rectangle::from_size(self.output_size()))
     }
 
+    /// The output holding a window's centre; None where no output shows it.
+    pub fn output_under_centre(&self, window: &Window) -> Option<Output> {
+        let geometry = self.space.element_geometry(window)?;
+        let centre = geometry.loc + geometry.size.downscale(2).to_point();
+        self.space.output_under(centre.to_f64()).next().cloned()
+    }
+
     /// The output a window is on: the one holding its centre, else the primary one.
     pub fn output_of(&self, window: &Window) -> Output {
-        let centre = self.space.element_geometry(window).map(|g| g.loc + g.size.downscale(2).to_point());
-        centre
-            .and_then(|centre| self.space.output_under(centre.to_f64()).next().cloned())
-            .unwrap_or_else(|| self.output.clone())
+        self.output_under_centre(window).unwrap_or_else(|| self.output.clone())
     }
 
     /// Where a new window of `size` opens: centred on the primary output.

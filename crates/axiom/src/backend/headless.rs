@@ -116,7 +116,7 @@ pub(crate) fn init_output(
     let mut display: Display<Axiom> = Display::new()?;
     let dh = display.handle();
 
-    let (output, global) = new_output(&dh, (name, model), Mode { size, refresh: refresh_mhz }, (0, 0));
+    let (output, global) = new_output(&dh, (name, model), Mode { size, refresh: refresh_mhz });
     let mut state =
         Axiom::new(dh.clone(), event_loop.handle(), event_loop.get_signal(), renderer, output, refresh_interval)?;
     state.limits = options.limits();
@@ -149,13 +149,9 @@ pub(crate) fn init_output(
     Ok((event_loop, state))
 }
 
-/// An output named `name` showing `mode` at `location` on the canvas, and its wl_output global.
-pub(crate) fn new_output(
-    dh: &DisplayHandle,
-    (name, model): (&str, &str),
-    mode: Mode,
-    location: (i32, i32),
-) -> (Output, GlobalId) {
+/// An output named `name` showing `mode` at the canvas' origin (a backend with more
+/// than one moves it), and its wl_output global.
+pub(crate) fn new_output(dh: &DisplayHandle, (name, model): (&str, &str), mode: Mode) -> (Output, GlobalId) {
     let output = Output::new(
         name.into(),
         PhysicalProperties {
@@ -165,7 +161,7 @@ pub(crate) fn new_output(
             model: model.into(),
         },
     );
-    output.change_current_state(Some(mode), Some(Transform::Normal), None, Some(location.into()));
+    output.change_current_state(Some(mode), Some(Transform::Normal), None, Some((0, 0).into()));
     output.set_preferred(mode);
     let global = output.create_global::<Axiom>(dh);
     (output, global)

@@ -175,16 +175,19 @@ impl Axiom {
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_captures)
             .into_iter()
             .filter(|c| c.frame.is_alive())
-            .partition(|c| !c.with_damage || self.damages_capture(damage, c));
+            // Damage elsewhere on the canvas does not answer a capture that waits for it; one
+            // whose output is gone is answered (failed).
+            .partition(|c| {
+                !c.with_damage
+                    || damage.is_some_and(|d| self.on_canvas(c).is_none_or(|r| damage_within(d, r).is_some()))
+            });
         self.pending_captures = waiting;
         for capture in ready {
-            let Some(area) = self.output_area(&capture.output) else {
+            let Some(on_canvas) = self.on_canvas(&capture) else {
                 // Unplugged since the request.
                 capture.frame.failed();
                 continue;
             };
-            let origin = smithay::utils::Point::<i32, Physical>::from((area.loc.x, area.loc.y));
-            let on_canvas = Rectangle::new(capture.region.loc + origin, capture.region.size);
             let screen = screen.filter(|_| capture.output == self.output);
             let copied = with_buffer_contents_mut_checked(&capture.buffer, |dst, stride| match screen {
                 Some(screen) => copy_region(screen, capture.region, dst, stride),
@@ -194,12 +197,7 @@ impl Axiom {
                 Ok(()) => {
                     capture.frame.flags(zwlr_screencopy_frame_v1::Flags::empty());
                     if let Some(d) = damage.filter(|_| capture.with_damage) {
-                        // The changed area, relative to the captured region and clipped to it.
-                        let r = on_canvas;
-                        let clipped =
-                            Rect { x0: d.x0 - r.loc.x, y0: d.y0 - r.loc.y, x1: d.x1 - r.loc.x, y1: d.y1 - r.loc.y }
-                                .clamp(r.size.w, r.size.h);
-                        if let Some(c) = clipped {
+                        if let Some(c) = damage_within(d, on_canvas) {
                             capture.frame.damage(c.x0 as u32, c.y0 as u32, (c.x1 - c.x0) as u32, (c.y1 - c.y0) as u32);
                         }
                     }
@@ -216,17 +214,19 @@ impl Axiom {
 }
 
 impl Axiom {
-    /// Whether `damage` (on the canvas) touches the part of its output a capture takes;
-    /// true too where the output is gone, so that the capture is answered (failed).
-    fn damages_capture(&self, damage: Option<Rect>, capture: &PendingCapture) -> bool {
-        let Some(damage) = damage else { return false };
-        let Some(area) = self.output_area(&capture.output) else { return true };
-        let r = capture.region;
-        let (x, y) = (area.loc.x + r.loc.x, area.loc.y + r.loc.y);
-        Rect { x0: damage.x0 - x, y0: damage.y0 - y, x1: damage.x1 - x, y1: damage.y1 - y }
-            .clamp(r.size.w, r.size.h)
-            .is_some()
+    /// Where a capture lies on the canvas; None once its output is gone.
+    fn on_canvas(&self, capture: &PendingCapture) -> Option<Rectangle<i32, Physical>> {
+        let area = self.output_area(&capture.output)?;
+        let origin = smithay::utils::Point::<i32, Physical>::from((area.loc.x, area.loc.y));
+        Some(Rectangle::new(capture.region.loc + origin, capture.region.size))
     }
+}
+
+/// The part of `damage` inside `region` (both on the canvas), relative to the region.
+fn damage_within(damage: Rect, region: Rectangle<i32, Physical>) -> Option<Rect> {
+    let (x, y) = (region.loc.x, region.loc.y);
+    Rect { x0: damage.x0 - x, y0: damage.y0 - y, x1: damage.x1 - x, y1: damage.y1 - y }
+        .clamp(region.size.w, region.size.h)
 }
 
 /// Copies `region` of a written-back frame into `dst`, rows `stride` bytes apart.

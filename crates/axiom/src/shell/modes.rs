@@ -115,12 +115,8 @@ impl Axiom {
     pub fn rehome_windows(&mut self) {
         let windows: Vec<Window> = self.space.elements().cloned().collect();
         for window in windows {
-            let shown = self.space.element_geometry(&window).is_some_and(|g| {
-                let centre = g.loc + g.size.downscale(2).to_point();
-                self.space.output_under(centre.to_f64()).next().is_some()
-            });
             let location = self.new_window_location(window.geometry().size);
-            if !shown {
+            if self.output_under_centre(&window).is_none() {
                 self.move_window(&window, location);
             }
             let Some(toplevel) = window.toplevel().cloned() else { continue };

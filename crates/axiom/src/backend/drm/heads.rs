@@ -83,7 +83,7 @@ impl Axiom {
             }
             None => {
                 let (output, global) =
-                    crate::backend::headless::new_output(&self.display_handle, (&connected.name, "KMS"), mode, (0, 0));
+                    crate::backend::headless::new_output(&self.display_handle, (&connected.name, "KMS"), mode);
                 (output, Some(global))
             }
         };

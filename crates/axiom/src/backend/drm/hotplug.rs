@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use smithay::backend::udev::{UdevBackend, UdevEvent};
+use smithay::output::Output;
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::calloop::LoopHandle;
 use smithay::reexports::drm::control::{connector, Device as _, Mode};
@@ -109,10 +110,7 @@ impl Axiom {
         for (index, head) in kms.heads.iter_mut().enumerate() {
             head.turn_off();
             if index > 0 {
-                self.space.unmap_output(&head.output);
-                if let Some(global) = head.global.take() {
-                    self.remove_global_later(global);
-                }
+                self.remove_output(&head.output, head.global.take());
             }
         }
         drop(kms);
@@ -137,10 +135,7 @@ impl Axiom {
             }
             Err(err) => {
                 tracing::warn!("cannot drive {} at its new mode: {err:#}; its output is removed", connected.name);
-                self.space.unmap_output(&output);
-                if let Some(global) = global {
-                    self.remove_global_later(global);
-                }
+                self.remove_output(&output, global);
             }
         }
     }
@@ -179,16 +174,16 @@ impl Axiom {
         let removed = !dark.is_empty();
         for mut head in dark {
             tracing::info!("KMS: {}'s output is removed", head.name);
-            self.space.unmap_output(&head.output);
-            if let Some(global) = head.global.take() {
-                self.remove_global_later(global);
-            }
+            self.remove_output(&head.output, head.global.take());
         }
         removed
     }
 
-    /// Takes a removed output's global away from clients now, and destroys it later.
-    fn remove_global_later(&mut self, global: GlobalId) {
+    /// Takes an output out of the layout, and its global away from clients now (it is
+    /// destroyed later).
+    fn remove_output(&mut self, output: &Output, global: Option<GlobalId>) {
+        self.space.unmap_output(output);
+        let Some(global) = global else { return };
         self.display_handle.disable_global::<Axiom>(global.clone());
         let removed = self.loop_handle.insert_source(Timer::from_duration(GLOBAL_GRACE), move |_, _, state| {
             state.display_handle.remove_global::<Axiom>(global.clone());
