@@ -179,9 +179,11 @@ impl TestClient {
         })
     }
 
+    /// Waits until the compositor has handled every request sent so far, failing after
+    /// [`WAIT_LIMIT`] (a compositor that stopped answering fails the test, not hangs it).
     pub fn roundtrip(&mut self) -> anyhow::Result<()> {
-        self.queue.roundtrip(&mut self.state)?;
-        Ok(())
+        let id = self.conn.display().sync(&self.qh, ()).id();
+        self.wait_until("a roundtrip", |s| s.callbacks_done.contains(&id))
     }
 
     /// The output's current mode size, as announced on wl_output.
@@ -482,7 +484,6 @@ impl TestClient {
     /// Waits for the server to close the connection with a protocol error, and returns
     /// (interface, code).
     pub fn expect_protocol_error(&mut self) -> anyhow::Result<(String, u32)> {
-        let _ = self.conn.roundtrip();
         let _ = self.wait_until("a protocol error", |_| false);
         match self.conn.protocol_error() {
             Some(err) => Ok((err.object_interface, err.code)),

@@ -1,9 +1,10 @@
 //! Starts the real compositor on a private XDG_RUNTIME_DIR and stops it on drop.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -15,7 +16,15 @@ pub struct Compositor {
     pub runtime_dir: PathBuf,
     pub socket_name: String,
     log_path: PathBuf,
+    watchdog: Watchdog,
 }
+
+/// How long a compositor may take to print its socket name.
+const START_LIMIT: Duration = Duration::from_secs(60);
+
+/// How long one compositor may run. No test comes near it: a compositor still running
+/// then is stuck, and a test waiting on it in a blocking call would hang the suite.
+const HANG_LIMIT: Duration = Duration::from_secs(300);
 
 impl Compositor {
     /// Starts `binary` (the `axiom` executable) headless at `width`x`height` with extra `args`,
@@ -76,24 +85,23 @@ impl Compositor {
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let socket_name = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(name) = line.strip_prefix("WAYLAND_DISPLAY=") {
-                        break name.to_string();
-                    }
-                }
-                _ => {
-                    let _ = child.wait();
-                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                    bail!("axiom exited before it was ready:\n{log}");
-                }
+        let socket_name = match socket_name_from(stdout).recv_timeout(START_LIMIT) {
+            Ok(Some(name)) => name,
+            Ok(None) => {
+                let _ = child.wait();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                bail!("axiom exited before it was ready:\n{log}");
+            }
+            Err(_) => {
+                let threads = thread_states(child.id());
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                bail!("axiom was not ready after {START_LIMIT:?}:\n{log}\n{threads}");
             }
         };
-        // Keep draining stdout so that the compositor never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Ok(Self { child, runtime_dir, socket_name, log_path })
+        let watchdog = Watchdog::start(child.id(), log_path.clone());
+        Ok(Self { child, runtime_dir, socket_name, log_path, watchdog })
     }
 
     pub fn socket_path(&self) -> PathBuf {
@@ -143,6 +151,7 @@ impl Compositor {
 
 impl Drop for Compositor {
     fn drop(&mut self) {
+        self.watchdog.stop();
         let crashed = !self.is_running();
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -150,5 +159,100 @@ impl Drop for Compositor {
             eprintln!("--- axiom log ({}) ---\n{}", if crashed { "it had exited" } else { "test failed" }, self.log());
         }
         let _ = std::fs::remove_dir_all(&self.runtime_dir);
+    }
+}
+
+/// Reads the compositor's stdout on a thread: the socket name it announces (None if it
+/// exits first), then the rest, so that it never blocks on a full pipe.
+fn socket_name_from(stdout: std::process::ChildStdout) -> mpsc::Receiver<Option<String>> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let name = lines.by_ref().map_while(Result::ok).find_map(|line| {
+            line.strip_prefix("WAYLAND_DISPLAY=").map(str::to_string)
+        });
+        let _ = sender.send(name);
+        for _ in lines {}
+    });
+    receiver
+}
+
+/// Kills a compositor that outlives [`HANG_LIMIT`], after writing where each of its
+/// threads waits into its log; the test then fails (its connection closes) and prints it.
+struct Watchdog {
+    stop: Option<mpsc::Sender<()>>,
+}
+
+impl Watchdog {
+    fn start(pid: u32, log_path: PathBuf) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if stopped.recv_timeout(HANG_LIMIT) != Err(mpsc::RecvTimeoutError::Timeout) {
+                return;
+            }
+            let threads = thread_states(pid);
+            // A thread in uninterruptible sleep waits in the kernel, whose log may say why.
+            let kernel_log = if threads.contains("State:\tD") { kernel_log_tail() } else { String::new() };
+            let report = format!(
+                "\n--- still running after {HANG_LIMIT:?}: killed ---\n{threads}{kernel_log}{}",
+                user_stacks(pid)
+            );
+            if let Ok(mut log) = std::fs::OpenOptions::new().append(true).open(&log_path) {
+                let _ = log.write_all(report.as_bytes());
+            }
+            // SAFETY: kill(2) takes plain integers; the child is not reaped before Drop.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        });
+        Self { stop: Some(stop) }
+    }
+
+    fn stop(&mut self) {
+        self.stop.take();
+    }
+}
+
+/// Each thread of process `pid`: its name, the kernel function it sleeps in, and its
+/// kernel stack where readable (root): enough to tell a stuck ioctl from a stuck loop.
+fn thread_states(pid: u32) -> String {
+    let mut report = String::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("process {pid} is gone\n");
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let read = |file: &str| std::fs::read_to_string(path.join(file)).unwrap_or_default();
+        let status = read("status");
+        let state = status.lines().find(|l| l.starts_with("State:")).unwrap_or("State: ?");
+        report += &format!(
+            "thread {} {}: {state}, wchan {}\n{}",
+            task.file_name().to_string_lossy(),
+            read("comm").trim(),
+            read("wchan"),
+            read("stack")
+        );
+    }
+    report
+}
+
+/// The kernel log's last lines, where this user may read it (a hung ioctl is often
+/// explained there).
+fn kernel_log_tail() -> String {
+    let Ok(output) = Command::new("dmesg").output() else { return String::new() };
+    let log = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+    format!("--- kernel log ---\n{tail}\n")
+}
+
+/// Every thread's stack in the compositor itself, where gdb is installed.
+fn user_stacks(pid: u32) -> String {
+    let gdb = Command::new("timeout")
+        .args(["120", "gdb", "--batch", "-p", &pid.to_string(), "-ex", "thread apply all bt"])
+        .output();
+    match gdb {
+        Ok(output) if output.status.success() => {
+            format!("--- gdb ---\n{}\n", String::from_utf8_lossy(&output.stdout))
+        }
+        _ => String::new(),
     }
 }

@@ -60,14 +60,30 @@ fn crtc_shot_and_fb(compositor: &Compositor) -> (Image, u32) {
 fn kms_grab(compositor: &Compositor, args: &[&str]) -> (Image, String) {
     let tool = axiom_binary().with_file_name("axiom-kms-grab");
     let path = compositor.runtime_dir.join("crtc.png");
-    let output = Command::new(&tool)
-        .args(["--device", CARD, "--wait-ms", "10000"])
-        .args(args)
-        .arg(&path)
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e} (cargo build -p axiom-testclient builds it)", tool.display()));
+    let mut command = Command::new(&tool);
+    command.args(["--device", CARD, "--wait-ms", "10000"]).args(args).arg(&path);
+    let output = output_within(command, LIMIT)
+        .unwrap_or_else(|e| panic!("{}: {e:#} (cargo build -p axiom-testclient builds it)", tool.display()));
     assert!(output.status.success(), "axiom-kms-grab: {}", String::from_utf8_lossy(&output.stderr));
     (load_png(&path), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Runs `command` to its end and collects its output, killing it after `limit` (it
+/// reads buffers the compositor may still be writing: a fence that never signals
+/// would block it).
+fn output_within(mut command: Command, limit: Duration) -> anyhow::Result<std::process::Output> {
+    use std::process::Stdio;
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let deadline = Instant::now() + limit;
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output()?;
+            anyhow::bail!("still running after {limit:?}: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(child.wait_with_output()?)
 }
 
 /// Grabs the first CRTC until `check` passes: a frame reaches it one flip after composition.
