@@ -558,6 +558,21 @@ fn fullscreen_colour_on(
     (window, buffer)
 }
 
+/// Waits until nobody is DRM master of the device: a process that opens it can become it.
+fn wait_until_no_drm_master() {
+    use smithay::reexports::drm::Device as _;
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        // Master only for as long as the file is open.
+        let card = Card(std::fs::File::open(CARD).unwrap());
+        if card.acquire_master_lock().is_ok() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{CARD} still has a DRM master");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Waits until CRTC number `index` scans nothing out.
 fn wait_until_crtc_off(index: usize) {
     use smithay::reexports::drm::control::Device as _;
@@ -688,18 +703,18 @@ fn connectors_plugged_and_unplugged_add_and_remove_outputs_at_their_preferred_mo
 
 #[test]
 #[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
-fn the_display_device_going_away_leaves_clients_running_without_a_display() {
+fn the_display_device_going_away_leaves_clients_running_without_a_display_until_it_is_back() {
     let compositor = start_drm_composing();
     let mut client = compositor.connect().unwrap();
     let (window, _buffer, pattern) = crate::common::show_pattern(&mut client, 200, 150);
     let (x, y) = centred(1024, 768, 200, 150);
     wait_on_crtc(&compositor, "device-removed-before", |shot| shot.crop(x, y, 200, 150) == pattern);
 
-    // udev reports the device removed: the compositor lets go of it, and the CRTCs go off.
+    // udev reports the device removed: the compositor lets go of it (no longer DRM master,
+    // so the kernel's console may take the CRTCs back).
     let removed = UdevRemoved::trigger("/sys/class/drm/card0");
     assert!(compositor.wait_for_log("KMS: /dev/dri/card0 is gone", LIMIT), "{}", compositor.log());
-    wait_until_crtc_off(0);
-    wait_until_crtc_off(1);
+    wait_until_no_drm_master();
     // Clients go on: a commit gets its frame callback, screencopy shows the scene (composed),
     // and one wl_output stays.
     window.surface.damage_buffer(0, 0, 1, 1);
@@ -707,8 +722,56 @@ fn the_display_device_going_away_leaves_clients_running_without_a_display() {
     let shot = client.screenshot().unwrap();
     assert_image(&shot.crop(x, y, 200, 150), &pattern, 0, "device-removed-screencopy");
     client.roundtrip().unwrap();
-    assert_eq!(client.output_globals().len(), 1, "the primary output stays");
+    let primary = client.output_globals();
+    assert_eq!(primary.len(), 1, "the primary output stays");
+
+    // udev reports it added: it is driven again, one output per connector, the first
+    // being the wl_output clients kept, and the scene is on the display again.
     drop(removed);
+    assert!(compositor.wait_for_log("KMS: /dev/dri/card0 is here: driving it", LIMIT), "{}", compositor.log());
+    wait_on_crtc(&compositor, "device-back", |shot| shot.crop(x, y, 200, 150) == pattern);
+    wait_on_crtc_at(&compositor, 1, "device-back-second", |shot| *shot == Image::solid(1024, 768, BACKGROUND));
+    client.roundtrip().unwrap();
+    let globals = client.output_globals();
+    assert_eq!(globals.len(), 2, "{}", compositor.log());
+    assert_eq!(globals[0], primary[0], "the primary wl_output is the one clients kept");
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn started_with_no_connector_connected_it_waits_and_drives_the_connectors_plugged_later() {
+    let first = ConnectorStatus("/sys/class/drm/card0-Virtual-1/status");
+    let second = ConnectorStatus("/sys/class/drm/card0-Virtual-2/status");
+    first.force("off");
+    second.force("off");
+    let compositor = start_drm_composing();
+    assert!(compositor.log().contains("KMS: no connector is connected: waiting for one"), "{}", compositor.log());
+
+    // Meanwhile clients have an output no display shows, and run: a fullscreen window
+    // fills it and gets its frame callbacks.
+    let mut client = compositor.connect().unwrap();
+    let waiting = outputs(&mut client);
+    let infos: Vec<_> = waiting.iter().map(|(_, info)| info.clone()).collect();
+    let placeholder = OutputInfo { name: "HEADLESS-1".into(), position: (0, 0), size: (1920, 1080) };
+    assert_eq!(infos, vec![placeholder]);
+    let window = client.create_window("fullscreen-waiting").unwrap();
+    assert_eq!(client.set_fullscreen_on(&window, &waiting[0].0).unwrap(), (1920, 1080));
+    let blue = Rgba::opaque(0, 0, 255);
+    let big = client.create_buffer(&Image::solid(1920, 1080, blue), Format32::Xrgb8888, 1920 * 4, 0xff).unwrap();
+    client.present(&window.surface, &big).unwrap();
+
+    // Plugged: each connector gets its output, the waiting one goes, and the fullscreen
+    // window is asked to fill the primary output.
+    let serial = client.configure_serial(&window);
+    first.force("detect");
+    second.force("detect");
+    assert!(compositor.wait_for_log("KMS: /dev/dri/card0 is here: driving it", LIMIT), "{}", compositor.log());
+    assert_eq!(client.ack_next_configure(&window, serial).unwrap(), (1024, 768));
+    let buffer = client.create_buffer(&Image::solid(1024, 768, blue), Format32::Xrgb8888, 1024 * 4, 0xff).unwrap();
+    client.present(&window.surface, &buffer).unwrap();
+    wait_on_crtc(&compositor, "plugged-later", |shot| *shot == Image::solid(1024, 768, blue));
+    let infos: Vec<_> = outputs(&mut client).into_iter().map(|(_, info)| info).collect();
+    assert_eq!(infos, vec![output_info("Virtual-1", 0), output_info("Virtual-2", 1024)], "{}", compositor.log());
 }
 
 /// A "remove" uevent for a device that stays (synthetic, through its sysfs `uevent` file,

@@ -5,14 +5,17 @@
 //! scanout, overlay), its flips carry the frame's presentation feedback, and its
 //! writeback connector answers screencopy while they do.
 
-use smithay::backend::drm::{DrmDevice, DrmDeviceFd};
+use std::os::fd::OwnedFd;
+
+use smithay::backend::drm::{DrmDevice, DrmDeviceFd, DrmEvent};
+use smithay::backend::session::Session as _;
 use smithay::backend::session::libseat::LibSeatSession;
 use smithay::desktop::utils::OutputPresentationFeedback;
 use smithay::output::Output;
 use smithay::reexports::calloop::RegistrationToken;
 use smithay::reexports::wayland_server::backend::GlobalId;
 
-use super::{scanout, writeback, ConnectedOutput, KmsOutput, Overlay};
+use super::{flip_time, main_device, scanout, writeback, ConnectedOutput, KmsOutput, OpenedDevice, Overlay};
 use crate::outputs::side_by_side;
 use crate::Axiom;
 
@@ -23,24 +26,29 @@ pub struct Kms {
     pub heads: Vec<KmsOutput>,
     pub(super) device: DrmDevice,
     pub(super) fd: DrmDeviceFd,
-    /// The seat session: it opened the device, and switches terminals.
-    pub(super) session: LibSeatSession,
-    /// The device's path, for messages.
+    /// The seat session that opened the device.
+    session: LibSeatSession,
+    /// What the session opened, handed back to it in `release`.
+    session_fd: Option<OwnedFd>,
+    /// The device's path, for messages, and its device number, as udev names it.
     pub(super) path: String,
+    pub(super) device_id: u64,
     direct_scanout: bool,
     /// Its vblank events' source in the event loop, removed with the device.
-    pub(super) vblank_source: Option<RegistrationToken>,
+    vblank_source: Option<RegistrationToken>,
 }
 
 impl Kms {
-    pub(super) fn new(
-        device: DrmDevice,
-        fd: DrmDeviceFd,
-        session: LibSeatSession,
-        path: String,
-        direct_scanout: bool,
-    ) -> Self {
-        Self { heads: Vec::new(), device, fd, session, path, direct_scanout, vblank_source: None }
+    /// Closes the device, then hands it back to the session (which drops DRM master).
+    fn release(mut self) {
+        let session_fd = self.session_fd.take();
+        let mut session = self.session.clone();
+        drop(self);
+        if let Some(fd) = session_fd {
+            if let Err(err) = session.close(fd) {
+                tracing::warn!("the seat session cannot take the KMS device back: {err}");
+            }
+        }
     }
 
     pub fn primary(&self) -> Option<&KmsOutput> {
@@ -59,6 +67,83 @@ impl Axiom {
 
     pub(super) fn primary_kms_mut(&mut self) -> Option<&mut KmsOutput> {
         self.kms.as_mut()?.primary_mut()
+    }
+
+    /// Drives the KMS device `opened` (through `session`): one output per connected
+    /// connector, the first as the primary wl_output clients have where it is named
+    /// after that connector (a placeholder, or another connector's, makes way for it).
+    pub(super) fn drive_kms_device(
+        &mut self,
+        opened: OpenedDevice,
+        session: LibSeatSession,
+        direct_scanout: bool,
+    ) -> anyhow::Result<()> {
+        let OpenedDevice { path, session_fd, fd, connected } = opened;
+        let path = path.display().to_string();
+        let (device, vblanks) = DrmDevice::new(fd.clone(), true).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        self.dmabuf_state.set_main_device(main_device(&fd), &path);
+        let device_id = fd.dev_id().unwrap_or_default();
+        self.kms = Some(Kms {
+            heads: Vec::new(),
+            device,
+            fd,
+            session,
+            session_fd: Some(session_fd),
+            path,
+            device_id,
+            direct_scanout,
+            vblank_source: None,
+        });
+        let primary = (self.output.clone(), self.output_global.take());
+        let keeps_primary = connected.first().is_some_and(|c| c.name == primary.0.name());
+        let mut first = keeps_primary.then(|| primary.clone());
+        for output in &connected {
+            if let Err(err) = self.add_kms_head(output, first.take()) {
+                tracing::warn!("cannot drive {}: {err:#}", output.name);
+            }
+        }
+        if self.kms.as_ref().is_none_or(|kms| kms.heads.is_empty()) {
+            if let Some(kms) = self.kms.take() {
+                kms.release();
+            }
+            self.output_global = primary.1;
+            anyhow::bail!("no connector could be driven");
+        }
+        if !keeps_primary {
+            self.remove_output(&primary.0, primary.1);
+        }
+        self.arrange_kms_heads();
+        // Nothing composed so far is on these screens.
+        self.renderer.forget_frame();
+        let vblank_source = self
+            .loop_handle
+            .insert_source(vblanks, |event, meta, state| match event {
+                DrmEvent::VBlank(crtc) => state.on_kms_vblank(crtc, flip_time(meta)),
+                DrmEvent::Error(err) => tracing::warn!("KMS device error: {err}"),
+            })
+            .map_err(|e| anyhow::anyhow!("vblank source: {e}"))?;
+        if let Some(kms) = self.kms.as_mut() {
+            kms.vblank_source = Some(vblank_source);
+        }
+        Ok(())
+    }
+
+    /// Lets go of the KMS device: its outputs go dark, its vblanks unwatched, and
+    /// the primary output's wl_output stays for clients (see `drive_kms_device`).
+    pub(super) fn let_go_of_kms_device(&mut self) {
+        let Some(mut kms) = self.kms.take() else { return };
+        if let Some(source) = kms.vblank_source.take() {
+            self.loop_handle.remove(source);
+        }
+        for (index, head) in kms.heads.iter_mut().enumerate() {
+            head.turn_off();
+            if index == 0 {
+                self.output_global = head.global.take();
+            } else {
+                self.remove_output(&head.output, head.global.take());
+            }
+        }
+        kms.release();
     }
 
     /// Drives `connected` on its CRTC at its preferred mode, as the rightmost output.

@@ -4,10 +4,16 @@
 //! windows moved to the primary output), except the last one, which stays, dark,
 //! so that clients keep an output; one plugged back with another preferred mode
 //! is driven at that mode. When the device itself goes (unplugged, its driver
-//! unbound), the backend lets go of it and clients keep running without a display.
+//! unbound), the backend hands it back to the seat and clients keep running
+//! without a display, until a KMS device with a connected connector is added or
+//! changed (a connector plugged into a device that had none connected): it is
+//! driven as at start-up.
 
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use smithay::backend::session::libseat::LibSeatSession;
 use smithay::backend::udev::{UdevBackend, UdevEvent};
 use smithay::output::Output;
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
@@ -15,16 +21,18 @@ use smithay::reexports::calloop::LoopHandle;
 use smithay::reexports::drm::control::{connector, Device as _, Mode};
 use smithay::reexports::wayland_server::backend::GlobalId;
 
-use super::{connected_outputs, preferred_mode, ConnectedOutput, KmsOutput};
+use super::{connected_outputs, kms_device_paths, open_with_connected, preferred_mode, ConnectedOutput, KmsOutput};
 use crate::Axiom;
 
 /// How long a removed output's global stays disabled before it is destroyed, so that
 /// clients binding it meanwhile do not get a protocol error.
 const GLOBAL_GRACE: Duration = Duration::from_secs(5);
 
-/// Watches udev for changes of the KMS device `device_id`: the kernel reports a
-/// connector plugged or unplugged as a change of its device.
-pub fn watch(handle: &LoopHandle<'static, Axiom>, seat: &str, device_id: u64) {
+/// Watches udev for the KMS devices of `seat`: the kernel reports a connector
+/// plugged or unplugged as a change of its device. While no device is driven (the
+/// last one went), a device added or changed is driven if a connector of it is
+/// connected.
+pub fn watch(handle: &LoopHandle<'static, Axiom>, mut session: LibSeatSession, seat: &str, direct_scanout: bool) {
     let udev = match UdevBackend::new(seat) {
         Ok(udev) => udev,
         Err(err) => {
@@ -32,14 +40,33 @@ pub fn watch(handle: &LoopHandle<'static, Axiom>, seat: &str, device_id: u64) {
             return;
         }
     };
-    let inserted = handle.insert_source(udev, move |event, _, state| match event {
-        UdevEvent::Changed { device_id: changed } if changed == device_id => state.on_kms_hotplug(),
-        UdevEvent::Removed { device_id: removed } if removed == device_id => state.on_kms_device_removed(),
-        _ => {}
+    let seat = seat.to_owned();
+    let inserted = handle.insert_source(udev, move |event, _, state| {
+        let driven = state.kms.as_ref().map(|kms| kms.device_id);
+        match event {
+            UdevEvent::Changed { device_id } if driven == Some(device_id) => state.on_kms_hotplug(),
+            UdevEvent::Removed { device_id } if driven == Some(device_id) => state.on_kms_device_removed(),
+            UdevEvent::Added { path, .. } if driven.is_none() => {
+                state.adopt_kms_device(&mut session, &path, direct_scanout)
+            }
+            UdevEvent::Changed { device_id } if driven.is_none() => {
+                if let Some(path) = device_path(&seat, device_id) {
+                    state.adopt_kms_device(&mut session, &path, direct_scanout);
+                }
+            }
+            _ => {}
+        }
     });
     if let Err(err) = inserted {
         tracing::warn!("udev monitor: {err}");
     }
+}
+
+/// The path of the KMS device numbered `device_id`.
+fn device_path(seat: &str, device_id: u64) -> Option<PathBuf> {
+    kms_device_paths(seat)
+        .into_iter()
+        .find(|path| std::fs::metadata(path).is_ok_and(|meta| meta.rdev() == device_id))
 }
 
 /// What became of an output's connector.
@@ -102,20 +129,26 @@ impl Axiom {
     /// Clients keep running, paced by the repaint timer, on the primary output's
     /// wl_output, which stays (as the last output does when unplugged).
     fn on_kms_device_removed(&mut self) {
-        let Some(mut kms) = self.kms.take() else { return };
-        tracing::warn!("KMS: {} is gone: no display any more; clients keep running", kms.path);
-        if let Some(source) = kms.vblank_source.take() {
-            self.loop_handle.remove(source);
-        }
-        for (index, head) in kms.heads.iter_mut().enumerate() {
-            head.turn_off();
-            if index > 0 {
-                self.remove_output(&head.output, head.global.take());
-            }
-        }
-        drop(kms);
+        let Some(path) = self.kms.as_ref().map(|kms| kms.path.clone()) else { return };
+        tracing::warn!("KMS: {path} is gone: no display any more; clients keep running");
+        self.let_go_of_kms_device();
         self.renderer.resize_output(self.primary_area().size.to_physical(1));
         self.schedule_repaint();
+    }
+
+    /// While no KMS device is driven, a device at `path` that has a connected
+    /// connector is driven, as at start-up.
+    fn adopt_kms_device(&mut self, session: &mut LibSeatSession, path: &Path, direct_scanout: bool) {
+        let opened = match open_with_connected(session, path) {
+            Ok(Some(opened)) => opened,
+            Ok(None) => return tracing::info!("KMS: {}: no connector is connected yet", path.display()),
+            Err(reason) => return tracing::warn!("KMS: not driving {}: {reason:#}", path.display()),
+        };
+        tracing::info!("KMS: {} is here: driving it", path.display());
+        match self.drive_kms_device(opened, session.clone(), direct_scanout) {
+            Ok(()) => self.rehome_windows(),
+            Err(err) => tracing::warn!("KMS: cannot drive {}: {err:#}", path.display()),
+        }
     }
 
     /// Drives head `index` again at `mode`, as the same wl_output.
@@ -181,7 +214,7 @@ impl Axiom {
 
     /// Takes an output out of the layout, and its global away from clients now (it is
     /// destroyed later).
-    fn remove_output(&mut self, output: &Output, global: Option<GlobalId>) {
+    pub(super) fn remove_output(&mut self, output: &Output, global: Option<GlobalId>) {
         self.space.unmap_output(output);
         let Some(global) = global else { return };
         self.display_handle.disable_global::<Axiom>(global.clone());

@@ -20,22 +20,26 @@ pub fn start(session: &LibSeatSession, seat: &str, handle: &LoopHandle<'static, 
     libinput
         .udev_assign_seat(seat)
         .map_err(|()| anyhow::anyhow!("libinput cannot take the input devices of seat {seat}"))?;
+    // Terminals switch through the session, with or without a display device.
+    let mut session = session.clone();
     handle
-        .insert_source(LibinputInputBackend::new(libinput.clone()), |event, _, state| state.on_libinput(event))
+        .insert_source(LibinputInputBackend::new(libinput.clone()), move |event, _, state| {
+            state.on_libinput(event, &mut session)
+        })
         .map_err(|e| anyhow::anyhow!("libinput source: {e}"))?;
     Ok(libinput)
 }
 
 impl Axiom {
-    fn on_libinput(&mut self, event: InputEvent<LibinputInputBackend>) {
+    fn on_libinput(&mut self, event: InputEvent<LibinputInputBackend>, session: &mut LibSeatSession) {
         match event {
             InputEvent::DeviceAdded { device } => tracing::info!("input device added: {}", device.name()),
             InputEvent::DeviceRemoved { device } => tracing::info!("input device removed: {}", device.name()),
             InputEvent::Keyboard { event } => {
                 let vt = self.keyboard_key(event.key_code(), event.state(), event.time_msec());
-                if let (Some(vt), Some(kms)) = (vt, self.kms.as_mut()) {
+                if let Some(vt) = vt {
                     tracing::info!("switching to virtual terminal {vt}");
-                    if let Err(err) = kms.session.change_vt(vt) {
+                    if let Err(err) = session.change_vt(vt) {
                         tracing::warn!("cannot switch to virtual terminal {vt}: {err}");
                     }
                 }

@@ -1,8 +1,8 @@
 //! The DRM/KMS backend: a seat session through libseat, the first KMS device
 //! with a connected connector (found through udev, or in /dev/dri where there
-//! is no udev database), one output per connected connector at its preferred
-//! mode (`heads.rs`), and on each CRTC page flips between two dumb buffers,
-//! paced by its vblank events.
+//! is no udev database; none connected yet, it waits for one: `hotplug.rs`),
+//! one output per connected connector at its preferred mode (`heads.rs`), and
+//! on each CRTC page flips between two dumb buffers, paced by its vblank events.
 //!
 //! Each frame is composed by the renderer as on every backend, and each output's
 //! part of it copied into its back buffer, unless a fullscreen client's dma-buf
@@ -25,10 +25,11 @@ pub use heads::Kms;
 pub use overlay::Overlay;
 pub use writeback::Captured;
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use smithay::backend::drm::{DrmDevice, DrmDeviceFd, DrmEvent, DrmNode, DrmSurface, NodeType, PlaneConfig, PlaneState};
+use smithay::backend::drm::{DrmDeviceFd, DrmNode, DrmSurface, NodeType, PlaneConfig, PlaneState};
 use smithay::backend::drm::{DrmEventMetadata as EventMetadata, DrmEventTime as DrmTime};
 use smithay::backend::renderer::utils::Buffer;
 use smithay::backend::session::libseat::LibSeatSession;
@@ -59,61 +60,56 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         )
     })?;
     let seat = udev_seat(&session);
-    let (path, fd, connected) = open_kms_device(&mut session, &seat)?;
-    let (device, vblanks) = DrmDevice::new(fd.clone(), true).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let first = &connected[0];
-    let (width, height) = first.mode.size();
-    let refresh = if first.mode.vrefresh() > 0 { f64::from(first.mode.vrefresh()) } else { 60.0 };
-    let sized = Options { size: (u32::from(width), u32::from(height)), refresh, ..options.clone() };
-    // Render on the GPU that drives the display where there is an adapter on it.
-    let display_gpu = pci_bus_id(&fd);
-    if display_gpu.is_none() {
-        tracing::info!("{} is not a PCI GPU: the renderer takes the first suitable adapter", path.display());
-    }
-    let (event_loop, mut state) = init_output(&sized, (&first.name, "KMS"), None, display_gpu.as_deref())?;
-    state.dmabuf_state.set_main_device(main_device(&fd), &path.display().to_string());
-    let mut libinput = input::start(&session, &seat, &event_loop.handle())?;
-    let display_device = fd.dev_id().unwrap_or_default();
-    tracing::info!("direct scanout {}", if options.direct_scanout { "on" } else { "off (--no-direct-scanout)" });
-    state.kms = Some(heads::Kms::new(device, fd, session, path.display().to_string(), options.direct_scanout));
-    // The first output is the one init_output made; each other connector gets its own.
-    let mut first_output = Some((state.output.clone(), state.output_global.take()));
-    for output in &connected {
-        if let Err(err) = state.add_kms_head(output, first_output.take()) {
-            tracing::warn!("cannot drive {}: {err:#}", output.name);
+    let opened = open_kms_device(&mut session, &seat)?;
+    let (sized, name, display_gpu) = match &opened {
+        Some(opened) => {
+            let first = &opened.connected[0];
+            let (width, height) = first.mode.size();
+            let refresh = if first.mode.vrefresh() > 0 { f64::from(first.mode.vrefresh()) } else { 60.0 };
+            let sized = Options { size: (u32::from(width), u32::from(height)), refresh, ..options.clone() };
+            // Render on the GPU that drives the display where there is an adapter on it.
+            let display_gpu = pci_bus_id(&opened.fd);
+            if display_gpu.is_none() {
+                tracing::info!("{} is not a PCI GPU: the renderer takes the first suitable adapter", opened.path.display());
+            }
+            (sized, first.name.clone(), display_gpu)
         }
+        None => {
+            let (width, height) = options.size;
+            tracing::warn!(
+                "KMS: no connector is connected: waiting for one; until then clients have a {width}x{height} \
+                 output that no display shows ({WAITING_OUTPUT})"
+            );
+            (options.clone(), WAITING_OUTPUT.to_owned(), None)
+        }
+    };
+    let (event_loop, mut state) = init_output(&sized, (&name, "KMS"), None, display_gpu.as_deref())?;
+    let mut libinput = input::start(&session, &seat, &event_loop.handle())?;
+    tracing::info!("direct scanout {}", if options.direct_scanout { "on" } else { "off (--no-direct-scanout)" });
+    if let Some(opened) = opened {
+        state.drive_kms_device(opened, session.clone(), options.direct_scanout)?;
     }
-    anyhow::ensure!(state.kms.as_ref().is_some_and(|k| !k.heads.is_empty()), "no connector could be driven");
-    state.arrange_kms_heads();
-    hotplug::watch(&event_loop.handle(), &seat, display_device);
+    hotplug::watch(&event_loop.handle(), session, &seat, options.direct_scanout);
 
-    let vblank_source = event_loop
-        .handle()
-        .insert_source(vblanks, |event, meta, state| match event {
-            DrmEvent::VBlank(crtc) => state.on_kms_vblank(crtc, flip_time(meta)),
-            DrmEvent::Error(err) => tracing::warn!("KMS device error: {err}"),
-        })
-        .map_err(|e| anyhow::anyhow!("vblank source: {e}"))?;
-    if let Some(kms) = state.kms.as_mut() {
-        kms.vblank_source = Some(vblank_source);
-    }
     event_loop
         .handle()
         .insert_source(session_events, move |event, _, state| {
-            let Some(kms) = state.kms.as_mut() else { return };
             match event {
                 SessionEvent::PauseSession => {
                     tracing::info!("session paused (VT switch): releasing the display and input devices");
                     libinput.suspend();
-                    kms.device.pause();
+                    if let Some(kms) = state.kms.as_mut() {
+                        kms.device.pause();
+                    }
                 }
                 SessionEvent::ActivateSession => {
                     tracing::info!("session active again: taking the display and input devices back");
-                    if let Err(err) = kms.device.activate(false) {
-                        tracing::warn!("cannot take the display back: {err}");
-                    }
                     if libinput.resume().is_err() {
                         tracing::warn!("cannot take the input devices back");
+                    }
+                    let Some(kms) = state.kms.as_mut() else { return };
+                    if let Err(err) = kms.device.activate(false) {
+                        tracing::warn!("cannot take the display back: {err}");
                     }
                     // A flip queued before the pause never completes: start over with a modeset.
                     for head in &mut kms.heads {
@@ -169,37 +165,66 @@ fn kms_device_paths(seat: &str) -> Vec<PathBuf> {
     paths
 }
 
-/// Opens the first KMS device that has a connected connector; returns its connected outputs.
-fn open_kms_device(
-    session: &mut LibSeatSession,
-    seat: &str,
-) -> anyhow::Result<(PathBuf, DrmDeviceFd, Vec<ConnectedOutput>)> {
+/// A KMS device opened through the seat session, with its connected connectors.
+pub(super) struct OpenedDevice {
+    path: PathBuf,
+    /// What the session opened, handed back to it when the device is let go.
+    session_fd: OwnedFd,
+    fd: DrmDeviceFd,
+    connected: Vec<ConnectedOutput>,
+}
+
+/// The output clients have while no connector is connected (until one is, it
+/// makes way for the connectors' outputs).
+const WAITING_OUTPUT: &str = "HEADLESS-1";
+
+/// Opens the first KMS device that has a connected connector; None where devices
+/// open but none has one yet.
+fn open_kms_device(session: &mut LibSeatSession, seat: &str) -> anyhow::Result<Option<OpenedDevice>> {
     let paths = kms_device_paths(seat);
     anyhow::ensure!(
         !paths.is_empty(),
         "no DRM device (/dev/dri/card*) on this machine; `--backend headless` needs none"
     );
     let mut reasons = Vec::new();
+    let mut unconnected = false;
     for path in paths {
-        let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
-        let opened = match session.open(&path, flags) {
-            Ok(fd) => fd,
-            Err(err) => {
-                reasons.push(format!("{}: cannot open ({err}){}", path.display(), permission_hint(&path)));
-                continue;
-            }
-        };
-        // A duplicate for the device, so that the session can be handed back what it opened.
-        let fd = DrmDeviceFd::new(DeviceFd::from(opened.try_clone()?));
-        match connected_outputs(&fd, &[], &[]) {
-            Ok(outputs) if !outputs.is_empty() => return Ok((path, fd, outputs)),
-            Ok(_) => reasons.push(format!("{}: no connected connector", path.display())),
-            Err(err) => reasons.push(format!("{}: {err}", path.display())),
+        match open_with_connected(session, &path) {
+            Ok(Some(opened)) => return Ok(Some(opened)),
+            Ok(None) => unconnected = true,
+            Err(reason) => reasons.push(format!("{reason:#}")),
         }
-        drop(fd);
-        let _ = session.close(opened);
+    }
+    if unconnected {
+        return Ok(None);
     }
     anyhow::bail!("no usable KMS device: {}", reasons.join("; "))
+}
+
+/// Opens the KMS device at `path`; None (closed again) if no connector of it is connected.
+fn open_with_connected(session: &mut LibSeatSession, path: &Path) -> anyhow::Result<Option<OpenedDevice>> {
+    let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+    let session_fd = session
+        .open(path, flags)
+        .map_err(|err| anyhow::anyhow!("{}: cannot open ({err}){}", path.display(), permission_hint(path)))?;
+    // A duplicate for the device, so that the session can be handed back what it opened.
+    let fd = match session_fd.try_clone() {
+        Ok(fd) => DrmDeviceFd::new(DeviceFd::from(fd)),
+        Err(err) => {
+            let _ = session.close(session_fd);
+            anyhow::bail!("{}: {err}", path.display());
+        }
+    };
+    let listed = match connected_outputs(&fd, &[], &[]) {
+        Ok(connected) if !connected.is_empty() => {
+            return Ok(Some(OpenedDevice { path: path.to_owned(), session_fd, fd, connected }));
+        }
+        Ok(_) => Ok(None),
+        Err(err) => Err(anyhow::anyhow!("{}: {err}", path.display())),
+    };
+    drop(fd);
+    let _ = session.close(session_fd);
+    listed
 }
 
 fn permission_hint(path: &Path) -> &'static str {
