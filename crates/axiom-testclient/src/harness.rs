@@ -168,9 +168,10 @@ fn socket_name_from(stdout: std::process::ChildStdout) -> mpsc::Receiver<Option<
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();
-        let name = lines.by_ref().map_while(Result::ok).find_map(|line| {
-            line.strip_prefix("WAYLAND_DISPLAY=").map(str::to_string)
-        });
+        let name = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix("WAYLAND_DISPLAY=").map(str::to_string));
         let _ = sender.send(name);
         for _ in lines {}
     });

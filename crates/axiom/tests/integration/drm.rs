@@ -19,7 +19,7 @@ use wayland_client::protocol::wl_output::WlOutput;
 use wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1;
 
 use crate::common::{assert_image, axiom_binary, centred, import_stats, load_png, non_background, BACKGROUND};
-use crate::third_party::spawn;
+use crate::third_party::{spawn, wait_exit};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const CARD: &str = "/dev/dri/card0";
@@ -74,16 +74,11 @@ fn kms_grab(compositor: &Compositor, args: &[&str]) -> (Image, String) {
 fn output_within(mut command: Command, limit: Duration) -> anyhow::Result<std::process::Output> {
     use std::process::Stdio;
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    let deadline = Instant::now() + limit;
-    while child.try_wait()?.is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output()?;
-            anyhow::bail!("still running after {limit:?}: {}", String::from_utf8_lossy(&output.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(child.wait_with_output()?)
+    let exited = wait_exit(&mut child, limit);
+    // Reaped either way: this collects what it wrote.
+    let output = child.wait_with_output()?;
+    anyhow::ensure!(exited.is_some(), "still running after {limit:?}: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(output)
 }
 
 /// Grabs the first CRTC until `check` passes: a frame reaches it one flip after composition.

@@ -8,8 +8,8 @@
 use std::os::fd::OwnedFd;
 
 use smithay::backend::drm::{DrmDevice, DrmDeviceFd, DrmEvent};
-use smithay::backend::session::Session as _;
 use smithay::backend::session::libseat::LibSeatSession;
+use smithay::backend::session::Session as _;
 use smithay::desktop::utils::OutputPresentationFeedback;
 use smithay::output::Output;
 use smithay::reexports::calloop::RegistrationToken;
@@ -30,9 +30,8 @@ pub struct Kms {
     session: LibSeatSession,
     /// What the session opened, handed back to it in `release`.
     session_fd: Option<OwnedFd>,
-    /// The device's path, for messages, and its device number, as udev names it.
+    /// The device's path, for messages.
     pub(super) path: String,
-    pub(super) device_id: u64,
     direct_scanout: bool,
     /// Its vblank events' source in the event loop, removed with the device.
     vblank_source: Option<RegistrationToken>,
@@ -82,7 +81,6 @@ impl Axiom {
         let path = path.display().to_string();
         let (device, vblanks) = DrmDevice::new(fd.clone(), true).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
         self.dmabuf_state.set_main_device(main_device(&fd), &path);
-        let device_id = fd.dev_id().unwrap_or_default();
         self.kms = Some(Kms {
             heads: Vec::new(),
             device,
@@ -90,7 +88,6 @@ impl Axiom {
             session,
             session_fd: Some(session_fd),
             path,
-            device_id,
             direct_scanout,
             vblank_source: None,
         });

@@ -42,7 +42,8 @@ pub fn watch(handle: &LoopHandle<'static, Axiom>, mut session: LibSeatSession, s
     };
     let seat = seat.to_owned();
     let inserted = handle.insert_source(udev, move |event, _, state| {
-        let driven = state.kms.as_ref().map(|kms| kms.device_id);
+        // The driven device's number, as udev names devices.
+        let driven = state.kms.as_ref().map(|kms| kms.fd.dev_id().unwrap_or_default());
         match event {
             UdevEvent::Changed { device_id } if driven == Some(device_id) => state.on_kms_hotplug(),
             UdevEvent::Removed { device_id } if driven == Some(device_id) => state.on_kms_device_removed(),
@@ -64,9 +65,7 @@ pub fn watch(handle: &LoopHandle<'static, Axiom>, mut session: LibSeatSession, s
 
 /// The path of the KMS device numbered `device_id`.
 fn device_path(seat: &str, device_id: u64) -> Option<PathBuf> {
-    kms_device_paths(seat)
-        .into_iter()
-        .find(|path| std::fs::metadata(path).is_ok_and(|meta| meta.rdev() == device_id))
+    kms_device_paths(seat).into_iter().find(|path| std::fs::metadata(path).is_ok_and(|meta| meta.rdev() == device_id))
 }
 
 /// What became of an output's connector.

@@ -70,7 +70,10 @@ pub fn run(options: Options) -> anyhow::Result<()> {
             // Render on the GPU that drives the display where there is an adapter on it.
             let display_gpu = pci_bus_id(&opened.fd);
             if display_gpu.is_none() {
-                tracing::info!("{} is not a PCI GPU: the renderer takes the first suitable adapter", opened.path.display());
+                tracing::info!(
+                    "{} is not a PCI GPU: the renderer takes the first suitable adapter",
+                    opened.path.display()
+                );
             }
             (sized, first.name.clone(), display_gpu)
         }
