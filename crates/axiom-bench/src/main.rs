@@ -75,7 +75,9 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(args.all, "pass --all to run the matrix (see --help)");
     let workloads = workloads(args.quick);
 
-    let mut columns: Vec<(String, Box<dyn Fn() -> anyhow::Result<Server>>)> = Vec::new();
+    // Each compared compositor: its column's name, and how to start a fresh one.
+    type Column = (String, Box<dyn Fn() -> anyhow::Result<Server>>);
+    let mut columns: Vec<Column> = Vec::new();
     let axiom = args.axiom.clone();
     columns.push(("axiom".into(), Box::new(move || Server::axiom(&axiom))));
     if let Some(vulkan) = args.axiom_vulkan.clone() {

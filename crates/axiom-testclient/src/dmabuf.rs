@@ -1,6 +1,6 @@
-//! linux-dmabuf from the client side: "dmabufs" made of memfds (the only
-//! dma-buf stand-in on machines without a GPU), sent through
-//! zwp_linux_buffer_params_v1, and the feedback the compositor sends.
+//! linux-dmabuf from the client side: "dmabufs" made of memfds (real ones through
+//! /dev/udmabuf where the kernel has it), sent through zwp_linux_buffer_params_v1,
+//! and the feedback the compositor sends.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 

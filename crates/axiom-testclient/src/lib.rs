@@ -1,6 +1,6 @@
-//! A Wayland test client for Axiom: creates windows from known pixels (wl_shm
-//! now, memfd "dmabufs" later), and takes screenshots through
-//! zwlr_screencopy so that tests can compare pixels exactly.
+//! A Wayland test client for Axiom: creates windows from known pixels (wl_shm,
+//! memfd "dmabufs", real dma-bufs), takes screenshots through zwlr_screencopy so
+//! that tests can compare pixels exactly, and plays hostile clients.
 
 pub mod client;
 pub mod color;

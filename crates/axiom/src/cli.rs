@@ -13,11 +13,13 @@ pub struct Options {
     #[arg(long)]
     pub socket: Option<String>,
 
-    /// Size of the output (headless) or of its window (winit), as WIDTHxHEIGHT.
+    /// Size of the output (headless; drm until a connector is connected) or of its window
+    /// (winit), as WIDTHxHEIGHT.
     #[arg(long, default_value = "1920x1080", value_parser = parse_size)]
     pub size: (u32, u32),
 
-    /// Refresh rate of the headless output in Hz.
+    /// Refresh rate in Hz of the headless or nested output (drm: of the output clients
+    /// have until a connector is connected).
     #[arg(long, default_value_t = 60.0, value_parser = parse_refresh)]
     pub refresh: f64,
 

@@ -1,9 +1,11 @@
-//! Pointer and touch input: finds the surface under a point of the output and
-//! sends wl_pointer / wl_touch events to it through the seat.
+//! Pointer, touch and keyboard input: finds the surface under a point of the
+//! canvas and sends wl_pointer / wl_touch events to it, and keys to the focused
+//! client, through the seat.
 //!
-//! Positions are in the output's logical space (the space's coordinates).
-//! The headless backend has no input devices; whatever produces input (the
-//! WLCS module today, real backends later) calls these methods.
+//! Positions are in the canvas' logical space (the space's coordinates).
+//! Every source of input calls these methods: the winit window's events
+//! (`backend/winit.rs`), the seat's devices through libinput
+//! (`backend/drm/input.rs`) and the WLCS module; the headless backend has none.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -79,7 +81,7 @@ impl Axiom {
         })
     }
 
-    /// The pointer moved by `delta` (a mouse): it stays on the output.
+    /// The pointer moved by `delta` (a mouse): it stays on the canvas.
     pub fn pointer_motion_relative(&mut self, delta: Point<f64, Logical>, time: u32) {
         let Some(pointer) = self.seat.get_pointer() else { return };
         let location = self.clamp_to_output(pointer.current_location() + delta);

@@ -73,6 +73,8 @@ pub struct Axiom {
     pub xdg_strict: crate::handlers::strict::XdgStrict,
     /// The X11 window manager, once Xwayland is ready (see `xwayland.rs`).
     pub xwm: Option<smithay::xwayland::X11Wm>,
+    /// Xwayland's process and X11 sockets, while it runs (`xwayland::stop` ends them).
+    pub xwayland_source: Option<smithay::reexports::calloop::RegistrationToken>,
     /// Xwayland's own Wayland connection.
     pub xwayland_client: Option<smithay::reexports::wayland_server::Client>,
     pub xwayland_shell_state: smithay::wayland::xwayland_shell::XWaylandShellState,
@@ -131,6 +133,7 @@ impl Axiom {
             limits: crate::limits::Limits::default(),
             xdg_strict: Default::default(),
             xwm: None,
+            xwayland_source: None,
             xwayland_client: None,
             xwayland_shell_state: smithay::wayland::xwayland_shell::XWaylandShellState::new::<Self>(dh),
             reaper: None,

@@ -28,7 +28,7 @@ pub fn start(state: &mut Axiom) -> anyhow::Result<()> {
         Stdio::null(),
         |_| (),
     )?;
-    state
+    let token = state
         .loop_handle
         .insert_source(xwayland, move |event, _, state| match event {
             XWaylandEvent::Ready { x11_socket, display_number } => {
@@ -44,7 +44,17 @@ pub fn start(state: &mut Axiom) -> anyhow::Result<()> {
             XWaylandEvent::Error => tracing::warn!("Xwayland exited during start-up"),
         })
         .map_err(|e| anyhow::anyhow!("Xwayland source: {e}"))?;
+    state.xwayland_source = Some(token);
     Ok(())
+}
+
+/// Stops Xwayland: dropping smithay's source closes its Wayland connection, so the
+/// server exits, and removes its X11 socket and lock.
+pub fn stop(state: &mut Axiom) {
+    state.xwm = None;
+    if let Some(token) = state.xwayland_source.take() {
+        state.loop_handle.remove(token);
+    }
 }
 
 /// X servers listen in /tmp/.X11-unix, which a desktop's boot creates (mode

@@ -22,15 +22,18 @@ use crate::state::ClientReaper;
 use crate::Axiom;
 
 pub fn run(options: Options) -> anyhow::Result<()> {
-    let signals = block_sigusr1()?;
+    let signals = block_signals()?;
     let (event_loop, state) = init(&options)?;
     serve(event_loop, state, &options, signals, "headless output ready")
 }
 
-/// Blocks SIGUSR1 before any thread exists (the renderer's driver starts some), so that
-/// it always reaches the event loop: it prints the import counters. Call it first.
-pub(crate) fn block_sigusr1() -> anyhow::Result<Signals> {
-    Signals::new(&[Signal::SIGUSR1]).map_err(|e| anyhow::anyhow!("SIGUSR1 handler: {e}"))
+/// Blocks the signals the event loop handles before any thread exists (the renderer's
+/// driver starts some), so that they always reach it: SIGUSR1 prints the import
+/// counters; SIGTERM and SIGINT stop the compositor cleanly (socket and lock removed,
+/// Xwayland stopped, exit status 0). Call it first.
+pub(crate) fn block_signals() -> anyhow::Result<Signals> {
+    Signals::new(&[Signal::SIGUSR1, Signal::SIGTERM, Signal::SIGINT])
+        .map_err(|e| anyhow::anyhow!("signal handler: {e}"))
 }
 
 /// Listens on the Wayland socket, starts Xwayland and runs the event loop until the
@@ -47,7 +50,7 @@ pub(crate) fn serve(
         None => ListeningSocketSource::new_auto()?,
     };
     let socket_name = socket.socket_name().to_string_lossy().into_owned();
-    event_loop
+    let socket = event_loop
         .handle()
         .insert_source(socket, |stream, _, state| {
             if let Err(err) = state.display_handle.insert_client(stream, state.new_client_state()) {
@@ -58,7 +61,13 @@ pub(crate) fn serve(
 
     event_loop
         .handle()
-        .insert_source(signals, |_, _, state| state.log_import_stats())
+        .insert_source(signals, |event, _, state| match event.signal() {
+            Signal::SIGUSR1 => state.log_import_stats(),
+            signal => {
+                tracing::info!("{signal:?}: stopping");
+                state.loop_signal.stop();
+            }
+        })
         .map_err(|e| anyhow::anyhow!("signal source: {e}"))?;
 
     if options.xwayland {
@@ -73,6 +82,10 @@ pub(crate) fn serve(
     std::io::stdout().flush()?;
 
     event_loop.run(None, &mut state, Axiom::after_dispatch)?;
+    // The state's loop handles keep the loop's sources alive past `event_loop`: the
+    // ones that own files outside the process are dropped here, by hand.
+    event_loop.handle().remove(socket);
+    crate::xwayland::stop(&mut state);
     Ok(())
 }
 

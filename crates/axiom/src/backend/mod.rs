@@ -1,4 +1,6 @@
-//! Backends drive outputs: they own the event loop and decide when to repaint.
+//! Backends drive outputs: each shows the composed frames somewhere (off screen,
+//! a window, KMS) and feeds its input; the shared repaint clock (`vblank.rs`)
+//! decides when to repaint.
 
 pub mod drm;
 pub mod headless;

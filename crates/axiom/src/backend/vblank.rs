@@ -1,9 +1,11 @@
-//! The virtual vblank of a headless output, and repaint scheduling.
+//! The repaint clock: a timer at the primary output's refresh interval that
+//! paces composition on every backend (headless and winit outputs, and KMS,
+//! whose CRTCs' flip events pace only their own flips: `backend/drm/mod.rs`).
 //!
-//! Tick k happens at start + k * interval on CLOCK_MONOTONIC; presentation
-//! times are tick times, so they are exact multiples of the interval apart as
-//! on a real display. The timer runs only while there is work: an idle
-//! compositor does not wake up at all.
+//! Tick k happens at start + k * interval on CLOCK_MONOTONIC; headless and
+//! winit presentation times are tick times, so they are exact multiples of the
+//! interval apart as on a real display. The timer runs only while there is
+//! work: an idle compositor does not wake up at all.
 
 use std::time::{Duration, Instant};
 

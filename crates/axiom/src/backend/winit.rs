@@ -26,7 +26,7 @@ use crate::input::now_msec;
 use crate::render::adapter::WindowTarget;
 use crate::Axiom;
 
-use super::headless::{block_sigusr1, init_output, serve};
+use super::headless::{block_signals, init_output, serve};
 
 /// Linux input event codes of the mouse buttons (linux/input-event-codes.h).
 const BTN_LEFT: u32 = 0x110;
@@ -38,7 +38,7 @@ const BTN_EXTRA: u32 = 0x114;
 const WHEEL_STEP: f64 = 15.0;
 
 pub fn run(options: Options) -> anyhow::Result<()> {
-    let signals = block_sigusr1()?;
+    let signals = block_signals()?;
     let winit_loop = EventLoop::new().map_err(|err| {
         anyhow::anyhow!(
             "the nested backend cannot reach the desktop named by WAYLAND_DISPLAY or DISPLAY ({err}); \

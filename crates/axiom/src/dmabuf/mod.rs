@@ -109,7 +109,8 @@ impl DmabufState {
         })
     }
 
-    /// The device clients should allocate for: the DRM backend's GPU. Call before clients connect.
+    /// The device clients should allocate for: the KMS device's render node (or its KMS
+    /// node). Feedback objects already sent keep the device they were sent.
     pub fn set_main_device(&mut self, device: u64, name: &str) {
         tracing::info!("linux-dmabuf: main device {name} (the display's device)");
         self.default_feedback = Feedback::single_tranche(device, self.default_feedback.table.clone());

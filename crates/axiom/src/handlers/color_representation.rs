@@ -7,7 +7,7 @@ use smithay::backend::allocator::Buffer as _;
 use smithay::backend::renderer::utils::with_renderer_surface_state;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{
-    Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource, WEnum,
+    Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource, WEnum, Weak,
 };
 use smithay::wayland::compositor::{with_states, SurfaceData};
 use smithay::wayland::dmabuf::get_dmabuf;
@@ -38,10 +38,14 @@ const SUPPORTED: [(Coefficients, YuvMatrix); 3] = [
 ];
 
 /// Per-surface state, double-buffered: `pending` becomes `current` on commit.
+///
+/// The surface and its object refer to each other weakly: a strong handle each way
+/// would keep both (and the surface's texture and imports) alive after the client
+/// destroys the surface or disconnects.
 #[derive(Debug, Default)]
 struct SurfaceColorRepresentation {
     /// The surface's wp_color_representation_surface_v1, while it exists.
-    object: Option<WpColorRepresentationSurfaceV1>,
+    object: Option<Weak<WpColorRepresentationSurfaceV1>>,
     pending: Option<(YuvMatrix, YuvRange)>,
     current: Option<(YuvMatrix, YuvRange)>,
 }
@@ -76,7 +80,8 @@ pub fn commit(surface: &WlSurface) {
         if let Some(slot) = states.data_map.get::<SurfaceSlot>() {
             let mut rep = slot.lock().unwrap_or_else(|e| e.into_inner());
             rep.current = rep.pending;
-            if let (Some(_), true, Some(object)) = (rep.current, rgb_buffer, rep.object.as_ref()) {
+            if let (Some(_), true, Some(Ok(object))) = (rep.current, rgb_buffer, rep.object.as_ref().map(Weak::upgrade))
+            {
                 object.post_error(
                     surface_rep::Error::PixelFormat,
                     "YCbCr coefficients set on a surface with an RGB buffer",
@@ -130,46 +135,47 @@ impl Dispatch<WpColorRepresentationManagerV1, ()> for Axiom {
         data_init: &mut DataInit<'_, Self>,
     ) {
         if let manager::Request::GetSurface { id, surface } = request {
-            if with_slot(&surface, |rep| rep.object.is_some()) {
+            if with_slot(&surface, |rep| rep.object.as_ref().is_some_and(Weak::is_alive)) {
                 manager
                     .post_error(manager::Error::SurfaceExists, "the surface already has a color representation object");
                 return;
             }
-            let object = data_init.init(id, surface.clone());
-            with_slot(&surface, |rep| rep.object = Some(object));
+            let object = data_init.init(id, surface.downgrade());
+            with_slot(&surface, |rep| rep.object = Some(object.downgrade()));
         }
     }
 }
 
-impl Dispatch<WpColorRepresentationSurfaceV1, WlSurface> for Axiom {
+impl Dispatch<WpColorRepresentationSurfaceV1, Weak<WlSurface>> for Axiom {
     fn request(
         _: &mut Self,
         _: &Client,
         object: &WpColorRepresentationSurfaceV1,
         request: surface_rep::Request,
-        surface: &WlSurface,
+        surface: &Weak<WlSurface>,
         _: &DisplayHandle,
         _: &mut DataInit<'_, Self>,
     ) {
+        let surface = surface.upgrade().ok().filter(Resource::is_alive);
         if let surface_rep::Request::Destroy = request {
-            if surface.is_alive() {
+            if let Some(surface) = surface {
                 // Destroying the object unsets its metadata (from the next commit).
-                with_slot(surface, |rep| {
+                with_slot(&surface, |rep| {
                     rep.object = None;
                     rep.pending = None;
                 });
             }
             return;
         }
-        if !surface.is_alive() {
+        let Some(surface) = surface else {
             object.post_error(surface_rep::Error::Inert, "the surface is gone");
             return;
-        }
+        };
         match request {
-            surface_rep::Request::SetAlphaMode { alpha_mode } => {
-                if alpha_mode != WEnum::Value(AlphaMode::PremultipliedElectrical) {
-                    object.post_error(surface_rep::Error::AlphaMode, "only premultiplied_electrical is supported");
-                }
+            surface_rep::Request::SetAlphaMode { alpha_mode }
+                if alpha_mode != WEnum::Value(AlphaMode::PremultipliedElectrical) =>
+            {
+                object.post_error(surface_rep::Error::AlphaMode, "only premultiplied_electrical is supported");
             }
             surface_rep::Request::SetCoefficientsAndRange { coefficients, range } => {
                 let matrix = SUPPORTED.iter().find(|(c, _)| WEnum::Value(*c) == coefficients).map(|(_, m)| *m);
@@ -179,12 +185,12 @@ impl Dispatch<WpColorRepresentationSurfaceV1, WlSurface> for Axiom {
                     _ => None,
                 };
                 match (matrix, range) {
-                    (Some(matrix), Some(range)) => with_slot(surface, |rep| rep.pending = Some((matrix, range))),
+                    (Some(matrix), Some(range)) => with_slot(&surface, |rep| rep.pending = Some((matrix, range))),
                     _ => object.post_error(surface_rep::Error::Coefficients, "unsupported coefficients and range"),
                 }
             }
-            surface_rep::Request::SetChromaLocation { chroma_location } => {
-                // Chroma is sampled at the top-left (co-sited) position whatever the client says.
+            // Chroma is sampled at the top-left (co-sited) position whatever the client says.
+            surface_rep::Request::SetChromaLocation { chroma_location }
                 if !matches!(
                     chroma_location,
                     WEnum::Value(
@@ -195,9 +201,9 @@ impl Dispatch<WpColorRepresentationSurfaceV1, WlSurface> for Axiom {
                             | ChromaLocation::Type4
                             | ChromaLocation::Type5
                     )
-                ) {
-                    object.post_error(surface_rep::Error::ChromaLocation, "invalid chroma location");
-                }
+                ) =>
+            {
+                object.post_error(surface_rep::Error::ChromaLocation, "invalid chroma location");
             }
             _ => {}
         }

@@ -1,4 +1,4 @@
-//! wl_compositor, wl_subcompositor, wl_shm and wl_buffer.
+//! wl_compositor, wl_subcompositor and wl_buffer (wl_shm: `shm.rs`).
 
 use smithay::backend::renderer::utils::on_commit_buffer_handler;
 use smithay::reexports::wayland_server::protocol::{

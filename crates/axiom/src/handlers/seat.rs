@@ -1,9 +1,9 @@
 //! wl_seat with a keyboard, a pointer and touch, and wl_data_device_manager.
 //!
-//! The headless backend has no input devices, but clients such as foot refuse
-//! to start without a seat, so the seat is virtual: it exists, has
-//! capabilities, and gives keyboard focus to the newest window. Pointer and
-//! touch events, where something produces them, are routed by `crate::input`.
+//! The seat exists on every backend with all three capabilities, whatever
+//! devices there are (the headless backend has none): clients such as foot
+//! refuse to start without one. Keyboard focus goes to the newest or clicked
+//! window; input, where a backend produces it, is routed by `crate::input`.
 
 use smithay::input::keyboard::XkbConfig;
 use smithay::input::{Seat, SeatHandler, SeatState};

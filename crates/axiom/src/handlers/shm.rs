@@ -37,7 +37,7 @@ impl Dispatch<WlShm, ()> for Axiom {
         dh: &DisplayHandle,
         data_init: &mut DataInit<'_, Self>,
     ) {
-        // Clients inserted without our data (none today) are not counted; their requests
+        // Clients inserted without our data (Xwayland, which smithay inserts) are not counted; their requests
         // still reach smithay, which must initialise every object a request creates.
         if let (wl_shm::Request::CreatePool { fd, size, .. }, Some(client_data)) =
             (&request, client.get_data::<ClientState>())

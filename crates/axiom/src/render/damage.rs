@@ -94,16 +94,19 @@ mod tests {
     #[test]
     fn unchanged_frames_have_no_damage_and_content_damage_is_kept() {
         let a = key(1, [10.0, 10.0, 20.0, 20.0]);
-        assert_eq!(frame_damage(&[a.clone()], &[(a.clone(), None)]), None);
+        assert_eq!(frame_damage(std::slice::from_ref(&a), &[(a.clone(), None)]), None);
         let rows = Rect { x0: 10, y0: 15, x1: 30, y1: 17 };
-        assert_eq!(frame_damage(&[a.clone()], &[(a, Some(rows))]), Some(rows));
+        assert_eq!(frame_damage(std::slice::from_ref(&a), &[(a.clone(), Some(rows))]), Some(rows));
     }
 
     #[test]
     fn moves_maps_and_unmaps_damage_old_and_new_places() {
         let a = key(1, [10.0, 10.0, 20.0, 20.0]);
         let moved = key(1, [50.0, 0.0, 20.0, 20.0]);
-        assert_eq!(frame_damage(&[a.clone()], &[(moved.clone(), None)]), Some(Rect { x0: 10, y0: 0, x1: 70, y1: 30 }));
+        assert_eq!(
+            frame_damage(std::slice::from_ref(&a), &[(moved.clone(), None)]),
+            Some(Rect { x0: 10, y0: 0, x1: 70, y1: 30 })
+        );
         assert_eq!(frame_damage(&[], &[(a.clone(), None)]), Some(Rect { x0: 10, y0: 10, x1: 30, y1: 30 }));
         assert_eq!(frame_damage(&[a, moved], &[]), Some(Rect { x0: 10, y0: 0, x1: 70, y1: 30 }));
     }

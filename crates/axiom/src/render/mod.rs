@@ -1,5 +1,5 @@
 //! The wgpu renderer: one output texture that every mapped surface is
-//! composed into, front to back in stacking order.
+//! composed into, bottom to top in stacking order.
 
 pub mod adapter;
 pub mod buffer_source;

@@ -62,8 +62,9 @@ impl WindowSurface {
 }
 
 impl Renderer {
-    /// The output changed size (the window was resized): a new output texture,
-    /// repainted in full, and a swapchain of the new size.
+    /// The canvas changed size (the nested window was resized, or KMS outputs came or
+    /// went): a new output texture, repainted in full, and a swapchain of the new size
+    /// where there is a window.
     pub fn resize_output(&mut self, size: Size<i32, Physical>) {
         if size == self.output_size || size.w <= 0 || size.h <= 0 {
             return;

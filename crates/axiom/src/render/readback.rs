@@ -1,4 +1,5 @@
-//! Reads the output texture back to the CPU, for screencopy.
+//! Reads part of the output texture back to the CPU: for screencopy, and on the
+//! DRM backend for each output's dumb buffer.
 
 use smithay::utils::{Physical, Rectangle};
 

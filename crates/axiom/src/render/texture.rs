@@ -1,5 +1,6 @@
-//! Surface textures: the renderer's copy of each surface's current buffer,
-//! one texture per plane, updated from the damaged rows only.
+//! Surface textures: what the shader reads for each surface's current buffer:
+//! the client's memory imported in place (the Vulkan steps of the ladder), else a
+//! copy, one texture per plane, updated from the damaged rows only.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
@@ -107,7 +108,7 @@ impl Renderer {
                 Some(merge_rows(damaged_rows(), height))
             }
             Some(BufferType::Shm) => with_buffer_contents(buffer, |ptr, len, info| {
-                let Some(format) = shm_format(info.format) else { return None };
+                let format = shm_format(info.format)?;
                 let layout = PlaneLayout {
                     block_w: 1,
                     block_h: 1,

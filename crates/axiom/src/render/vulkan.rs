@@ -73,7 +73,8 @@ pub fn open_device(
     Ok((device, queue, present))
 }
 
-/// Imports DMA-BUFs into wgpu's device.
+/// Imports client memory into wgpu's device: dma-bufs (steps 1 and 2), wl_shm
+/// mappings (step 3), and dma-buf fences as semaphores.
 pub struct VulkanImporter {
     device: ash::Device,
     external_fd: ash::khr::external_memory_fd::Device,

@@ -1,5 +1,5 @@
 //! Popup placement: the xdg_positioner's rectangle, moved by its constraint
-//! adjustments so that the popup stays on the output, and zero-sized anchor
+//! adjustments so that the popup stays on the canvas, and zero-sized anchor
 //! rectangles, which xdg-shell allows (only a negative size is an error) but
 //! smithay 0.7 rejects.
 
@@ -61,14 +61,14 @@ pub fn new_popup_positioner(mut positioner: PositionerState) -> PositionerState 
 impl Axiom {
     /// The popup's geometry (relative to its parent's window geometry): where
     /// its positioner puts it, adjusted as the positioner allows so that it
-    /// stays on the output.
+    /// stays on the canvas.
     pub fn popup_geometry(&self, popup: &PopupSurface, positioner: &PositionerState) -> Rectangle<i32, Logical> {
         let kind = PopupKind::Xdg(popup.clone());
         let window = find_popup_root_surface(&kind).ok().and_then(|root| self.window_for_surface(&root));
         let Some(window_geometry) = window.and_then(|w| self.space.element_geometry(&w)) else {
             return positioner.get_geometry();
         };
-        // The output, in the coordinates of the popup's parent.
+        // The canvas, in the coordinates of the popup's parent.
         let mut target = Rectangle::from_size(self.output_size());
         target.loc -= get_popup_toplevel_coords(&kind);
         target.loc -= window_geometry.loc;

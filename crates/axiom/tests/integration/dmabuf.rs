@@ -10,6 +10,7 @@ use axiom_testclient::memfd::SharedMemory;
 use axiom_testclient::{Compositor, Image, Rgba, TestClient};
 use smithay::backend::allocator::Fourcc;
 use wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_buffer_params_v1::Error as ParamsError;
+use wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1;
 
 use crate::common::{assert_image, centred, start};
 
@@ -45,7 +46,8 @@ fn every_params_error_is_the_one_the_protocol_names() {
     let compositor = start(OUT_W, OUT_H);
     let memory = SharedMemory::new(64 * 64 * 4).unwrap();
     let fd = memory.fd();
-    let cases: Vec<(&str, ParamsError, Box<dyn Fn(&mut TestClient, &_)>)> = vec![
+    type Case<'a> = (&'a str, ParamsError, Box<dyn Fn(&mut TestClient, &ZwpLinuxDmabufV1) + 'a>);
+    let cases: Vec<Case> = vec![
         (
             "create twice",
             ParamsError::AlreadyUsed,

@@ -1,6 +1,7 @@
-//! Integration tests: each starts the real `axiom` binary headless on a private
-//! XDG_RUNTIME_DIR and talks to it over its Wayland socket, with our own test
-//! client or with real third-party clients, and checks pixels on screenshots.
+//! Integration tests: each starts the real `axiom` binary on a private
+//! XDG_RUNTIME_DIR (headless, nested on Xvfb, or on the VM rig's KMS device),
+//! talks to it over its Wayland socket with our own test client or real
+//! third-party clients, and checks pixels on screenshots or on the CRTC.
 
 mod adapter;
 mod common;

@@ -49,10 +49,10 @@ use crate::cli::Options;
 use crate::render::Renderer;
 use crate::Axiom;
 
-use super::headless::{block_sigusr1, init_output, serve};
+use super::headless::{block_signals, init_output, serve};
 
 pub fn run(options: Options) -> anyhow::Result<()> {
-    let signals = block_sigusr1()?;
+    let signals = block_signals()?;
     let (mut session, session_events) = LibSeatSession::new().map_err(|err| {
         anyhow::anyhow!(
             "cannot open a seat through libseat ({err}): start axiom from a logind or seatd session, \
