@@ -40,6 +40,20 @@ impl Compositor {
         Self::spawn(binary, width, height, args, &[])
     }
 
+    /// As `start`, with the compositor's open-file limit (soft and hard) at `fds`, so that
+    /// a test can run it out of descriptors.
+    pub fn start_with_fd_limit(
+        binary: &Path,
+        width: u32,
+        height: u32,
+        args: &[&str],
+        fds: u64,
+    ) -> anyhow::Result<Self> {
+        let mut all = vec!["--no-xwayland"];
+        all.extend_from_slice(args);
+        Self::spawn_limited(binary, width, height, &all, &[], Some(fds))
+    }
+
     /// Starts `binary` nested: its output is a `width`x`height` window on the X server `display`.
     pub fn start_nested(binary: &Path, width: u32, height: u32, display: &str) -> anyhow::Result<Self> {
         Self::spawn(binary, width, height, &["--backend", "winit", "--no-xwayland"], &[("DISPLAY", display)])
@@ -57,6 +71,17 @@ impl Compositor {
     /// Starts the compositor with `env` on top of a clean environment (no desktop named);
     /// `--size` is passed unless `width` is 0.
     fn spawn(binary: &Path, width: u32, height: u32, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::spawn_limited(binary, width, height, args, env, None)
+    }
+
+    fn spawn_limited(
+        binary: &Path,
+        width: u32,
+        height: u32,
+        args: &[&str],
+        env: &[(&str, &str)],
+        fd_limit: Option<u64>,
+    ) -> anyhow::Result<Self> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let runtime_dir = std::env::temp_dir().join(format!(
             "axiom-test-{}-{}",
@@ -74,6 +99,17 @@ impl Compositor {
         command.env_remove("DISPLAY").envs(env.iter().copied());
         if width > 0 {
             command.arg("--size").arg(format!("{width}x{height}"));
+        }
+        if let Some(fds) = fd_limit {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit { rlim_cur: fds, rlim_max: fds };
+            // SAFETY: setrlimit is async-signal-safe; it only reads `limit`, copied in.
+            unsafe {
+                command.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                });
+            }
         }
         let mut child = command
             .args(args)
@@ -155,11 +191,24 @@ impl Drop for Compositor {
         let crashed = !self.is_running();
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if std::thread::panicking() || crashed {
-            eprintln!("--- axiom log ({}) ---\n{}", if crashed { "it had exited" } else { "test failed" }, self.log());
-        }
+        let log = self.log();
         let _ = std::fs::remove_dir_all(&self.runtime_dir);
+        if std::thread::panicking() || crashed {
+            eprintln!("--- axiom log ({}) ---\n{log}", if crashed { "it had exited" } else { "test failed" });
+            return;
+        }
+        // Whatever the test checked, these are bugs.
+        let defects = defects_in(&log);
+        if !defects.is_empty() {
+            panic!("the compositor's log shows a bug:\n{}\n--- axiom log ---\n{log}", defects.join("\n"));
+        }
     }
+}
+
+/// Log lines that are bugs whatever a test checks: a wgpu error (a validation error
+/// means we sent the device something invalid) and a panic.
+pub fn defects_in(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains("wgpu error:") || l.contains("panicked at")).collect()
 }
 
 /// Reads the compositor's stdout on a thread: the socket name it announces (None if it

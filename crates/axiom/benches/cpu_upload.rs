@@ -31,17 +31,33 @@ fn reads(c: &mut Criterion) {
         let mut staging = vec![0u8; (STRIDE * rows) as usize];
         let sealed = memfd(true);
         group.bench_function("fresh mmap + DMA_BUF_IOCTL_SYNC (sealed memfd)", |b| {
-            b.iter(|| read_rows(sealed.as_fd(), None, span, |bytes| staging.copy_from_slice(bytes)).expect("read"))
+            b.iter(|| {
+                read_rows(sealed.as_fd(), None, span, |_, bytes| {
+                    staging[..bytes.len()].copy_from_slice(bytes);
+                    true
+                })
+                .expect("read")
+            })
         });
-        let mapping = Mapping::new(sealed.as_fd()).expect("a sealed memfd maps");
+        let mapping = Mapping::new(sealed.as_fd(), (0, STRIDE * HEIGHT)).expect("a sealed memfd maps");
         group.bench_function("kept mapping + DMA_BUF_IOCTL_SYNC (sealed memfd)", |b| {
             b.iter(|| {
-                read_rows(sealed.as_fd(), Some(&mapping), span, |bytes| staging.copy_from_slice(bytes)).expect("read")
+                read_rows(sealed.as_fd(), Some(&mapping), span, |_, bytes| {
+                    staging[..bytes.len()].copy_from_slice(bytes);
+                    true
+                })
+                .expect("read")
             })
         });
         let unsealed = memfd(false);
         group.bench_function("pread (unsealed memfd)", |b| {
-            b.iter(|| read_rows(unsealed.as_fd(), None, span, |bytes| staging.copy_from_slice(bytes)).expect("read"))
+            b.iter(|| {
+                read_rows(unsealed.as_fd(), None, span, |_, bytes| {
+                    staging[..bytes.len()].copy_from_slice(bytes);
+                    true
+                })
+                .expect("read")
+            })
         });
         black_box(&staging);
         let src = vec![1u8; (STRIDE * rows) as usize];

@@ -46,6 +46,11 @@ pub struct Options {
     /// Most MiB of buffer memory (shm pools and dma-buf planes) one client may have mapped or pinned.
     #[arg(long, default_value_t = crate::limits::Limits::default().buffer_bytes >> 20, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_client_buffer_mib: u64,
+
+    /// Most file descriptors the compositor holds for one client (dma-buf planes, also
+    /// of params not yet used, shm pools, feedback objects).
+    #[arg(long, default_value_t = crate::limits::Limits::default().fds, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_client_fds: u32,
 }
 
 impl Options {
@@ -54,6 +59,7 @@ impl Options {
             surfaces: self.max_client_surfaces,
             buffers: self.max_client_buffers,
             buffer_bytes: self.max_client_buffer_mib.saturating_mul(1 << 20),
+            fds: self.max_client_fds,
         }
     }
 }

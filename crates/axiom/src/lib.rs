@@ -8,6 +8,7 @@ pub mod dmabuf;
 pub mod handlers;
 pub mod input;
 pub mod limits;
+pub mod listener;
 pub mod logging;
 pub mod outputs;
 pub mod render;

@@ -1,14 +1,19 @@
-//! Per-client resource caps: live surfaces, live buffers and bytes of buffer
-//! memory. A client that goes over one is disconnected with
-//! `wl_display.error(no_memory)` and a log line naming it, so that one
+//! Per-client resource caps: live surfaces, live buffers, bytes of buffer
+//! memory and file descriptors. A client that goes over one is disconnected
+//! with `wl_display.error(no_memory)` and a log line naming it, so that one
 //! misbehaving application cannot take the compositor's memory or fds.
 //!
-//! A buffer is charged the bytes it spans: stride × height for shm, the sum
-//! over planes for dma-bufs.
+//! A buffer is charged the bytes it spans: stride × height for shm, for
+//! dma-bufs the sum over planes of what the CPU path would map of them. Every
+//! fd the compositor holds for a client is charged to it: one per plane of a
+//! params object not yet turned into a buffer and of each dma-buf, one per shm
+//! pool, and one per live dma-buf feedback object (its format table's fd may be
+//! waiting in the client's unread events).
 
 use std::ffi::CString;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1;
 use smithay::reexports::wayland_server::backend::protocol::{Interface, ProtocolError};
 use smithay::reexports::wayland_server::backend::ClientId;
 use smithay::reexports::wayland_server::protocol::{wl_buffer::WlBuffer, wl_surface::WlSurface};
@@ -22,20 +27,25 @@ pub struct Limits {
     pub surfaces: u32,
     pub buffers: u32,
     pub buffer_bytes: u64,
+    pub fds: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         // Generous for real applications (a browser has a few hundred buffers
         // and surfaces; thirty 4K buffers are 1 GiB), small next to a machine.
-        Self { surfaces: 1000, buffers: 1000, buffer_bytes: 2 << 30 }
+        // Fds: a video player's decoder pool of 16 three-plane frames holds 48, a
+        // game's deep swapchain (8 images of up to 4 planes) 32, a browser a few
+        // hundred; 1024 is twenty times the first two, and 500 clients at the cap
+        // still fit in an fd table of 512Ki (systemd's default hard limit).
+        Self { surfaces: 1000, buffers: 1000, buffer_bytes: 2 << 30, fds: 1024 }
     }
 }
 
 /// What one client holds now.
 #[derive(Debug, Default)]
 pub struct ClientUsage {
-    inner: Mutex<Usage>,
+    inner: Arc<Mutex<Usage>>,
 }
 
 /// Surfaces and dma-bufs are kept as weak handles (a strong one would keep a
@@ -45,16 +55,27 @@ pub struct ClientUsage {
 #[derive(Debug, Default)]
 struct Usage {
     surfaces: Vec<Weak<WlSurface>>,
-    dmabufs: Vec<(Weak<WlBuffer>, u64)>,
+    dmabufs: Vec<DmabufUsage>,
     shm_buffers: usize,
     shm_bytes: u64,
     shm_pools: usize,
+    /// Fds held by params objects not yet turned into buffers (see `FdCharge`).
+    pending_fds: usize,
+    feedbacks: Vec<Weak<ZwpLinuxDmabufFeedbackV1>>,
+}
+
+#[derive(Debug)]
+struct DmabufUsage {
+    buffer: Weak<WlBuffer>,
+    bytes: u64,
+    fds: usize,
 }
 
 impl Usage {
     fn prune(&mut self) {
         self.surfaces.retain(|s| s.is_alive());
-        self.dmabufs.retain(|(b, _)| b.is_alive());
+        self.dmabufs.retain(|d| d.buffer.is_alive());
+        self.feedbacks.retain(|f| f.is_alive());
     }
 
     fn buffers(&self) -> usize {
@@ -62,7 +83,36 @@ impl Usage {
     }
 
     fn bytes(&self) -> u64 {
-        self.dmabufs.iter().fold(self.shm_bytes, |total, (_, bytes)| total.saturating_add(*bytes))
+        self.dmabufs.iter().fold(self.shm_bytes, |total, d| total.saturating_add(d.bytes))
+    }
+
+    fn fds(&self) -> usize {
+        let dmabuf_fds: usize = self.dmabufs.iter().map(|d| d.fds).sum();
+        dmabuf_fds + self.shm_pools + self.pending_fds + self.feedbacks.len()
+    }
+
+    /// May the client hold `more` fds on top of what it holds?
+    fn check_fds(&self, limits: &Limits, more: usize) -> Result<(), Exceeded> {
+        let held = self.fds();
+        if held + more > limits.fds as usize {
+            return Err(Exceeded(format!("more than {} file descriptors ({held} held)", limits.fds)));
+        }
+        Ok(())
+    }
+}
+
+/// Fds a params object holds for its client, until it is used or destroyed (or the
+/// client goes): charged when taken, given back when dropped.
+#[derive(Debug)]
+pub struct FdCharge {
+    usage: Arc<Mutex<Usage>>,
+    fds: usize,
+}
+
+impl Drop for FdCharge {
+    fn drop(&mut self) {
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        usage.pending_fds = usage.pending_fds.saturating_sub(self.fds);
     }
 }
 
@@ -109,8 +159,27 @@ impl ClientUsage {
         Ok(())
     }
 
-    pub fn add_dmabuf(&self, buffer: &WlBuffer, bytes: u64) {
-        self.lock().dmabufs.push((buffer.downgrade(), bytes));
+    /// Counts a new dma-buf of `bytes`, holding `fds` plane fds.
+    pub fn add_dmabuf(&self, buffer: &WlBuffer, bytes: u64, fds: usize) {
+        self.lock().dmabufs.push(DmabufUsage { buffer: buffer.downgrade(), bytes, fds });
+    }
+
+    /// Charges one fd a params object takes, or says which cap it breaks.
+    pub fn charge_fd(&self, limits: &Limits) -> Result<FdCharge, Exceeded> {
+        let mut usage = self.lock();
+        usage.prune();
+        usage.check_fds(limits, 1)?;
+        usage.pending_fds += 1;
+        Ok(FdCharge { usage: self.inner.clone(), fds: 1 })
+    }
+
+    /// Counts a new dma-buf feedback object (it may hold the format table's fd).
+    pub fn add_feedback(&self, limits: &Limits, feedback: &ZwpLinuxDmabufFeedbackV1) -> Result<(), Exceeded> {
+        let mut usage = self.lock();
+        usage.prune();
+        usage.check_fds(limits, 1)?;
+        usage.feedbacks.push(feedback.downgrade());
+        Ok(())
     }
 
     pub fn add_shm_buffer(&self, bytes: u64) {
@@ -129,9 +198,11 @@ impl ClientUsage {
     /// space, so pools share the buffer cap.
     pub fn add_shm_pool(&self, limits: &Limits) -> Result<(), Exceeded> {
         let mut usage = self.lock();
+        usage.prune();
         if usage.shm_pools >= limits.buffers as usize {
             return Err(Exceeded(format!("more than {} shm pools", limits.buffers)));
         }
+        usage.check_fds(limits, 1)?;
         usage.shm_pools += 1;
         Ok(())
     }
@@ -146,6 +217,13 @@ impl ClientUsage {
         let mut usage = self.lock();
         usage.prune();
         (usage.surfaces.len(), usage.buffers(), usage.bytes())
+    }
+
+    /// The fds held for this client now.
+    pub fn fds(&self) -> usize {
+        let mut usage = self.lock();
+        usage.prune();
+        usage.fds()
     }
 }
 
@@ -218,7 +296,7 @@ mod tests {
 
     #[test]
     fn shm_counts_go_down_again_and_caps_hold() {
-        let limits = Limits { surfaces: 1, buffers: 2, buffer_bytes: 100 };
+        let limits = Limits { surfaces: 1, buffers: 2, buffer_bytes: 100, fds: 1000 };
         let usage = ClientUsage::default();
         assert!(usage.check_buffer(&limits, 100).is_ok());
         assert!(usage.check_buffer(&limits, 101).is_err());
@@ -234,5 +312,20 @@ mod tests {
         assert!(usage.add_shm_pool(&limits).is_err());
         usage.remove_shm_pool();
         assert!(usage.add_shm_pool(&limits).is_ok());
+    }
+
+    #[test]
+    fn fds_held_by_params_are_given_back_when_dropped_and_pools_count() {
+        let limits = Limits { surfaces: 1, buffers: 10, buffer_bytes: 100, fds: 3 };
+        let usage = ClientUsage::default();
+        let first = usage.charge_fd(&limits).unwrap();
+        let second = usage.charge_fd(&limits).unwrap();
+        assert!(usage.add_shm_pool(&limits).is_ok());
+        assert_eq!(usage.fds(), 3);
+        assert!(usage.charge_fd(&limits).is_err(), "fd cap");
+        assert!(usage.add_shm_pool(&limits).is_err(), "a pool holds an fd too");
+        drop((first, second));
+        assert_eq!(usage.fds(), 1);
+        assert!(usage.charge_fd(&limits).is_ok());
     }
 }

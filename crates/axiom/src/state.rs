@@ -34,6 +34,8 @@ pub struct Axiom {
     pub display_handle: DisplayHandle,
     pub loop_handle: LoopHandle<'static, Axiom>,
     pub loop_signal: LoopSignal,
+    /// Set by `stop`: the event loop ends after this dispatch.
+    pub stopping: bool,
 
     pub compositor_state: CompositorState,
     pub xdg_shell_state: XdgShellState,
@@ -73,6 +75,8 @@ pub struct Axiom {
     pub xdg_strict: crate::handlers::strict::XdgStrict,
     /// The X11 window manager, once Xwayland is ready (see `xwayland.rs`).
     pub xwm: Option<smithay::xwayland::X11Wm>,
+    /// The Wayland socket's event source (`listener.rs`), once listening.
+    pub listener: Option<smithay::reexports::calloop::RegistrationToken>,
     /// Xwayland's process and X11 sockets, while it runs (`xwayland::stop` ends them).
     pub xwayland_source: Option<smithay::reexports::calloop::RegistrationToken>,
     /// Xwayland's own Wayland connection.
@@ -133,6 +137,7 @@ impl Axiom {
             limits: crate::limits::Limits::default(),
             xdg_strict: Default::default(),
             xwm: None,
+            listener: None,
             xwayland_source: None,
             xwayland_client: None,
             xwayland_shell_state: smithay::wayland::xwayland_shell::XWaylandShellState::new::<Self>(dh),
@@ -142,6 +147,7 @@ impl Axiom {
             display_handle,
             loop_handle,
             loop_signal,
+            stopping: false,
         })
     }
 }

@@ -109,6 +109,18 @@ impl WireClient {
         Ok(buffer)
     }
 
+    /// A params object holding `planes` fds (each a copy of `fd`, planes 0..planes)
+    /// that is never used: the compositor holds the fds until it is destroyed.
+    pub fn pending_params(&mut self, dmabuf: u32, fd: impl AsFd, planes: u32) -> anyhow::Result<u32> {
+        let params = self.new_id();
+        self.send(dmabuf, 1, &[Arg::Uint(params)])?;
+        for plane in 0..planes {
+            let add = [Arg::Fd(fd.as_fd()), Arg::Uint(plane), Arg::Uint(0), Arg::Uint(64), Arg::Uint(0), Arg::Uint(0)];
+            self.send(params, 1, &add)?;
+        }
+        Ok(params)
+    }
+
     /// Destroys any object whose destructor is opcode 0 (wl_surface, wl_buffer, xdg_*).
     pub fn destroy(&mut self, object: u32) -> anyhow::Result<()> {
         self.send(object, 0, &[])

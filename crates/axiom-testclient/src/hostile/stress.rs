@@ -8,13 +8,31 @@ use std::time::{Duration, Instant};
 use super::requests::{memfd, DRM_XRGB8888, XRGB8888};
 use super::wire::WireClient;
 
-/// Which kind of buffer a churning client makes.
+/// Which kind of buffer a churning client makes. Sealed memfds take the paths that
+/// read the client's memory in place (host pointers for shm, the Vulkan steps for
+/// dma-bufs) or keep it mapped (the CPU path); unsealed ones are copied or `pread`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BufferKind {
     /// A fresh memfd, wl_shm_pool and wl_buffer per cycle.
     Shm,
+    /// As `Shm`, the memfd sealed against shrinking.
+    SealedShm,
     /// A fresh memfd imported through linux-dmabuf per cycle.
     Dmabuf,
+    /// As `Dmabuf`, the memfd sealed against shrinking.
+    SealedDmabuf,
+}
+
+impl BufferKind {
+    pub const ALL: [BufferKind; 4] = [Self::Shm, Self::SealedShm, Self::Dmabuf, Self::SealedDmabuf];
+
+    fn is_dmabuf(self) -> bool {
+        matches!(self, Self::Dmabuf | Self::SealedDmabuf)
+    }
+
+    fn is_sealed(self) -> bool {
+        matches!(self, Self::SealedShm | Self::SealedDmabuf)
+    }
 }
 
 const SIZE: i32 = 32;
@@ -27,15 +45,15 @@ const SIZE: i32 = 32;
 pub fn churn(socket: &Path, kind: BufferKind, cycles: usize) -> anyhow::Result<()> {
     let mut c = WireClient::connect(socket)?;
     let g = c.bind_common()?;
-    let dmabuf = match kind {
-        BufferKind::Dmabuf => Some(c.bind("zwp_linux_dmabuf_v1", 3)?),
-        BufferKind::Shm => None,
-    };
+    let dmabuf = if kind.is_dmabuf() { Some(c.bind("zwp_linux_dmabuf_v1", 3)?) } else { None };
     let (surface, _, _) = c.configured_toplevel(&g)?;
     let bytes = SIZE * SIZE * 4;
     let mut previous: Option<(u32, Option<u32>)> = None;
     for cycle in 0..cycles {
         let fd = memfd(bytes as u64)?;
+        if kind.is_sealed() {
+            rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK)?;
+        }
         let (buffer, pool) = match dmabuf {
             Some(dmabuf) => (c.dmabuf_buffer(dmabuf, &fd, SIZE, SIZE, (SIZE * 4) as u32, DRM_XRGB8888)?, None),
             None => {

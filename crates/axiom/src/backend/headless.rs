@@ -13,7 +13,6 @@ use smithay::reexports::calloop::{EventLoop, Interest, Mode as TriggerMode, Post
 use smithay::reexports::wayland_server::backend::GlobalId;
 use smithay::reexports::wayland_server::{Display, DisplayHandle};
 use smithay::utils::Transform;
-use smithay::wayland::socket::ListeningSocketSource;
 
 use crate::cli::Options;
 use crate::render::adapter::WindowTarget;
@@ -45,19 +44,8 @@ pub(crate) fn serve(
     signals: Signals,
     ready: &str,
 ) -> anyhow::Result<()> {
-    let socket = match &options.socket {
-        Some(name) => ListeningSocketSource::with_name(name)?,
-        None => ListeningSocketSource::new_auto()?,
-    };
-    let socket_name = socket.socket_name().to_string_lossy().into_owned();
-    let socket = event_loop
-        .handle()
-        .insert_source(socket, |stream, _, state| {
-            if let Err(err) = state.display_handle.insert_client(stream, state.new_client_state()) {
-                tracing::warn!("cannot accept a client: {err}");
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("socket source: {e}"))?;
+    let (listener, socket_name) = crate::listener::listen(&event_loop.handle(), options.socket.as_deref())?;
+    state.listener = Some(listener);
 
     event_loop
         .handle()
@@ -65,7 +53,7 @@ pub(crate) fn serve(
             Signal::SIGUSR1 => state.log_import_stats(),
             signal => {
                 tracing::info!("{signal:?}: stopping");
-                state.loop_signal.stop();
+                state.stop();
             }
         })
         .map_err(|e| anyhow::anyhow!("signal source: {e}"))?;
@@ -81,10 +69,17 @@ pub(crate) fn serve(
     use std::io::Write;
     std::io::stdout().flush()?;
 
-    event_loop.run(None, &mut state, Axiom::after_dispatch)?;
+    // Not `EventLoop::run`, which ends at the first error any event source returns:
+    // nothing a client does may stop the compositor for everybody.
+    while !state.stopping {
+        if let Err(err) = event_loop.dispatch(None, &mut state) {
+            tracing::error!("event loop: {err}; serving on");
+        }
+        state.after_dispatch();
+    }
     // The state's loop handles keep the loop's sources alive past `event_loop`: the
     // ones that own files outside the process are dropped here, by hand.
-    event_loop.handle().remove(socket);
+    event_loop.handle().remove(listener);
     crate::xwayland::stop(&mut state);
     Ok(())
 }
@@ -143,7 +138,12 @@ pub(crate) fn init_output(
     event_loop
         .handle()
         .insert_source(Generic::new(poll_fd, Interest::READ, TriggerMode::Level), move |_, _, state| {
-            readable.borrow_mut().dispatch_clients(state).map(|_| PostAction::Continue)
+            // An error here is the display's own (its epoll); each client's errors end
+            // that client only. Neither may end the event loop for everybody.
+            if let Err(err) = readable.borrow_mut().dispatch_clients(state) {
+                tracing::warn!("dispatching clients: {err}");
+            }
+            Ok(PostAction::Continue)
         })
         .map_err(|e| anyhow::anyhow!("display source: {e}"))?;
     let (wake, wake_source) = ping::make_ping()?;
@@ -181,12 +181,20 @@ pub(crate) fn new_output(dh: &DisplayHandle, (name, model): (&str, &str), mode: 
 }
 
 impl Axiom {
+    /// Ends the event loop after the current dispatch (`serve` then cleans up).
+    pub fn stop(&mut self) {
+        self.stopping = true;
+        self.loop_signal.wakeup();
+    }
+
     /// Housekeeping after each dispatch of the event loop: drop dead windows,
     /// popups and dma-buf objects, and send the events queued for clients.
     pub fn after_dispatch(&mut self) {
         self.associate_x11_surfaces();
         self.space.refresh();
         self.popups.cleanup();
+        self.xdg_strict.prune();
+        self.unmapped_windows.retain(smithay::utils::IsAlive::alive);
         self.dmabuf_state.cleanup();
         if let Err(err) = self.display_handle.flush_clients() {
             tracing::debug!("flushing clients: {err}");

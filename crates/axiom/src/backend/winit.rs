@@ -153,7 +153,7 @@ impl Axiom {
         match event {
             WindowEvent::CloseRequested => {
                 tracing::info!("the window was closed: stopping");
-                self.loop_signal.stop();
+                self.stop();
             }
             WindowEvent::Resized(size) => self.resize_output(size.width as i32, size.height as i32),
             WindowEvent::RedrawRequested => self.schedule_repaint(),

@@ -55,6 +55,19 @@ pub struct ImportStats {
     pub sync_timeouts: u64,
     /// Sync files of a dma-buf's pending writes that a frame's GPU work waited on.
     pub gpu_fence_waits: u64,
+    /// Surfaces left out of a frame because their buffer is larger than the renderer can draw.
+    pub too_large: u64,
+}
+
+/// What the renderer holds for clients' buffers now, for the counters: wl_buffers
+/// with a Vulkan import, wl_shm host-pointer imports (also those only a surface
+/// still holds), plane mappings of the CPU path, and surface textures.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LiveImports {
+    pub imports: usize,
+    pub host_imports: usize,
+    pub mappings: usize,
+    pub textures: usize,
 }
 
 pub struct DmabufState {
@@ -168,11 +181,11 @@ impl DmabufState {
         );
     }
 
-    /// Logs the counters; `live_imports` is how many wl_buffers hold a Vulkan import now.
-    pub fn log_stats(&self, live_imports: usize) {
+    /// Logs the counters, with what the renderer holds now.
+    pub fn log_stats(&self, live: LiveImports) {
         let s = self.stats;
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} sync_timeouts={} gpu_fence_waits={} live_imports={}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={}",
             s.created,
             s.failed,
             s.cpu_imports,
@@ -186,7 +199,11 @@ impl DmabufState {
             s.held_commits,
             s.sync_timeouts,
             s.gpu_fence_waits,
-            live_imports
+            s.too_large,
+            live.imports,
+            live.host_imports,
+            live.mappings,
+            live.textures
         );
     }
 }
@@ -220,6 +237,12 @@ pub fn fd_size(fd: BorrowedFd<'_>) -> Option<u64> {
 
 impl Axiom {
     pub fn log_import_stats(&self) {
-        self.dmabuf_state.log_stats(self.renderer.imports.len());
+        let live = LiveImports {
+            imports: self.renderer.imports.len(),
+            host_imports: self.renderer.host_imports.live(),
+            mappings: self.renderer.mappings.len(),
+            textures: crate::render::texture::live_textures(),
+        };
+        self.dmabuf_state.log_stats(live);
     }
 }

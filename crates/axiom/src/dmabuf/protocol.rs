@@ -28,6 +28,8 @@ use crate::Axiom;
 #[derive(Default)]
 pub struct ParamsData {
     planes: Mutex<[Option<(OwnedFd, PlaneParams)>; MAX_PLANES]>,
+    /// The planes' fds, charged to the client until they become a buffer's or close.
+    charges: Mutex<Vec<limits::FdCharge>>,
     used: AtomicBool,
 }
 
@@ -57,11 +59,11 @@ impl GlobalDispatch<ZwpLinuxDmabufV1, ()> for Axiom {
 impl Dispatch<ZwpLinuxDmabufV1, ()> for Axiom {
     fn request(
         state: &mut Self,
-        _client: &Client,
+        client: &Client,
         _resource: &ZwpLinuxDmabufV1,
         request: zwp_linux_dmabuf_v1::Request,
         _data: &(),
-        _dh: &DisplayHandle,
+        dh: &DisplayHandle,
         data_init: &mut DataInit<'_, Self>,
     ) {
         match request {
@@ -70,12 +72,18 @@ impl Dispatch<ZwpLinuxDmabufV1, ()> for Axiom {
             }
             zwp_linux_dmabuf_v1::Request::GetDefaultFeedback { id } => {
                 let feedback = data_init.init(id, FeedbackData::for_surface(None));
+                if !charge_feedback(state, client, dh, &feedback) {
+                    return;
+                }
                 if let Some(data) = feedback.data::<FeedbackData>() {
                     send_feedback(&feedback, data, &state.dmabuf_state.default_feedback);
                 }
             }
             zwp_linux_dmabuf_v1::Request::GetSurfaceFeedback { id, surface } => {
                 let feedback = data_init.init(id, FeedbackData::for_surface(Some(surface.clone())));
+                if !charge_feedback(state, client, dh, &feedback) {
+                    return;
+                }
                 if let Some(data) = feedback.data::<FeedbackData>() {
                     let current = state.dmabuf_state.surface_feedback(&surface).clone();
                     send_feedback(&feedback, data, &current);
@@ -139,6 +147,15 @@ impl Dispatch<ZwpLinuxBufferParamsV1, ParamsData> for Axiom {
                     params.post_error(Error::PlaneSet, format!("plane {plane_idx} is already set"));
                     return;
                 }
+                if let Some(usage) = limits::usage(client) {
+                    match usage.charge_fd(&state.limits) {
+                        Ok(charge) => data.charges.lock().unwrap_or_else(|e| e.into_inner()).push(charge),
+                        Err(exceeded) => {
+                            limits::disconnect(dh, client, &exceeded);
+                            return;
+                        }
+                    }
+                }
                 let modifier = (u64::from(modifier_hi) << 32) | u64::from(modifier_lo);
                 planes[slot_index] = Some((fd, PlaneParams { offset, stride, modifier }));
             }
@@ -150,7 +167,7 @@ impl Dispatch<ZwpLinuxBufferParamsV1, ParamsData> for Axiom {
                         match client.create_resource::<WlBuffer, Dmabuf, Axiom>(dh, 1, dmabuf) {
                             Ok(buffer) => {
                                 state.dmabuf_state.log_created(&valid, &buffer);
-                                record_buffer(client, &buffer, charge);
+                                record_buffer(client, &buffer, charge, valid.format.planes.len());
                                 params.created(&buffer);
                             }
                             Err(_) => params.failed(),
@@ -170,7 +187,7 @@ impl Dispatch<ZwpLinuxBufferParamsV1, ParamsData> for Axiom {
                         let Some(charge) = charge_buffer(state, client, dh, &valid) else { return };
                         let buffer = data_init.init(buffer_id, dmabuf);
                         state.dmabuf_state.log_created(&valid, &buffer);
-                        record_buffer(client, &buffer, charge);
+                        record_buffer(client, &buffer, charge, valid.format.planes.len());
                     }
                     Err(ParamsError::Unsupported(reason)) => {
                         state.dmabuf_state.refused(&reason);
@@ -199,9 +216,21 @@ fn charge_buffer(state: &Axiom, client: &Client, dh: &DisplayHandle, valid: &Val
     }
 }
 
-fn record_buffer(client: &Client, buffer: &WlBuffer, bytes: u64) {
+fn record_buffer(client: &Client, buffer: &WlBuffer, bytes: u64, fds: usize) {
     if let Some(usage) = limits::usage(client) {
-        usage.add_dmabuf(buffer, bytes);
+        usage.add_dmabuf(buffer, bytes, fds);
+    }
+}
+
+/// Counts a new feedback object against the client's fds; false if that disconnected it.
+fn charge_feedback(state: &Axiom, client: &Client, dh: &DisplayHandle, feedback: &ZwpLinuxDmabufFeedbackV1) -> bool {
+    let Some(usage) = limits::usage(client) else { return true };
+    match usage.add_feedback(&state.limits, feedback) {
+        Ok(()) => true,
+        Err(exceeded) => {
+            limits::disconnect(dh, client, &exceeded);
+            false
+        }
     }
 }
 
@@ -215,6 +244,8 @@ fn take_planes(
             .post_error(zwp_linux_buffer_params_v1::Error::AlreadyUsed, "params were already used to create a buffer");
         return None;
     }
+    // The fds move into the buffer, which is charged for them (or close here).
+    data.charges.lock().unwrap_or_else(|e| e.into_inner()).clear();
     let mut planes = data.planes.lock().unwrap_or_else(|e| e.into_inner());
     Some(std::mem::take(&mut *planes))
 }

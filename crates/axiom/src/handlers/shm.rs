@@ -101,6 +101,8 @@ impl Dispatch<WlShmPool, ShmPoolUserData> for Axiom {
                 if let Some(data) = client.get_data::<ClientState>() {
                     data.shm_may_fault.store(true, Ordering::Relaxed);
                 }
+                // smithay unmaps the pool's old mapping: no import may alias it then.
+                state.renderer.retire_host_imports(&client.id());
             }
             _ => {}
         }

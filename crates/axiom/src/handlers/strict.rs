@@ -53,7 +53,9 @@ struct RoleLink {
 }
 
 impl XdgStrict {
-    fn prune(&mut self) {
+    /// Forgets dead xdg surfaces. Called after every dispatch: the links hold their
+    /// wl_surfaces, and with them the surfaces' textures and imports.
+    pub fn prune(&mut self) {
         self.roles.retain(|r| r.xdg_surface.is_alive());
         self.wm_bases.retain(|(s, _)| s.is_alive());
     }

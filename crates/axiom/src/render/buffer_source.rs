@@ -3,9 +3,12 @@
 //! of imports per wl_buffer (of every Vulkan step).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
-use smithay::reexports::wayland_server::backend::ObjectId;
+use smithay::reexports::wayland_server::backend::{ClientId, ObjectId};
+use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
+use smithay::reexports::wayland_server::Resource;
 
 /// The kind of texel a plane holds, as `fetch_buffer` in buffer_source.wgsl decodes it.
 pub fn plane_kind(format: wgpu::TextureFormat) -> u32 {
@@ -29,9 +32,68 @@ pub fn shader_source(buffer_source: bool) -> String {
 #[derive(Clone)]
 pub struct Import {
     pub memory: ImportedMemory,
-    /// For a host-pointer import (wl_shm): the address range it aliases, which is
-    /// only valid while the pool stays mapped there.
-    pub host_range: Option<HostRange>,
+    /// For a host-pointer import (wl_shm): what keeps the memory it aliases mapped.
+    pub host: Option<Arc<HostImport>>,
+}
+
+/// A wl_shm buffer's bytes imported as host memory (step 3). Vulkan requires the
+/// memory to stay mapped for as long as the import exists, so the import holds
+/// its wl_buffer, which holds its pool's mapping; and a pool resize, which remaps
+/// the pool, retires every host import of its client first
+/// (`Renderer::retire_host_imports`): the device memory is freed and surfaces
+/// showing it are imported again before they are drawn.
+pub struct HostImport {
+    pub buffer: wgpu::Buffer,
+    /// The address range it aliases.
+    pub range: HostRange,
+    client: ClientId,
+    retired: AtomicBool,
+    _wl_buffer: WlBuffer,
+}
+
+impl HostImport {
+    pub fn new(buffer: wgpu::Buffer, range: HostRange, wl_buffer: &WlBuffer) -> Option<Arc<Self>> {
+        let client = wl_buffer.client()?.id();
+        Some(Arc::new(Self { buffer, range, client, retired: AtomicBool::new(false), _wl_buffer: wl_buffer.clone() }))
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+}
+
+/// Every host import alive, by weak handle, so that a client's can be retired.
+#[derive(Default)]
+pub struct HostImports {
+    imports: Mutex<Vec<Weak<HostImport>>>,
+}
+
+impl HostImports {
+    pub fn register(&self, import: &Arc<HostImport>) {
+        let mut imports = self.imports.lock().unwrap_or_else(|e| e.into_inner());
+        imports.retain(|i| i.strong_count() > 0);
+        imports.push(Arc::downgrade(import));
+    }
+
+    /// Frees the device memory of every host import of `client`; returns how many.
+    pub fn retire(&self, client: &ClientId) -> usize {
+        let mut imports = self.imports.lock().unwrap_or_else(|e| e.into_inner());
+        imports.retain(|i| i.strong_count() > 0);
+        let mut retired = 0;
+        for import in imports.iter().filter_map(Weak::upgrade) {
+            if import.client == *client && !import.retired.swap(true, Ordering::AcqRel) {
+                import.buffer.destroy();
+                retired += 1;
+            }
+        }
+        retired
+    }
+
+    /// Host imports alive and not retired, for the counters.
+    pub fn live(&self) -> usize {
+        let imports = self.imports.lock().unwrap_or_else(|e| e.into_inner());
+        imports.iter().filter_map(Weak::upgrade).filter(|i| !i.is_retired()).count()
+    }
 }
 
 /// What a wl_buffer's memory was imported as.
@@ -64,9 +126,15 @@ pub struct ImportCache {
     refused: Mutex<HashSet<ObjectId>>,
 }
 
+/// Entries are made only for live wl_buffers: a buffer committed and destroyed
+/// before the repaint read it has had its `forget` already, so an entry made
+/// under its dead id would never go (its import then lives in the surface's
+/// texture alone, and goes with it).
 impl ImportCache {
-    pub fn refuse(&self, id: ObjectId) {
-        self.refused.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+    pub fn refuse(&self, id: ObjectId, alive: bool) {
+        if alive {
+            self.refused.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+        }
     }
 
     pub fn is_refused(&self, id: &ObjectId) -> bool {
@@ -77,8 +145,16 @@ impl ImportCache {
         self.buffers.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
 
-    pub fn insert(&self, id: ObjectId, import: Import) {
-        self.buffers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, import);
+    pub fn insert(&self, id: ObjectId, alive: bool, import: Import) {
+        if alive {
+            self.buffers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, import);
+        }
+    }
+
+    /// Drops the host imports of `client` (see `HostImports::retire`).
+    pub fn forget_host_imports_of(&self, client: &ClientId) {
+        let mut buffers = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
+        buffers.retain(|_, import| import.host.as_ref().is_none_or(|h| h.client != *client));
     }
 
     /// Drops the import of a destroyed wl_buffer (surfaces still showing it keep it alive).

@@ -81,6 +81,8 @@ pub struct Renderer {
     pub imports: buffer_source::ImportCache,
     /// CPU-path mappings per wl_buffer plane.
     pub(crate) mappings: crate::dmabuf::cpu::MappingCache,
+    /// Every wl_shm host-pointer import alive (`shm_in_place.rs`).
+    pub(crate) host_imports: buffer_source::HostImports,
     #[cfg(feature = "dmabuf-vulkan")]
     pub(crate) vulkan: Option<vulkan::VulkanImporter>,
     /// Plane bindings for draws that sample nothing (the background).
@@ -112,7 +114,7 @@ impl Renderer {
         let (adapter, device, queue) = (opened.adapter, opened.device, opened.queue);
         let adapter_info = adapter.get_info();
         // A validation error is a bug of ours, never a reason to take every client down.
-        device.on_uncaptured_error(std::sync::Arc::new(|err| tracing::error!("wgpu: {err}")));
+        device.on_uncaptured_error(std::sync::Arc::new(|err| tracing::error!("wgpu error: {err}")));
 
         #[cfg(feature = "dmabuf-vulkan")]
         let vulkan = vulkan::VulkanImporter::new(&device, &opened.vulkan_extensions);
@@ -195,6 +197,7 @@ impl Renderer {
             no_words,
             imports: Default::default(),
             mappings: Default::default(),
+            host_imports: Default::default(),
             #[cfg(feature = "dmabuf-vulkan")]
             vulkan,
             empty_planes,

@@ -19,6 +19,8 @@ use smithay::reexports::wayland_server::Resource;
 use smithay::wayland::shm::with_buffer_contents;
 use smithay::wayland::shm::BufferData;
 
+#[cfg(feature = "dmabuf-vulkan")]
+use super::buffer_source::HostImport;
 use super::buffer_source::HostRange;
 #[cfg(feature = "dmabuf-vulkan")]
 use super::texture::BufferPlanes;
@@ -115,27 +117,33 @@ impl Renderer {
             return None;
         }
         let id = buffer.id();
-        let cached = self.imports.get(&id).filter(|import| import.host_range == Some(span.range));
-        let imported = match cached.and_then(|import| import.memory.buffer()) {
-            Some(buffer) => buffer,
+        let cached = self.imports.get(&id).and_then(|import| import.host).filter(|host| host.range == span.range);
+        let host = match cached {
+            Some(host) => host,
             None => {
-                // SAFETY: the range lies inside the pool's mapping, which the wl_buffer (held by
-                // the surface while it shows it) keeps mapped; `host_range_moved` retires the
-                // import before any draw if the pool is remapped. The client's pools are sealed
-                // memfds covering them, so the file cannot shrink under the device.
-                match unsafe { importer.import_host(&self.device, span.range.0 as *const u8, span.range.1) } {
-                    Ok(imported) => {
+                // SAFETY: the range lies inside the pool's mapping, which the wl_buffer the
+                // import holds keeps mapped; a resize, which remaps the pool, retires the import
+                // first (`retire_host_imports`). The client's pools are sealed memfds covering
+                // them, so the file cannot shrink under the device.
+                let imported = unsafe { importer.import_host(&self.device, span.range.0 as *const u8, span.range.1) };
+                let host = imported.and_then(|imported| {
+                    HostImport::new(imported, span.range, buffer)
+                        .ok_or_else(|| anyhow::anyhow!("the buffer has no client"))
+                });
+                match host {
+                    Ok(host) => {
                         tracing::info!(
                             "SHM: zero-copy host-pointer import succeeded for {w}x{h} buffer (format: {:?})",
                             format.shm
                         );
                         stats.host_pointer += 1;
+                        self.host_imports.register(&host);
                         let import = super::buffer_source::Import {
-                            memory: super::buffer_source::ImportedMemory::Buffer(imported.clone()),
-                            host_range: Some(span.range),
+                            memory: super::buffer_source::ImportedMemory::Buffer(host.buffer.clone()),
+                            host: Some(host.clone()),
                         };
-                        self.imports.insert(id, import);
-                        imported
+                        self.imports.insert(id, buffer.is_alive(), import);
+                        host
                     }
                     Err(err) => {
                         tracing::info!("SHM: host-pointer import failed, falling back to CPU copy: {err:#}");
@@ -145,6 +153,7 @@ impl Renderer {
                 }
             }
         };
+        let imported = host.buffer.clone();
         let kind = super::buffer_source::plane_kind(format.texture);
         let source = BufferPlanes {
             planes: [[span.offset, 0, 0, 0], [span.stride, 0, 0, 0], [kind, 0, 0, 0]],
@@ -152,7 +161,7 @@ impl Renderer {
             opaque: format.opaque,
             size: (w, h),
             y_invert: false,
-            host_range: Some(span.range),
+            host: Some(host),
         };
         self.read_planes_from(slot, &imported, source);
         Some(())
@@ -162,7 +171,21 @@ impl Renderer {
     /// import was made (a resize moved it, or the buffer is gone).
     pub(super) fn host_range_moved(&self, buffer: &WlBuffer, texture: &SurfaceTexture) -> bool {
         let Some(importer) = self.vulkan.as_ref() else { return true };
-        shm_span(buffer, importer.host_alignment).map(|(_, span, _)| span.range) != texture.host_range
+        shm_span(buffer, importer.host_alignment).map(|(_, span, _)| span.range)
+            != texture.host.as_ref().map(|h| h.range)
+    }
+}
+
+impl Renderer {
+    /// Before a pool of `client` is remapped (a resize): frees the device memory of every
+    /// host import of the client and forgets them, so that none outlives the mapping it
+    /// aliases. Surfaces that showed one are imported again, on the CPU path, before
+    /// they are drawn. The GPU is idle here: frames complete before the loop goes on.
+    pub fn retire_host_imports(&self, client: &smithay::reexports::wayland_server::backend::ClientId) {
+        self.imports.forget_host_imports_of(client);
+        if self.host_imports.retire(client) > 0 {
+            let _ = self.device.poll(wgpu::PollType::Poll);
+        }
     }
 }
 

@@ -28,7 +28,7 @@ pub struct SurfaceTexture {
     /// Where the shader reads planes from an imported buffer: offsets, strides, kinds.
     buffer_planes: Option<[[u32; 4]; 3]>,
     /// The host memory the imported buffer aliases (wl_shm read in place), if any.
-    pub(super) host_range: Option<super::buffer_source::HostRange>,
+    pub(super) host: Option<std::sync::Arc<super::buffer_source::HostImport>>,
     pub bind_group: wgpu::BindGroup,
     pub mode: SampleMode,
     pub opaque: bool,
@@ -37,6 +37,27 @@ pub struct SurfaceTexture {
     pub y_invert: bool,
     /// The surface commit whose contents the texture holds.
     commit: CommitCounter,
+}
+
+/// Surface textures alive now, for the counters (a leak shows as a count that stays up).
+static LIVE_TEXTURES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub fn live_textures() -> usize {
+    LIVE_TEXTURES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+impl SurfaceTexture {
+    /// Counts the texture; every one is made through here.
+    fn counted(self) -> Self {
+        LIVE_TEXTURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self
+    }
+}
+
+impl Drop for SurfaceTexture {
+    fn drop(&mut self) {
+        LIVE_TEXTURES.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Where the shader finds a surface's planes in an imported buffer.
@@ -48,7 +69,7 @@ pub(super) struct BufferPlanes {
     pub opaque: bool,
     pub size: (u32, u32),
     pub y_invert: bool,
-    pub host_range: Option<super::buffer_source::HostRange>,
+    pub host: Option<std::sync::Arc<super::buffer_source::HostImport>>,
 }
 
 /// What an import did.
@@ -91,9 +112,29 @@ impl Renderer {
             *slot = None;
             return Imported::Nothing;
         };
+        // A client may make a buffer larger than the device can draw (wl_shm allows any
+        // size); its surface is not drawn, and nothing of it reaches the frame, where the
+        // device would reject every other surface's draws with it.
+        if let Some(size) = smithay::backend::renderer::buffer_dimensions(buffer) {
+            let max = self.max_texture_dimension();
+            if size.w > max as i32 || size.h > max as i32 {
+                if slot.take().is_some() || stats.too_large == 0 {
+                    tracing::debug!(
+                        "buffer of {}x{} is larger than the renderer's {max}x{max}: not drawn",
+                        size.w,
+                        size.h
+                    );
+                }
+                stats.too_large += 1;
+                return Imported::Nothing;
+            }
+        }
         let commit = surface_state.current_commit();
-        if slot.as_ref().is_some_and(|t| t.host_range.is_some() && self.host_range_moved(buffer, t)) {
-            // The pool was remapped elsewhere: the old import must never be drawn again.
+        let host = slot.as_ref().and_then(|t| t.host.as_ref());
+        if host.is_some_and(|h| h.is_retired())
+            || (host.is_some() && slot.as_ref().is_some_and(|t| self.host_range_moved(buffer, t)))
+        {
+            // The pool was remapped: the old import must never be drawn again.
             *slot = None;
         }
         if slot.as_ref().is_some_and(|t| t.commit == commit) {
@@ -178,14 +219,20 @@ impl Renderer {
             Some(BufferType::Dma) => match get_dmabuf(buffer) {
                 Ok(dmabuf) => {
                     let writers = pending_writers(dmabuf);
-                    match self.import_dmabuf_vulkan(buffer.id(), dmabuf, slot, stats) {
+                    match self.import_dmabuf_vulkan((buffer.id(), buffer.is_alive()), dmabuf, slot, stats) {
                         Some(()) => {
                             self.wait_for_writers_on_gpu(writers, stats);
                             Some(merge_rows(damaged_rows(), dmabuf.height()))
                         }
                         None => {
                             wait_for_writers_on_cpu(writers, stats);
-                            self.import_dmabuf_cpu(buffer.id(), dmabuf, damaged_rows(), slot, stats)
+                            self.import_dmabuf_cpu(
+                                (buffer.id(), buffer.is_alive()),
+                                dmabuf,
+                                damaged_rows(),
+                                slot,
+                                stats,
+                            )
                         }
                     }
                 }
@@ -211,7 +258,7 @@ impl Renderer {
     #[cfg(feature = "dmabuf-vulkan")]
     fn import_dmabuf_vulkan(
         &self,
-        id: smithay::reexports::wayland_server::backend::ObjectId,
+        (id, alive): (smithay::reexports::wayland_server::backend::ObjectId, bool),
         dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
         slot: &mut Option<SurfaceTexture>,
         stats: &mut ImportStats,
@@ -244,8 +291,8 @@ impl Renderer {
                         u64::from(dmabuf.format().modifier)
                     );
                     stats.vulkan_image += 1;
-                    self.imports
-                        .insert(id, Import { memory: ImportedMemory::Images(planes.clone()), host_range: None });
+                    let import = Import { memory: ImportedMemory::Images(planes.clone()), host: None };
+                    self.imports.insert(id, alive, import);
                     self.sample_planes(slot, planes, format, (w, h), dmabuf.y_inverted());
                     return Some(());
                 }
@@ -255,17 +302,17 @@ impl Renderer {
                         "DMA-BUF: Vulkan image import of a tiled buffer failed; it cannot be shown: {err:#}"
                     );
                     stats.vulkan_failed += 1;
-                    self.imports.refuse(id);
+                    self.imports.refuse(id, alive);
                     return None;
                 }
                 Err(err) => {
                     if importer.has_image_step() {
                         tracing::info!("DMA-BUF: VkImage import refused, trying a VkBuffer: {err:#}");
                     }
-                    match self.import_dmabuf_buffer(importer, id.clone(), dmabuf, format, (w, h), stats) {
+                    match self.import_dmabuf_buffer(importer, (id.clone(), alive), dmabuf, format, (w, h), stats) {
                         Some(buffer) => buffer,
                         None => {
-                            self.imports.refuse(id);
+                            self.imports.refuse(id, alive);
                             return None;
                         }
                     }
@@ -291,7 +338,7 @@ impl Renderer {
             opaque: format.opaque,
             size: (w, h),
             y_invert: dmabuf.y_inverted(),
-            host_range: None,
+            host: None,
         };
         self.read_planes_from(slot, &buffer, source);
         Some(())
@@ -324,7 +371,7 @@ impl Renderer {
     fn import_dmabuf_buffer(
         &self,
         importer: &super::vulkan::VulkanImporter,
-        id: smithay::reexports::wayland_server::backend::ObjectId,
+        (id, alive): (smithay::reexports::wayland_server::backend::ObjectId, bool),
         dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
         format: &crate::dmabuf::formats::DmabufFormat,
         (w, h): (u32, u32),
@@ -353,7 +400,7 @@ impl Renderer {
                 );
                 stats.vulkan_buffer += 1;
                 let memory = super::buffer_source::ImportedMemory::Buffer(buffer.clone());
-                self.imports.insert(id, super::buffer_source::Import { memory, host_range: None });
+                self.imports.insert(id, alive, super::buffer_source::Import { memory, host: None });
                 Some(buffer)
             }
             Err(err) => {
@@ -378,18 +425,18 @@ impl Renderer {
         let views: Vec<wgpu::TextureView> = planes.iter().map(|t| t.create_view(&Default::default())).collect();
         let bind_group = super::plane_bind_group(&self.device, &self.texture_layout, &views, self.no_words.as_ref());
         let commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
-        *slot = Some(SurfaceTexture {
+        *slot = Some(SurfaceTexture::counted(SurfaceTexture {
             planes,
             buffer_planes: None,
             client_memory: true,
-            host_range: None,
+            host: None,
             bind_group,
             mode: format.mode,
             opaque: format.opaque,
             size,
             y_invert,
             commit,
-        });
+        }));
     }
 
     /// Points `slot` at planes the shader reads from the imported `buffer` (ladder
@@ -404,7 +451,7 @@ impl Renderer {
         let empty = self.empty_view();
         let bind_group = super::plane_bind_group(&self.device, &self.texture_layout, &[empty], Some(buffer));
         let commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
-        *slot = Some(SurfaceTexture {
+        *slot = Some(SurfaceTexture::counted(SurfaceTexture {
             planes: Vec::new(),
             client_memory: true,
             buffer_planes: Some(source.planes),
@@ -413,15 +460,15 @@ impl Renderer {
             opaque: source.opaque,
             size: source.size,
             y_invert: source.y_invert,
-            host_range: source.host_range,
+            host: source.host,
             commit,
-        });
+        }));
     }
 
     #[cfg(not(feature = "dmabuf-vulkan"))]
     fn import_dmabuf_vulkan(
         &self,
-        _id: smithay::reexports::wayland_server::backend::ObjectId,
+        _id: (smithay::reexports::wayland_server::backend::ObjectId, bool),
         _dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
         _slot: &mut Option<SurfaceTexture>,
         _stats: &mut ImportStats,
@@ -432,7 +479,7 @@ impl Renderer {
     /// The CPU step of the ladder: read the damaged rows of every plane and upload them.
     fn import_dmabuf_cpu(
         &self,
-        id: smithay::reexports::wayland_server::backend::ObjectId,
+        (id, alive): (smithay::reexports::wayland_server::backend::ObjectId, bool),
         dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
         damaged_rows: impl Iterator<Item = (i32, i32)>,
         slot: &mut Option<SurfaceTexture>,
@@ -453,6 +500,10 @@ impl Renderer {
         let planes = dmabuf.handles().zip(dmabuf.offsets()).zip(dmabuf.strides());
         for (index, ((fd, offset), stride)) in planes.enumerate() {
             let layout = format.planes.get(index)?;
+            // The file bytes the plane spans, as validated at create.
+            let (_, plane_rows) = layout.size(w, h);
+            let plane_end = u64::from(offset) + u64::from(stride) * u64::from(plane_rows);
+            let mapping = self.mappings.get_or_map(&id, alive, index, fd, (u64::from(offset), plane_end));
             for &(first, count) in &rows {
                 // Luma rows first..first+count touch these rows of a subsampled plane.
                 let plane_first = first / layout.block_h;
@@ -464,9 +515,8 @@ impl Renderer {
                     first: u64::from(plane_first),
                     count: u64::from(plane_end - plane_first),
                 };
-                let mapping = self.mappings.get_or_map(&id, index, fd);
-                match read_rows(fd.as_fd(), mapping.as_deref(), span, |bytes| {
-                    self.write_rows(slot, index, layout, span, bytes)
+                match read_rows(fd.as_fd(), mapping.as_deref(), span, |chunk, bytes| {
+                    self.write_rows(slot, index, layout, chunk, bytes)
                 }) {
                     Ok(true) => stats.cpu_bytes += span.len_bytes(),
                     Ok(false) => return None,
@@ -523,7 +573,7 @@ impl Renderer {
             .collect();
         let views: Vec<wgpu::TextureView> = planes.iter().map(|t| t.create_view(&Default::default())).collect();
         let bind_group = super::plane_bind_group(&self.device, &self.texture_layout, &views, self.no_words.as_ref());
-        *slot = Some(SurfaceTexture {
+        *slot = Some(SurfaceTexture::counted(SurfaceTexture {
             planes,
             buffer_planes: None,
             client_memory: false,
@@ -532,9 +582,9 @@ impl Renderer {
             opaque: shape.opaque,
             size: shape.size,
             y_invert: false,
-            host_range: None,
+            host: None,
             commit: CommitCounter::default(),
-        });
+        }));
         vec![(0, h)]
     }
 

@@ -2,6 +2,8 @@ use std::path::Path;
 
 use std::time::{Duration, Instant};
 
+use axiom_testclient::hostile::wire::{Ending, DISPLAY};
+use axiom_testclient::hostile::WireClient;
 use axiom_testclient::image::{Format32, Rgba};
 use axiom_testclient::{Buffer, Compositor, Image, TestClient, Window};
 
@@ -165,4 +167,48 @@ pub fn show_pattern(client: &mut TestClient, width: u32, height: u32) -> (Window
     client.present(&window.surface, &buffer).unwrap();
     client.commit_and_wait_frame(&window.surface).unwrap();
     (window, buffer, pattern)
+}
+
+/// wl_display.error code no_memory.
+pub const NO_MEMORY: u32 = 2;
+
+/// Open fds and resident memory (KiB) of a process, from /proc.
+pub fn footprint(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    (fds, rss)
+}
+
+/// Runs `requests` on a fresh raw connection and expects wl_display.error(no_memory).
+pub fn expect_no_memory(
+    compositor: &Compositor,
+    what: &str,
+    requests: impl FnOnce(&mut WireClient) -> anyhow::Result<()>,
+) {
+    let mut client = WireClient::connect(&compositor.socket_path()).unwrap();
+    requests(&mut client).unwrap_or_else(|e| panic!("{what}: {e:#}"));
+    match client.expect_end() {
+        Ok(Ending::Error(err)) => {
+            assert_eq!((err.object, err.code), (DISPLAY, NO_MEMORY), "{what}: {}", err.message);
+            assert!(err.message.contains("limit"), "{what}: the message says why: {}", err.message);
+        }
+        other => panic!("{what}: expected wl_display.error(no_memory), got {other:?}"),
+    }
+}
+
+/// Where each open fd of a process points, for failure messages.
+pub fn open_fds(pid: u32) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    dir.flatten().map(|e| std::fs::read_link(e.path()).map(|p| p.display().to_string()).unwrap_or_default()).collect()
+}
+
+/// The footprint once the compositor has finished with the clients that just left.
+pub fn settled_footprint(pid: u32) -> (usize, u64) {
+    std::thread::sleep(Duration::from_millis(300));
+    footprint(pid)
 }

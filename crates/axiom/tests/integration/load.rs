@@ -3,49 +3,18 @@
 //! never reading its socket, and 200 clients at once. Figures are printed for
 //! docs/RELIABILITY.md; the assertions are on counts, never on timings.
 
-use std::time::Duration;
-
 use axiom_testclient::hostile::requests::{memfd, XRGB8888};
 use axiom_testclient::hostile::stress::{self, BufferKind, Reading};
-use axiom_testclient::hostile::wire::{Ending, DISPLAY};
 use axiom_testclient::hostile::WireClient;
 use axiom_testclient::image::Rgba;
-use axiom_testclient::Compositor;
 
-use crate::common::{import_stats, start_with, Bystander};
+use crate::common::{expect_no_memory, import_stats, open_fds, settled_footprint, start_with, Bystander};
 
 const W: u32 = 64;
 const H: u32 = 48;
 /// Columns on the left no other test window covers.
 const EDGE: u32 = 8;
 const COLOUR: Rgba = Rgba::opaque(200, 40, 90);
-/// wl_display.error code no_memory.
-const NO_MEMORY: u32 = 2;
-
-/// Open fds and resident memory (KiB) of a process, from /proc.
-fn footprint(pid: u32) -> (usize, u64) {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    (fds, rss)
-}
-
-/// Runs `requests` on a fresh raw connection and expects wl_display.error(no_memory).
-fn expect_no_memory(compositor: &Compositor, what: &str, requests: impl FnOnce(&mut WireClient) -> anyhow::Result<()>) {
-    let mut client = WireClient::connect(&compositor.socket_path()).unwrap();
-    requests(&mut client).unwrap_or_else(|e| panic!("{what}: {e:#}"));
-    match client.expect_end() {
-        Ok(Ending::Error(err)) => {
-            assert_eq!((err.object, err.code), (DISPLAY, NO_MEMORY), "{what}: {}", err.message);
-            assert!(err.message.contains("limit"), "{what}: the message says why: {}", err.message);
-        }
-        other => panic!("{what}: expected wl_display.error(no_memory), got {other:?}"),
-    }
-}
 
 #[test]
 fn going_over_a_client_limit_is_no_memory_and_a_log_line_naming_the_client() {
@@ -109,25 +78,32 @@ fn going_over_a_client_limit_is_no_memory_and_a_log_line_naming_the_client() {
 }
 
 #[test]
-fn ten_thousand_buffer_cycles_leave_fds_and_rss_at_baseline() {
+fn ten_thousand_buffer_cycles_leave_fds_rss_and_imports_at_baseline() {
     // A fast refresh so that most committed buffers are really imported.
     let mut compositor = start_with(W, H, &["--refresh", "500"]);
     let socket = compositor.socket_path();
+    let socket = socket.as_path();
     let pid = compositor.pid();
     let round = |clients: usize, cycles: usize| {
-        // Two clients at a time, one shm and one dma-buf, coming and going.
-        for _ in 0..clients / 2 {
+        // Four clients at a time, one of each buffer kind (every import path), coming and going.
+        for _ in 0..clients / BufferKind::ALL.len() {
             std::thread::scope(|s| {
-                let shm = s.spawn(|| stress::churn(&socket, BufferKind::Shm, cycles));
-                let dmabuf = s.spawn(|| stress::churn(&socket, BufferKind::Dmabuf, cycles));
-                shm.join().unwrap().expect("shm churn");
-                dmabuf.join().unwrap().expect("dma-buf churn");
+                let churns: Vec<_> =
+                    BufferKind::ALL.map(|kind| (kind, s.spawn(move || stress::churn(socket, kind, cycles)))).into();
+                for (kind, churn) in churns {
+                    churn.join().unwrap().unwrap_or_else(|e| panic!("{kind:?} churn: {e:#}"));
+                }
             });
         }
+    };
+    let live = |compositor: &axiom_testclient::Compositor| {
+        let stats = import_stats(compositor);
+        ["live_imports", "live_mappings", "live_textures"].map(|k| stats.get(k).copied().unwrap_or(u64::MAX))
     };
     // Warm-up: allocator pools, shader pipelines, texture caches reach their working size.
     round(4, 250);
     let baseline = settled_footprint(pid);
+    let live_before = live(&compositor);
     round(40, 250);
     // Clients that just left are cleaned up when the compositor next runs: give it a moment.
     let mut after = settled_footprint(pid);
@@ -138,30 +114,20 @@ fn ten_thousand_buffer_cycles_leave_fds_and_rss_at_baseline() {
         after = settled_footprint(pid);
     }
     eprintln!(
-        "soak: 10000 create/commit/destroy cycles by 40 clients: fds {} -> {}, RSS {} KiB -> {} KiB",
+        "soak: 10000 create/commit/destroy cycles by 40 clients (shm and dma-buf, sealed and not): fds {} -> {}, RSS {} KiB -> {} KiB",
         baseline.0, after.0, baseline.1, after.1
     );
     assert!(compositor.is_running());
-    // The buffers were really read, not just created: the dma-buf import counters show it.
+    // The buffers were really read, not just created: the import counters show it.
     let stats = import_stats(&compositor);
     eprintln!("soak: import counters {stats:?}");
-    assert!(stats.get("cpu_imports").copied().unwrap_or(0) > 500, "dma-bufs imported: {stats:?}");
+    let read = |k: &str| stats.get(k).copied().unwrap_or(0);
+    assert!(read("cpu_imports") + read("vulkan_buffer") + read("vulkan_image") > 500, "dma-bufs imported: {stats:?}");
+    assert_eq!(live(&compositor), live_before, "[live_imports, live_mappings, live_textures] back at the baseline");
     assert_eq!(after.0, baseline.0, "open fds back at the baseline: {:?}", open_fds(pid));
     // RSS is not exact (allocator fragmentation); a leak of even a byte per buffer
     // object and its 4 KiB pixels would be 40 MiB here.
     assert!(after.1 <= baseline.1 + 8 * 1024, "RSS back near the baseline: {} KiB -> {} KiB", baseline.1, after.1);
-}
-
-/// Where each open fd of a process points, for failure messages.
-fn open_fds(pid: u32) -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
-    dir.flatten().map(|e| std::fs::read_link(e.path()).map(|p| p.display().to_string()).unwrap_or_default()).collect()
-}
-
-/// The footprint once the compositor has finished with the clients that just left.
-fn settled_footprint(pid: u32) -> (usize, u64) {
-    std::thread::sleep(Duration::from_millis(300));
-    footprint(pid)
 }
 
 #[test]

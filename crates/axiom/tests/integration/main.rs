@@ -8,6 +8,7 @@ mod common;
 mod dmabuf;
 mod dmabuf_formats;
 mod drm;
+mod exhaustion;
 mod fuzz;
 mod hostile;
 mod load;

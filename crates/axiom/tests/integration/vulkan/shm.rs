@@ -107,3 +107,46 @@ fn shm_read_in_place_shows_rewritten_bytes_without_reimport() {
     assert_eq!(stats.get("shm_cpu_uploads"), Some(&0), "{stats:?}");
     assert_eq!(stats.get("live_imports"), Some(&1), "{stats:?}");
 }
+
+#[test]
+fn a_pool_resize_retires_the_host_imports_of_its_client_before_the_remap() {
+    use axiom_testclient::hostile::requests::{memfd, XRGB8888};
+    use axiom_testclient::hostile::wire::Arg;
+    use axiom_testclient::hostile::WireClient;
+
+    let compositor = start(OUT_W, OUT_H);
+    let mut c = WireClient::connect(&compositor.socket_path()).unwrap();
+    let g = c.bind_common().unwrap();
+    let (surface, _, _) = c.configured_toplevel(&g).unwrap();
+    let (w, h) = (16, 8);
+    let fd = memfd(4096).unwrap();
+    rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK).unwrap();
+    let pool = c.create_pool(&g, &fd, 4096).unwrap();
+    let buffer = c.create_buffer(pool, 0, w, h, w * 4, XRGB8888).unwrap();
+    let show = |c: &mut WireClient| {
+        c.attach(surface, buffer, 0, 0).unwrap();
+        c.damage_buffer(surface, 0, 0, w, h).unwrap();
+        let frame = c.frame(surface).unwrap();
+        c.commit(surface).unwrap();
+        c.wait_event(frame, 0).unwrap();
+        c.events.clear();
+    };
+    show(&mut c);
+    let live = |name: &str| import_stats(&compositor).get(name).copied();
+    assert_eq!(live("live_host_imports"), Some(1), "read in place as a host pointer");
+
+    // The pool grows: smithay remaps it, so the import of its old mapping must be gone
+    // by then, not at the next repaint.
+    rustix::fs::ftruncate(&fd, 8192).unwrap();
+    c.send(pool, 2, &[Arg::Int(8192)]).unwrap();
+    c.roundtrip().unwrap();
+    assert_eq!(live("live_host_imports"), Some(0), "retired at the resize");
+    assert_eq!(live("live_imports"), Some(0));
+
+    // The surface is shown again from the new mapping (the CPU path now), pixel-exact.
+    show(&mut c);
+    let mut viewer = compositor.connect().unwrap();
+    let (x, y) = centred(OUT_W, OUT_H, w as u32, h as u32);
+    let shot = viewer.screenshot_region(x as i32, y as i32, w, h).unwrap();
+    assert_image(&shot, &Image::solid(w as u32, h as u32, Rgba::opaque(0, 0, 0)), 0, "shm-after-resize");
+}
