@@ -4,7 +4,9 @@
 //! misbehaving application cannot take the compositor's memory or fds.
 //!
 //! A buffer is charged the bytes it spans: stride × height for shm, for
-//! dma-bufs the sum over planes of what the CPU path would map of them. Every
+//! dma-bufs the sum over planes of what the CPU path would map of them. Params
+//! objects not yet used count against the buffer cap, as the buffers they may
+//! become. Every
 //! fd the compositor holds for a client is charged to it: one per plane of a
 //! params object not yet turned into a buffer and of each dma-buf, one per shm
 //! pool, and one per live dma-buf feedback object (its format table's fd may be
@@ -13,6 +15,7 @@
 use std::ffi::CString;
 use std::sync::{Arc, Mutex};
 
+use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1;
 use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1;
 use smithay::reexports::wayland_server::backend::protocol::{Interface, ProtocolError};
 use smithay::reexports::wayland_server::backend::ClientId;
@@ -59,6 +62,7 @@ struct Usage {
     shm_buffers: usize,
     shm_bytes: u64,
     shm_pools: usize,
+    params: Vec<Weak<ZwpLinuxBufferParamsV1>>,
     /// Fds held by params objects not yet turned into buffers (see `FdCharge`).
     pending_fds: usize,
     feedbacks: Vec<Weak<ZwpLinuxDmabufFeedbackV1>>,
@@ -76,10 +80,11 @@ impl Usage {
         self.surfaces.retain(|s| s.is_alive());
         self.dmabufs.retain(|d| d.buffer.is_alive());
         self.feedbacks.retain(|f| f.is_alive());
+        self.params.retain(|p| p.is_alive());
     }
 
     fn buffers(&self) -> usize {
-        self.dmabufs.len() + self.shm_buffers
+        self.dmabufs.len() + self.shm_buffers + self.params.len()
     }
 
     fn bytes(&self) -> u64 {
@@ -89,6 +94,17 @@ impl Usage {
     fn fds(&self) -> usize {
         let dmabuf_fds: usize = self.dmabufs.iter().map(|d| d.fds).sum();
         dmabuf_fds + self.shm_pools + self.pending_fds + self.feedbacks.len()
+    }
+
+    fn check_bytes(&self, limits: &Limits, more: u64) -> Result<(), Exceeded> {
+        let held = self.bytes();
+        if held.saturating_add(more) > limits.buffer_bytes {
+            return Err(Exceeded(format!(
+                "more than {} bytes of buffers ({held} held, {more} more asked)",
+                limits.buffer_bytes
+            )));
+        }
+        Ok(())
     }
 
     /// May the client hold `more` fds on top of what it holds?
@@ -149,13 +165,17 @@ impl ClientUsage {
         if usage.buffers() >= limits.buffers as usize {
             return Err(Exceeded(format!("more than {} buffers", limits.buffers)));
         }
-        let held = usage.bytes();
-        if held.saturating_add(bytes) > limits.buffer_bytes {
-            return Err(Exceeded(format!(
-                "more than {} bytes of buffers ({held} held, {bytes} more asked)",
-                limits.buffer_bytes
-            )));
+        usage.check_bytes(limits, bytes)
+    }
+
+    /// Counts a new params object (a buffer to be), or says which cap it breaks.
+    pub fn add_params(&self, limits: &Limits, params: &ZwpLinuxBufferParamsV1) -> Result<(), Exceeded> {
+        let mut usage = self.lock();
+        usage.prune();
+        if usage.buffers() >= limits.buffers as usize {
+            return Err(Exceeded(format!("more than {} buffers (params objects included)", limits.buffers)));
         }
+        usage.params.push(params.downgrade());
         Ok(())
     }
 
@@ -171,6 +191,11 @@ impl ClientUsage {
         usage.check_fds(limits, 1)?;
         usage.pending_fds += 1;
         Ok(FdCharge { usage: self.inner.clone(), fds: 1 })
+    }
+
+    /// A params object was used: the buffer it made is counted instead.
+    pub fn params_used(&self, params: &ZwpLinuxBufferParamsV1) {
+        self.lock().params.retain(|p| p.upgrade().ok().as_ref() != Some(params));
     }
 
     /// Counts a new dma-buf feedback object (it may hold the format table's fd).
@@ -194,8 +219,8 @@ impl ClientUsage {
         usage.shm_bytes = usage.shm_bytes.saturating_sub(bytes);
     }
 
-    /// Counts a new shm pool. Each is a mapping of up to 2 GiB in our address
-    /// space, so pools share the buffer cap.
+    /// Counts a new shm pool, with its fd. Each is a mapping of up to 2 GiB in our
+    /// address space, so pools share the buffer cap.
     pub fn add_shm_pool(&self, limits: &Limits) -> Result<(), Exceeded> {
         let mut usage = self.lock();
         usage.prune();

@@ -2,7 +2,10 @@
 //! screencopy, then send frame callbacks and presentation feedback.
 
 use smithay::desktop::utils::{send_frames_surface_tree, OutputPresentationFeedback};
+use smithay::output::Output;
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
+use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback::Kind;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::wayland::seat::WaylandFocus;
 use std::time::Duration;
 
@@ -20,29 +23,25 @@ impl Axiom {
             return;
         }
 
-        let mut feedback = OutputPresentationFeedback::new(&self.output);
-        let mut damage = None;
-        if redraw {
-            let output = self.output.clone();
-            for window in self.space.elements() {
-                window.take_presentation_feedback(
-                    &mut feedback,
-                    |_, _| Some(output.clone()),
-                    |_, _| wp_presentation_feedback::Kind::empty(),
-                );
-            }
-            self.update_scanout_feedback();
-        }
         // On a display, the feedback goes with the frame and is sent when its flip completes.
-        let mut feedback = Some(feedback);
+        let mut feedback = Vec::new();
+        let mut damage = None;
         let mut overlay = None;
         let mut direct = None;
         if redraw {
+            self.update_scanout_feedback();
             // A client buffer on the display plane needs no composition; failing that, the
             // top window may go on an overlay plane, and only the rest is composed.
-            direct = self.try_direct_scanout(&mut feedback);
-            if direct.is_none() {
+            let accepted = self.accept_direct_scanout();
+            if accepted.is_none() {
                 overlay = self.try_overlay_scanout();
+            }
+            let on_plane = accepted.as_ref().map(|(surface, ..)| surface).or(overlay.as_ref().map(|o| &o.surface));
+            feedback = self.take_presentation_feedback(on_plane, accepted.is_some());
+            if let Some((surface, buffer, fb)) = accepted {
+                let primary = feedback.swap_remove(0).1;
+                self.show_direct(fb, buffer, primary);
+                direct = Some(surface);
             }
             self.needs_redraw = false;
         }
@@ -53,7 +52,7 @@ impl Axiom {
             damage = self.renderer.render(&items);
             self.renderer.present();
             if self.kms.is_some() {
-                self.show_on_kms(feedback.take(), overlay, direct.is_some());
+                self.show_on_kms(std::mem::take(&mut feedback), overlay, direct.is_some());
             }
             self.composed_without_overlay = on_plane.is_some();
         } else if direct.is_some() {
@@ -76,8 +75,10 @@ impl Axiom {
         self.answer_captures(damage, vblank, screen.as_ref());
 
         if redraw {
-            if let Some(mut feedback) = feedback {
+            if !feedback.is_empty() {
                 self.frame_seq += 1;
+            }
+            for (_, mut feedback) in feedback {
                 feedback.presented::<_, Monotonic>(
                     vblank,
                     Refresh::Fixed(self.vblank.interval),
@@ -96,5 +97,40 @@ impl Axiom {
                 }
             }
         }
+    }
+}
+
+impl Axiom {
+    /// The presentation feedback of this frame's surfaces, one per output, the primary
+    /// output's first; each window's goes with the output under its centre, to be sent
+    /// with that output's flip. The surface on a display plane (`on_plane`) is flagged
+    /// zero-copy, and only it. Windows a fullscreen buffer on the primary plane hides
+    /// (`direct`: wholly on the primary output, below it) are never shown: their
+    /// feedback is `discarded` now.
+    fn take_presentation_feedback(
+        &self,
+        on_plane: Option<&WlSurface>,
+        direct: bool,
+    ) -> Vec<(Output, OutputPresentationFeedback)> {
+        let mut outputs: Vec<Output> = vec![self.output.clone()];
+        outputs.extend(self.space.outputs().filter(|o| **o != self.output).cloned());
+        let mut feedback: Vec<(Output, OutputPresentationFeedback)> =
+            outputs.into_iter().map(|o| (o.clone(), OutputPresentationFeedback::new(&o))).collect();
+        let primary = self.primary_area();
+        let mut hidden = OutputPresentationFeedback::new(&self.output);
+        for window in self.space.elements() {
+            let is_on_plane = on_plane.is_some_and(|s| window.wl_surface().as_deref() == Some(s));
+            let output = self.output_under_centre(window).unwrap_or_else(|| self.output.clone());
+            let inside_primary = self.space.element_geometry(window).is_some_and(|g| primary.contains_rect(g));
+            let target = match feedback.iter_mut().find(|(o, _)| *o == output) {
+                _ if direct && !is_on_plane && inside_primary => &mut hidden,
+                Some((_, f)) => f,
+                None => &mut feedback[0].1,
+            };
+            let flags = if is_on_plane { Kind::ZeroCopy } else { Kind::empty() };
+            window.take_presentation_feedback(target, |_, _| Some(output.clone()), |_, _| flags);
+        }
+        hidden.discarded();
+        feedback
     }
 }

@@ -68,7 +68,10 @@ impl Dispatch<ZwpLinuxDmabufV1, ()> for Axiom {
     ) {
         match request {
             zwp_linux_dmabuf_v1::Request::CreateParams { params_id } => {
-                data_init.init(params_id, ParamsData::default());
+                let params = data_init.init(params_id, ParamsData::default());
+                if let Some(Err(exceeded)) = limits::usage(client).map(|u| u.add_params(&state.limits, &params)) {
+                    limits::disconnect(dh, client, &exceeded);
+                }
             }
             zwp_linux_dmabuf_v1::Request::GetDefaultFeedback { id } => {
                 let feedback = data_init.init(id, FeedbackData::for_surface(None));
@@ -161,6 +164,7 @@ impl Dispatch<ZwpLinuxBufferParamsV1, ParamsData> for Axiom {
             }
             Request::Create { width, height, format, flags } => {
                 let Some(planes) = take_planes(params, data) else { return };
+                params_used(client, params);
                 match state.build_buffer(planes, width, height, format, flags) {
                     Ok((valid, dmabuf)) => {
                         let Some(charge) = charge_buffer(state, client, dh, &valid) else { return };
@@ -182,6 +186,7 @@ impl Dispatch<ZwpLinuxBufferParamsV1, ParamsData> for Axiom {
             }
             Request::CreateImmed { buffer_id, width, height, format, flags } => {
                 let Some(planes) = take_planes(params, data) else { return };
+                params_used(client, params);
                 match state.build_buffer(planes, width, height, format, flags) {
                     Ok((valid, dmabuf)) => {
                         let Some(charge) = charge_buffer(state, client, dh, &valid) else { return };
@@ -219,6 +224,12 @@ fn charge_buffer(state: &Axiom, client: &Client, dh: &DisplayHandle, valid: &Val
 fn record_buffer(client: &Client, buffer: &WlBuffer, bytes: u64, fds: usize) {
     if let Some(usage) = limits::usage(client) {
         usage.add_dmabuf(buffer, bytes, fds);
+    }
+}
+
+fn params_used(client: &Client, params: &ZwpLinuxBufferParamsV1) {
+    if let Some(usage) = limits::usage(client) {
+        usage.params_used(params);
     }
 }
 

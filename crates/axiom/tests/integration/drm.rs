@@ -896,6 +896,10 @@ fn a_scanned_out_buffer_is_released_only_after_the_flip_that_replaces_it() {
     let mut client = compositor.connect().unwrap();
     let (width, height) = output_size(&mut client);
     let dmabuf = client.bind_dmabuf(5).unwrap();
+    // A window the fullscreen one will hide.
+    let below = client.create_window("below").unwrap();
+    let grey = client.create_buffer(&Image::solid(64, 64, Rgba::opaque(90, 90, 90)), Format32::Xrgb8888, 256, 0xff);
+    client.present(&below.surface, &grey.unwrap()).unwrap();
     let window = client.create_window("fullscreen").unwrap();
     client.set_fullscreen(&window).unwrap();
     let images = [test_pattern(width, height), Image::solid(width, height, Rgba::opaque(200, 40, 40))];
@@ -922,13 +926,18 @@ fn a_scanned_out_buffer_is_released_only_after_the_flip_that_replaces_it() {
 
     // B replaces it. A may be written again only once the display has stopped reading
     // it: its release must come after B's flip, which B's presentation reports.
+    // The hidden window commits in the same frame: it is never shown, so discarded.
+    let hidden = client.request_feedback(&below.surface);
+    below.surface.damage_buffer(0, 0, 64, 64);
+    below.surface.commit();
     let feedback = client.request_feedback(&window.surface);
     window.surface.attach(Some(b), 0, 0);
     window.surface.damage_buffer(0, 0, width as i32, height as i32);
     client.commit_and_wait_frame(&window.surface).unwrap();
-    let [result] = client.wait_for_feedback(std::slice::from_ref(&feedback)).unwrap()[..] else { unreachable!() };
-    let Presented::Presented { flags, .. } = result else { panic!("B was discarded") };
+    let results = client.wait_for_feedback(&[feedback.clone(), hidden]).unwrap();
+    let Presented::Presented { flags, .. } = results[0] else { panic!("B was discarded") };
     assert_ne!(flags & ZERO_COPY, 0, "B was scanned out as it is: {flags:#x}");
+    assert_eq!(results[1], Presented::Discarded, "the window under the fullscreen one was never shown");
     let deadline = Instant::now() + LIMIT;
     let released = Arrival::Released(a.id());
     while !client.arrivals().contains(&released) {
@@ -977,6 +986,24 @@ fn the_top_windows_dmabuf_goes_on_an_overlay_plane_and_the_rest_is_composed() {
     let batch: Vec<(u64, u32)> = after.tranches[before.tranches.len()..].iter().map(|(d, f, _)| (*d, *f)).collect();
     assert_eq!(batch.first(), Some(&(card, SCANOUT)), "the top window gets a scanout tranche: {batch:?}");
 
+    // Only the window on the plane is zero-copy; the one below is composed.
+    let feedbacks = [client.request_feedback(&top.surface), client.request_feedback(&below.surface)];
+    below.surface.damage_buffer(0, 0, 200, 300);
+    below.surface.commit();
+    top.surface.damage_buffer(0, 0, 256, 128);
+    client.commit_and_wait_frame(&top.surface).unwrap();
+    let flags: Vec<u32> = client
+        .wait_for_feedback(&feedbacks)
+        .unwrap()
+        .into_iter()
+        .map(|p| match p {
+            Presented::Presented { flags, .. } => flags,
+            Presented::Discarded => panic!("a shown window's frame was discarded"),
+        })
+        .collect();
+    assert_ne!(flags[0] & ZERO_COPY, 0, "the top window is on the overlay plane: {flags:?}");
+    assert_eq!(flags[1] & ZERO_COPY, 0, "the window below is composed: {flags:?}");
+
     // The overlay plane holds the client's own framebuffer where the window is, and
     // nothing composed or imported that buffer.
     let deadline = Instant::now() + LIMIT;
@@ -1018,4 +1045,100 @@ fn the_top_windows_dmabuf_goes_on_an_overlay_plane_and_the_rest_is_composed() {
     }
     assert!(compositor.log().contains("overlay plane: off"), "{}", compositor.log());
     drop((memory, fd));
+}
+
+/// (live_imports, live_mappings, live_textures) and open fds of the compositor, once it
+/// has settled.
+fn holdings(compositor: &Compositor) -> ((u64, u64, u64), usize) {
+    let stats = import_stats(compositor);
+    let get = |k: &str| stats.get(k).copied().unwrap_or(u64::MAX);
+    let (fds, _) = crate::common::settled_footprint(compositor.pid());
+    ((get("live_imports"), get("live_mappings"), get("live_textures")), fds)
+}
+
+/// Waits until the compositor holds what it held at `baseline` again.
+fn assert_back_to(compositor: &Compositor, baseline: ((u64, u64, u64), usize), after: &str) {
+    let mut now = holdings(compositor);
+    for _ in 0..30 {
+        if now == baseline {
+            return;
+        }
+        now = holdings(compositor);
+    }
+    panic!(
+        "after {after}: (live imports, mappings, textures) and fds {now:?}, at the start {baseline:?}: {:?}",
+        crate::common::open_fds(compositor.pid())
+    );
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn a_buffer_destroyed_and_its_client_gone_while_its_commit_is_held_leaves_nothing_behind() {
+    let compositor = start_drm_composing();
+    let mut viewer = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut viewer);
+    viewer.screenshot().unwrap();
+    let baseline = holdings(&compositor);
+
+    let mut client = compositor.connect().unwrap();
+    let first = vgem_buffer(Rgba::opaque(255, 0, 0));
+    let (_first_buffer, window) = small_dmabuf_window(&compositor, &mut client, first.dmabuf.as_fd(), first.pitch());
+    // A "GPU" is still writing the next buffer: its commit is held. The client destroys the
+    // buffer and its window, and leaves, all while the commit waits.
+    let second = vgem_buffer(Rgba::opaque(0, 0, 255));
+    let fence = second.attach_write_fence().unwrap();
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let second_buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, second.dmabuf.as_fd(), second.pitch(), (32, 16));
+    window.surface.attach(Some(&second_buffer), 0, 0);
+    window.surface.damage_buffer(0, 0, 32, 16);
+    window.surface.commit();
+    client.roundtrip().unwrap();
+    assert_eq!(import_stats(&compositor).get("held_commits"), Some(&1));
+    second_buffer.destroy();
+    window.destroy();
+    client.roundtrip().unwrap();
+    drop(client);
+    // The writes finish after everything is gone.
+    second.signal(fence).unwrap();
+    assert_back_to(&compositor, baseline, "a held commit's client leaving");
+    let (x, y) = centred(width, height, 32, 16);
+    wait_on_crtc(&compositor, "drm-held-gone", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, BACKGROUND));
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn a_buffer_destroyed_while_on_the_primary_plane_goes_once_the_plane_lets_go() {
+    let compositor = start_drm();
+    let mut viewer = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut viewer);
+    viewer.screenshot().unwrap();
+    let baseline = holdings(&compositor);
+
+    let mut client = compositor.connect().unwrap();
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let window = client.create_window("fullscreen").unwrap();
+    client.set_fullscreen(&window).unwrap();
+    let pattern = test_pattern(width, height);
+    let (memory, fd) = udmabuf_of(&pattern);
+    let buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), width * 4, (width, height));
+    for _ in 0..2 {
+        window.surface.attach(Some(&buffer), 0, 0);
+        window.surface.damage_buffer(0, 0, width as i32, height as i32);
+        client.commit_and_wait_frame(&window.surface).unwrap();
+    }
+    wait_on_crtc(&compositor, "drm-plane-destroy-on", |shot| *shot == pattern);
+    assert!(compositor.log().contains("direct scanout: on"), "{}", compositor.log());
+
+    // Destroyed while the display reads it: it stays on the plane until something
+    // replaces it there; then everything it held goes.
+    buffer.destroy();
+    client.roundtrip().unwrap();
+    drop((memory, fd));
+    window.destroy();
+    client.roundtrip().unwrap();
+    drop(client);
+    wait_on_crtc(&compositor, "drm-plane-destroy-off", |shot| {
+        shot.crop(0, 0, width, height) == Image::solid(width, height, BACKGROUND)
+    });
+    assert_back_to(&compositor, baseline, "a scanned-out buffer destroyed and its client gone");
 }

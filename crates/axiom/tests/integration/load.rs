@@ -54,6 +54,15 @@ fn going_over_a_client_limit_is_no_memory_and_a_log_line_naming_the_client() {
         Ok(())
     });
 
+    expect_no_memory(&compositor, "a seventh params object, never used", |c| {
+        let dmabuf = c.bind("zwp_linux_dmabuf_v1", 3)?;
+        for _ in 0..7 {
+            let params = c.new_id();
+            c.send(dmabuf, 1, &[axiom_testclient::hostile::wire::Arg::Uint(params)])?;
+        }
+        Ok(())
+    });
+
     // Counts go down again: a client that keeps destroying what it made stays within its caps.
     let mut within = WireClient::connect(&compositor.socket_path()).unwrap();
     let g = within.bind_common().unwrap();
@@ -70,7 +79,7 @@ fn going_over_a_client_limit_is_no_memory_and_a_log_line_naming_the_client() {
 
     let log = compositor.log();
     let line = log.lines().filter(|l| l.contains("exceeded its resource limit")).collect::<Vec<_>>();
-    assert_eq!(line.len(), 4, "one log line per client over a limit:\n{log}");
+    assert_eq!(line.len(), 5, "one log line per client over a limit:\n{log}");
     let pid = format!("pid {} (", std::process::id());
     let exe = std::env::current_exe().unwrap().display().to_string();
     assert!(line.iter().all(|l| l.contains(&pid) && l.contains(&exe)), "lines name pid and executable: {line:#?}");

@@ -225,9 +225,11 @@ impl Axiom {
 
     /// A composed frame goes to every output; the primary's flip carries `feedback` and
     /// `overlay`, unless its planes show a client buffer already (`direct`).
+    /// Queues the composed frame on every head (the primary's plane shows a client buffer
+    /// instead when `direct`); each head's flip sends its output's `feedback`.
     pub(crate) fn show_on_kms(
         &mut self,
-        mut feedback: Option<OutputPresentationFeedback>,
+        mut feedback: Vec<(smithay::output::Output, OutputPresentationFeedback)>,
         mut overlay: Option<Overlay>,
         direct: bool,
     ) {
@@ -236,8 +238,8 @@ impl Axiom {
             if index == 0 && direct {
                 continue;
             }
-            let feedback = match feedback.take().filter(|_| index == 0) {
-                Some(feedback) => feedback,
+            let feedback = match feedback.iter().position(|(o, _)| *o == head.output) {
+                Some(at) => feedback.swap_remove(at).1,
                 None => OutputPresentationFeedback::new(&head.output),
             };
             head.show(&mut self.renderer, feedback, overlay.take().filter(|_| index == 0));

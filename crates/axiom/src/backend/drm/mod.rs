@@ -605,9 +605,8 @@ impl Axiom {
                     (smithay::utils::Clock::<Monotonic>::new().now().into(), self.frame_seq)
                 }
             };
-            if matches!(flipped.frame, Frame::Client(_)) {
-                flags |= Kind::ZeroCopy;
-            }
+            // Zero-copy is the flag of the surface on the plane alone, set when its
+            // feedback was taken (`Axiom::take_presentation_feedback`).
             flipped.feedback.presented::<_, Monotonic>(time, Refresh::Fixed(head.refresh), seq, flags);
             // Dropping the last references releases the buffers that were on planes until now.
             head.on_screen_fbs = flipped.client_framebuffers().collect();

@@ -288,10 +288,10 @@ impl Axiom {
         Ok((surface, buffer, dmabuf))
     }
 
-    /// Puts the fullscreen window's buffer on the primary plane if it can go
-    /// there as it is. Its surface when it does: the frame needs no composition
-    /// of it, and takes `feedback` to send once it is on screen.
-    pub fn try_direct_scanout(&mut self, feedback: &mut Option<OutputPresentationFeedback>) -> Option<WlSurface> {
+    /// Whether the fullscreen window's buffer can go on the primary plane as it is
+    /// (a test commit says so): its surface, buffer and framebuffer when it can. The
+    /// frame then needs no composition of it; `show_direct` puts it there.
+    pub fn accept_direct_scanout(&mut self) -> Option<(WlSurface, Buffer, framebuffer::Handle)> {
         let kms = self.primary_kms()?;
         if !kms.scanout.enabled || kms.needs_modeset || !kms.connected {
             return None;
@@ -317,9 +317,15 @@ impl Axiom {
             dmabuf.format().code,
             u32::from(fb)
         ));
-        let feedback = feedback.take()?;
-        kms.show_client(fb, buffer, &mut self.renderer, feedback);
-        Some(surface)
+        Some((surface, buffer, fb))
+    }
+
+    /// Queues a buffer `accept_direct_scanout` accepted on the primary plane; `feedback`
+    /// is sent once it is on screen.
+    pub fn show_direct(&mut self, fb: framebuffer::Handle, buffer: Buffer, feedback: OutputPresentationFeedback) {
+        if let Some(kms) = self.kms.as_mut().and_then(|kms| kms.heads.first_mut()) {
+            kms.show_client(fb, buffer, &mut self.renderer, feedback);
+        }
     }
 
     /// Gives fullscreen surfaces a scanout tranche (the primary plane's formats)
