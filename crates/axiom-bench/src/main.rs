@@ -1,6 +1,6 @@
-//! axiom-bench: the cost per frame of every buffer path, for axiom (default
-//! and dmabuf-vulkan builds) and weston, beside the memcpy floor, measured in
-//! one run. `scripts/bench` builds everything and runs `--all`.
+//! axiom-bench: the cost per frame of every buffer path, for axiom (a build
+//! with the CPU step alone, and one with the Vulkan import ladder) and weston,
+//! beside the memcpy floor, measured in one run. `scripts/bench` builds everything and runs `--all`.
 
 mod floor;
 mod procstat;
@@ -22,10 +22,11 @@ struct Args {
     /// Run the whole matrix.
     #[arg(long)]
     all: bool,
-    /// The axiom binary (default build).
+    /// The axiom binary of the `axiom` column (`scripts/bench`: the CPU-only build,
+    /// `--no-default-features`).
     #[arg(long, default_value = "target/release/axiom")]
     axiom: PathBuf,
-    /// An axiom binary built with --features dmabuf-vulkan.
+    /// An axiom binary with the import ladder (`dmabuf-vulkan`, the default build).
     #[arg(long)]
     axiom_vulkan: Option<PathBuf>,
     /// Leave weston out.

@@ -27,6 +27,13 @@ pub struct Options {
     #[arg(long, value_enum, default_value_t = GraphicsApi::Auto)]
     pub graphics_api: GraphicsApi,
 
+    /// How client buffers reach the renderer: `ladder` imports them through Vulkan
+    /// where the device can (falling to the CPU step where it cannot), `cpu` always
+    /// takes the CPU step (to test it, or where a driver's import misbehaves). A build
+    /// without the `dmabuf-vulkan` feature has the CPU step only.
+    #[arg(long, value_enum, env = "AXIOM_DMABUF_IMPORT", default_value_t = DmabufImport::Ladder)]
+    pub dmabuf_import: DmabufImport,
+
     /// Most live wl_surfaces one client may hold; a client that creates more is disconnected.
     #[arg(long, default_value_t = crate::limits::Limits::default().surfaces, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_client_surfaces: u32,
@@ -105,6 +112,14 @@ pub enum GraphicsApi {
     Auto,
     Vulkan,
     Gl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DmabufImport {
+    /// The whole import ladder: Vulkan image, Vulkan buffer, host pointer, then CPU.
+    Ladder,
+    /// The CPU step alone: dma-bufs copied or mapped, wl_shm uploaded.
+    Cpu,
 }
 
 pub fn parse_size(text: &str) -> Result<(u32, u32), String> {

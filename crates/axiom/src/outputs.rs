@@ -3,6 +3,8 @@
 //! primary output: new windows open on it, and only it shows client buffers on
 //! its planes. Every backend but DRM has one output, and its area is the canvas.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use smithay::desktop::Window;
 use smithay::output::Output;
 use smithay::utils::{Logical, Point, Rectangle, Size};
@@ -20,6 +22,23 @@ pub fn side_by_side(sizes: &[Size<i32, Logical>]) -> (Vec<Point<i32, Logical>>, 
     }
     let height = sizes.iter().map(|s| s.h).max().unwrap_or(0);
     (places, (x, height).into())
+}
+
+/// Frames an output has shown (KMS: flips completed), kept with the output.
+#[derive(Default)]
+struct FramesShown(AtomicU64);
+
+/// Counts a frame `output` has shown.
+pub fn count_frame(output: &Output) {
+    output.user_data().insert_if_missing_threadsafe(FramesShown::default);
+    if let Some(frames) = output.user_data().get::<FramesShown>() {
+        frames.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The frames `output` has shown.
+pub fn frames_shown(output: &Output) -> u64 {
+    output.user_data().get::<FramesShown>().map_or(0, |frames| frames.0.load(Ordering::Relaxed))
 }
 
 impl Axiom {

@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::requests::Globals;
 use super::requests::{memfd, DRM_XRGB8888, XRGB8888};
-use super::wire::WireClient;
+use super::wire::{Arg, WireClient};
 
 /// Which kind of buffer a churning client makes. Sealed memfds take the paths that
 /// read the client's memory in place (host pointers for shm, the Vulkan steps for
@@ -47,20 +48,9 @@ pub fn churn(socket: &Path, kind: BufferKind, cycles: usize) -> anyhow::Result<(
     let g = c.bind_common()?;
     let dmabuf = if kind.is_dmabuf() { Some(c.bind("zwp_linux_dmabuf_v1", 3)?) } else { None };
     let (surface, _, _) = c.configured_toplevel(&g)?;
-    let bytes = SIZE * SIZE * 4;
     let mut previous: Option<(u32, Option<u32>)> = None;
     for cycle in 0..cycles {
-        let fd = memfd(bytes as u64)?;
-        if kind.is_sealed() {
-            rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK)?;
-        }
-        let (buffer, pool) = match dmabuf {
-            Some(dmabuf) => (c.dmabuf_buffer(dmabuf, &fd, SIZE, SIZE, (SIZE * 4) as u32, DRM_XRGB8888)?, None),
-            None => {
-                let pool = c.create_pool(&g, &fd, bytes)?;
-                (c.create_buffer(pool, 0, SIZE, SIZE, SIZE * 4, XRGB8888)?, Some(pool))
-            }
-        };
+        let (buffer, pool) = new_buffer(&mut c, &g, dmabuf, kind)?;
         c.attach(surface, buffer, 0, 0)?;
         c.damage_buffer(surface, 0, 0, SIZE, SIZE)?;
         let frame = (cycle % 8 == 7).then(|| c.frame(surface)).transpose()?;
@@ -77,6 +67,49 @@ pub fn churn(socket: &Path, kind: BufferKind, cycles: usize) -> anyhow::Result<(
         }
     }
     c.roundtrip()?;
+    Ok(())
+}
+
+/// A buffer of `kind`, with its pool for shm, over a fresh memfd (closed here:
+/// the compositor holds its own copy of the fd).
+fn new_buffer(
+    c: &mut WireClient,
+    g: &Globals,
+    dmabuf: Option<u32>,
+    kind: BufferKind,
+) -> anyhow::Result<(u32, Option<u32>)> {
+    let bytes = SIZE * SIZE * 4;
+    let fd = memfd(bytes as u64)?;
+    if kind.is_sealed() {
+        rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK)?;
+    }
+    Ok(match dmabuf {
+        Some(dmabuf) => (c.dmabuf_buffer(dmabuf, &fd, SIZE, SIZE, (SIZE * 4) as u32, DRM_XRGB8888)?, None),
+        None => {
+            let pool = c.create_pool(g, &fd, bytes)?;
+            (c.create_buffer(pool, 0, SIZE, SIZE, SIZE * 4, XRGB8888)?, Some(pool))
+        }
+    })
+}
+
+/// A client that leaves in the middle of a frame: it maps a window, then attaches a
+/// buffer of `kind`, asks for a frame callback and presentation feedback, commits,
+/// and disconnects `linger` later without reading anything, so that the compositor
+/// finds it gone before, while or after it imports and draws that buffer.
+pub fn leave_mid_frame(socket: &Path, kind: BufferKind, linger: Duration) -> anyhow::Result<()> {
+    let mut c = WireClient::connect(socket)?;
+    let g = c.bind_common()?;
+    let dmabuf = if kind.is_dmabuf() { Some(c.bind("zwp_linux_dmabuf_v1", 3)?) } else { None };
+    let presentation = c.bind("wp_presentation", 1)?;
+    let (surface, _, _) = c.configured_toplevel(&g)?;
+    let (buffer, _) = new_buffer(&mut c, &g, dmabuf, kind)?;
+    c.attach(surface, buffer, 0, 0)?;
+    c.damage_buffer(surface, 0, 0, SIZE, SIZE)?;
+    c.frame(surface)?;
+    let feedback = c.new_id();
+    c.send(presentation, 1, &[Arg::Uint(surface), Arg::Uint(feedback)])?;
+    c.commit(surface)?;
+    std::thread::sleep(linger);
     Ok(())
 }
 

@@ -118,7 +118,7 @@ pub(crate) fn init_output(
     let refresh_mhz = (options.refresh * 1000.0).round() as i32;
     let refresh_interval = Duration::from_secs_f64(1.0 / options.refresh);
 
-    let renderer = Renderer::new(options.graphics_api, size, window, display_gpu)?;
+    let renderer = Renderer::new(options.graphics_api, options.dmabuf_import, size, window, display_gpu)?;
 
     let event_loop: EventLoop<'static, Axiom> = EventLoop::try_new()?;
     let mut display: Display<Axiom> = Display::new()?;

@@ -5,8 +5,11 @@ use smithay::desktop::utils::{send_frames_surface_tree, OutputPresentationFeedba
 use smithay::output::Output;
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback::Kind;
+use smithay::reexports::wayland_server::backend::ObjectId;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::reexports::wayland_server::Resource;
 use smithay::wayland::seat::WaylandFocus;
+use std::collections::HashSet;
 use std::time::Duration;
 
 use smithay::utils::Monotonic;
@@ -28,6 +31,7 @@ impl Axiom {
         let mut damage = None;
         let mut overlay = None;
         let mut direct = None;
+        let mut composed = None;
         if redraw {
             self.update_scanout_feedback();
             // A client buffer on the display plane needs no composition; failing that, the
@@ -37,7 +41,12 @@ impl Axiom {
                 overlay = self.try_overlay_scanout();
             }
             let on_plane = accepted.as_ref().map(|(surface, ..)| surface).or(overlay.as_ref().map(|o| &o.surface));
-            feedback = self.take_presentation_feedback(on_plane, accepted.is_some());
+            // Other outputs still show the composed canvas while the primary's plane shows a client buffer.
+            if accepted.is_none() || self.kms_shows_more_than_primary() {
+                composed = Some(self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, on_plane));
+            }
+            let hidden = composed.as_ref().map(|items| self.renderer.hidden_windows(items)).unwrap_or_default();
+            feedback = self.take_presentation_feedback(on_plane, accepted.is_some(), &hidden);
             if let Some((surface, buffer, fb)) = accepted {
                 let primary = feedback.swap_remove(0).1;
                 self.show_direct(fb, buffer, primary);
@@ -45,16 +54,17 @@ impl Axiom {
             }
             self.needs_redraw = false;
         }
-        // Other outputs still show the composed canvas while the primary's plane shows a client buffer.
-        if redraw && (direct.is_none() || self.kms_shows_more_than_primary()) {
-            let on_plane = direct.clone().or_else(|| overlay.as_ref().map(|o| o.surface.clone()));
-            let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, on_plane.as_ref());
+        if let Some(items) = composed {
+            let on_plane = direct.is_some() || overlay.is_some();
             damage = self.renderer.render(&items);
             self.renderer.present();
             if self.kms.is_some() {
                 self.show_on_kms(std::mem::take(&mut feedback), overlay, direct.is_some());
+            } else {
+                // Off KMS the frame is shown once drawn (headless), or handed to the window system.
+                self.space.outputs().for_each(crate::outputs::count_frame);
             }
-            self.composed_without_overlay = on_plane.is_some();
+            self.composed_without_overlay = on_plane;
         } else if direct.is_some() {
             self.renderer.forget_frame();
         }
@@ -105,12 +115,14 @@ impl Axiom {
     /// output's first; each window's goes with the output under its centre, to be sent
     /// with that output's flip. The surface on a display plane (`on_plane`) is flagged
     /// zero-copy, and only it. Windows a fullscreen buffer on the primary plane hides
-    /// (`direct`: wholly on the primary output, below it) are never shown: their
+    /// (`direct`: wholly on the primary output, below it) and windows the composed
+    /// frame does not show (`hidden_windows`, keyed by their surface) are never shown: their
     /// feedback is `discarded` now.
     fn take_presentation_feedback(
         &self,
         on_plane: Option<&WlSurface>,
         direct: bool,
+        hidden_windows: &HashSet<ObjectId>,
     ) -> Vec<(Output, OutputPresentationFeedback)> {
         let mut outputs: Vec<Output> = vec![self.output.clone()];
         outputs.extend(self.space.outputs().filter(|o| **o != self.output).cloned());
@@ -122,8 +134,11 @@ impl Axiom {
             let is_on_plane = on_plane.is_some_and(|s| window.wl_surface().as_deref() == Some(s));
             let output = self.output_under_centre(window).unwrap_or_else(|| self.output.clone());
             let inside_primary = self.space.element_geometry(window).is_some_and(|g| primary.contains_rect(g));
+            let root =
+                window.wl_surface().map(|s| s.id()).or_else(|| crate::xwayland::wl_surface_of(window).map(|s| s.id()));
+            let covered = root.is_some_and(|id| hidden_windows.contains(&id));
             let target = match feedback.iter_mut().find(|(o, _)| *o == output) {
-                _ if direct && !is_on_plane && inside_primary => &mut hidden,
+                _ if !is_on_plane && (covered || direct && inside_primary) => &mut hidden,
                 Some((_, f)) => f,
                 None => &mut feedback[0].1,
             };

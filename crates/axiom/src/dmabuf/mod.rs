@@ -70,6 +70,14 @@ pub struct LiveImports {
     pub textures: usize,
 }
 
+/// What became of composed frames, for the counters: bytes of them read back from
+/// the GPU (screencopy, the KMS dumb-buffer copy) and frames each output showed.
+#[derive(Debug, Default, Clone)]
+pub struct OutputCounters {
+    pub readback_bytes: u64,
+    pub frames: Vec<(String, u64)>,
+}
+
 pub struct DmabufState {
     pub default_feedback: Feedback,
     /// Feedback objects made with get_surface_feedback, alive.
@@ -182,10 +190,11 @@ impl DmabufState {
     }
 
     /// Logs the counters, with what the renderer holds now.
-    pub fn log_stats(&self, live: LiveImports) {
+    pub fn log_stats(&self, live: LiveImports, output: &OutputCounters) {
         let s = self.stats;
+        let frames: String = output.frames.iter().map(|(name, n)| format!(" frames_{name}={n}")).collect();
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} readback_bytes={}{}",
             s.created,
             s.failed,
             s.cpu_imports,
@@ -203,7 +212,9 @@ impl DmabufState {
             live.imports,
             live.host_imports,
             live.mappings,
-            live.textures
+            live.textures,
+            output.readback_bytes,
+            frames
         );
     }
 }
@@ -243,6 +254,10 @@ impl Axiom {
             mappings: self.renderer.mappings.len(),
             textures: crate::render::texture::live_textures(),
         };
-        self.dmabuf_state.log_stats(live);
+        let output = OutputCounters {
+            readback_bytes: self.renderer.readback_bytes,
+            frames: self.space.outputs().map(|o| (o.name(), crate::outputs::frames_shown(o))).collect(),
+        };
+        self.dmabuf_state.log_stats(live, &output);
     }
 }

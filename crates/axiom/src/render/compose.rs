@@ -3,12 +3,16 @@
 
 use smithay::backend::renderer::utils::RendererSurfaceStateUserData;
 use smithay::desktop::{PopupManager, Space, Window};
+use smithay::reexports::wayland_server::backend::ObjectId;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::Resource;
 use smithay::utils::{Logical, Point};
 use smithay::wayland::compositor::{with_surface_tree_upward, TraversalAction};
 
+use std::collections::HashSet;
+
 use super::damage::Rect;
+use super::occlusion::{self, Quad};
 use super::texture::{texture_slot, Imported};
 use super::{DrawItem, DrawUniform, Renderer};
 use crate::dmabuf::ImportStats;
@@ -37,18 +41,35 @@ impl Renderer {
             }
             let geometry = window.geometry();
             let surface_origin = location - geometry.loc;
-            self.collect_surface_tree(&surface, surface_origin, &mut items, stats);
+            let window = surface.id();
+            self.collect_surface_tree(&surface, &window, surface_origin, &mut items, stats);
             for (popup, popup_offset) in PopupManager::popups_for_surface(&surface) {
                 let origin = location + popup_offset - popup.geometry().loc;
-                self.collect_surface_tree(popup.wl_surface(), origin, &mut items, stats);
+                self.collect_surface_tree(popup.wl_surface(), &window, origin, &mut items, stats);
             }
         }
         items
     }
 
+    /// The windows whose quads among `items` all lie off the output or under an
+    /// opaque quad above them.
+    pub fn hidden_windows(&self, items: &[DrawItem]) -> HashSet<ObjectId> {
+        let quads: Vec<Quad<ObjectId>> = items
+            .iter()
+            .map(|i| Quad {
+                window: i.window.clone(),
+                area: Rect::from_xywh(i.uniform.dst),
+                opaque: i.uniform.opaque == 1,
+            })
+            .collect();
+        let size = self.output_size();
+        occlusion::hidden_windows(&quads, size.w, size.h)
+    }
+
     fn collect_surface_tree(
         &self,
         root: &WlSurface,
+        window: &ObjectId,
         origin: Point<i32, Logical>,
         items: &mut Vec<DrawItem>,
         stats: &mut ImportStats,
@@ -109,6 +130,7 @@ impl Renderer {
                     content_damage: rows_on_output(&uploaded_rows, &uniform),
                     uniform,
                     surface: surface.id(),
+                    window: window.clone(),
                 });
             },
             |_, _, _| true,

@@ -6,6 +6,7 @@ pub mod buffer_source;
 pub mod compose;
 pub mod damage;
 pub mod formats;
+pub mod occlusion;
 pub mod pipelines;
 pub mod present;
 pub mod readback;
@@ -21,7 +22,7 @@ use damage::{frame_damage, DrawKey, Rect};
 use formats::SampleMode;
 use smithay::utils::{Physical, Size};
 
-use crate::cli::GraphicsApi;
+use crate::cli::{DmabufImport, GraphicsApi};
 
 /// The output texture: B,G,R,A bytes in memory, i.e. DRM/wl_shm XRGB8888.
 pub const OUTPUT_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Bgra8Unorm;
@@ -56,6 +57,8 @@ pub struct DrawItem {
     pub bind_group: wgpu::BindGroup,
     pub uniform: DrawUniform,
     pub surface: ObjectId,
+    /// The surface of the window (toplevel or X11) whose tree or popup this is.
+    pub window: ObjectId,
     /// The output area whose content changed since the previous frame (new rows uploaded).
     pub content_damage: Option<Rect>,
 }
@@ -74,6 +77,8 @@ pub struct Renderer {
     output_view: wgpu::TextureView,
     output_size: Size<i32, Physical>,
     readback: Option<readback::ReadbackBuffer>,
+    /// Bytes of composed output copied from the GPU to the CPU, for any reason.
+    pub readback_bytes: u64,
     /// Bound at binding 3 by draws whose planes are textures, when the shader can
     /// read planes from imported buffers.
     pub(crate) no_words: Option<wgpu::Buffer>,
@@ -102,6 +107,7 @@ impl Renderer {
     /// `display_gpu`: the PCI bus id of the GPU showing the frames, whose adapter is preferred.
     pub fn new(
         api: GraphicsApi,
+        import: DmabufImport,
         output_size: Size<i32, Physical>,
         window: Option<&adapter::WindowTarget>,
         display_gpu: Option<&str>,
@@ -117,12 +123,19 @@ impl Renderer {
         device.on_uncaptured_error(std::sync::Arc::new(|err| tracing::error!("wgpu error: {err}")));
 
         #[cfg(feature = "dmabuf-vulkan")]
-        let vulkan = vulkan::VulkanImporter::new(&device, &opened.vulkan_extensions);
+        let vulkan = match import {
+            DmabufImport::Ladder => vulkan::VulkanImporter::new(&device, &opened.vulkan_extensions),
+            DmabufImport::Cpu => None,
+        };
         #[cfg(feature = "dmabuf-vulkan")]
-        match &vulkan {
-            Some(importer) => tracing::info!("DMA-BUF import ladder: {}", importer.describe()),
-            None => tracing::info!("DMA-BUF: the renderer is not on Vulkan, using CPU copy"),
+        match (&vulkan, import) {
+            (Some(importer), _) => tracing::info!("DMA-BUF import ladder: {}", importer.describe()),
+            (None, DmabufImport::Cpu) => tracing::info!("DMA-BUF: --dmabuf-import cpu, using CPU copy"),
+            (None, DmabufImport::Ladder) => tracing::info!("DMA-BUF: the renderer is not on Vulkan, using CPU copy"),
         }
+        // A build without the ladder has the CPU step only (logged with the linux-dmabuf global).
+        #[cfg(not(feature = "dmabuf-vulkan"))]
+        let _ = import;
         #[cfg(feature = "dmabuf-vulkan")]
         let buffer_source = vulkan.as_ref().is_some_and(|v| v.dmabuf_buffers || v.host_pointers);
         #[cfg(not(feature = "dmabuf-vulkan"))]
@@ -194,6 +207,7 @@ impl Renderer {
             output_view,
             output_size,
             readback: None,
+            readback_bytes: 0,
             no_words,
             imports: Default::default(),
             mappings: Default::default(),

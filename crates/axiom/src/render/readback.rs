@@ -71,6 +71,7 @@ impl Renderer {
             }
         }
         readback.buffer.unmap();
+        self.readback_bytes += row_bytes as u64 * u64::from(height);
         Ok(())
     }
 }

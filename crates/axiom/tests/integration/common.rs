@@ -90,7 +90,8 @@ pub fn import_stats(compositor: &axiom_testclient::Compositor) -> std::collectio
 
 /// The import counter of the Vulkan step that takes a LINEAR dma-buf: step 1 (an
 /// image by modifier) where it is live, else step 2 (a buffer read in place); None
-/// where neither is (the default build, or no dma-buf import in the driver).
+/// where neither is (`--dmabuf-import cpu`, a build without the ladder, or no
+/// dma-buf import in the driver).
 pub fn dmabuf_vulkan_counter(compositor: &axiom_testclient::Compositor) -> Option<&'static str> {
     let log = compositor.log();
     if log.contains("1 dma-buf -> VkImage by modifier: live") {

@@ -210,7 +210,7 @@ fn imports_that_cannot_work_fail_softly_or_kill_with_invalid_wl_buffer() {
 }
 
 /// A window showing an XRGB8888 memfd dmabuf; returns the memory, the buffer and the window.
-fn dmabuf_window(
+pub(crate) fn dmabuf_window(
     client: &mut TestClient,
     colour: Rgba,
     seal: bool,

@@ -607,6 +607,14 @@ fn each_connected_connector_is_an_output_of_its_own_showing_its_part_of_the_scen
     assert_eq!(non_background(&first, 0, 0, 1024, 768), 200 * 150, "only the window is on the first output");
     wait_on_crtc_at(&compositor, 1, "two-outputs-second", |shot| *shot == Image::solid(1024, 768, blue));
 
+    // Each output counts its own flips; composed frames reach the dumb buffers through
+    // the CPU, and the readback counter shows it.
+    let stats = crate::common::import_stats(&compositor);
+    for name in ["Virtual-1", "Virtual-2"] {
+        assert!(stats.get(&format!("frames_{name}")).is_some_and(|&n| n > 0), "{name} flipped: {stats:?}");
+    }
+    assert!(stats.get("readback_bytes").is_some_and(|&n| n >= 1024 * 768 * 4), "{stats:?}");
+
     // Screencopy captures each output's own part.
     let shot = client.screenshot_of(&outputs[0].0).unwrap();
     assert_image(&shot.crop(x, y, 200, 150), &pattern, 0, "screencopy-first");
@@ -1047,9 +1055,21 @@ fn the_top_windows_dmabuf_goes_on_an_overlay_plane_and_the_rest_is_composed() {
     drop((memory, fd));
 }
 
-/// (live_imports, live_mappings, live_textures) and open fds of the compositor, once it
-/// has settled.
-fn holdings(compositor: &Compositor) -> ((u64, u64, u64), usize) {
+/// `compositor` with a client that has taken one screenshot (so that screencopy's own
+/// buffers exist before the baseline), the output size, and what it holds then.
+fn settled(compositor: Compositor) -> (Compositor, TestClient, (u32, u32), Holdings) {
+    let mut viewer = compositor.connect().unwrap();
+    let size = output_size(&mut viewer);
+    viewer.screenshot().unwrap();
+    let baseline = holdings(&compositor);
+    (compositor, viewer, size, baseline)
+}
+
+/// (live_imports, live_mappings, live_textures) and open fds of a compositor.
+type Holdings = ((u64, u64, u64), usize);
+
+/// What the compositor holds, once it has settled.
+fn holdings(compositor: &Compositor) -> Holdings {
     let stats = import_stats(compositor);
     let get = |k: &str| stats.get(k).copied().unwrap_or(u64::MAX);
     let (fds, _) = crate::common::settled_footprint(compositor.pid());
@@ -1057,7 +1077,7 @@ fn holdings(compositor: &Compositor) -> ((u64, u64, u64), usize) {
 }
 
 /// Waits until the compositor holds what it held at `baseline` again.
-fn assert_back_to(compositor: &Compositor, baseline: ((u64, u64, u64), usize), after: &str) {
+fn assert_back_to(compositor: &Compositor, baseline: Holdings, after: &str) {
     let mut now = holdings(compositor);
     for _ in 0..30 {
         if now == baseline {
@@ -1074,11 +1094,7 @@ fn assert_back_to(compositor: &Compositor, baseline: ((u64, u64, u64), usize), a
 #[test]
 #[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
 fn a_buffer_destroyed_and_its_client_gone_while_its_commit_is_held_leaves_nothing_behind() {
-    let compositor = start_drm_composing();
-    let mut viewer = compositor.connect().unwrap();
-    let (width, height) = output_size(&mut viewer);
-    viewer.screenshot().unwrap();
-    let baseline = holdings(&compositor);
+    let (compositor, _viewer, (width, height), baseline) = settled(start_drm_composing());
 
     let mut client = compositor.connect().unwrap();
     let first = vgem_buffer(Rgba::opaque(255, 0, 0));
@@ -1108,11 +1124,7 @@ fn a_buffer_destroyed_and_its_client_gone_while_its_commit_is_held_leaves_nothin
 #[test]
 #[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
 fn a_buffer_destroyed_while_on_the_primary_plane_goes_once_the_plane_lets_go() {
-    let compositor = start_drm();
-    let mut viewer = compositor.connect().unwrap();
-    let (width, height) = output_size(&mut viewer);
-    viewer.screenshot().unwrap();
-    let baseline = holdings(&compositor);
+    let (compositor, _viewer, (width, height), baseline) = settled(start_drm());
 
     let mut client = compositor.connect().unwrap();
     let dmabuf = client.bind_dmabuf(5).unwrap();

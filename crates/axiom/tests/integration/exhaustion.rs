@@ -8,6 +8,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use axiom_testclient::hostile::requests::{memfd, DRM_XRGB8888, XRGB8888};
+use axiom_testclient::hostile::stress::{self, BufferKind};
 use axiom_testclient::hostile::wire::Arg;
 use axiom_testclient::hostile::WireClient;
 use axiom_testclient::image::{Format32, Rgba};
@@ -147,6 +148,53 @@ fn buffers_destroyed_before_the_repaint_that_reads_them_leave_nothing_behind() {
     assert_eq!(after, before, "(live_imports, live_mappings, live_textures) back at the baseline");
     let (fds_after, _) = settled_footprint(pid);
     assert_eq!(fds_after, fds_before, "open fds back at the baseline: {:?}", open_fds(pid));
+}
+
+#[test]
+fn clients_leaving_mid_frame_leave_nothing_behind() {
+    // A fast refresh, so that the repaint often runs while a client is leaving.
+    let compositor = start_with(W, H, &["--refresh", "500"]);
+    let mut bystander = Bystander::new(&compositor, W, H, COLOUR);
+    bystander.check("start-up", EDGE);
+    let socket = compositor.socket_path();
+    let pid = compositor.pid();
+    let live = || {
+        let stats = import_stats(&compositor);
+        ["live_imports", "live_host_imports", "live_mappings", "live_textures"]
+            .map(|k| stats.get(k).copied().unwrap_or(u64::MAX))
+    };
+    // Leaving 0 to 4 ms after the commit: before it is read, before the repaint
+    // imports the buffer, while the frame is drawn, or once it is shown.
+    let leave = |rounds: u64| {
+        for round in 0..rounds {
+            for kind in BufferKind::ALL {
+                let linger = Duration::from_micros(round * 500 % 4000);
+                stress::leave_mid_frame(&socket, kind, linger).unwrap_or_else(|e| panic!("{kind:?}: {e:#}"));
+            }
+        }
+    };
+    leave(2);
+    // (The last of those clients is cleaned up when the compositor next runs.)
+    let (fds_before, _) = settled_footprint(pid);
+    let before = live();
+    assert_eq!(before[3], 1, "only the bystander's texture lives");
+    leave(40);
+    let stats = import_stats(&compositor);
+    let read = |k: &str| stats.get(k).copied().unwrap_or(0);
+    assert!(read("cpu_imports") + read("vulkan_buffer") + read("vulkan_image") > 0, "dma-bufs were read: {stats:?}");
+
+    let mut after = [0; 4];
+    for _ in 0..20 {
+        after = live();
+        if after == before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(after, before, "[live_imports, live_host_imports, live_mappings, live_textures] back at the baseline");
+    let (fds_after, _) = settled_footprint(pid);
+    assert_eq!(fds_after, fds_before, "open fds back at the baseline: {:?}", open_fds(pid));
+    bystander.check("160 clients leaving mid-frame", EDGE);
 }
 
 #[test]

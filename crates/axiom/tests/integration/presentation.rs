@@ -1,11 +1,13 @@
 //! wp_presentation: every committed frame is reported presented with real,
-//! increasing CLOCK_MONOTONIC timestamps paced by the output's refresh.
+//! increasing CLOCK_MONOTONIC timestamps paced by the output's refresh, and a
+//! frame nobody could see is reported discarded; the per-output frame and
+//! readback counters agree.
 
 use axiom_testclient::client::Presented;
 use axiom_testclient::image::{Format32, Rgba};
 use axiom_testclient::Image;
 
-use crate::common::start_with;
+use crate::common::{import_stats, start_with};
 
 #[test]
 fn presentation_timestamps_increase_at_the_refresh_interval() {
@@ -76,4 +78,81 @@ fn an_idle_compositor_does_not_wake_up() {
     std::thread::sleep(std::time::Duration::from_secs(1));
     let woken = switches() - before;
     assert!(woken < 10, "the idle compositor woke {woken} times in a second");
+}
+
+/// A window wholly under an opaque one is never shown, so its frames are reported
+/// `discarded`; under a translucent cover, or one that leaves part of it showing,
+/// they are presented.
+#[test]
+fn a_window_wholly_under_an_opaque_one_is_discarded() {
+    let compositor = start_with(160, 120, &[]);
+    let mut client = compositor.connect().unwrap();
+    let below = client.create_window("below").unwrap();
+    let small: Vec<_> = [Rgba::opaque(200, 0, 0), Rgba::opaque(0, 200, 0)]
+        .iter()
+        .map(|&c| client.create_buffer(&Image::solid(16, 16, c), Format32::Xrgb8888, 64, 0xff).unwrap())
+        .collect();
+    client.present(&below.surface, &small[0]).unwrap();
+
+    let top = client.create_window("top").unwrap();
+    let (w, h) = client.set_fullscreen(&top).unwrap();
+    assert_eq!((w, h), (160, 120), "fullscreen size");
+    let (w, h) = (w as u32, h as u32);
+    let cover = |client: &mut axiom_testclient::TestClient, format, alpha| {
+        client.create_buffer(&Image::solid(w, h, Rgba(0, 0, 200, alpha)), format, w as usize * 4, 0xff).unwrap()
+    };
+    let translucent = cover(&mut client, Format32::Argb8888, 0x80);
+    let opaque = cover(&mut client, Format32::Xrgb8888, 0xff);
+    // A frame of the bottom window, committed while `top` shows `cover`.
+    let frame_below = |client: &mut axiom_testclient::TestClient, i: usize| {
+        let feedback = client.request_feedback(&below.surface);
+        client.present(&below.surface, &small[i % 2]).unwrap();
+        client.wait_for_feedback(&[feedback]).unwrap().remove(0)
+    };
+
+    client.present(&top.surface, &translucent).unwrap();
+    let under_translucent = frame_below(&mut client, 1);
+    client.present(&top.surface, &opaque).unwrap();
+    let under_opaque = frame_below(&mut client, 2);
+    let top_feedback = client.request_feedback(&top.surface);
+    client.present(&top.surface, &opaque).unwrap();
+    let top_result = client.wait_for_feedback(&[top_feedback]).unwrap().remove(0);
+
+    assert!(
+        matches!(under_translucent, Presented::Presented { .. }),
+        "under a translucent cover: {under_translucent:?}"
+    );
+    assert_eq!(under_opaque, Presented::Discarded, "wholly under an opaque window");
+    assert!(matches!(top_result, Presented::Presented { .. }), "the covering window itself: {top_result:?}");
+}
+
+/// The counters say what became of composed frames: each output counts the frames
+/// it showed, and no byte of them is read back from the GPU until a capture asks
+/// for some, then exactly the bytes it asked for.
+#[test]
+fn frames_are_counted_per_output_and_read_back_only_for_captures() {
+    let compositor = start_with(160, 120, &[]);
+    let mut client = compositor.connect().unwrap();
+    let window = client.create_window("counters").unwrap();
+    let buffers: Vec<_> = [Rgba::opaque(10, 20, 30), Rgba::opaque(30, 20, 10)]
+        .iter()
+        .map(|&c| client.create_buffer(&Image::solid(16, 16, c), Format32::Xrgb8888, 64, 0xff).unwrap())
+        .collect();
+    let counters = || {
+        let stats = import_stats(&compositor);
+        let frames: Vec<u64> = stats.iter().filter(|(k, _)| k.starts_with("frames_")).map(|(_, &n)| n).collect();
+        (frames, stats.get("readback_bytes").copied())
+    };
+    let (frames_before, _) = counters();
+    assert_eq!(frames_before.len(), 1, "one headless output, one frame counter");
+    for i in 0..10 {
+        client.present(&window.surface, &buffers[i % 2]).unwrap();
+    }
+    let (frames_after, readback) = counters();
+    assert!(frames_after[0] >= frames_before[0] + 10, "10 frames shown: {frames_before:?} -> {frames_after:?}");
+    assert_eq!(readback, Some(0), "no readback without a capture");
+
+    client.screenshot_region(8, 4, 16, 8).unwrap();
+    let (_, readback) = counters();
+    assert_eq!(readback, Some(16 * 8 * 4), "a 16x8 capture reads back its own bytes");
 }

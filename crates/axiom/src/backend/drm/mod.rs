@@ -608,6 +608,7 @@ impl Axiom {
             // Zero-copy is the flag of the surface on the plane alone, set when its
             // feedback was taken (`Axiom::take_presentation_feedback`).
             flipped.feedback.presented::<_, Monotonic>(time, Refresh::Fixed(head.refresh), seq, flags);
+            crate::outputs::count_frame(&head.output);
             // Dropping the last references releases the buffers that were on planes until now.
             head.on_screen_fbs = flipped.client_framebuffers().collect();
             head.on_screen = flipped.buffers;

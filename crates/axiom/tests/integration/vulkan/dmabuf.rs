@@ -136,3 +136,28 @@ fn the_format_table_offers_tiled_modifiers_only_where_step_one_samples_them() {
         assert!(layout.planes.len() == 1 && layout.yuv_bits.is_none(), "{fourcc:x}");
     }
 }
+
+/// `--dmabuf-import cpu` sends a buffer the ladder would read in place through the
+/// CPU step instead, with the same pixels.
+#[test]
+fn the_cpu_switch_takes_the_cpu_step_where_the_ladder_would_read_in_place() {
+    let ladder = start(OUT_W, OUT_H);
+    assert!(crate::common::dmabuf_vulkan_counter(&ladder).is_some(), "a Vulkan step is live: {}", ladder.log());
+    drop(ladder);
+
+    let compositor = crate::common::start_with(OUT_W, OUT_H, &["--dmabuf-import", "cpu"]);
+    assert_eq!(crate::common::dmabuf_vulkan_counter(&compositor), None, "{}", compositor.log());
+    let mut client = compositor.connect().unwrap();
+    let colour = Rgba::opaque(200, 100, 0);
+    let (_memory, _buffer, _window) = crate::dmabuf::dmabuf_window(&mut client, colour, true);
+    let (x, y) = centred(OUT_W, OUT_H, 32, 16);
+    let shot = client.screenshot_region(x as i32, y as i32, 32, 16).unwrap();
+    assert_image(&shot, &Image::solid(32, 16, colour), 0, "cpu-switch");
+    let stats = import_stats(&compositor);
+    let get = |k: &str| stats.get(k).copied();
+    assert_eq!(
+        (get("cpu_imports"), get("vulkan_image"), get("vulkan_buffer")),
+        (Some(1), Some(0), Some(0)),
+        "a sealed memfd dma-buf, read by the CPU: {stats:?}"
+    );
+}
