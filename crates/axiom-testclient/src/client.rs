@@ -78,6 +78,9 @@ pub struct State {
     presentation_clock: Option<u32>,
     pub(crate) dmabuf: crate::dmabuf::DmabufEvents,
     pub(crate) color: crate::color::ColorEvents,
+    output_scales: HashMap<ObjectId, i32>,
+    pub(crate) decoration_modes:
+        HashMap<ObjectId, wayland_protocols::xdg::decoration::zv1::client::zxdg_toplevel_decoration_v1::Mode>,
 }
 
 /// What a wl_output announced: its name (version 4), its place and its current mode.
@@ -306,6 +309,16 @@ impl TestClient {
         let before = self.configure_serial(window);
         window.toplevel.set_fullscreen(Some(output));
         self.ack_next_configure(window, before)
+    }
+
+    /// The scale factor `output` announced (1 where it announced none).
+    pub fn output_scale(&self, output: &WlOutput) -> i32 {
+        self.state.output_scales.get(&output.id()).copied().unwrap_or(1)
+    }
+
+    /// The size the last configure of `window` asked for ((0, 0): the client picks).
+    pub fn configured_size(&self, window: &Window) -> (i32, i32) {
+        self.state.toplevel_sizes.get(&window.toplevel.id()).copied().unwrap_or((0, 0))
     }
 
     /// The serial of the last configure of `window`.
@@ -602,6 +615,9 @@ impl Dispatch<WlOutput, ()> for State {
             }
             wl_output::Event::Geometry { x, y, .. } => info.position = (x, y),
             wl_output::Event::Name { name } => info.name = name,
+            wl_output::Event::Scale { factor } => {
+                state.output_scales.insert(output.id(), factor);
+            }
             _ => {}
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod color;
+pub mod decoration;
 pub mod dmabuf;
 pub mod harness;
 pub mod hostile;

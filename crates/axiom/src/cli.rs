@@ -23,6 +23,16 @@ pub struct Options {
     #[arg(long, default_value_t = 60.0, value_parser = parse_refresh)]
     pub refresh: f64,
 
+    /// A headless output of WIDTHxHEIGHT, at HZ (default: --refresh); repeat it for
+    /// several, placed left to right, each paced at its own rate. Replaces --size.
+    #[arg(long = "output", value_name = "WxH[@HZ]", value_parser = parse_output, conflicts_with = "size")]
+    pub outputs: Vec<OutputSpec>,
+
+    /// Scale factor of the headless outputs (1.5, 2...): clients see logical sizes of
+    /// WIDTH/SCALE by HEIGHT/SCALE and are asked for buffers this much larger.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+    pub scale: f64,
+
     /// Which graphics API the renderer uses: Vulkan first, then OpenGL ES.
     #[arg(long, value_enum, default_value_t = GraphicsApi::Auto)]
     pub graphics_api: GraphicsApi,
@@ -58,9 +68,52 @@ pub struct Options {
     /// of params not yet used, shm pools, feedback objects).
     #[arg(long, default_value_t = crate::limits::Limits::default().fds, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_client_fds: u32,
+
+    /// Kiosk: every toplevel fills the primary output, fullscreen, without
+    /// decorations and with no way out of it; the newest is on top.
+    #[arg(long)]
+    pub kiosk: bool,
+
+    /// Once clients can connect, write the Wayland socket's name (and the X display,
+    /// where Xwayland runs: `wayland-1 :0`) as one line to this inherited fd, then close it.
+    #[arg(long, value_name = "FD")]
+    pub ready_fd: Option<i32>,
+
+    /// A program to run once clients can connect, with WAYLAND_DISPLAY (and DISPLAY,
+    /// where Xwayland runs) set; the compositor stops when it exits, with its status
+    /// (128+N if signal N ended it).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// One output asked for with `--output`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutputSpec {
+    pub size: (u32, u32),
+    pub refresh: Option<f64>,
 }
 
 impl Options {
+    /// The outputs to make, each with its size and refresh rate: those `--output`
+    /// names, else one of `--size` at `--refresh`.
+    pub fn output_modes(&self) -> Vec<((u32, u32), f64)> {
+        if self.outputs.is_empty() {
+            return vec![(self.size, self.refresh)];
+        }
+        self.outputs.iter().map(|o| (o.size, o.refresh.unwrap_or(self.refresh))).collect()
+    }
+
+    /// These options for a backend with one window or one output to start with, at
+    /// scale 1 (winit, drm): a single `--output` becomes `--size` and `--refresh`.
+    pub fn with_one_output(mut self) -> anyhow::Result<Self> {
+        let [(size, refresh)] = self.output_modes()[..] else {
+            anyhow::bail!("several --output are for the headless backend only");
+        };
+        anyhow::ensure!(self.scale == 1.0, "--scale is for the headless backend only");
+        (self.size, self.refresh, self.outputs) = (size, refresh, Vec::new());
+        Ok(self)
+    }
+
     pub fn limits(&self) -> crate::limits::Limits {
         crate::limits::Limits {
             surfaces: self.max_client_surfaces,
@@ -133,6 +186,24 @@ pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
     Ok((w, h))
 }
 
+/// `WxH` or `WxH@HZ`.
+fn parse_output(text: &str) -> Result<OutputSpec, String> {
+    let (size, refresh) = match text.split_once('@') {
+        Some((size, hz)) => (size, Some(parse_refresh(hz)?)),
+        None => (text, None),
+    };
+    Ok(OutputSpec { size: parse_size(size)?, refresh })
+}
+
+fn parse_scale(text: &str) -> Result<f64, String> {
+    let scale: f64 = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
+    // As smithay's fractional scales: multiples of 1/120.
+    if !(0.25..=8.0).contains(&scale) || ((scale * 120.0).round() - scale * 120.0).abs() > 1e-9 {
+        return Err(format!("scale {scale} must be between 0.25 and 8, a multiple of 1/120"));
+    }
+    Ok(scale)
+}
+
 fn parse_refresh(text: &str) -> Result<f64, String> {
     let hz: f64 = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
     if !(1.0..=1000.0).contains(&hz) {
@@ -154,5 +225,10 @@ mod tests {
         assert!(parse_size("99999x10").is_err());
         assert!(parse_refresh("0").is_err());
         assert_eq!(parse_refresh("144"), Ok(144.0));
+        assert_eq!(parse_output("1024x768@30"), Ok(OutputSpec { size: (1024, 768), refresh: Some(30.0) }));
+        assert_eq!(parse_output("800x600"), Ok(OutputSpec { size: (800, 600), refresh: None }));
+        assert!(parse_output("800x600@0").is_err() && parse_output("@60").is_err());
+        assert_eq!(parse_scale("1.5"), Ok(1.5));
+        assert!(parse_scale("0").is_err() && parse_scale("1.001").is_err());
     }
 }

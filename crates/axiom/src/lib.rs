@@ -7,6 +7,7 @@ pub mod cli;
 pub mod dmabuf;
 pub mod handlers;
 pub mod input;
+pub mod launch;
 pub mod limits;
 pub mod listener;
 pub mod logging;
@@ -19,8 +20,9 @@ pub mod xwayland;
 pub use axiom_formats::convert;
 pub use state::Axiom;
 
-/// Runs the compositor until it is asked to stop.
-pub fn run(options: cli::Options) -> anyhow::Result<()> {
+/// Runs the compositor until it is asked to stop, or until the program given
+/// after `--` ends; returns the exit status (that program's, else 0).
+pub fn run(options: cli::Options) -> anyhow::Result<u8> {
     match options.backend.resolve() {
         cli::Backend::Winit => backend::winit::run(options),
         cli::Backend::Drm => backend::drm::run(options),

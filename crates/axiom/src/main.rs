@@ -5,7 +5,7 @@ fn main() -> std::process::ExitCode {
     axiom::logging::init();
     axiom::limits::raise_fd_limit();
     match axiom::run(options) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(status) => std::process::ExitCode::from(status),
         Err(err) => {
             eprintln!("axiom: {err:#}");
             std::process::ExitCode::FAILURE

@@ -36,6 +36,8 @@ pub struct Axiom {
     pub loop_signal: LoopSignal,
     /// Set by `stop`: the event loop ends after this dispatch.
     pub stopping: bool,
+    /// Readiness to announce and the program run under the compositor (`launch.rs`).
+    pub launch: Option<crate::launch::Launch>,
 
     pub compositor_state: CompositorState,
     pub xdg_shell_state: XdgShellState,
@@ -62,6 +64,10 @@ pub struct Axiom {
     /// Its wl_output global, where the backend may take it away.
     pub output_global: Option<smithay::reexports::wayland_server::backend::GlobalId>,
     pub vblank: crate::backend::vblank::Vblank,
+    /// The clocks of headless outputs other than the primary one (`vblank.rs`).
+    pub output_clocks: Vec<crate::backend::vblank::OutputClock>,
+    /// `--kiosk`: every toplevel fullscreen on the primary output (`handlers/xdg_shell.rs`).
+    pub kiosk: bool,
 
     pub renderer: Renderer,
     /// Something on screen may have changed since the last repaint.
@@ -130,6 +136,8 @@ impl Axiom {
             output,
             output_global: None,
             vblank: crate::backend::vblank::Vblank::new(refresh_interval),
+            output_clocks: Vec::new(),
+            kiosk: false,
             renderer,
             needs_redraw: false,
             pending_captures: Vec::new(),
@@ -148,6 +156,7 @@ impl Axiom {
             loop_handle,
             loop_signal,
             stopping: false,
+            launch: None,
         })
     }
 }

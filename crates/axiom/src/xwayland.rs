@@ -37,11 +37,18 @@ pub fn start(state: &mut Axiom) -> anyhow::Result<()> {
                         state.xwm = Some(wm);
                         state.xwayland_client = Some(client.clone());
                         tracing::info!("Xwayland ready: DISPLAY=:{display_number}");
+                        state.announce_ready(Some(display_number));
                     }
-                    Err(err) => tracing::warn!("Xwayland started but its window manager did not: {err}"),
+                    Err(err) => {
+                        tracing::warn!("Xwayland started but its window manager did not: {err}");
+                        state.announce_ready(None);
+                    }
                 }
             }
-            XWaylandEvent::Error => tracing::warn!("Xwayland exited during start-up"),
+            XWaylandEvent::Error => {
+                tracing::warn!("Xwayland exited during start-up");
+                state.announce_ready(None);
+            }
         })
         .map_err(|e| anyhow::anyhow!("Xwayland source: {e}"))?;
     state.xwayland_source = Some(token);
@@ -101,8 +108,19 @@ impl XwmHandler for Axiom {
             tracing::debug!("X11 window gone before it mapped: {err}");
             return;
         }
-        let size = surface.geometry().size;
-        let location = self.new_window_location(size);
+        let (location, size) = match self.kiosk {
+            true => {
+                let area = self.primary_area();
+                if let Err(err) = surface.set_fullscreen(true) {
+                    tracing::debug!("X11 window gone before it went fullscreen: {err}");
+                }
+                (area.loc, area.size)
+            }
+            false => {
+                let size = surface.geometry().size;
+                (self.new_window_location(size), size)
+            }
+        };
         if let Err(err) = surface.configure(Rectangle::new(location, size)) {
             tracing::debug!("X11 window gone before its configure: {err}");
         }
@@ -139,7 +157,11 @@ impl XwmHandler for Axiom {
         h: Option<u32>,
         _reorder: Option<Reorder>,
     ) {
-        // Windows pick their size, not their place (as for Wayland toplevels).
+        // Windows pick their size, not their place (as for Wayland toplevels); a kiosk's fill the output.
+        if self.kiosk && !surface.is_override_redirect() {
+            let _ = surface.configure(self.primary_area());
+            return;
+        }
         let mut geometry = surface.geometry();
         if let Some(w) = w {
             geometry.size.w = i32::try_from(w).unwrap_or(i32::MAX).min(1 << 20);

@@ -2,6 +2,7 @@
 //! screencopy, then send frame callbacks and presentation feedback.
 
 use smithay::desktop::utils::{send_frames_surface_tree, OutputPresentationFeedback};
+use smithay::desktop::Window;
 use smithay::output::Output;
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback::Kind;
@@ -15,14 +16,20 @@ use std::time::Duration;
 use smithay::utils::Monotonic;
 use smithay::wayland::presentation::Refresh;
 
+use crate::render::damage::Rect;
+use crate::render::occlusion::Quad;
 use crate::Axiom;
 
 impl Axiom {
-    /// Called once per refresh interval; `vblank` is this tick's time on CLOCK_MONOTONIC.
-    pub fn repaint_tick(&mut self, vblank: Duration) {
+    /// Called once per refresh interval of a clock (`vblank.rs`): `paced` names the
+    /// output whose own clock ticks, None the primary clock; `vblank` is this tick's
+    /// time on CLOCK_MONOTONIC. Composes where the canvas changed, then tells the
+    /// windows this clock paces of the frame.
+    pub fn repaint_tick(&mut self, paced: Option<&Output>, vblank: Duration) {
         let redraw = self.needs_redraw;
+        let frame_due = self.take_frame_due(paced);
         let capture_waiting = self.pending_captures.iter().any(|c| !c.with_damage);
-        if !redraw && !capture_waiting {
+        if !redraw && !frame_due && !capture_waiting {
             return;
         }
 
@@ -45,14 +52,29 @@ impl Axiom {
             if accepted.is_none() || self.kms_shows_more_than_primary() {
                 composed = Some(self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, on_plane));
             }
-            let hidden = composed.as_ref().map(|items| self.renderer.hidden_windows(items)).unwrap_or_default();
-            feedback = self.take_presentation_feedback(on_plane, accepted.is_some(), &hidden);
+            // A window on the overlay plane hides what lies wholly under it, as an opaque quad would.
+            let on_top = overlay.as_ref().map(|o| {
+                let origin = self.primary_area().loc;
+                let dst = o.frame.dst;
+                Quad {
+                    window: o.surface.id(),
+                    area: Rect::from_xywh(
+                        [origin.x + dst.loc.x, origin.y + dst.loc.y, dst.size.w, dst.size.h].map(|v| v as f32),
+                    ),
+                    opaque: o.opaque,
+                }
+            });
+            let hidden = composed.as_ref().map(|items| self.renderer.hidden_windows(items, on_top)).unwrap_or_default();
+            feedback = self.take_presentation_feedback(paced, on_plane, accepted.is_some(), &hidden);
             if let Some((surface, buffer, fb)) = accepted {
                 let primary = feedback.swap_remove(0).1;
                 self.show_direct(fb, buffer, primary);
                 direct = Some(surface);
             }
             self.needs_redraw = false;
+        } else if frame_due {
+            // Composed at another output's tick already.
+            feedback = self.take_presentation_feedback(paced, None, false, &HashSet::new());
         }
         if let Some(items) = composed {
             let on_plane = direct.is_some() || overlay.is_some();
@@ -60,9 +82,6 @@ impl Axiom {
             self.renderer.present();
             if self.kms.is_some() {
                 self.show_on_kms(std::mem::take(&mut feedback), overlay, direct.is_some());
-            } else {
-                // Off KMS the frame is shown once drawn (headless), or handed to the window system.
-                self.space.outputs().for_each(crate::outputs::count_frame);
             }
             self.composed_without_overlay = on_plane;
         } else if direct.is_some() {
@@ -84,35 +103,57 @@ impl Axiom {
 
         self.answer_captures(damage, vblank, screen.as_ref());
 
-        if redraw {
+        if frame_due {
+            if self.kms.is_none() {
+                // Off KMS a frame is shown at its clock's tick (headless), or handed to the window system.
+                for output in self.outputs_paced_by(paced) {
+                    crate::outputs::count_frame(&output);
+                }
+            }
             if !feedback.is_empty() {
                 self.frame_seq += 1;
             }
+            let interval = self.clock_interval(paced);
             for (_, mut feedback) in feedback {
                 feedback.presented::<_, Monotonic>(
                     vblank,
-                    Refresh::Fixed(self.vblank.interval),
+                    Refresh::Fixed(interval),
                     self.frame_seq,
                     wp_presentation_feedback::Kind::Vsync | wp_presentation_feedback::Kind::HwCompletion,
                 );
             }
-            let output = self.output.clone();
-            for window in self.space.elements() {
-                window.send_frame(&output, vblank, Some(self.vblank.interval), |_, _| Some(output.clone()));
+            let output = paced.cloned().unwrap_or_else(|| self.output.clone());
+            for window in self.space.elements().filter(|w| self.paced_by(w).as_ref() == paced) {
+                window.send_frame(&output, vblank, Some(interval), |_, _| Some(output.clone()));
                 // smithay's Window does not know the surfaces of Xwayland before 23.1.
                 if let (None, Some(surface)) = (window.wl_surface(), crate::xwayland::wl_surface_of(window)) {
-                    send_frames_surface_tree(&surface, &output, vblank, Some(self.vblank.interval), |_, _| {
-                        Some(output.clone())
-                    });
+                    send_frames_surface_tree(&surface, &output, vblank, Some(interval), |_, _| Some(output.clone()));
                 }
             }
+        }
+    }
+
+    /// The output whose own clock paces `window` (the one under its centre, where it
+    /// has one); None: the primary clock.
+    fn paced_by(&self, window: &Window) -> Option<Output> {
+        if self.output_clocks.is_empty() {
+            return None;
+        }
+        self.output_under_centre(window).and_then(|o| self.clock_of(&o).cloned())
+    }
+
+    /// The outputs whose frames the clock `paced` names shows.
+    fn outputs_paced_by(&self, paced: Option<&Output>) -> Vec<Output> {
+        match paced {
+            Some(output) => vec![output.clone()],
+            None => self.space.outputs().filter(|o| self.clock_of(o).is_none()).cloned().collect(),
         }
     }
 }
 
 impl Axiom {
-    /// The presentation feedback of this frame's surfaces, one per output, the primary
-    /// output's first; each window's goes with the output under its centre, to be sent
+    /// The presentation feedback of this frame's surfaces that the clock `paced` names
+    /// paces, one per output, the primary output's (or the paced one's) first; each window's goes with the output under its centre, to be sent
     /// with that output's flip. The surface on a display plane (`on_plane`) is flagged
     /// zero-copy, and only it. Windows a fullscreen buffer on the primary plane hides
     /// (`direct`: wholly on the primary output, below it) and windows the composed
@@ -120,17 +161,21 @@ impl Axiom {
     /// feedback is `discarded` now.
     fn take_presentation_feedback(
         &self,
+        paced: Option<&Output>,
         on_plane: Option<&WlSurface>,
         direct: bool,
         hidden_windows: &HashSet<ObjectId>,
     ) -> Vec<(Output, OutputPresentationFeedback)> {
-        let mut outputs: Vec<Output> = vec![self.output.clone()];
-        outputs.extend(self.space.outputs().filter(|o| **o != self.output).cloned());
+        let mut outputs: Vec<Output> = vec![paced.unwrap_or(&self.output).clone()];
+        if paced.is_none() {
+            outputs.extend(self.space.outputs().filter(|o| **o != self.output && self.clock_of(o).is_none()).cloned());
+        }
         let mut feedback: Vec<(Output, OutputPresentationFeedback)> =
             outputs.into_iter().map(|o| (o.clone(), OutputPresentationFeedback::new(&o))).collect();
         let primary = self.primary_area();
         let mut hidden = OutputPresentationFeedback::new(&self.output);
-        for window in self.space.elements() {
+        // Windows another clock paces keep their feedback for its tick.
+        for window in self.space.elements().filter(|w| self.paced_by(w).as_ref() == paced) {
             let is_on_plane = on_plane.is_some_and(|s| window.wl_surface().as_deref() == Some(s));
             let output = self.output_under_centre(window).unwrap_or_else(|| self.output.clone());
             let inside_primary = self.space.element_geometry(window).is_some_and(|g| primary.contains_rect(g));

@@ -1,14 +1,19 @@
-//! The repaint clock: a timer at the primary output's refresh interval that
-//! paces composition on every backend (headless and winit outputs, and KMS,
-//! whose CRTCs' flip events pace only their own flips: `backend/drm/mod.rs`).
+//! The repaint clocks. The primary clock, at the primary output's refresh
+//! interval, paces composition on every backend (headless and winit outputs,
+//! and KMS, whose CRTCs' flip events pace only their own flips:
+//! `backend/drm/mod.rs`). Each further headless output has a clock of its own
+//! (`--output WxH@HZ`): the windows on it get frame callbacks and presentation
+//! times at its rate, and a frame is composed at its ticks too where the
+//! canvas changed.
 //!
 //! Tick k happens at start + k * interval on CLOCK_MONOTONIC; headless and
 //! winit presentation times are tick times, so they are exact multiples of the
-//! interval apart as on a real display. The timer runs only while there is
+//! interval apart as on a real display. A clock runs only while there is
 //! work: an idle compositor does not wake up at all.
 
 use std::time::{Duration, Instant};
 
+use smithay::output::Output;
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::utils::{Clock, Monotonic};
 
@@ -20,11 +25,26 @@ pub struct Vblank {
     pub interval: Duration,
     /// The tick the armed timer fires at; None while idle.
     armed: Option<u32>,
+    /// The windows this clock paces have a frame to be told of (frame callbacks,
+    /// presentation feedback): set by every repaint request.
+    pub frame_due: bool,
+}
+
+/// A headless output other than the primary one, with its own refresh rate.
+pub struct OutputClock {
+    pub output: Output,
+    pub vblank: Vblank,
 }
 
 impl Vblank {
     pub fn new(interval: Duration) -> Self {
-        Self { start: Instant::now(), start_monotonic: Clock::<Monotonic>::new().now().into(), interval, armed: None }
+        Self {
+            start: Instant::now(),
+            start_monotonic: Clock::<Monotonic>::new().now().into(),
+            interval,
+            armed: None,
+            frame_due: false,
+        }
     }
 
     /// The first tick still ahead (after a stall, missed ticks are skipped, not fired in a burst).
@@ -42,13 +62,19 @@ impl Vblank {
 }
 
 impl Axiom {
-    /// Something on screen changed: repaint at the next vblank.
+    /// Something on screen changed: repaint at the next vblank, and tell every
+    /// clock's windows of the frame at its own next tick.
     pub fn schedule_repaint(&mut self) {
         self.needs_redraw = true;
+        self.vblank.frame_due = true;
         self.arm_vblank();
+        for index in 0..self.output_clocks.len() {
+            self.output_clocks[index].vblank.frame_due = true;
+            self.arm_output_clock(index);
+        }
     }
 
-    /// Makes sure the vblank timer runs (for a repaint or a pending screencopy).
+    /// Makes sure the primary clock runs (for a repaint or a pending screencopy).
     pub fn arm_vblank(&mut self) {
         if self.vblank.armed.is_some() {
             return;
@@ -66,9 +92,9 @@ impl Axiom {
 
     fn on_vblank(&mut self) -> TimeoutAction {
         let tick = self.vblank.armed.unwrap_or_else(|| self.vblank.next_tick());
-        self.repaint_tick(self.vblank.monotonic(tick));
+        self.repaint_tick(None, self.vblank.monotonic(tick));
         // Captures that wait for damage are answered by the repaint that damage schedules.
-        if self.needs_redraw || self.pending_captures.iter().any(|c| !c.with_damage) {
+        if self.needs_redraw || self.vblank.frame_due || self.pending_captures.iter().any(|c| !c.with_damage) {
             let next = self.vblank.next_tick().max(tick + 1);
             self.vblank.armed = Some(next);
             TimeoutAction::ToInstant(self.vblank.deadline(next))
@@ -76,5 +102,67 @@ impl Axiom {
             self.vblank.armed = None;
             TimeoutAction::Drop
         }
+    }
+
+    fn arm_output_clock(&mut self, index: usize) {
+        let clock = &mut self.output_clocks[index].vblank;
+        if clock.armed.is_some() {
+            return;
+        }
+        let tick = clock.next_tick();
+        clock.armed = Some(tick);
+        let deadline = clock.deadline(tick);
+        let output = self.output_clocks[index].output.clone();
+        let inserted = self
+            .loop_handle
+            .insert_source(Timer::from_deadline(deadline), move |_, _, state| state.on_output_clock(&output));
+        if let Err(err) = inserted {
+            tracing::error!("cannot arm an output's repaint timer: {err}");
+            self.output_clocks[index].vblank.armed = None;
+        }
+    }
+
+    fn on_output_clock(&mut self, output: &Output) -> TimeoutAction {
+        let Some(index) = self.output_clocks.iter().position(|c| c.output == *output) else {
+            return TimeoutAction::Drop;
+        };
+        let clock = &self.output_clocks[index].vblank;
+        let tick = clock.armed.unwrap_or_else(|| clock.next_tick());
+        let time = clock.monotonic(tick);
+        self.repaint_tick(Some(output), time);
+        let clock = &mut self.output_clocks[index].vblank;
+        if clock.frame_due {
+            let next = clock.next_tick().max(tick + 1);
+            clock.armed = Some(next);
+            TimeoutAction::ToInstant(clock.deadline(next))
+        } else {
+            clock.armed = None;
+            TimeoutAction::Drop
+        }
+    }
+
+    /// The refresh interval of the clock `paced` names (None: the primary clock).
+    pub fn clock_interval(&self, paced: Option<&Output>) -> Duration {
+        paced
+            .and_then(|o| self.output_clocks.iter().find(|c| c.output == *o))
+            .map_or(self.vblank.interval, |c| c.vblank.interval)
+    }
+
+    /// Whether frame events are due on the clock `paced` names (None: the primary
+    /// clock); clears it.
+    pub(crate) fn take_frame_due(&mut self, paced: Option<&Output>) -> bool {
+        let clock = match paced {
+            Some(output) => match self.output_clocks.iter_mut().find(|c| c.output == *output) {
+                Some(clock) => &mut clock.vblank,
+                None => return false,
+            },
+            None => &mut self.vblank,
+        };
+        std::mem::take(&mut clock.frame_due)
+    }
+
+    /// The clock pacing `output`'s windows: its own, or the primary (None).
+    pub fn clock_of(&self, output: &Output) -> Option<&Output> {
+        self.output_clocks.iter().find(|c| c.output == *output).map(|c| &c.output)
     }
 }

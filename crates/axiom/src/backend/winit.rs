@@ -37,7 +37,8 @@ const BTN_EXTRA: u32 = 0x114;
 /// Scroll distance of one wheel click, as libinput reports it.
 const WHEEL_STEP: f64 = 15.0;
 
-pub fn run(options: Options) -> anyhow::Result<()> {
+pub fn run(options: Options) -> anyhow::Result<u8> {
+    let options = options.with_one_output()?;
     let signals = block_signals()?;
     let winit_loop = EventLoop::new().map_err(|err| {
         anyhow::anyhow!(

@@ -40,7 +40,8 @@ impl XdgDecorationHandler for Axiom {
     }
 
     fn request_mode(&mut self, toplevel: ToplevelSurface, mode: DecorationMode) {
-        set_decoration_mode(&toplevel, mode);
+        // A kiosk shows no decorations: server-side, and the server draws none.
+        set_decoration_mode(&toplevel, if self.kiosk { DecorationMode::ServerSide } else { mode });
     }
 
     fn unset_mode(&mut self, toplevel: ToplevelSurface) {

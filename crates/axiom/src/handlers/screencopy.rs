@@ -217,7 +217,7 @@ impl Axiom {
     /// Where a capture lies on the canvas; None once its output is gone.
     fn on_canvas(&self, capture: &PendingCapture) -> Option<Rectangle<i32, Physical>> {
         let area = self.output_area(&capture.output)?;
-        let origin = smithay::utils::Point::<i32, Physical>::from((area.loc.x, area.loc.y));
+        let origin = area.loc.to_f64().to_physical(self.renderer.canvas_scale).to_i32_round();
         Some(Rectangle::new(capture.region.loc + origin, capture.region.size))
     }
 }

@@ -21,7 +21,11 @@ impl XdgShellHandler for Axiom {
         self.xdg_strict.role_created(surface.wl_surface(), surface.xdg_toplevel().id());
         // The window is mapped on its first commit with a buffer, when its size is known
         // (see shell::handle_commit); until then it waits here.
-        self.unmapped_windows.push(Window::new_wayland_window(surface));
+        self.unmapped_windows.push(Window::new_wayland_window(surface.clone()));
+        if self.kiosk {
+            // Rides along with the initial configure.
+            self.request_toplevel_mode(&surface, State::Fullscreen, true, Some(self.output.clone()));
+        }
     }
 
     fn toplevel_destroyed(&mut self, surface: ToplevelSurface) {
@@ -60,11 +64,15 @@ impl XdgShellHandler for Axiom {
     }
 
     fn move_request(&mut self, surface: ToplevelSurface, _seat: WlSeat, serial: Serial) {
-        self.start_interactive_move(&surface, serial);
+        if !self.kiosk {
+            self.start_interactive_move(&surface, serial);
+        }
     }
 
     fn resize_request(&mut self, surface: ToplevelSurface, _seat: WlSeat, serial: Serial, edges: ResizeEdge) {
-        self.start_interactive_resize(&surface, serial, edges);
+        if !self.kiosk {
+            self.start_interactive_resize(&surface, serial, edges);
+        }
     }
 
     fn maximize_request(&mut self, surface: ToplevelSurface) {

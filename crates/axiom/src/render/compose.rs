@@ -52,8 +52,8 @@ impl Renderer {
     }
 
     /// The windows whose quads among `items` all lie off the output or under an
-    /// opaque quad above them.
-    pub fn hidden_windows(&self, items: &[DrawItem]) -> HashSet<ObjectId> {
+    /// opaque quad above them; `on_top`: a quad a display plane shows above them all.
+    pub fn hidden_windows(&self, items: &[DrawItem], on_top: Option<Quad<ObjectId>>) -> HashSet<ObjectId> {
         let quads: Vec<Quad<ObjectId>> = items
             .iter()
             .map(|i| Quad {
@@ -61,6 +61,7 @@ impl Renderer {
                 area: Rect::from_xywh(i.uniform.dst),
                 opaque: i.uniform.opaque == 1,
             })
+            .chain(on_top)
             .collect();
         let size = self.output_size();
         occlusion::hidden_windows(&quads, size.w, size.h)
@@ -115,8 +116,14 @@ impl Renderer {
                     src[3] = -src[3];
                 }
                 let yuv = color_representation::coefficients(states, texture.mode);
+                let s = self.canvas_scale;
                 let uniform = DrawUniform {
-                    dst: [position.x as f32, position.y as f32, view.dst.w as f32, view.dst.h as f32],
+                    dst: [
+                        (f64::from(position.x) * s) as f32,
+                        (f64::from(position.y) * s) as f32,
+                        (f64::from(view.dst.w) * s) as f32,
+                        (f64::from(view.dst.h) * s) as f32,
+                    ],
                     src,
                     output_size: [output_size.w as f32, output_size.h as f32],
                     buffer_size: [bw as f32, bh as f32],

@@ -76,6 +76,9 @@ pub struct Renderer {
     output_texture: wgpu::Texture,
     output_view: wgpu::TextureView,
     output_size: Size<i32, Physical>,
+    /// Canvas pixels per logical unit (`--scale`): surfaces are placed and sized in
+    /// logical units and drawn this much larger.
+    pub canvas_scale: f64,
     readback: Option<readback::ReadbackBuffer>,
     /// Bytes of composed output copied from the GPU to the CPU, for any reason.
     pub readback_bytes: u64,
@@ -206,6 +209,7 @@ impl Renderer {
             output_texture,
             output_view,
             output_size,
+            canvas_scale: 1.0,
             readback: None,
             readback_bytes: 0,
             no_words,

@@ -1,7 +1,8 @@
 //! Maximized and fullscreen toplevels. Either one fills an output (Axiom has
 //! no panels): the one a fullscreen request names, else the one the window is
 //! on. The window goes to that output's origin once the client has acked the
-//! state, and back where it was, at the size it had, when it leaves it.
+//! state, and back where it was, at the size it had, when it leaves it. In
+//! kiosk mode (`--kiosk`) every toplevel is fullscreen on the primary output.
 
 use std::sync::Mutex;
 
@@ -42,7 +43,12 @@ impl Axiom {
     /// unset_fullscreen: the state is changed and, as the protocol asks, a
     /// configure is sent even when nothing changed. `output`: the one a
     /// fullscreen request names.
+    /// In kiosk mode every request leaves the window fullscreen on the primary output.
     pub fn request_toplevel_mode(&mut self, toplevel: &ToplevelSurface, mode: State, on: bool, output: Option<Output>) {
+        let (mode, on, output) = match self.kiosk {
+            true => (State::Fullscreen, true, Some(self.output.clone())),
+            false => (mode, on, output),
+        };
         // Not mapped yet, it still learns which output it is to fill.
         let window = self.window_for_surface(toplevel.wl_surface()).or_else(|| {
             let surface = toplevel.wl_surface();

@@ -973,6 +973,10 @@ fn the_top_windows_dmabuf_goes_on_an_overlay_plane_and_the_rest_is_composed() {
     let below = client.create_window("below").unwrap();
     let green = client.create_buffer(&Image::solid(200, 300, Rgba::opaque(0, 160, 0)), Format32::Xrgb8888, 800, 0xff);
     client.present(&below.surface, &green.unwrap()).unwrap();
+    // Between them, a window wholly under the top one: never seen while the top is on its plane.
+    let under = client.create_window("under").unwrap();
+    let red = client.create_buffer(&Image::solid(64, 64, Rgba::opaque(200, 0, 0)), Format32::Xrgb8888, 256, 0xff);
+    client.present(&under.surface, &red.unwrap()).unwrap();
     let dmabuf = client.bind_dmabuf(5).unwrap();
     let top = client.create_window("top").unwrap();
     let (top_feedback, before) = client.surface_feedback(&dmabuf, &top.surface).unwrap();
@@ -994,19 +998,26 @@ fn the_top_windows_dmabuf_goes_on_an_overlay_plane_and_the_rest_is_composed() {
     let batch: Vec<(u64, u32)> = after.tranches[before.tranches.len()..].iter().map(|(d, f, _)| (*d, *f)).collect();
     assert_eq!(batch.first(), Some(&(card, SCANOUT)), "the top window gets a scanout tranche: {batch:?}");
 
-    // Only the window on the plane is zero-copy; the one below is composed.
-    let feedbacks = [client.request_feedback(&top.surface), client.request_feedback(&below.surface)];
+    // Only the window on the plane is zero-copy; the one below is composed, and the one
+    // wholly under the plane's window is discarded.
+    let feedbacks = [
+        client.request_feedback(&top.surface),
+        client.request_feedback(&below.surface),
+        client.request_feedback(&under.surface),
+    ];
     below.surface.damage_buffer(0, 0, 200, 300);
     below.surface.commit();
+    under.surface.damage_buffer(0, 0, 64, 64);
+    under.surface.commit();
     top.surface.damage_buffer(0, 0, 256, 128);
     client.commit_and_wait_frame(&top.surface).unwrap();
-    let flags: Vec<u32> = client
-        .wait_for_feedback(&feedbacks)
-        .unwrap()
-        .into_iter()
-        .map(|p| match p {
+    let results = client.wait_for_feedback(&feedbacks).unwrap();
+    assert_eq!(results[2], Presented::Discarded, "the window under the plane's is not seen: {results:?}");
+    let flags: Vec<u32> = results[..2]
+        .iter()
+        .map(|p| match *p {
             Presented::Presented { flags, .. } => flags,
-            Presented::Discarded => panic!("a shown window's frame was discarded"),
+            Presented::Discarded => panic!("a shown window's frame was discarded: {results:?}"),
         })
         .collect();
     assert_ne!(flags[0] & ZERO_COPY, 0, "the top window is on the overlay plane: {flags:?}");

@@ -10,7 +10,10 @@ mod dmabuf_formats;
 mod drm;
 mod exhaustion;
 mod fuzz;
+mod headless_outputs;
 mod hostile;
+mod kiosk;
+mod launch;
 mod load;
 mod nested;
 mod presentation;
@@ -20,3 +23,4 @@ mod stacking;
 mod third_party;
 #[cfg(feature = "dmabuf-vulkan")]
 mod vulkan;
+mod wlheadless;

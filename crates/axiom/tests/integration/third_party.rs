@@ -34,6 +34,24 @@ pub(crate) fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus
     None
 }
 
+/// glxgears on the compositor's Xwayland, once that is ready.
+pub(crate) fn spawn_glxgears(compositor: &Compositor) -> Child {
+    assert!(
+        compositor.wait_for_log("Xwayland ready: DISPLAY=:", CLIENT_LIMIT),
+        "Xwayland did not start:\n{}",
+        compositor.log()
+    );
+    let log = compositor.log();
+    let display = log.split("Xwayland ready: DISPLAY=").nth(1).and_then(|s| s.split_whitespace().next()).unwrap();
+    compositor
+        .client_command("glxgears")
+        .env("DISPLAY", display)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("glxgears must be installed (scripts/setup installs mesa-utils)")
+}
+
 /// Takes screenshots until at least `min` pixels of the rectangle are not background.
 pub(crate) fn wait_on_screen(compositor: &Compositor, rect: (u32, u32, u32, u32), min: usize, name: &str) -> Image {
     let mut client = compositor.connect().unwrap();
@@ -176,20 +194,7 @@ fn grim_screenshot_shows_weston_simple_shm() {
 fn glxgears_through_xwayland_is_drawn_centred() {
     let compositor =
         Compositor::start_with_xwayland(&crate::common::axiom_binary(), 640, 480, &[]).expect("start axiom");
-    assert!(
-        compositor.wait_for_log("Xwayland ready: DISPLAY=:", CLIENT_LIMIT),
-        "Xwayland did not start:\n{}",
-        compositor.log()
-    );
-    let log = compositor.log();
-    let display = log.split("Xwayland ready: DISPLAY=").nth(1).and_then(|s| s.split_whitespace().next()).unwrap();
-    let mut child = compositor
-        .client_command("glxgears")
-        .env("DISPLAY", display)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("glxgears must be installed (scripts/setup installs mesa-utils)");
+    let mut child = spawn_glxgears(&compositor);
     // glxgears asks for a 300x300 window; it shows centred like any toplevel.
     let rect = window_rect((640, 480), (300, 300));
     let mut shot = wait_on_screen(&compositor, rect, 300 * 300 / 4, "glxgears");

@@ -51,7 +51,8 @@ use crate::Axiom;
 
 use super::headless::{block_signals, init_output, serve};
 
-pub fn run(options: Options) -> anyhow::Result<()> {
+pub fn run(options: Options) -> anyhow::Result<u8> {
+    let options = options.with_one_output()?;
     let signals = block_signals()?;
     let (mut session, session_events) = LibSeatSession::new().map_err(|err| {
         anyhow::anyhow!(

@@ -45,6 +45,8 @@ impl OverlayFrame {
 /// This frame's overlay: the surface left out of composition, and what the plane shows.
 pub struct Overlay {
     pub surface: WlSurface,
+    /// Its buffer's format has no alpha: windows wholly under it are not seen.
+    pub opaque: bool,
     pub frame: OverlayFrame,
     pub buffer: Buffer,
 }
@@ -132,6 +134,8 @@ impl Axiom {
             u32::from(plane),
             u32::from(fb)
         ));
-        Some(Overlay { surface, frame, buffer })
+        let opaque =
+            crate::dmabuf::formats::DMABUF_FORMATS.iter().any(|f| f.fourcc == dmabuf.format().code && f.opaque);
+        Some(Overlay { surface, opaque, frame, buffer })
     }
 }
