@@ -9,6 +9,7 @@ pub mod dmabuf;
 pub mod harness;
 pub mod hostile;
 pub mod memfd;
+pub mod pacing;
 pub mod uinput;
 pub mod vgem;
 

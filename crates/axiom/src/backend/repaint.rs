@@ -130,12 +130,16 @@ impl Axiom {
                     send_frames_surface_tree(&surface, &output, vblank, Some(interval), |_, _| Some(output.clone()));
                 }
             }
+            // FIFO barriers of what was just shown, and commit timers due by the next frame.
+            if self.release_paced_commits(paced, vblank + interval) {
+                self.tick_again(paced);
+            }
         }
     }
 
     /// The output whose own clock paces `window` (the one under its centre, where it
     /// has one); None: the primary clock.
-    fn paced_by(&self, window: &Window) -> Option<Output> {
+    pub(crate) fn paced_by(&self, window: &Window) -> Option<Output> {
         if self.output_clocks.is_empty() {
             return None;
         }

@@ -66,6 +66,11 @@ impl Axiom {
     /// clock's windows of the frame at its own next tick.
     pub fn schedule_repaint(&mut self) {
         self.needs_redraw = true;
+        self.keep_clocks_ticking();
+    }
+
+    /// Every clock ticks at least once more, with frame events due.
+    pub fn keep_clocks_ticking(&mut self) {
         self.vblank.frame_due = true;
         self.arm_vblank();
         for index in 0..self.output_clocks.len() {
@@ -146,6 +151,14 @@ impl Axiom {
         paced
             .and_then(|o| self.output_clocks.iter().find(|c| c.output == *o))
             .map_or(self.vblank.interval, |c| c.vblank.interval)
+    }
+
+    /// Makes the clock `paced` names tick again after this tick.
+    pub(crate) fn tick_again(&mut self, paced: Option<&Output>) {
+        match paced.and_then(|o| self.output_clocks.iter_mut().find(|c| c.output == *o)) {
+            Some(clock) => clock.vblank.frame_due = true,
+            None => self.vblank.frame_due = true,
+        }
     }
 
     /// Whether frame events are due on the clock `paced` names (None: the primary

@@ -32,6 +32,8 @@ impl CompositorHandler for Axiom {
         add_pre_commit_hook::<Self, _>(surface, |state, _, surface| {
             crate::dmabuf::sync::hold_commit_for_writers(state, surface)
         });
+        // FIFO and commit timers: the clocks must tick to release what smithay holds.
+        add_pre_commit_hook::<Self, _>(surface, |state, _, surface| state.note_paced_commit(surface));
         let Some(client) = surface.client() else { return };
         let Some(usage) = crate::limits::usage(&client) else { return };
         if let Err(exceeded) = usage.add_surface(&self.limits, surface) {

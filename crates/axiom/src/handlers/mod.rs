@@ -3,6 +3,7 @@
 
 pub mod color_representation;
 pub mod compositor;
+pub mod frame_pacing;
 pub mod misc;
 pub mod screencopy;
 pub mod seat;

@@ -9,6 +9,7 @@ mod dmabuf;
 mod dmabuf_formats;
 mod drm;
 mod exhaustion;
+mod frame_pacing;
 mod fuzz;
 mod headless_outputs;
 mod hostile;

@@ -162,6 +162,8 @@ fn wayland_info_lists_our_globals() {
         ("wp_fractional_scale_manager_v1", 1),
         ("wl_data_device_manager", 3),
         ("zwlr_screencopy_manager_v1", 3),
+        ("wp_fifo_manager_v1", 1),
+        ("wp_commit_timing_manager_v1", 1),
     ];
     for (name, version) in expected {
         assert_eq!(globals.get(name), Some(&version), "{name} v{version} in:\n{text}");
