@@ -94,6 +94,16 @@ pub struct OutputSpec {
 }
 
 impl Options {
+    /// The backend to run: `auto` resolved. Running a program or asking for headless
+    /// outputs means headless, as test suites want, even from a desktop's terminal.
+    pub fn backend(&self) -> Backend {
+        let headless_asked = !self.command.is_empty() || !self.outputs.is_empty() || self.scale != 1.0;
+        match self.backend {
+            Backend::Auto if headless_asked => Backend::Headless,
+            backend => backend.resolve(),
+        }
+    }
+
     /// The outputs to make, each with its size and refresh rate: those `--output`
     /// names, else one of `--size` at `--refresh`.
     pub fn output_modes(&self) -> Vec<((u32, u32), f64)> {
@@ -126,6 +136,7 @@ impl Options {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
+    /// `headless` to run a program (`-- CMD`) or with `--output` or `--scale`; else
     /// `winit` where WAYLAND_DISPLAY or DISPLAY names a desktop, `drm` on a virtual
     /// terminal, otherwise `headless`.
     Auto,

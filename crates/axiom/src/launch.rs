@@ -1,8 +1,8 @@
 //! What happens once clients can connect (the Wayland socket listens and, where
 //! Xwayland starts, its display is up): whoever waits is told the display names
 //! (`--ready-fd`, sd_notify), and the program given after `--` runs with them,
-//! in a process group of its own; its exit status becomes the compositor's, as
-//! with xvfb-run and cage.
+//! in a process group of its own (given the terminal, where we have it); its exit
+//! status becomes the compositor's, as with xvfb-run and cage.
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use rustix::io::FdFlags;
 use rustix::process::{Pid, PidfdFlags, Signal};
 use smithay::reexports::calloop::generic::Generic;
+use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::calloop::{Interest, Mode, PostAction};
 
 use crate::Axiom;
@@ -26,6 +27,12 @@ pub struct Launch {
     command: Vec<String>,
     announced: bool,
     program: Option<Child>,
+    /// The program's process group, until nothing of it is left.
+    group: Option<Pid>,
+    /// The terminal was handed to the program's group, to take back at the end.
+    terminal_handed_over: bool,
+    /// Told to stop: the program has had SIGTERM, and `STOP_GRACE` to end.
+    terminating: bool,
     /// The compositor's exit status, once the program has ended or could not start.
     pub status: Option<u8>,
 }
@@ -38,10 +45,20 @@ pub struct Names<'a> {
 }
 
 impl Launch {
-    /// Takes over `ready_fd` (closed on exec, so that no child keeps it open).
+    /// Takes over `ready_fd`, claimed at start-up (`claim_ready_fd`).
     pub fn new(wayland_display: String, ready_fd: Option<RawFd>, command: Vec<String>) -> anyhow::Result<Self> {
         let ready_fd = ready_fd.map(take_fd).transpose()?;
-        Ok(Self { wayland_display, ready_fd, command, announced: false, program: None, status: None })
+        Ok(Self {
+            wayland_display,
+            ready_fd,
+            command,
+            announced: false,
+            program: None,
+            group: None,
+            terminal_handed_over: false,
+            terminating: false,
+            status: None,
+        })
     }
 
     /// Whether readiness has been announced.
@@ -50,29 +67,37 @@ impl Launch {
     }
 
     /// The exit status once the compositor has stopped: the program's, where one ran,
-    /// after SIGTERM to its process group and `STOP_GRACE` to end (then the group is
-    /// killed); else 0.
+    /// else 0. What is left of the program's process group (the program itself where
+    /// the compositor stopped first, its background jobs, members that ignore SIGTERM)
+    /// gets SIGTERM and `STOP_GRACE` to end; then the group is killed.
     pub fn finish(&mut self) -> u8 {
-        if let Some(mut program) = self.program.take() {
-            // Told already where SIGTERM stopped us; not where the compositor stopped by itself.
-            signal_group(&program, Signal::TERM);
-            let deadline = Instant::now() + STOP_GRACE;
-            let status = loop {
-                match program.try_wait() {
-                    Ok(Some(status)) => break Some(status),
-                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                    Ok(None) => {
-                        tracing::warn!("the program did not stop within {STOP_GRACE:?}: killing its process group");
-                        signal_group(&program, Signal::KILL);
-                        break program.wait().ok();
-                    }
-                    Err(err) => {
-                        tracing::warn!("waiting for the program: {err}");
-                        break None;
-                    }
-                }
+        let deadline = Instant::now() + STOP_GRACE;
+        if let Some(group) = self.group.take() {
+            let _ = rustix::process::kill_process_group(group, Signal::TERM);
+            let alive = |program: &mut Option<Child>| match program {
+                Some(child) => !matches!(child.try_wait(), Ok(Some(_)) | Err(_)),
+                None => rustix::process::test_kill_process_group(group).is_ok(),
             };
-            self.status = self.status.or(status.map(exit_code));
+            while alive(&mut self.program) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if let Some(mut program) = self.program.take() {
+                if matches!(program.try_wait(), Ok(None)) {
+                    tracing::warn!("the program did not stop within {STOP_GRACE:?}: killing its process group");
+                    let _ = rustix::process::kill_process_group(group, Signal::KILL);
+                }
+                self.status = self.status.or(program.wait().ok().map(exit_code));
+            }
+            while rustix::process::test_kill_process_group(group).is_ok() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if rustix::process::test_kill_process_group(group).is_ok() {
+                tracing::warn!("the program's process group outlived it by {STOP_GRACE:?}: killing it");
+                let _ = rustix::process::kill_process_group(group, Signal::KILL);
+            }
+        }
+        if std::mem::take(&mut self.terminal_handed_over) {
+            take_terminal_back();
         }
         self.status.unwrap_or(0)
     }
@@ -94,27 +119,53 @@ impl Axiom {
         }
         notify_systemd(&names);
         let command = std::mem::take(&mut launch.command);
-        if command.is_empty() {
+        // Told to stop already (both in one dispatch): the program would only be killed.
+        if command.is_empty() || self.stopping {
             return;
         }
-        match spawn(&command, &names) {
-            Ok(program) => self.watch_program(program),
+        let foreground = owns_terminal();
+        match spawn(&command, &names, foreground) {
+            Ok(program) => {
+                if let Some(launch) = self.launch.as_mut() {
+                    launch.group = Pid::from_raw(program.id() as i32);
+                    launch.terminal_handed_over = foreground;
+                }
+                self.watch_program(program)
+            }
             Err(err) => {
                 tracing::error!("cannot run {:?}: {err}", command[0]);
-                // As a shell does for a command it cannot run.
+                // As a shell does: 126 for a file it may not run, 127 for one it cannot find.
+                let status = if err.kind() == std::io::ErrorKind::PermissionDenied { 126 } else { 127 };
                 if let Some(launch) = self.launch.as_mut() {
-                    launch.status = Some(127);
+                    launch.status = Some(status);
                 }
                 self.stop();
             }
         }
     }
 
-    /// Sends SIGTERM to the program's process group, as the compositor itself is
-    /// told to stop.
-    pub fn terminate_program(&mut self) {
-        if let Some(program) = self.launch.as_ref().and_then(|l| l.program.as_ref()) {
-            signal_group(program, Signal::TERM);
+    /// SIGTERM or SIGINT: with a program running, it gets SIGTERM (its whole process
+    /// group) and `STOP_GRACE` to end, clients still being served meanwhile; its end
+    /// stops the compositor. Without one, or told twice, the compositor stops now.
+    pub fn stop_on_signal(&mut self) {
+        let Some(launch) = self.launch.as_mut().filter(|l| l.program.is_some() && !l.terminating) else {
+            self.stop();
+            return;
+        };
+        launch.terminating = true;
+        if let Some(group) = launch.group {
+            let _ = rustix::process::kill_process_group(group, Signal::TERM);
+        }
+        let killer = self.loop_handle.insert_source(Timer::from_duration(STOP_GRACE), |_, _, state| {
+            if let Some(group) = state.launch.as_ref().filter(|l| l.program.is_some()).and_then(|l| l.group) {
+                tracing::warn!("the program did not stop within {STOP_GRACE:?}: killing its process group");
+                let _ = rustix::process::kill_process_group(group, Signal::KILL);
+            }
+            TimeoutAction::Drop
+        });
+        if let Err(err) = killer {
+            tracing::warn!("cannot time the program's stop ({err}): stopping now");
+            self.stop();
         }
     }
 
@@ -129,7 +180,6 @@ impl Axiom {
             Ok(pidfd) => pidfd,
             Err(err) => {
                 tracing::error!("cannot watch the program (pidfd_open: {err}); stopping");
-                self.terminate_program();
                 self.stop();
                 return;
             }
@@ -152,18 +202,25 @@ impl Axiom {
             });
         if let Err(err) = watched {
             tracing::error!("cannot watch the program: {err}; stopping");
-            self.terminate_program();
             self.stop();
         }
     }
 }
 
-/// Takes ownership of an fd inherited from whoever started us, checking it is open.
-fn take_fd(fd: RawFd) -> anyhow::Result<OwnedFd> {
-    // SAFETY: only checked here; owned below once known to be open.
+/// Checks, before the compositor opens any fd of its own (which could take the
+/// number of one never passed), that the `--ready-fd` we were given is open, and
+/// keeps it from every child.
+pub fn claim_ready_fd(fd: RawFd) -> anyhow::Result<()> {
+    // SAFETY: only inspected here; owned by `take_fd` later.
     let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     let flags = rustix::io::fcntl_getfd(borrowed).map_err(|e| anyhow::anyhow!("--ready-fd {fd}: {e}"))?;
     rustix::io::fcntl_setfd(borrowed, flags | FdFlags::CLOEXEC)?;
+    Ok(())
+}
+
+/// Takes ownership of the fd `claim_ready_fd` checked.
+fn take_fd(fd: RawFd) -> anyhow::Result<OwnedFd> {
+    claim_ready_fd(fd)?;
     // SAFETY: the fd is open, was given to us to use, and nothing else in the process owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -210,37 +267,66 @@ fn send_datagram(path: &std::ffi::OsStr, message: &[u8]) -> std::io::Result<()> 
     UnixDatagram::unbound()?.send_to_addr(message, &address).map(|_| ())
 }
 
+/// Whether standard input is a terminal whose foreground process group is ours:
+/// then the program's group is given it, so that the program may read it and set
+/// its modes (a background group would be stopped by SIGTTIN or SIGTTOU).
+fn owns_terminal() -> bool {
+    // SAFETY: plain queries of fd 0.
+    unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() }
+}
+
+/// Gives the terminal on standard input back to our process group (as a background
+/// group asking, SIGTTOU is held off).
+fn take_terminal_back() {
+    // SAFETY: signal-mask and terminal calls on fd 0 with valid arguments.
+    unsafe {
+        let mut ttou: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut ttou);
+        libc::sigaddset(&mut ttou, libc::SIGTTOU);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &ttou, &mut previous);
+        libc::tcsetpgrp(0, libc::getpgrp());
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+    }
+}
+
 /// Starts the program with the display names in its environment (and no other
-/// display's), in a process group of its own, with no signal blocked.
-fn spawn(command: &[String], names: &Names<'_>) -> std::io::Result<Child> {
+/// display's), in a process group of its own (the terminal's foreground group where
+/// `foreground`), with no signal blocked, ended by SIGTERM if the compositor dies first.
+fn spawn(command: &[String], names: &Names<'_>, foreground: bool) -> std::io::Result<Child> {
     let mut program = Command::new(&command[0]);
     program.args(&command[1..]).env("WAYLAND_DISPLAY", names.wayland).env_remove("NOTIFY_SOCKET").process_group(0);
     match &names.x11 {
         Some(x11) => program.env("DISPLAY", x11),
         None => program.env_remove("DISPLAY"),
     };
-    // SAFETY: only async-signal-safe calls between fork and exec. The event loop blocks
-    // the signals it handles, and a child inherits the mask: the program must not.
+    // SAFETY: only async-signal-safe calls between fork and exec (std has made the
+    // process group already). The event loop blocks the signals it handles, and a
+    // child inherits the mask: the program must not.
     unsafe {
-        program.pre_exec(|| {
+        program.pre_exec(move || {
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
-            match libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) {
-                0 => Ok(()),
-                errno => Err(std::io::Error::from_raw_os_error(errno)),
+            let errno = libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            if errno != 0 {
+                return Err(std::io::Error::from_raw_os_error(errno));
             }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if foreground {
+                // A background group taking the terminal would get SIGTTOU: held off meanwhile.
+                let mut ttou: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut ttou);
+                libc::sigaddset(&mut ttou, libc::SIGTTOU);
+                libc::sigprocmask(libc::SIG_BLOCK, &ttou, std::ptr::null_mut());
+                libc::tcsetpgrp(0, libc::getpid());
+                libc::sigprocmask(libc::SIG_UNBLOCK, &ttou, std::ptr::null_mut());
+            }
+            Ok(())
         });
     }
     program.spawn()
-}
-
-/// Sends `signal` to the program's process group (it leads one).
-fn signal_group(program: &Child, signal: Signal) {
-    if let Some(pid) = Pid::from_raw(program.id() as i32) {
-        if let Err(err) = rustix::process::kill_process_group(pid, signal) {
-            tracing::debug!("signalling the program's process group: {err}");
-        }
-    }
 }
 
 /// The status a shell reports: the exit code, or 128 + N for death by signal N.

@@ -23,7 +23,10 @@ pub use state::Axiom;
 /// Runs the compositor until it is asked to stop, or until the program given
 /// after `--` ends; returns the exit status (that program's, else 0).
 pub fn run(options: cli::Options) -> anyhow::Result<u8> {
-    match options.backend.resolve() {
+    if let Some(fd) = options.ready_fd {
+        launch::claim_ready_fd(fd)?;
+    }
+    match options.backend() {
         cli::Backend::Winit => backend::winit::run(options),
         cli::Backend::Drm => backend::drm::run(options),
         _ => backend::headless::run(options),

@@ -70,6 +70,8 @@ pub struct Axiom {
     pub vblank: crate::backend::vblank::Vblank,
     /// The clocks of headless outputs other than the primary one (`vblank.rs`).
     pub output_clocks: Vec<crate::backend::vblank::OutputClock>,
+    /// The windows the last composed frame did not show (their feedback is `discarded`).
+    pub hidden_windows: std::collections::HashSet<smithay::reexports::wayland_server::backend::ObjectId>,
     /// `--kiosk`: every toplevel fullscreen on the primary output (`handlers/xdg_shell.rs`).
     pub kiosk: bool,
 
@@ -145,6 +147,7 @@ impl Axiom {
             vblank: crate::backend::vblank::Vblank::new(refresh_interval),
             output_clocks: Vec::new(),
             kiosk: false,
+            hidden_windows: Default::default(),
             renderer,
             needs_redraw: false,
             pending_captures: Vec::new(),
@@ -169,10 +172,9 @@ impl Axiom {
 }
 
 impl Axiom {
-    /// The canvas the renderer composes: every output's area (`outputs.rs`).
+    /// The canvas the renderer composes, in logical units: every output's area (`outputs.rs`).
     pub fn output_size(&self) -> smithay::utils::Size<i32, smithay::utils::Logical> {
-        let size = self.renderer.output_size();
-        (size.w, size.h).into()
+        self.renderer.output_size().to_f64().to_logical(self.renderer.canvas_scale).to_i32_round()
     }
 }
 

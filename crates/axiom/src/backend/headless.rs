@@ -34,7 +34,7 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
 /// Blocks the signals the event loop handles before any thread exists (the renderer's
 /// driver starts some), so that they always reach it: SIGUSR1 prints the import
 /// counters; SIGTERM and SIGINT stop the compositor cleanly (socket and lock removed,
-/// Xwayland stopped, exit status 0). Call it first.
+/// Xwayland stopped, exit status 0, or the program's: `launch.rs`). Call it first.
 pub(crate) fn block_signals() -> anyhow::Result<Signals> {
     Signals::new(&[Signal::SIGUSR1, Signal::SIGTERM, Signal::SIGINT])
         .map_err(|e| anyhow::anyhow!("signal handler: {e}"))
@@ -60,8 +60,7 @@ pub(crate) fn serve(
             Signal::SIGUSR1 => state.log_import_stats(),
             signal => {
                 tracing::info!("{signal:?}: stopping");
-                state.terminate_program();
-                state.stop();
+                state.stop_on_signal();
             }
         })
         .map_err(|e| anyhow::anyhow!("signal source: {e}"))?;

@@ -66,6 +66,7 @@ impl Axiom {
             });
             let hidden = composed.as_ref().map(|items| self.renderer.hidden_windows(items, on_top)).unwrap_or_default();
             feedback = self.take_presentation_feedback(paced, on_plane, accepted.is_some(), &hidden);
+            self.hidden_windows = hidden;
             if let Some((surface, buffer, fb)) = accepted {
                 let primary = feedback.swap_remove(0).1;
                 self.show_direct(fb, buffer, primary);
@@ -73,8 +74,10 @@ impl Axiom {
             }
             self.needs_redraw = false;
         } else if frame_due {
-            // Composed at another output's tick already.
-            feedback = self.take_presentation_feedback(paced, None, false, &HashSet::new());
+            // Composed at another output's tick already: what that frame hid, it still hides.
+            let hidden = std::mem::take(&mut self.hidden_windows);
+            feedback = self.take_presentation_feedback(paced, None, false, &hidden);
+            self.hidden_windows = hidden;
         }
         if let Some(items) = composed {
             let on_plane = direct.is_some() || overlay.is_some();

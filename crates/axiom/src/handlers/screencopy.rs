@@ -16,7 +16,7 @@ use smithay::reexports::wayland_protocols_wlr::screencopy::v1::server::{
 };
 use smithay::reexports::wayland_server::protocol::{wl_buffer::WlBuffer, wl_shm};
 use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource};
-use smithay::utils::{Physical, Rectangle};
+use smithay::utils::{Logical, Physical, Rectangle};
 use smithay::wayland::shm::with_buffer_contents;
 
 use crate::render::damage::Rect;
@@ -84,9 +84,15 @@ impl Dispatch<ZwlrScreencopyManagerV1, ()> for Axiom {
             }
             zwlr_screencopy_manager_v1::Request::CaptureOutputRegion { frame, output, x, y, width, height, .. } => {
                 let output = Output::from_resource(&output);
+                // Given in the output's logical coordinates.
                 let region = output.as_ref().and_then(|o| {
-                    let requested = Rectangle::<i32, Physical>::new((x, y).into(), (width, height).into());
-                    requested.intersection(Rectangle::from_size(output_size(o)))
+                    let requested = Rectangle::<i32, Logical>::new((x, y).into(), (width, height).into());
+                    let scale = o.current_scale().fractional_scale();
+                    requested
+                        .to_f64()
+                        .to_physical(scale)
+                        .to_i32_round()
+                        .intersection(Rectangle::from_size(output_size(o)))
                 });
                 (frame, output, region)
             }

@@ -173,6 +173,14 @@ impl Renderer {
         let pipelines = pipelines::Pipelines::new(shader, layout);
 
         let (uniform_buffer, uniform_bind_group) = create_uniforms(&device, &uniform_layout, 64);
+        // Several outputs side by side can ask for more than the device can hold.
+        let most = device.limits().max_texture_dimension_2d;
+        anyhow::ensure!(
+            output_size.w as u32 <= most && output_size.h as u32 <= most,
+            "the outputs need a {}x{} canvas; this GPU holds at most {most}x{most}",
+            output_size.w,
+            output_size.h
+        );
         let (output_texture, output_view) = create_output(&device, output_size);
         let no_words = buffer_source.then(|| {
             device.create_buffer(&wgpu::BufferDescriptor {

@@ -140,6 +140,9 @@ fn at_scale_2_clients_see_logical_sizes_and_scaled_buffers_show_pixel_for_pixel(
     assert_image(&shot.crop(144, 104, 32, 32), &Image::solid(32, 32, red), 0, "scale-2-buffer-scale-1");
     assert_ne!(shot.pixel(143, 104), red, "no wider than 32 pixels");
     assert_ne!(shot.pixel(176, 104), red, "no wider than 32 pixels");
+    // A region capture names the region in logical units: the window's 16x16 are 32x32 pixels.
+    let region = client.screenshot_region(72, 52, 16, 16).unwrap();
+    assert_image(&region, &Image::solid(32, 32, red), 0, "scale-2-region");
 }
 
 #[test]
@@ -151,4 +154,17 @@ fn a_fractional_scale_gives_the_rounded_logical_size_and_wl_output_rounds_it_up(
     let output = client.bind_output(client.output_globals()[0]).unwrap();
     client.roundtrip().unwrap();
     assert_eq!(client.output_scale(&output), 2, "wl_output announces the scale rounded up");
+}
+
+#[test]
+fn outputs_wider_together_than_the_gpu_can_hold_are_refused_with_a_message() {
+    let output = std::process::Command::new(axiom_binary())
+        .args(["--backend", "headless", "--no-xwayland", "--output", "16384x16", "--output", "16384x16"])
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the outputs need a 32768x16 canvas"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

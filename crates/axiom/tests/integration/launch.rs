@@ -113,18 +113,37 @@ fn sigterm_ends_the_programs_whole_process_group_and_the_compositor() {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let status = finished(axiom);
     assert_eq!(status.code(), Some(128 + 15), "the program's status: SIGTERM ended it ({status})");
-    // The program's child went with its process group (a zombie awaiting its reaper is gone too).
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The program's child went with its process group.
+    wait_gone(sleeper, "the program's child");
+    assert!(!runtime.socket_left(), "the socket and its lock are removed");
+}
+
+/// The pids of `parent`'s children whose executable is named `name`.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let field = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).map(str::trim).unwrap_or("");
+            field("Name:") == name && field("PPid:") == parent.to_string()
+        })
+        .collect()
+}
+
+/// Waits until process `pid` is gone (a zombie counts as gone), failing after `LIMIT`.
+fn wait_gone(pid: i32, what: &str) {
+    let deadline = Instant::now() + LIMIT;
     let alive = || {
-        std::fs::read_to_string(format!("/proc/{sleeper}/stat")).is_ok_and(|stat| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
             stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).is_some_and(|state| state != "Z")
         })
     };
     while alive() {
-        assert!(Instant::now() < deadline, "the program's child {sleeper} outlived the compositor");
+        assert!(Instant::now() < deadline, "{what} ({pid}) outlived the compositor");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(!runtime.socket_left(), "the socket and its lock are removed");
 }
 
 /// axiom with the write end of a pipe as its fd 3 and `--ready-fd 3`, and sd_notify
@@ -183,10 +202,12 @@ fn ready_fd_and_sd_notify_name_the_display_once_a_client_can_use_it() {
 fn with_xwayland_the_program_and_the_ready_fd_get_its_display() {
     let runtime = Runtime::new("xwayland");
     let out = runtime.0.join("display");
-    let script = r#"printf '%s\n' "${DISPLAY-unset}" > "$1""#;
+    // The program lives on a little, for the test to find Xwayland while axiom runs.
+    let script = r#"printf '%s\n' "${DISPLAY-unset}" > "$1"; sleep 1"#;
     let (axiom, read, _notify) =
         started_with_ready_fd(&runtime, &["--", "sh", "-c", script, "sh", &out.to_string_lossy()]);
     let line = read_to_end(read);
+    let xwayland = children_named(axiom.id(), "Xwayland");
     let status = finished(axiom);
     assert_eq!(status.code(), Some(0), "{status}");
     let display = std::fs::read_to_string(&out).unwrap();
@@ -197,14 +218,12 @@ fn with_xwayland_the_program_and_the_ready_fd_get_its_display() {
     );
     assert_eq!(display.trim(), words[1], "the program's DISPLAY is Xwayland's");
     assert!(status.signal().is_none());
-    let xwayland_of = |display: &str| {
-        std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            args.first().is_some_and(|a| a.ends_with(b"Xwayland")) && args.contains(&display.as_bytes())
-        })
-    };
-    assert!(!xwayland_of(words[1]), "Xwayland stopped with the compositor");
+    assert_eq!(xwayland.len(), 1, "axiom ran one Xwayland: {xwayland:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{}", xwayland[0])).exists() {
+        assert!(Instant::now() < deadline, "Xwayland ({}) outlived the compositor", xwayland[0]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let number = &words[1][1..];
     assert!(!Path::new(&format!("/tmp/.X{number}-lock")).exists(), "the X display's lock is removed");
 }
@@ -243,7 +262,7 @@ fn a_gui_test_run_sees_two_outputs_at_their_modes_and_screenshots_them() {
     let runtime = Runtime::new("gui");
     let dir = runtime.0.display().to_string();
     // As a GUI test suite would: a client, wayland-info, screenshots per output.
-    let script = r#"cd "$1"; wayland-info > info; weston-simple-shm & for i in $(seq 20); do sleep 0.25; grim -o HEADLESS-1 "first-$i.png"; done; grim -o HEADLESS-2 second.png; kill $!"#;
+    let script = r#"cd "$1"; wayland-info > info; weston-simple-shm & for i in $(seq 40); do sleep 0.25; grim -o HEADLESS-1 "first-$i.png"; done; grim -o HEADLESS-2 second.png; kill $!"#;
     let mut command = runtime.axiom_sized(&["--no-xwayland", "--output", "400x300", "--output", "160x120@30", "--"]);
     command.args(["sh", "-c", script, "sh", &dir]);
     let status = finished(command.spawn().unwrap());
@@ -260,7 +279,7 @@ fn a_gui_test_run_sees_two_outputs_at_their_modes_and_screenshots_them() {
     }
     // weston-simple-shm's 250x250 window, centred on the first output.
     let background = axiom_testclient::Rgba::opaque(0x20, 0x20, 0x20);
-    let drawn = (1..=20).map(|i| read_png(&runtime.0.join(format!("first-{i}.png")))).any(|shot| {
+    let drawn = (1..=40).map(|i| read_png(&runtime.0.join(format!("first-{i}.png")))).any(|shot| {
         let window = shot.crop(75, 25, 250, 250);
         let outside = shot.crop(0, 0, 70, 300);
         window.pixels.iter().filter(|p| **p != background).count() > 250 * 250 / 2
@@ -312,4 +331,53 @@ fn help_lists_exactly_the_readmes_long_options_and_version_prints() {
 
     let version = Command::new(crate::common::axiom_binary()).arg("--version").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&version.stdout), format!("axiom {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn what_the_program_leaves_running_in_its_group_is_stopped_with_it() {
+    let runtime = Runtime::new("leftovers");
+    let pidfile = runtime.0.join("pid");
+    let script = r#"sleep 1000 & echo $! > "$1"; exit 0"#;
+    let status =
+        finished(runtime.axiom(&["--no-xwayland", "--", "sh", "-c", script, "sh"]).arg(&pidfile).spawn().unwrap());
+    assert_eq!(status.code(), Some(0), "the program's status ({status})");
+    wait_gone(std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap(), "the program's background job");
+}
+
+#[test]
+fn a_program_runs_headless_even_from_a_desktops_terminal() {
+    // DISPLAY names a desktop (one that does not exist): `auto` would be the nested backend.
+    let runtime = Runtime::new("auto");
+    let mut command = Command::new(crate::common::axiom_binary());
+    command
+        .args(["--size", "64x48", "--no-xwayland", "--", "sh", "-c", "exit 5"])
+        .env("XDG_RUNTIME_DIR", &runtime.0)
+        .env("DISPLAY", ":nonexistent")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    assert_eq!(finished(command.spawn().unwrap()).code(), Some(5), "headless, running the program");
+}
+
+#[test]
+fn a_program_started_from_a_terminal_gets_it_and_may_set_its_modes() {
+    // script(1) runs axiom on a new pseudo-terminal as its foreground job. A background
+    // group changing the terminal's modes would be stopped by SIGTTOU, and this would hang.
+    let runtime = Runtime::new("tty");
+    let axiom = crate::common::axiom_binary();
+    let inner = format!(
+        "{} --backend headless --size 64x48 --no-xwayland -- sh -c 'stty -echo && stty echo && exit 7'",
+        axiom.display()
+    );
+    let mut command = Command::new("script");
+    command
+        .args(["-qec", &inner, "/dev/null"])
+        .env("XDG_RUNTIME_DIR", &runtime.0)
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("DISPLAY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let status = finished(command.spawn().expect("script(1) is in Debian's bsdutils"));
+    assert_eq!(status.code(), Some(7), "the program set the terminal's modes and its status came back ({status})");
 }
