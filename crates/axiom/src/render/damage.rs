@@ -118,3 +118,86 @@ mod tests {
         assert_eq!(Rect { x0: 200, y0: 0, x1: 300, y1: 10 }.clamp(100, 100), None);
     }
 }
+
+/// How many frames' damage `History` keeps: a buffer older than that is copied whole.
+const KEPT_FRAMES: usize = 8;
+
+/// The canvas damage of its last frames, so that a buffer brought up to date some
+/// frames ago (its age, in other compositors' words) learns what changed since.
+#[derive(Debug, Default)]
+pub struct History {
+    /// The number of the canvas's newest frame.
+    frame: u64,
+    recent: std::collections::VecDeque<(u64, Rect)>,
+    /// Frames before this one say nothing of the canvas now (it was resized).
+    known_since: u64,
+}
+
+impl History {
+    pub fn frame(&self) -> u64 {
+        self.frame
+    }
+
+    /// A frame repainted `damage`.
+    pub fn record(&mut self, damage: Rect) {
+        self.frame += 1;
+        self.recent.push_back((self.frame, damage));
+        if self.recent.len() > KEPT_FRAMES {
+            self.recent.pop_front();
+        }
+    }
+
+    /// The canvas changed as a whole (resized): what earlier frames did no longer tells.
+    pub fn forget(&mut self) {
+        self.frame += 1;
+        self.recent.clear();
+        self.known_since = self.frame;
+    }
+
+    /// What changed after frame `shown`: None where that is no longer known, Some(None)
+    /// where nothing did.
+    pub fn since(&self, shown: u64) -> Option<Option<Rect>> {
+        let oldest_kept = self.recent.front().map_or(self.frame + 1, |&(frame, _)| frame);
+        if shown < self.known_since || shown + 1 < oldest_kept || shown > self.frame {
+            return None;
+        }
+        Some(self.recent.iter().filter(|&&(frame, _)| frame > shown).map(|&(_, r)| r).reduce(Rect::union))
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::{History, Rect, KEPT_FRAMES};
+
+    fn rect(x0: i32) -> Rect {
+        Rect { x0, y0: 0, x1: x0 + 1, y1: 1 }
+    }
+
+    #[test]
+    fn damage_since_a_frame_is_the_union_of_the_frames_after_it() {
+        let mut history = History::default();
+        history.record(rect(0));
+        history.record(rect(5));
+        history.record(rect(2));
+        assert_eq!(history.since(3), Some(None), "nothing after the newest frame");
+        assert_eq!(history.since(2), Some(Some(rect(2))));
+        assert_eq!(history.since(1), Some(Some(Rect { x0: 2, y0: 0, x1: 6, y1: 1 })));
+        assert_eq!(history.since(0), Some(Some(Rect { x0: 0, y0: 0, x1: 6, y1: 1 })));
+    }
+
+    #[test]
+    fn frames_no_longer_kept_or_before_a_resize_are_unknown() {
+        let mut history = History::default();
+        for i in 0..KEPT_FRAMES as i32 + 2 {
+            history.record(rect(i));
+        }
+        assert_eq!(history.since(0), None, "frame 1 is no longer kept");
+        assert!(history.since(2).is_some(), "frames 3.. are all kept");
+        let newest = history.frame();
+        history.forget();
+        assert_eq!(history.since(newest), None, "resized since");
+        history.record(rect(0));
+        assert_eq!(history.since(history.frame() - 1), Some(Some(rect(0))));
+        assert_eq!(history.since(history.frame() + 1), None, "a frame never made");
+    }
+}

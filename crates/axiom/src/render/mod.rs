@@ -10,6 +10,7 @@ pub mod occlusion;
 pub mod pipelines;
 pub mod present;
 pub mod readback;
+pub mod scanout_target;
 mod shm_in_place;
 pub mod texture;
 #[cfg(feature = "dmabuf-vulkan")]
@@ -101,6 +102,8 @@ pub struct Renderer {
     previous: Vec<DrawKey>,
     /// The output texture holds nothing valid yet: repaint all of it.
     full_damage: bool,
+    /// What each recent frame repainted, for scanout buffers to copy only that.
+    pub(crate) history: damage::History,
     /// The window each frame is presented into (nested backend only).
     window: Option<present::WindowSurface>,
 }
@@ -231,6 +234,7 @@ impl Renderer {
             empty_texture,
             previous: Vec::new(),
             full_damage: true,
+            history: Default::default(),
             window,
         })
     }
@@ -267,6 +271,7 @@ impl Renderer {
         }
         self.previous = next.into_iter().map(|(key, _)| key).collect();
         let damage = damage?.clamp(w, h)?;
+        self.history.record(damage);
 
         // Draw 0 clears the damaged area to the background; the surfaces follow, bottom first.
         let background = DrawUniform {

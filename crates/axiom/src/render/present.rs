@@ -72,6 +72,7 @@ impl Renderer {
         (self.output_texture, self.output_view) = super::create_output(&self.device, size);
         self.output_size = size;
         self.full_damage = true;
+        self.history.forget();
         if let Some(window) = self.window.as_mut() {
             window.resize(&self.device, size);
         }

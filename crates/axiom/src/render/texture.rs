@@ -361,7 +361,7 @@ impl Renderer {
                 let (width, height) = layout.size(w, h);
                 let plane =
                     super::vulkan::ImagePlane { format: layout.texture, width, height, offset, stride, modifier };
-                importer.import_dmabuf_image(&self.device, fd, plane)
+                importer.import_dmabuf_image(&self.device, fd, plane, super::vulkan::ImageRole::Sampled)
             })
             .collect()
     }

@@ -14,7 +14,7 @@
 mod fence_wait;
 mod image;
 
-pub use image::ImagePlane;
+pub use image::{ImagePlane, ImageRole};
 
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -87,6 +87,9 @@ pub struct VulkanImporter {
     /// Step 1: the modifiers each plane texel format can be imported and sampled with
     /// (empty without VK_EXT_image_drm_format_modifier or dma-buf import).
     modifiers: HashMap<wgpu::TextureFormat, Vec<u64>>,
+    /// The modifiers a scanout buffer of the output format can be imported with as a
+    /// render target (empty where none).
+    render_target_modifiers: HashMap<wgpu::TextureFormat, Vec<u64>>,
     /// Step 3 is live: the device imports host pointers (wl_shm mappings).
     pub host_pointers: bool,
     /// The device imports sync files as semaphores (frames wait for writers on the
@@ -117,11 +120,15 @@ impl VulkanImporter {
         }
         let external_host = ash::ext::external_memory_host::Device::new(instance, &raw);
         let dmabuf_buffers = has(ash::khr::external_memory_fd::NAME) && has(ash::ext::external_memory_dma_buf::NAME);
-        let modifiers = if dmabuf_buffers && has(ash::ext::image_drm_format_modifier::NAME) {
-            image::sampleable_modifiers(instance, physical)
-        } else {
-            HashMap::new()
+        let by_modifier = dmabuf_buffers && has(ash::ext::image_drm_format_modifier::NAME);
+        let importable = |role, formats: &[wgpu::TextureFormat]| match by_modifier {
+            true => image::importable_modifiers(instance, physical, role, formats),
+            false => HashMap::new(),
         };
+        use wgpu::TextureFormat as T;
+        let plane_formats = [T::R8Unorm, T::Rg8Unorm, T::Rgba8Unorm, T::Bgra8Unorm, T::Rgb10a2Unorm, T::Rgba16Float];
+        let modifiers = importable(ImageRole::Sampled, &plane_formats);
+        let render_target_modifiers = importable(ImageRole::RenderTarget, &[crate::render::OUTPUT_FORMAT]);
         let fence_waits = fence_wait::FenceWaits::new(
             instance,
             hal_device.shared_instance().instance_api_version(),
@@ -137,6 +144,7 @@ impl VulkanImporter {
             memory_types,
             dmabuf_buffers,
             modifiers,
+            render_target_modifiers,
             host_pointers,
             fence_waits,
         })

@@ -188,6 +188,17 @@ impl Axiom {
             &overlays.iter().collect::<Vec<_>>(),
             kms.fd.dev_id().unwrap_or_default(),
         );
+        match head.share_buffers_with(&self.renderer) {
+            Ok(()) => tracing::info!(
+                "KMS: {}: composed frames are written into its scanout buffers by the GPU \
+                 (dumb buffers shared with the renderer as dma-bufs)",
+                connected.name
+            ),
+            Err(why) => tracing::warn!(
+                "KMS: {}: composed frames are read back and copied into its scanout buffers by the CPU: {why:#}",
+                connected.name
+            ),
+        }
         let (width, height) = connected.mode.size();
         head.writeback = writeback::Writeback::find(&kms.fd, connected.crtc, (width.into(), height.into()));
         tracing::info!(

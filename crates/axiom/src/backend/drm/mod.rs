@@ -5,7 +5,10 @@
 //! on each CRTC page flips between two dumb buffers, paced by its vblank events.
 //!
 //! Each frame is composed by the renderer as on every backend, and each output's
-//! part of it copied into its back buffer, unless a fullscreen client's dma-buf
+//! part of it written into its back buffer by the GPU: the dumb buffers are
+//! shared with the renderer as dma-bufs and imported as render targets
+//! (`render/scanout_target.rs`); where the renderer cannot write them, the part
+//! is read back and copied by the CPU, and the log says why. That holds unless a fullscreen client's dma-buf
 //! goes on the primary output's plane as it is (`scanout.rs`); the top window's
 //! dma-buf may go on an overlay plane, the rest being composed (`overlay.rs`). A
 //! frame's presentation feedback is sent when its flip completes, with the
@@ -25,7 +28,7 @@ pub use heads::Kms;
 pub use overlay::Overlay;
 pub use writeback::Captured;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,6 +49,7 @@ use smithay::utils::{DeviceFd, Monotonic, Rectangle, Transform};
 use smithay::wayland::presentation::Refresh;
 
 use crate::cli::Options;
+use crate::render::scanout_target::{ScanoutTarget, SharedScanoutBuffer};
 use crate::render::Renderer;
 use crate::Axiom;
 
@@ -308,6 +312,14 @@ fn pci_bus_id(fd: &DrmDeviceFd) -> Option<String> {
     device.file_name()?.to_str().map(str::to_owned)
 }
 
+/// A dumb buffer composed frames are shown from, and the renderer's import of it
+/// where the renderer writes it itself.
+struct DisplayBuffer {
+    dumb: DumbBuffer,
+    fb: framebuffer::Handle,
+    target: Option<ScanoutTarget>,
+}
+
 /// What a flip puts on the primary plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Frame {
@@ -366,7 +378,7 @@ pub struct KmsOutput {
     size: (i32, i32),
     position: (i32, i32),
     mode: Mode,
-    buffers: Vec<(DumbBuffer, framebuffer::Handle)>,
+    buffers: Vec<DisplayBuffer>,
     /// The dumb buffer last handed to the display.
     front: usize,
     /// The frame of the queued flip; the next one waits for its vblank.
@@ -407,8 +419,14 @@ impl KmsOutput {
         let mut buffers = Vec::new();
         for _ in 0..2 {
             let buffer = fd.create_dumb_buffer((size.0 as u32, size.1 as u32), DrmFourcc::Xrgb8888, 32)?;
-            let fb = fd.add_framebuffer(&buffer, 24, 32)?;
-            buffers.push((buffer, fb));
+            let fb = match fd.add_framebuffer(&buffer, 24, 32) {
+                Ok(fb) => fb,
+                Err(err) => {
+                    let _ = fd.destroy_dumb_buffer(buffer);
+                    return Err(err.into());
+                }
+            };
+            buffers.push(DisplayBuffer { dumb: buffer, fb, target: None });
         }
         let refresh_mhz = smithay::output::Mode::from(connected.mode).refresh;
         let refresh = match u64::try_from(refresh_mhz) {
@@ -517,7 +535,7 @@ impl KmsOutput {
                     return;
                 }
                 self.front = back;
-                self.buffers[back].1
+                self.buffers[back].fb
             }
         };
         let mut planes = vec![self.primary_plane(fb)];
@@ -545,7 +563,7 @@ impl KmsOutput {
 
     /// The dumb buffer's framebuffer last handed to the display.
     fn front_framebuffer(&self) -> framebuffer::Handle {
-        self.buffers[self.front].1
+        self.buffers[self.front].fb
     }
 
     /// The primary plane showing `fb` over the whole CRTC.
@@ -565,20 +583,54 @@ impl KmsOutput {
         }
     }
 
-    /// Copies this output's part of the composed canvas into dumb buffer `index`.
+    /// Shares the dumb buffers with the renderer as dma-bufs, for it to write composed
+    /// frames into; the error says why it cannot, and frames are then copied by the CPU.
+    fn share_buffers_with(&mut self, renderer: &Renderer) -> anyhow::Result<()> {
+        let mut targets = Vec::new();
+        for buffer in &self.buffers {
+            let shared = self
+                .fd
+                .buffer_to_prime_fd(
+                    buffer.dumb.handle(),
+                    smithay::reexports::drm::CLOEXEC | smithay::reexports::drm::RDWR,
+                )
+                .map_err(|err| anyhow::anyhow!("the device cannot share its dumb buffers as dma-bufs: {err}"))?;
+            let (width, height) = buffer.dumb.size();
+            targets.push(renderer.import_scanout_target(SharedScanoutBuffer {
+                fd: shared.as_fd(),
+                width,
+                height,
+                offset: 0,
+                stride: buffer.dumb.pitch(),
+            })?);
+        }
+        for (buffer, target) in self.buffers.iter_mut().zip(targets) {
+            buffer.target = Some(target);
+        }
+        Ok(())
+    }
+
+    /// Writes this output's part of the composed canvas into dumb buffer `index`: on the
+    /// GPU where the renderer writes it, else read back and copied by the CPU.
     fn fill(&mut self, index: usize, renderer: &mut Renderer) -> anyhow::Result<()> {
-        let (buffer, _) = &mut self.buffers[index];
-        let pitch = buffer.pitch() as usize;
-        let mut mapping = self.fd.map_dumb_buffer(buffer)?;
-        renderer.read_output(Rectangle::new(self.position.into(), self.size.into()), &mut mapping, pitch)
+        let region = Rectangle::new(self.position.into(), self.size.into());
+        let buffer = &mut self.buffers[index];
+        if let Some(target) = &mut buffer.target {
+            return renderer.copy_output_into(region, target);
+        }
+        let pitch = buffer.dumb.pitch() as usize;
+        let mut mapping = self.fd.map_dumb_buffer(&mut buffer.dumb)?;
+        renderer.read_output(region, &mut mapping, pitch)
     }
 }
 
 impl Drop for KmsOutput {
     fn drop(&mut self) {
-        for (buffer, fb) in self.buffers.drain(..) {
+        for DisplayBuffer { dumb, fb, target } in self.buffers.drain(..) {
+            // The renderer's import holds the memory until the GPU is done with it.
+            drop(target);
             let _ = self.fd.destroy_framebuffer(fb);
-            let _ = self.fd.destroy_dumb_buffer(buffer);
+            let _ = self.fd.destroy_dumb_buffer(dumb);
         }
         self.scanout.forget_all(&self.fd);
         if let Some(writeback) = self.writeback.take() {

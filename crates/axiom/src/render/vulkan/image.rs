@@ -2,7 +2,8 @@
 //! with the client's modifier and its explicit layout (offset, row pitch),
 //! bound to the imported memory and sampled by the shader like any texture.
 //! Unlike step 2 the texture unit does the addressing, so the tiled layouts
-//! the driver knows are read in place too.
+//! the driver knows are read in place too. The same import, made for writing,
+//! turns a display's scanout buffer into a render target (`ImageRole`).
 
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -27,23 +28,74 @@ pub fn vk_format(format: wgpu::TextureFormat) -> Option<vk::Format> {
     })
 }
 
-/// The modifiers the device can import a dma-buf with and sample, per plane texel format.
-/// Only single-memory-plane modifiers: one image per plane, one fd range each.
-pub fn sampleable_modifiers(
+/// What an imported dma-buf image is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageRole {
+    /// A plane of a client's buffer, sampled by the shader.
+    Sampled,
+    /// A buffer the display scans out, which composed frames are written into.
+    RenderTarget,
+}
+
+impl ImageRole {
+    fn vk_usage(self) -> vk::ImageUsageFlags {
+        match self {
+            Self::Sampled => vk::ImageUsageFlags::SAMPLED,
+            Self::RenderTarget => {
+                vk::ImageUsageFlags::COLOR_ATTACHMENT
+                    | vk::ImageUsageFlags::TRANSFER_DST
+                    | vk::ImageUsageFlags::TRANSFER_SRC
+            }
+        }
+    }
+
+    fn features(self) -> vk::FormatFeatureFlags {
+        match self {
+            Self::Sampled => vk::FormatFeatureFlags::SAMPLED_IMAGE,
+            Self::RenderTarget => {
+                vk::FormatFeatureFlags::COLOR_ATTACHMENT
+                    | vk::FormatFeatureFlags::TRANSFER_DST
+                    | vk::FormatFeatureFlags::TRANSFER_SRC
+            }
+        }
+    }
+
+    fn wgpu_usage(self) -> (wgpu::TextureUses, wgpu::TextureUsages) {
+        match self {
+            Self::Sampled => (wgpu::TextureUses::RESOURCE, wgpu::TextureUsages::TEXTURE_BINDING),
+            Self::RenderTarget => (
+                wgpu::TextureUses::COLOR_TARGET | wgpu::TextureUses::COPY_DST | wgpu::TextureUses::COPY_SRC,
+                wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_DST | wgpu::TextureUsages::COPY_SRC,
+            ),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Sampled => "imported dma-buf plane",
+            Self::RenderTarget => "scanout buffer",
+        }
+    }
+}
+
+/// The modifiers the device can import a dma-buf with for `role`, per texel format of
+/// `formats`. Only single-memory-plane modifiers: one image per plane, one fd range each.
+pub fn importable_modifiers(
     instance: &ash::Instance,
     physical: vk::PhysicalDevice,
+    role: ImageRole,
+    formats: &[wgpu::TextureFormat],
 ) -> HashMap<wgpu::TextureFormat, Vec<u64>> {
-    use wgpu::TextureFormat as T;
-    [T::R8Unorm, T::Rg8Unorm, T::Rgba8Unorm, T::Bgra8Unorm, T::Rgb10a2Unorm, T::Rgba16Float]
-        .into_iter()
-        .filter_map(|format| {
+    formats
+        .iter()
+        .filter_map(|&format| {
             let vk = vk_format(format)?;
             let modifiers: Vec<u64> = format_modifiers(instance, physical, vk)
                 .into_iter()
                 .filter(|m| {
                     m.drm_format_modifier_plane_count == 1
-                        && m.drm_format_modifier_tiling_features.contains(vk::FormatFeatureFlags::SAMPLED_IMAGE)
-                        && importable(instance, physical, vk, m.drm_format_modifier)
+                        && m.drm_format_modifier_tiling_features.contains(role.features())
+                        && importable(instance, physical, vk, m.drm_format_modifier, role)
                 })
                 .map(|m| m.drm_format_modifier)
                 .collect();
@@ -73,8 +125,15 @@ fn format_modifiers(
     modifiers
 }
 
-/// Whether a sampled 2D image of `format` and `modifier` can be bound to imported dma-buf memory.
-fn importable(instance: &ash::Instance, physical: vk::PhysicalDevice, format: vk::Format, modifier: u64) -> bool {
+/// Whether a 2D image of `format` and `modifier`, used for `role`, can be bound to imported
+/// dma-buf memory.
+fn importable(
+    instance: &ash::Instance,
+    physical: vk::PhysicalDevice,
+    format: vk::Format,
+    modifier: u64,
+    role: ImageRole,
+) -> bool {
     let mut modifier_info = vk::PhysicalDeviceImageDrmFormatModifierInfoEXT::default()
         .drm_format_modifier(modifier)
         .sharing_mode(vk::SharingMode::EXCLUSIVE);
@@ -84,7 +143,7 @@ fn importable(instance: &ash::Instance, physical: vk::PhysicalDevice, format: vk
         .format(format)
         .ty(vk::ImageType::TYPE_2D)
         .tiling(vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT)
-        .usage(vk::ImageUsageFlags::SAMPLED)
+        .usage(role.vk_usage())
         .push_next(&mut modifier_info)
         .push_next(&mut external_info);
     let mut external = vk::ExternalImageFormatProperties::default();
@@ -117,15 +176,26 @@ impl VulkanImporter {
         self.modifiers.get(&format).is_some_and(|m| m.contains(&modifier))
     }
 
-    /// Imports one plane of the dma-buf `fd` as a sampled texture that aliases its memory.
+    /// Whether a buffer of `format` laid out by `modifier` can be imported as a render target.
+    pub fn renders_into_modifier(&self, format: wgpu::TextureFormat, modifier: u64) -> bool {
+        self.render_target_modifiers.get(&format).is_some_and(|m| m.contains(&modifier))
+    }
+
+    /// Imports one plane of the dma-buf `fd` as a texture that aliases its memory: sampled,
+    /// or written as a render target (`role`).
     pub fn import_dmabuf_image(
         &self,
         wgpu_device: &wgpu::Device,
         fd: BorrowedFd<'_>,
         plane: ImagePlane,
+        role: ImageRole,
     ) -> anyhow::Result<wgpu::Texture> {
-        if !self.dmabuf_buffers || !self.samples_modifier(plane.format, plane.modifier) {
-            bail!("the device cannot sample {:?} with modifier 0x{:016x}", plane.format, plane.modifier);
+        let supported = match role {
+            ImageRole::Sampled => self.samples_modifier(plane.format, plane.modifier),
+            ImageRole::RenderTarget => self.renders_into_modifier(plane.format, plane.modifier),
+        };
+        if !self.dmabuf_buffers || !supported {
+            bail!("the device cannot import {:?} with modifier 0x{:016x} for {role:?}", plane.format, plane.modifier);
         }
         let format = vk_format(plane.format).context("no Vulkan format")?;
         let (fd, fd_types) = self.dup_dmabuf(fd)?;
@@ -151,7 +221,7 @@ impl VulkanImporter {
             .array_layers(1)
             .samples(vk::SampleCountFlags::TYPE_1)
             .tiling(vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT)
-            .usage(vk::ImageUsageFlags::SAMPLED)
+            .usage(role.vk_usage())
             .sharing_mode(vk::SharingMode::EXCLUSIVE)
             .initial_layout(vk::ImageLayout::UNDEFINED)
             .push_next(&mut explicit)
@@ -159,7 +229,7 @@ impl VulkanImporter {
         // SAFETY: valid create info; the image is destroyed below on failure or handed to wgpu.
         let image = unsafe { self.device.create_image(&info, None) }.map_err(|e| anyhow!("vkCreateImage: {e}"))?;
         match self.bind_image_to_dmabuf(image, fd, fd_types) {
-            Ok(memory) => self.image_to_wgpu(wgpu_device, image, memory, plane),
+            Ok(memory) => self.image_to_wgpu(wgpu_device, image, memory, plane, role),
             Err(err) => {
                 // SAFETY: the image is unused and bound to nothing we keep.
                 unsafe { self.device.destroy_image(image, None) };
@@ -192,27 +262,29 @@ impl VulkanImporter {
         image: vk::Image,
         memory: vk::DeviceMemory,
         plane: ImagePlane,
+        role: ImageRole,
     ) -> anyhow::Result<wgpu::Texture> {
         let size = wgpu::Extent3d { width: plane.width, height: plane.height, depth_or_array_layers: 1 };
+        let (hal_usage, usage) = role.wgpu_usage();
         let hal_desc = wgpu::hal::TextureDescriptor {
-            label: Some("imported dma-buf plane"),
+            label: Some(role.label()),
             size,
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
             format: plane.format,
-            usage: wgpu::TextureUses::RESOURCE,
+            usage: hal_usage,
             memory_flags: wgpu::hal::MemoryFlags::empty(),
             view_formats: Vec::new(),
         };
         let desc = wgpu::TextureDescriptor {
-            label: Some("imported dma-buf plane"),
+            label: Some(role.label()),
             size,
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
             format: plane.format,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING,
+            usage,
             view_formats: &[],
         };
         // SAFETY: the hal device is only used within this block, while `wgpu_device` lives.
