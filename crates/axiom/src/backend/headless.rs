@@ -164,6 +164,17 @@ pub(crate) fn init_output(
     let (output, global) = new_output(&dh, (name, model), Mode { size, refresh: millihertz(refresh) });
     let mut state =
         Axiom::new(dh.clone(), event_loop.handle(), event_loop.get_signal(), renderer, output, refresh_interval)?;
+    // Frames complete on the GPU while the loop goes on: it hears of each here.
+    if let Some(completions) = state.renderer.completions.take_source() {
+        event_loop
+            .handle()
+            .insert_source(completions, |event, _, state: &mut Axiom| {
+                if let smithay::reexports::calloop::channel::Event::Msg(id) = event {
+                    state.on_gpu_finished(id);
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("GPU completion source: {e}"))?;
+    }
     state.limits = options.limits();
     state.kiosk = options.kiosk;
     state.output_global = Some(global);

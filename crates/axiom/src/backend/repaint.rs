@@ -26,9 +26,20 @@ impl Axiom {
     /// time on CLOCK_MONOTONIC. Composes where the canvas changed, then tells the
     /// windows this clock paces of the frame.
     pub fn repaint_tick(&mut self, paced: Option<&Output>, vblank: Duration) {
-        let redraw = self.needs_redraw;
         let frame_due = self.take_frame_due(paced);
         let capture_waiting = self.pending_captures.iter().any(|c| !c.with_damage);
+        // While the GPU still composes the last frame (or waits on a client's fence for
+        // it), the repaint waits for a later tick; frame callbacks go on. A capture that
+        // wants the screen now (not its next damage) wants what clients committed, and
+        // waits for its bytes anyway: it waits for the GPU.
+        let mut throttled = self.needs_redraw && self.renderer.completions.frames_ahead();
+        if throttled && capture_waiting {
+            match self.renderer.wait_for_gpu() {
+                Ok(()) => throttled = false,
+                Err(err) => tracing::error!("waiting for the GPU before a capture failed: {err}"),
+            }
+        }
+        let redraw = self.needs_redraw && !throttled;
         if !redraw && !frame_due && !capture_waiting {
             return;
         }
@@ -73,8 +84,9 @@ impl Axiom {
                 direct = Some(surface);
             }
             self.needs_redraw = false;
-        } else if frame_due {
+        } else if frame_due && !throttled {
             // Composed at another output's tick already: what that frame hid, it still hides.
+            // (While throttled, what clients committed is not composed yet: its feedback waits.)
             let hidden = std::mem::take(&mut self.hidden_windows);
             feedback = self.take_presentation_feedback(paced, None, false, &hidden);
             self.hidden_windows = hidden;
@@ -138,6 +150,13 @@ impl Axiom {
                 self.tick_again(paced);
             }
         }
+    }
+
+    /// The GPU has finished submission `id` and those before it (`render/completion.rs`):
+    /// what they read in place is let go, and the frames written by then are flipped.
+    pub(crate) fn on_gpu_finished(&mut self, id: crate::render::completion::SubmissionId) {
+        self.renderer.finished_through(id);
+        self.flip_written_frames();
     }
 
     /// The output whose own clock paces `window` (the one under its centre, where it

@@ -71,10 +71,13 @@ pub struct LiveImports {
 }
 
 /// What became of composed frames, for the counters: bytes of them read back from
-/// the GPU (screencopy, the KMS dumb-buffer copy) and frames each output showed.
+/// the GPU (screencopy, the KMS fallback copy), waits for the GPU, and frames each
+/// output showed.
 #[derive(Debug, Default, Clone)]
 pub struct OutputCounters {
     pub readback_bytes: u64,
+    /// Times the event loop waited for the GPU to finish (captures, pool resizes).
+    pub loop_gpu_waits: u64,
     pub frames: Vec<(String, u64)>,
 }
 
@@ -194,7 +197,7 @@ impl DmabufState {
         let s = self.stats;
         let frames: String = output.frames.iter().map(|(name, n)| format!(" frames_{name}={n}")).collect();
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} readback_bytes={}{}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} readback_bytes={} loop_gpu_waits={}{}",
             s.created,
             s.failed,
             s.cpu_imports,
@@ -214,6 +217,7 @@ impl DmabufState {
             live.mappings,
             live.textures,
             output.readback_bytes,
+            output.loop_gpu_waits,
             frames
         );
     }
@@ -256,6 +260,7 @@ impl Axiom {
         };
         let output = OutputCounters {
             readback_bytes: self.renderer.readback_bytes,
+            loop_gpu_waits: self.renderer.loop_gpu_waits,
             frames: self.space.outputs().map(|o| (o.name(), crate::outputs::frames_shown(o))).collect(),
         };
         self.dmabuf_state.log_stats(live, &output);

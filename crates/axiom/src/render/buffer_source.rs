@@ -75,6 +75,12 @@ impl HostImports {
         imports.push(Arc::downgrade(import));
     }
 
+    /// Whether `client` has a host import alive.
+    pub fn any_of(&self, client: &ClientId) -> bool {
+        let imports = self.imports.lock().unwrap_or_else(|e| e.into_inner());
+        imports.iter().filter_map(Weak::upgrade).any(|i| i.client == *client && !i.is_retired())
+    }
+
     /// Frees the device memory of every host import of `client`; returns how many.
     pub fn retire(&self, client: &ClientId) -> usize {
         let mut imports = self.imports.lock().unwrap_or_else(|e| e.into_inner());

@@ -3,6 +3,7 @@
 
 pub mod adapter;
 pub mod buffer_source;
+pub mod completion;
 pub mod compose;
 pub mod damage;
 pub mod formats;
@@ -62,6 +63,17 @@ pub struct DrawItem {
     pub window: ObjectId,
     /// The output area whose content changed since the previous frame (new rows uploaded).
     pub content_damage: Option<Rect>,
+    /// The client memory the draw reads in place, kept until the frame's GPU work is done.
+    pub in_place: Option<InPlaceRead>,
+}
+
+/// Client memory a frame reads in place (ladder steps 1 to 3): the client's buffer,
+/// unreleased so that the client does not write it meanwhile, and a wl_shm host
+/// import, whose pool mapping must outlive the GPU's reads.
+#[derive(Clone)]
+pub struct InPlaceRead {
+    pub buffer: smithay::backend::renderer::utils::Buffer,
+    pub host: Option<std::sync::Arc<buffer_source::HostImport>>,
 }
 
 pub struct Renderer {
@@ -83,6 +95,8 @@ pub struct Renderer {
     readback: Option<readback::ReadbackBuffer>,
     /// Bytes of composed output copied from the GPU to the CPU, for any reason.
     pub readback_bytes: u64,
+    /// Times the event loop waited for the GPU to finish its work (`wait_for_gpu`).
+    pub loop_gpu_waits: u64,
     /// Bound at binding 3 by draws whose planes are textures, when the shader can
     /// read planes from imported buffers.
     pub(crate) no_words: Option<wgpu::Buffer>,
@@ -106,6 +120,8 @@ pub struct Renderer {
     pub(crate) history: damage::History,
     /// The window each frame is presented into (nested backend only).
     window: Option<present::WindowSurface>,
+    /// GPU work not known to be finished, and what it holds.
+    pub completions: completion::Completions,
 }
 
 impl Renderer {
@@ -193,6 +209,7 @@ impl Renderer {
                 mapped_at_creation: false,
             })
         });
+        let completions = completion::Completions::new(&device)?;
         let empty_texture = create_empty_texture(&device);
         let empty_planes = plane_bind_group(
             &device,
@@ -223,6 +240,7 @@ impl Renderer {
             canvas_scale: 1.0,
             readback: None,
             readback_bytes: 0,
+            loop_gpu_waits: 0,
             no_words,
             imports: Default::default(),
             mappings: Default::default(),
@@ -236,6 +254,7 @@ impl Renderer {
             full_damage: true,
             history: Default::default(),
             window,
+            completions,
         })
     }
 
@@ -254,11 +273,12 @@ impl Renderer {
         self.device.limits().max_texture_dimension_2d
     }
 
-    /// Repaints the part of the output that `items` changed since the last
-    /// frame and waits until the GPU has finished, so that the frame can be
-    /// reported presented. Where the frame waits on a client's fence on the GPU
-    /// (implicit sync), that is once the fence signals: the kernel guarantees it
-    /// does, in bounded time. Returns the repainted area, None if nothing changed.
+    /// Repaints the part of the output that `items` changed since the last frame,
+    /// without waiting for the GPU: the client memory the frame reads in place is
+    /// kept until it is done (`completion.rs`). Where the frame waits on a client's
+    /// fence on the GPU (implicit sync), that is once the fence signals: the kernel
+    /// guarantees it does, in bounded time. Returns the repainted area, None if
+    /// nothing changed.
     pub fn render(&mut self, items: &[DrawItem]) -> Option<Rect> {
         let next: Vec<(DrawKey, Option<Rect>)> = items
             .iter()
@@ -337,12 +357,48 @@ impl Renderer {
                 pass.draw(0..4, 0..1);
             }
         }
-        self.queue.submit([encoder.finish()]);
-        match self.device.poll(wgpu::PollType::wait_indefinitely()) {
-            Ok(_) => self.submissions_finished(),
-            Err(err) => tracing::error!("waiting for the frame failed: {err}"),
-        }
+        let in_place = items.iter().filter_map(|i| i.in_place.clone()).collect();
+        #[cfg(feature = "dmabuf-vulkan")]
+        let waits_on_client = self.vulkan.as_ref().is_some_and(|v| v.gpu_waits_handed());
+        #[cfg(not(feature = "dmabuf-vulkan"))]
+        let waits_on_client = false;
+        let id = self.submit(encoder, in_place);
+        self.completions.composed(id, waits_on_client);
         Some(damage)
+    }
+
+    /// Submits `encoder`'s work, which reads `in_place` until done, and the GPU waits
+    /// handed out since the last submission; returns its id (`completion.rs`).
+    pub(crate) fn submit(
+        &mut self,
+        encoder: wgpu::CommandEncoder,
+        in_place: Vec<InPlaceRead>,
+    ) -> completion::SubmissionId {
+        let index = self.queue.submit([encoder.finish()]);
+        let id = self.completions.submitted(index, in_place);
+        #[cfg(feature = "dmabuf-vulkan")]
+        if let Some(importer) = &self.vulkan {
+            importer.gpu_waits_submitted(id);
+        }
+        id
+    }
+
+    /// The GPU has finished submission `id` and every one before it: the client memory
+    /// they read in place is let go, and the semaphores they waited on destroyed.
+    pub fn finished_through(&mut self, id: completion::SubmissionId) {
+        self.completions.finished_through(id);
+        #[cfg(feature = "dmabuf-vulkan")]
+        if let Some(importer) = &self.vulkan {
+            importer.retire_gpu_waits_through(id);
+        }
+    }
+
+    /// Waits until the GPU has finished everything submitted so far.
+    pub(crate) fn wait_for_gpu(&mut self) -> anyhow::Result<()> {
+        self.loop_gpu_waits += 1;
+        self.device.poll(wgpu::PollType::wait_indefinitely())?;
+        self.finished_through(self.completions.last());
+        Ok(())
     }
 
     /// The (fourcc, modifier) pairs beyond LINEAR that the import ladder samples in
@@ -353,14 +409,6 @@ impl Renderer {
             return importer.tiled_format_modifiers();
         }
         Vec::new()
-    }
-
-    /// Every submission so far has finished: what they waited on can go.
-    fn submissions_finished(&self) {
-        #[cfg(feature = "dmabuf-vulkan")]
-        if let Some(importer) = &self.vulkan {
-            importer.retire_gpu_waits();
-        }
     }
 
     /// A view of a 1x1 texture, for plane slots nothing reads.

@@ -114,7 +114,7 @@ impl Renderer {
         let mut encoder =
             self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("present") });
         encoder.copy_texture_to_texture(self.output_texture.as_image_copy(), frame.texture.as_image_copy(), copy);
-        self.queue.submit([encoder.finish()]);
+        self.submit(encoder, Vec::new());
         self.queue.present(frame);
     }
 }

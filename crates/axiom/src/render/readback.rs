@@ -55,14 +55,15 @@ impl Renderer {
             },
             wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
         );
-        self.queue.submit([encoder.finish()]);
-        let slice = readback.buffer.slice(..size);
+        let readback_buffer = readback.buffer.clone();
+        self.submit(encoder, Vec::new());
+        let slice = readback_buffer.slice(..size);
         let (sender, receiver) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |result| {
             let _ = sender.send(result);
         });
-        self.device.poll(wgpu::PollType::wait_indefinitely())?;
-        self.submissions_finished();
+        // A capture waits for its bytes (and for the frames before them).
+        self.wait_for_gpu()?;
         receiver.recv()??;
         {
             let mapped = slice.get_mapped_range()?;
@@ -70,7 +71,7 @@ impl Renderer {
                 dst[y * stride..y * stride + row_bytes].copy_from_slice(&row[..row_bytes]);
             }
         }
-        readback.buffer.unmap();
+        readback_buffer.unmap();
         self.readback_bytes += row_bytes as u64 * u64::from(height);
         Ok(())
     }

@@ -10,6 +10,7 @@ use std::os::fd::BorrowedFd;
 
 use smithay::utils::{Physical, Rectangle};
 
+use super::completion::SubmissionId;
 use super::damage::Rect;
 use super::Renderer;
 
@@ -63,14 +64,14 @@ impl Renderer {
         }
     }
 
-    /// Writes `region` of the composed canvas into `target` on the GPU, and waits until
-    /// it is there, so that the display shows the whole frame. Only what changed since
-    /// the frame `target` holds is copied.
+    /// Writes `region` of the composed canvas into `target` on the GPU: only what
+    /// changed since the frame `target` holds. Returns the submission to wait for
+    /// before the display shows it; None where nothing needed copying.
     pub fn copy_output_into(
         &mut self,
         region: Rectangle<i32, Physical>,
         target: &mut ScanoutTarget,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<SubmissionId>> {
         let size = target.texture.size();
         let canvas = self.output_size;
         let fits = region.loc.x >= 0
@@ -97,9 +98,9 @@ impl Renderer {
             None => Some(whole),
             Some(damage) => damage.and_then(|d| intersect(d, whole)),
         };
+        let mut encoder =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("scanout") });
         if let Some(copy) = copy {
-            let mut encoder =
-                self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("scanout") });
             encoder.copy_texture_to_texture(
                 wgpu::TexelCopyTextureInfo {
                     texture: &self.output_texture,
@@ -119,12 +120,9 @@ impl Renderer {
                     depth_or_array_layers: 1,
                 },
             );
-            self.queue.submit([encoder.finish()]);
-            self.device.poll(wgpu::PollType::wait_indefinitely())?;
-            self.submissions_finished();
         }
         target.holds = Some((frame, region));
-        Ok(())
+        Ok(copy.map(|_| self.submit(encoder, Vec::new())))
     }
 }
 

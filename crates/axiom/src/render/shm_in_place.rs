@@ -180,8 +180,14 @@ impl Renderer {
     /// Before a pool of `client` is remapped (a resize): frees the device memory of every
     /// host import of the client and forgets them, so that none outlives the mapping it
     /// aliases. Surfaces that showed one are imported again, on the CPU path, before
-    /// they are drawn. The GPU is idle here: frames complete before the loop goes on.
-    pub fn retire_host_imports(&self, client: &smithay::reexports::wayland_server::backend::ClientId) {
+    /// they are drawn. Frames still on the GPU may read the mapping: they are waited
+    /// for first (a pool resize of a client whose buffers are read in place is rare).
+    pub fn retire_host_imports(&mut self, client: &smithay::reexports::wayland_server::backend::ClientId) {
+        if self.host_imports.any_of(client) && self.completions.in_flight() > 0 {
+            if let Err(err) = self.wait_for_gpu() {
+                tracing::error!("waiting for the GPU before a pool resize failed: {err}");
+            }
+        }
         self.imports.forget_host_imports_of(client);
         if self.host_imports.retire(client) > 0 {
             let _ = self.device.poll(wgpu::PollType::Poll);

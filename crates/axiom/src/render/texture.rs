@@ -47,6 +47,12 @@ pub fn live_textures() -> usize {
 }
 
 impl SurfaceTexture {
+    /// Whether the shader reads the client's own memory (ladder steps 1 to 3), which
+    /// must then stay as it is until the GPU is done with a frame.
+    pub fn reads_client_memory(&self) -> bool {
+        self.client_memory || self.buffer_planes.is_some()
+    }
+
     /// Counts the texture; every one is made through here.
     fn counted(self) -> Self {
         LIVE_TEXTURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -161,10 +161,22 @@ impl VulkanImporter {
         waits.wait_before_next_submission(&self.device, queue, sync_file)
     }
 
-    /// A submission has finished: the semaphores handed out before it can go.
-    pub fn retire_gpu_waits(&self) {
+    /// The next submission waits on a client's fence.
+    pub fn gpu_waits_handed(&self) -> bool {
+        self.fence_waits.as_ref().is_ok_and(|waits| waits.any_handed())
+    }
+
+    /// The submission `id` was made: it waits on the semaphores handed out so far.
+    pub fn gpu_waits_submitted(&self, id: u64) {
         if let Ok(waits) = &self.fence_waits {
-            waits.retire(&self.device);
+            waits.submitted(id);
+        }
+    }
+
+    /// Submissions up to `id` have finished: the semaphores they waited on go.
+    pub fn retire_gpu_waits_through(&self, id: u64) {
+        if let Ok(waits) = &self.fence_waits {
+            waits.retire_through(&self.device, id);
         }
     }
 

@@ -37,7 +37,8 @@ fn start_drm_composing() -> Compositor {
 
 /// Where the renderer imports dma-bufs by modifier (step 1 of the ladder live), it writes
 /// composed frames into every output's scanout buffers itself: nothing has been read
-/// back to the CPU (no screencopy client ran before). Otherwise (the CPU step forced)
+/// back to the CPU (no screencopy client ran before), and the event loop never waited for
+/// the GPU. Otherwise (the CPU step forced)
 /// frames are read back and copied, and the log says why for each output.
 fn assert_composed_frames_reach_the_display_on_the_gpu(compositor: &Compositor) {
     let stats = import_stats(compositor);
@@ -48,6 +49,8 @@ fn assert_composed_frames_reach_the_display_on_the_gpu(compositor: &Compositor) 
         let written = log.matches("composed frames are written into its scanout buffers by the GPU").count();
         assert_eq!(written, outputs, "every output renders into its scanout buffers:\n{log}");
         assert_eq!(readback, Some(0), "no composed byte read back: {stats:?}");
+        // Flips follow the GPU's completion, heard of in the event loop, which never waited.
+        assert_eq!(stats.get("loop_gpu_waits"), Some(&0), "{stats:?}");
     } else {
         let copied =
             log.matches("composed frames are read back and copied into its scanout buffers by the CPU").count();
@@ -486,6 +489,11 @@ fn a_fence_still_pending_when_a_frame_reads_the_buffer_is_waited_on_by_the_gpu()
     let first = vgem_buffer(red);
     let (_first_buffer, window) = small_dmabuf_window(&compositor, &mut client, first.dmabuf.as_fd(), first.pitch());
     wait_on_crtc(&compositor, "drm-gpu-wait-first", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, red));
+    // Another client's window, fullscreen on the other output.
+    let mut other = compositor.connect().unwrap();
+    let other_output = outputs(&mut other).remove(1).0;
+    let (other_window, _other_first) = fullscreen_colour_on(&mut other, &other_output, blue);
+    let other_next = other.create_buffer(&Image::solid(1024, 768, green), Format32::Xrgb8888, 1024 * 4, 0xff).unwrap();
 
     // Commits are held for their writers one at a time per surface: the blue one is held,
     // and the next, whose "GPU" is still writing (green so far, yellow when done), queues
@@ -514,6 +522,12 @@ fn a_fence_still_pending_when_a_frame_reads_the_buffer_is_waited_on_by_the_gpu()
         "only finished buffers reach the screen: {:?}",
         shot.pixel(0, 0)
     );
+    // The GPU waits; the event loop does not: it answers the counters' signal, and the
+    // other client's commit gets its frame callback while the writes are still pending.
+    let waiting = import_stats(&compositor);
+    assert_eq!(waiting.get("gpu_fence_waits"), Some(&1), "a frame waits on the GPU now: {waiting:?}");
+    assert_eq!(waiting.get("loop_gpu_waits"), Some(&0), "{waiting:?}");
+    other.present(&other_window.surface, &other_next).unwrap();
     fill(&mut third, yellow);
     third.signal(third_fence).unwrap();
     wait_on_crtc(&compositor, "drm-gpu-wait-done", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, yellow));

@@ -128,7 +128,8 @@ fn a_window_wholly_under_an_opaque_one_is_discarded() {
 
 /// The counters say what became of composed frames: each output counts the frames
 /// it showed, and no byte of them is read back from the GPU until a capture asks
-/// for some, then exactly the bytes it asked for.
+/// for some, then exactly the bytes it asked for. Frames complete on the GPU while
+/// the event loop goes on: it waits for the GPU only for the capture.
 #[test]
 fn frames_are_counted_per_output_and_read_back_only_for_captures() {
     let compositor = start_with(160, 120, &[]);
@@ -141,18 +142,20 @@ fn frames_are_counted_per_output_and_read_back_only_for_captures() {
     let counters = || {
         let stats = import_stats(&compositor);
         let frames: Vec<u64> = stats.iter().filter(|(k, _)| k.starts_with("frames_")).map(|(_, &n)| n).collect();
-        (frames, stats.get("readback_bytes").copied())
+        (frames, stats.get("readback_bytes").copied(), stats.get("loop_gpu_waits").copied())
     };
-    let (frames_before, _) = counters();
+    let (frames_before, _, _) = counters();
     assert_eq!(frames_before.len(), 1, "one headless output, one frame counter");
     for i in 0..10 {
         client.present(&window.surface, &buffers[i % 2]).unwrap();
     }
-    let (frames_after, readback) = counters();
+    let (frames_after, readback, waits) = counters();
     assert!(frames_after[0] >= frames_before[0] + 10, "10 frames shown: {frames_before:?} -> {frames_after:?}");
     assert_eq!(readback, Some(0), "no readback without a capture");
+    assert_eq!(waits, Some(0), "the event loop never waited for the GPU to finish a frame");
 
     client.screenshot_region(8, 4, 16, 8).unwrap();
-    let (_, readback) = counters();
+    let (_, readback, waits) = counters();
     assert_eq!(readback, Some(16 * 8 * 4), "a 16x8 capture reads back its own bytes");
+    assert_eq!(waits, Some(1), "the capture waited for its bytes");
 }

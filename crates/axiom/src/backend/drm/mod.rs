@@ -49,6 +49,7 @@ use smithay::utils::{DeviceFd, Monotonic, Rectangle, Transform};
 use smithay::wayland::presentation::Refresh;
 
 use crate::cli::Options;
+use crate::render::completion::SubmissionId;
 use crate::render::scanout_target::{ScanoutTarget, SharedScanoutBuffer};
 use crate::render::Renderer;
 use crate::Axiom;
@@ -320,6 +321,13 @@ struct DisplayBuffer {
     target: Option<ScanoutTarget>,
 }
 
+/// A composed frame on its way into dumb buffer `buffer`, by GPU submission `submission`.
+struct Writing {
+    frame: QueuedFrame,
+    buffer: usize,
+    submission: SubmissionId,
+}
+
 /// What a flip puts on the primary plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Frame {
@@ -381,6 +389,8 @@ pub struct KmsOutput {
     buffers: Vec<DisplayBuffer>,
     /// The dumb buffer last handed to the display.
     front: usize,
+    /// A composed frame the GPU is writing into a dumb buffer: flipped once it is done.
+    writing: Option<Writing>,
     /// The frame of the queued flip; the next one waits for its vblank.
     flipping: Option<QueuedFrame>,
     /// A frame waiting for the pending flip to finish.
@@ -441,6 +451,7 @@ impl KmsOutput {
             mode: connected.mode,
             buffers,
             front: 1,
+            writing: None,
             flipping: None,
             next: None,
             on_screen: Vec::new(),
@@ -462,7 +473,8 @@ impl KmsOutput {
     /// The connector is gone: turn the CRTC off, drop the frames on their way to it,
     /// and let go of the client buffers it showed.
     fn turn_off(&mut self) {
-        for mut frame in [self.flipping.take(), self.next.take()].into_iter().flatten() {
+        let written = self.writing.take().map(|w| w.frame);
+        for mut frame in [written, self.flipping.take(), self.next.take()].into_iter().flatten() {
             frame.feedback.discarded();
         }
         if let Err(err) = self.surface.clear() {
@@ -513,7 +525,9 @@ impl KmsOutput {
         self.flush(renderer);
     }
 
-    /// Queues the waiting frame unless a flip is still pending.
+    /// Queues the waiting frame unless a flip is still pending or a frame still being
+    /// written. A composed frame is written into the back buffer first, and flipped
+    /// once the GPU is done (`written`): the event loop does not wait for it.
     fn flush(&mut self, renderer: &mut Renderer) {
         if !self.connected {
             if let Some(mut unshown) = self.next.take() {
@@ -521,23 +535,46 @@ impl KmsOutput {
             }
             return;
         }
-        if self.flipping.is_some() {
+        if self.flipping.is_some() || self.writing.is_some() {
+            return;
+        }
+        // While a frame waits on a client's fence, the copy waits for it to be done
+        // (`Axiom::flip_written_frames` comes back then): a submission queued behind it
+        // would block in the driver on some (lavapipe), and the event loop with it.
+        if self.next.as_ref().is_some_and(|f| f.frame == Frame::Composed) && renderer.completions.waits_on_client() {
             return;
         }
         let Some(mut queued) = self.next.take() else { return };
-        let fb = match queued.frame {
-            Frame::Client(fb) => fb,
+        match queued.frame {
+            Frame::Client(fb) => self.commit(queued, fb, None),
             Frame::Composed => {
                 let back = 1 - self.front;
-                if let Err(err) = self.fill(back, renderer) {
-                    tracing::warn!("cannot copy the frame into the scanout buffer: {err:#}");
-                    queued.feedback.discarded();
-                    return;
+                match self.fill(back, renderer) {
+                    Ok(Some(submission)) => self.writing = Some(Writing { frame: queued, buffer: back, submission }),
+                    Ok(None) => self.commit(queued, self.buffers[back].fb, Some(back)),
+                    Err(err) => {
+                        tracing::warn!("cannot copy the frame into the scanout buffer: {err:#}");
+                        queued.feedback.discarded();
+                    }
                 }
-                self.front = back;
-                self.buffers[back].fb
             }
-        };
+        }
+    }
+
+    /// The GPU may have finished writing the frame being written: flip it then.
+    fn written(&mut self, renderer: &Renderer) {
+        let Some(writing) = self.writing.take_if(|w| renderer.completions.has_finished(w.submission)) else { return };
+        if !self.connected {
+            let mut unshown = writing.frame;
+            unshown.feedback.discarded();
+            return;
+        }
+        let fb = self.buffers[writing.buffer].fb;
+        self.commit(writing.frame, fb, Some(writing.buffer));
+    }
+
+    /// Flips to `fb` (dumb buffer `composed`, where it is one) with the frame's planes.
+    fn commit(&mut self, mut queued: QueuedFrame, fb: framebuffer::Handle, composed: Option<usize>) {
         let mut planes = vec![self.primary_plane(fb)];
         match (&queued.overlay, self.overlay_on) {
             (Some(overlay), _) => planes.push(overlay.plane_state()),
@@ -550,6 +587,9 @@ impl KmsOutput {
             Ok(()) => {
                 if std::mem::take(&mut self.needs_modeset) {
                     tracing::info!("KMS: {}: mode set, first frame on screen", self.name);
+                }
+                if let Some(buffer) = composed {
+                    self.front = buffer;
                 }
                 self.overlay_on = queued.overlay.map(|o| o.plane);
                 self.flipping = Some(queued);
@@ -611,8 +651,9 @@ impl KmsOutput {
     }
 
     /// Writes this output's part of the composed canvas into dumb buffer `index`: on the
-    /// GPU where the renderer writes it, else read back and copied by the CPU.
-    fn fill(&mut self, index: usize, renderer: &mut Renderer) -> anyhow::Result<()> {
+    /// GPU where the renderer writes it (the submission to wait for, if any), else read
+    /// back and copied by the CPU.
+    fn fill(&mut self, index: usize, renderer: &mut Renderer) -> anyhow::Result<Option<SubmissionId>> {
         let region = Rectangle::new(self.position.into(), self.size.into());
         let buffer = &mut self.buffers[index];
         if let Some(target) = &mut buffer.target {
@@ -620,7 +661,8 @@ impl KmsOutput {
         }
         let pitch = buffer.dumb.pitch() as usize;
         let mut mapping = self.fd.map_dumb_buffer(&mut buffer.dumb)?;
-        renderer.read_output(region, &mut mapping, pitch)
+        renderer.read_output(region, &mut mapping, pitch)?;
+        Ok(None)
     }
 }
 
@@ -640,6 +682,16 @@ impl Drop for KmsOutput {
 }
 
 impl Axiom {
+    /// Flips the composed frames the GPU has finished writing, and starts writing those
+    /// whose composition it has finished.
+    pub(crate) fn flip_written_frames(&mut self) {
+        let Some(kms) = self.kms.as_mut() else { return };
+        for head in &mut kms.heads {
+            head.written(&self.renderer);
+            head.flush(&mut self.renderer);
+        }
+    }
+
     /// The queued flip on `crtc` happened: its frame's surfaces learn when, the client
     /// buffer it replaced on the plane is released, and a frame composed meanwhile goes
     /// on screen.

@@ -12,9 +12,11 @@ use wgpu::hal::api::Vulkan;
 
 pub struct FenceWaits {
     semaphore_fd: ash::khr::external_semaphore_fd::Device,
-    /// Semaphores handed to wgpu's next submission, destroyed once a frame submitted
-    /// after them has finished (it waited on them, or a submission before it did).
+    /// Semaphores handed to wgpu's next submission.
     handed: Mutex<Vec<vk::Semaphore>>,
+    /// Semaphores a submission waits on, by its id (`completion.rs`), destroyed once it
+    /// has finished.
+    waited: Mutex<Vec<(u64, vk::Semaphore)>>,
 }
 
 impl FenceWaits {
@@ -48,6 +50,7 @@ impl FenceWaits {
         Ok(Self {
             semaphore_fd: ash::khr::external_semaphore_fd::Device::new(instance, device),
             handed: Mutex::new(Vec::new()),
+            waited: Mutex::new(Vec::new()),
         })
     }
 
@@ -92,12 +95,26 @@ impl FenceWaits {
         Ok(())
     }
 
-    /// Destroys the semaphores handed out so far. Call only once a submission made after
-    /// them has finished: every earlier submission (the one that waited) has too.
-    pub fn retire(&self, device: &ash::Device) {
-        for semaphore in self.handed.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+    /// Whether the next submission waits on a semaphore.
+    pub fn any_handed(&self) -> bool {
+        !self.handed.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    /// The submission `id` was made: it waits on the semaphores handed out so far.
+    pub fn submitted(&self, id: u64) {
+        let handed: Vec<_> = self.handed.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+        self.waited.lock().unwrap_or_else(|e| e.into_inner()).extend(handed.into_iter().map(|s| (id, s)));
+    }
+
+    /// Destroys the semaphores of submissions up to `id`, which have finished.
+    pub fn retire_through(&self, device: &ash::Device, id: u64) {
+        self.waited.lock().unwrap_or_else(|e| e.into_inner()).retain(|&(by, semaphore)| {
+            if by > id {
+                return true;
+            }
             // SAFETY: the submission that waited on it has finished; nothing else holds it.
             unsafe { device.destroy_semaphore(semaphore, None) };
-        }
+            false
+        });
     }
 }
