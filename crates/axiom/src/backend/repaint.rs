@@ -40,6 +40,10 @@ impl Axiom {
             }
         }
         let redraw = self.needs_redraw && !throttled;
+        if throttled {
+            // The tick that composes what waits owes its windows their frame events too.
+            self.tick_again(paced);
+        }
         if !redraw && !frame_due && !capture_waiting {
             return;
         }
@@ -107,7 +111,7 @@ impl Axiom {
         // failing that the scene is composed whole.
         let lacking = self.renderer.frame_forgotten() || self.composed_without_overlay;
         let mut screen = None;
-        if lacking && (capture_waiting || !self.pending_captures.is_empty()) {
+        if lacking && !throttled && (capture_waiting || !self.pending_captures.is_empty()) {
             screen = self.capture_kms_screen();
             if screen.is_none() {
                 let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, None);
@@ -118,24 +122,26 @@ impl Axiom {
 
         self.answer_captures(damage, vblank, screen.as_ref());
 
+        // Feedback taken is always answered: presented at this tick (off KMS, or for the
+        // outputs a client buffer on the primary plane does not cover).
+        let interval = self.clock_interval(paced);
+        if !feedback.is_empty() {
+            self.frame_seq += 1;
+        }
+        for (_, mut feedback) in feedback {
+            feedback.presented::<_, Monotonic>(
+                vblank,
+                Refresh::Fixed(interval),
+                self.frame_seq,
+                wp_presentation_feedback::Kind::Vsync | wp_presentation_feedback::Kind::HwCompletion,
+            );
+        }
         if frame_due {
             if self.kms.is_none() {
                 // Off KMS a frame is shown at its clock's tick (headless), or handed to the window system.
                 for output in self.outputs_paced_by(paced) {
                     crate::outputs::count_frame(&output);
                 }
-            }
-            if !feedback.is_empty() {
-                self.frame_seq += 1;
-            }
-            let interval = self.clock_interval(paced);
-            for (_, mut feedback) in feedback {
-                feedback.presented::<_, Monotonic>(
-                    vblank,
-                    Refresh::Fixed(interval),
-                    self.frame_seq,
-                    wp_presentation_feedback::Kind::Vsync | wp_presentation_feedback::Kind::HwCompletion,
-                );
             }
             let output = paced.cloned().unwrap_or_else(|| self.output.clone());
             for window in self.space.elements().filter(|w| self.paced_by(w).as_ref() == paced) {
@@ -145,8 +151,9 @@ impl Axiom {
                     send_frames_surface_tree(&surface, &output, vblank, Some(interval), |_, _| Some(output.clone()));
                 }
             }
-            // FIFO barriers of what was just shown, and commit timers due by the next frame.
-            if self.release_paced_commits(paced, vblank + interval) {
+            // FIFO barriers of what was just shown, and commit timers due by the next frame;
+            // while throttled, what clients committed is not shown yet: they wait.
+            if !throttled && self.release_paced_commits(paced, vblank + interval) {
                 self.tick_again(paced);
             }
         }

@@ -23,8 +23,8 @@ pub struct Completions {
     in_flight: VecDeque<InFlight>,
     /// The submissions that composed a frame, not known finished.
     frames: VecDeque<SubmissionId>,
-    /// A frame that waits on the GPU for a client's fence: nothing is submitted behind
-    /// it until it is done, since on some drivers (lavapipe) a submission queued behind
+    /// A submission that waits on the GPU for a client's fence: nothing is submitted
+    /// behind it until it is done, since on some drivers (lavapipe) a submission queued behind
     /// a waiting one blocks its caller, the event loop, until the fence signals.
     waiting_on_client: Option<SubmissionId>,
 }
@@ -64,11 +64,20 @@ impl Completions {
         self.source.take()
     }
 
-    /// Records the submission `index`, which reads `reads` in place until done.
-    pub(super) fn submitted(&mut self, index: wgpu::SubmissionIndex, reads: Vec<InPlaceRead>) -> SubmissionId {
+    /// Records the submission `index`, which reads `reads` in place until done, and
+    /// waits on a client's fence where `waits_on_client`.
+    pub(super) fn submitted(
+        &mut self,
+        index: wgpu::SubmissionIndex,
+        reads: Vec<InPlaceRead>,
+        waits_on_client: bool,
+    ) -> SubmissionId {
         self.last += 1;
         let id = self.last;
         self.in_flight.push_back(InFlight { id, _reads: reads });
+        if waits_on_client {
+            self.waiting_on_client = Some(id);
+        }
         if self.watch.send((id, index)).is_err() {
             tracing::error!("the GPU completion thread is gone: frames are not let go");
         }
@@ -84,13 +93,9 @@ impl Completions {
         self.frames.retain(|&frame| frame > self.finished);
     }
 
-    /// Submission `id` composed a frame, which waits on a client's fence on the GPU
-    /// where `waits_on_client`.
-    pub(super) fn composed(&mut self, id: SubmissionId, waits_on_client: bool) {
+    /// Submission `id` composed a frame.
+    pub(super) fn composed(&mut self, id: SubmissionId) {
         self.frames.push_back(id);
-        if waits_on_client {
-            self.waiting_on_client = Some(id);
-        }
     }
 
     /// As many composed frames are on the GPU as may be, or one waits on a client's
@@ -99,7 +104,7 @@ impl Completions {
         self.frames.len() >= MAX_FRAMES_IN_FLIGHT || self.waits_on_client()
     }
 
-    /// A frame still waits on a client's fence: nothing more is submitted until it is done.
+    /// A submission still waits on a client's fence: nothing more is submitted until it is done.
     pub fn waits_on_client(&self) -> bool {
         self.waiting_on_client.is_some_and(|id| id > self.finished)
     }

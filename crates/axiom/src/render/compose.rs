@@ -132,13 +132,8 @@ impl Renderer {
                     yuv,
                     ..texture.source_uniform()
                 };
-                let in_place = texture
-                    .reads_client_memory()
-                    .then(|| data.buffer().cloned())
-                    .flatten()
-                    .map(|buffer| super::InPlaceRead { buffer, host: texture.host.clone() });
                 items.push(DrawItem {
-                    in_place,
+                    in_place: texture.in_place_read(),
                     bind_group: texture.bind_group.clone(),
                     content_damage: rows_on_output(&uploaded_rows, &uniform),
                     uniform,

@@ -358,12 +358,8 @@ impl Renderer {
             }
         }
         let in_place = items.iter().filter_map(|i| i.in_place.clone()).collect();
-        #[cfg(feature = "dmabuf-vulkan")]
-        let waits_on_client = self.vulkan.as_ref().is_some_and(|v| v.gpu_waits_handed());
-        #[cfg(not(feature = "dmabuf-vulkan"))]
-        let waits_on_client = false;
         let id = self.submit(encoder, in_place);
-        self.completions.composed(id, waits_on_client);
+        self.completions.composed(id);
         Some(damage)
     }
 
@@ -374,8 +370,13 @@ impl Renderer {
         encoder: wgpu::CommandEncoder,
         in_place: Vec<InPlaceRead>,
     ) -> completion::SubmissionId {
+        // Whatever submission comes first takes the GPU waits handed out so far.
+        #[cfg(feature = "dmabuf-vulkan")]
+        let waits_on_client = self.vulkan.as_ref().is_some_and(|v| v.gpu_waits_handed());
+        #[cfg(not(feature = "dmabuf-vulkan"))]
+        let waits_on_client = false;
         let index = self.queue.submit([encoder.finish()]);
-        let id = self.completions.submitted(index, in_place);
+        let id = self.completions.submitted(index, in_place, waits_on_client);
         #[cfg(feature = "dmabuf-vulkan")]
         if let Some(importer) = &self.vulkan {
             importer.gpu_waits_submitted(id);

@@ -37,6 +37,9 @@ pub struct SurfaceTexture {
     pub y_invert: bool,
     /// The surface commit whose contents the texture holds.
     commit: CommitCounter,
+    /// The buffer those contents came from, kept (unreleased) while the texture reads it
+    /// in place: a later import that fails leaves the texture showing it.
+    source: Option<smithay::backend::renderer::utils::Buffer>,
 }
 
 /// Surface textures alive now, for the counters (a leak shows as a count that stays up).
@@ -51,6 +54,12 @@ impl SurfaceTexture {
     /// must then stay as it is until the GPU is done with a frame.
     pub fn reads_client_memory(&self) -> bool {
         self.client_memory || self.buffer_planes.is_some()
+    }
+
+    /// The client memory a frame drawing this texture reads in place, if any.
+    pub fn in_place_read(&self) -> Option<super::InPlaceRead> {
+        let buffer = self.source.clone().filter(|_| self.reads_client_memory())?;
+        Some(super::InPlaceRead { buffer, host: self.host.clone() })
     }
 
     /// Counts the texture; every one is made through here.
@@ -249,6 +258,7 @@ impl Renderer {
         match (slot, imported) {
             (Some(texture), Some(rows)) => {
                 texture.commit = commit;
+                texture.source = texture.reads_client_memory().then(|| buffer.clone());
                 Imported::Updated(rows)
             }
             // Keep showing the previous contents if this import failed.
@@ -442,6 +452,7 @@ impl Renderer {
             size,
             y_invert,
             commit,
+            source: None,
         }));
     }
 
@@ -468,6 +479,7 @@ impl Renderer {
             y_invert: source.y_invert,
             host: source.host,
             commit,
+            source: None,
         }));
     }
 
@@ -590,6 +602,7 @@ impl Renderer {
             y_invert: false,
             host: None,
             commit: CommitCounter::default(),
+            source: None,
         }));
         vec![(0, h)]
     }

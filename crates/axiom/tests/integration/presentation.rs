@@ -157,5 +157,5 @@ fn frames_are_counted_per_output_and_read_back_only_for_captures() {
     client.screenshot_region(8, 4, 16, 8).unwrap();
     let (_, readback, waits) = counters();
     assert_eq!(readback, Some(16 * 8 * 4), "a 16x8 capture reads back its own bytes");
-    assert_eq!(waits, Some(1), "the capture waited for its bytes");
+    assert!(waits.is_some_and(|n| n >= 1), "the capture waited for its bytes: {waits:?}");
 }

@@ -426,13 +426,26 @@ impl KmsOutput {
     ) -> anyhow::Result<Self> {
         let (width, height) = connected.mode.size();
         let size = (i32::from(width), i32::from(height));
-        let mut buffers = Vec::new();
+        let mut buffers: Vec<DisplayBuffer> = Vec::new();
+        let free = |fd: &DrmDeviceFd, buffers: Vec<DisplayBuffer>| {
+            for DisplayBuffer { dumb, fb, .. } in buffers {
+                let _ = fd.destroy_framebuffer(fb);
+                let _ = fd.destroy_dumb_buffer(dumb);
+            }
+        };
         for _ in 0..2 {
-            let buffer = fd.create_dumb_buffer((size.0 as u32, size.1 as u32), DrmFourcc::Xrgb8888, 32)?;
+            let buffer = match fd.create_dumb_buffer((size.0 as u32, size.1 as u32), DrmFourcc::Xrgb8888, 32) {
+                Ok(buffer) => buffer,
+                Err(err) => {
+                    free(&fd, buffers);
+                    return Err(err.into());
+                }
+            };
             let fb = match fd.add_framebuffer(&buffer, 24, 32) {
                 Ok(fb) => fb,
                 Err(err) => {
                     let _ = fd.destroy_dumb_buffer(buffer);
+                    free(&fd, buffers);
                     return Err(err.into());
                 }
             };
@@ -721,7 +734,8 @@ impl Axiom {
         head.flush(&mut self.renderer);
         // Framebuffers on planes now, or queued for them, stay.
         let mut in_use: Vec<_> = head.on_screen_fbs.iter().copied().map(Some).collect();
-        for frame in [&head.flipping, &head.next].into_iter().flatten() {
+        let writing = head.writing.as_ref().map(|w| &w.frame);
+        for frame in [head.flipping.as_ref(), writing, head.next.as_ref()].into_iter().flatten() {
             in_use.extend(frame.client_framebuffers().map(Some));
         }
         head.scanout.forget_dead(&head.fd, &in_use);
