@@ -21,12 +21,6 @@ pub struct Completions {
     last: SubmissionId,
     finished: SubmissionId,
     in_flight: VecDeque<InFlight>,
-    /// The submissions that composed a frame, not known finished.
-    frames: VecDeque<SubmissionId>,
-    /// A submission that waits on the GPU for a client's fence: nothing is submitted
-    /// behind it until it is done, since on some drivers (lavapipe) a submission queued behind
-    /// a waiting one blocks its caller, the event loop, until the fence signals.
-    waiting_on_client: Option<SubmissionId>,
 }
 
 /// Frames on the GPU at most: past that, the repaint waits for a later tick.
@@ -35,6 +29,12 @@ const MAX_FRAMES_IN_FLIGHT: usize = 2;
 /// What a submission uses until it finishes.
 struct InFlight {
     id: SubmissionId,
+    /// It composed a frame.
+    frame: bool,
+    /// It waits on the GPU for a client's fence: nothing is submitted behind it until it
+    /// is done, since on some drivers (lavapipe) a submission queued behind a waiting one
+    /// blocks its caller, the event loop, until the fence signals.
+    waits_on_client: bool,
     /// Client memory it reads in place: let go once it is done with it.
     _reads: Vec<InPlaceRead>,
 }
@@ -48,15 +48,7 @@ impl Completions {
         std::thread::Builder::new()
             .name("gpu-completions".into())
             .spawn(move || wait_each(&device, &submitted, &done))?;
-        Ok(Self {
-            watch,
-            source: Some(source),
-            last: 0,
-            finished: 0,
-            in_flight: VecDeque::new(),
-            frames: VecDeque::new(),
-            waiting_on_client: None,
-        })
+        Ok(Self { watch, source: Some(source), last: 0, finished: 0, in_flight: VecDeque::new() })
     }
 
     /// The event source that yields each finished submission's id (once).
@@ -74,10 +66,7 @@ impl Completions {
     ) -> SubmissionId {
         self.last += 1;
         let id = self.last;
-        self.in_flight.push_back(InFlight { id, _reads: reads });
-        if waits_on_client {
-            self.waiting_on_client = Some(id);
-        }
+        self.in_flight.push_back(InFlight { id, frame: false, waits_on_client, _reads: reads });
         if self.watch.send((id, index)).is_err() {
             tracing::error!("the GPU completion thread is gone: frames are not let go");
         }
@@ -90,23 +79,24 @@ impl Completions {
         while self.in_flight.front().is_some_and(|f| f.id <= self.finished) {
             self.in_flight.pop_front();
         }
-        self.frames.retain(|&frame| frame > self.finished);
     }
 
     /// Submission `id` composed a frame.
     pub(super) fn composed(&mut self, id: SubmissionId) {
-        self.frames.push_back(id);
+        if let Some(submission) = self.in_flight.iter_mut().rfind(|f| f.id == id) {
+            submission.frame = true;
+        }
     }
 
     /// As many composed frames are on the GPU as may be, or one waits on a client's
     /// fence: composing waits.
     pub fn frames_ahead(&self) -> bool {
-        self.frames.len() >= MAX_FRAMES_IN_FLIGHT || self.waits_on_client()
+        self.in_flight.iter().filter(|f| f.frame).count() >= MAX_FRAMES_IN_FLIGHT || self.waits_on_client()
     }
 
     /// A submission still waits on a client's fence: nothing more is submitted until it is done.
     pub fn waits_on_client(&self) -> bool {
-        self.waiting_on_client.is_some_and(|id| id > self.finished)
+        self.in_flight.iter().any(|f| f.waits_on_client)
     }
 
     /// Every submission so far.

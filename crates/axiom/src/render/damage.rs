@@ -31,7 +31,17 @@ impl Rect {
 
     /// The part inside a `width` x `height` output; None if empty.
     pub fn clamp(self, width: i32, height: i32) -> Option<Rect> {
-        let r = Rect { x0: self.x0.max(0), y0: self.y0.max(0), x1: self.x1.min(width), y1: self.y1.min(height) };
+        self.intersect(Rect { x0: 0, y0: 0, x1: width, y1: height })
+    }
+
+    /// The part inside `other`; None if empty.
+    pub fn intersect(self, other: Rect) -> Option<Rect> {
+        let r = Rect {
+            x0: self.x0.max(other.x0),
+            y0: self.y0.max(other.y0),
+            x1: self.x1.min(other.x1),
+            y1: self.y1.min(other.y1),
+        };
         (r.x0 < r.x1 && r.y0 < r.y1).then_some(r)
     }
 }

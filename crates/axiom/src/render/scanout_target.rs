@@ -96,38 +96,34 @@ impl Renderer {
         let copy = match changed {
             // Unknown (never written, resized, too old): all of it.
             None => Some(whole),
-            Some(damage) => damage.and_then(|d| intersect(d, whole)),
+            Some(damage) => damage.and_then(|d| d.intersect(whole)),
+        };
+        let Some(copy) = copy else {
+            target.holds = Some((frame, region));
+            return Ok(None);
         };
         let mut encoder =
             self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("scanout") });
-        if let Some(copy) = copy {
-            encoder.copy_texture_to_texture(
-                wgpu::TexelCopyTextureInfo {
-                    texture: &self.output_texture,
-                    mip_level: 0,
-                    origin: wgpu::Origin3d { x: copy.x0 as u32, y: copy.y0 as u32, z: 0 },
-                    aspect: wgpu::TextureAspect::All,
-                },
-                wgpu::TexelCopyTextureInfo {
-                    texture: &target.texture,
-                    mip_level: 0,
-                    origin: wgpu::Origin3d { x: (copy.x0 - whole.x0) as u32, y: (copy.y0 - whole.y0) as u32, z: 0 },
-                    aspect: wgpu::TextureAspect::All,
-                },
-                wgpu::Extent3d {
-                    width: (copy.x1 - copy.x0) as u32,
-                    height: (copy.y1 - copy.y0) as u32,
-                    depth_or_array_layers: 1,
-                },
-            );
-        }
+        encoder.copy_texture_to_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &self.output_texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d { x: copy.x0 as u32, y: copy.y0 as u32, z: 0 },
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::TexelCopyTextureInfo {
+                texture: &target.texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d { x: (copy.x0 - whole.x0) as u32, y: (copy.y0 - whole.y0) as u32, z: 0 },
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::Extent3d {
+                width: (copy.x1 - copy.x0) as u32,
+                height: (copy.y1 - copy.y0) as u32,
+                depth_or_array_layers: 1,
+            },
+        );
         target.holds = Some((frame, region));
-        Ok(copy.map(|_| self.submit(encoder, Vec::new())))
+        Ok(Some(self.submit(encoder, Vec::new())))
     }
-}
-
-/// The part of `a` inside `b`; None if empty.
-fn intersect(a: Rect, b: Rect) -> Option<Rect> {
-    let r = Rect { x0: a.x0.max(b.x0), y0: a.y0.max(b.y0), x1: a.x1.min(b.x1), y1: a.y1.min(b.y1) };
-    (r.x0 < r.x1 && r.y0 < r.y1).then_some(r)
 }

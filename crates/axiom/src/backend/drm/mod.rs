@@ -321,6 +321,15 @@ struct DisplayBuffer {
     target: Option<ScanoutTarget>,
 }
 
+/// Frees the display's side of `buffers`; the renderer's imports hold their memory until
+/// the GPU is done with it.
+fn destroy_display_buffers(fd: &DrmDeviceFd, buffers: Vec<DisplayBuffer>) {
+    for DisplayBuffer { dumb, fb, .. } in buffers {
+        let _ = fd.destroy_framebuffer(fb);
+        let _ = fd.destroy_dumb_buffer(dumb);
+    }
+}
+
 /// A composed frame on its way into dumb buffer `buffer`, by GPU submission `submission`.
 struct Writing {
     frame: QueuedFrame,
@@ -427,17 +436,11 @@ impl KmsOutput {
         let (width, height) = connected.mode.size();
         let size = (i32::from(width), i32::from(height));
         let mut buffers: Vec<DisplayBuffer> = Vec::new();
-        let free = |fd: &DrmDeviceFd, buffers: Vec<DisplayBuffer>| {
-            for DisplayBuffer { dumb, fb, .. } in buffers {
-                let _ = fd.destroy_framebuffer(fb);
-                let _ = fd.destroy_dumb_buffer(dumb);
-            }
-        };
         for _ in 0..2 {
             let buffer = match fd.create_dumb_buffer((size.0 as u32, size.1 as u32), DrmFourcc::Xrgb8888, 32) {
                 Ok(buffer) => buffer,
                 Err(err) => {
-                    free(&fd, buffers);
+                    destroy_display_buffers(&fd, buffers);
                     return Err(err.into());
                 }
             };
@@ -445,7 +448,7 @@ impl KmsOutput {
                 Ok(fb) => fb,
                 Err(err) => {
                     let _ = fd.destroy_dumb_buffer(buffer);
-                    free(&fd, buffers);
+                    destroy_display_buffers(&fd, buffers);
                     return Err(err.into());
                 }
             };
@@ -681,12 +684,7 @@ impl KmsOutput {
 
 impl Drop for KmsOutput {
     fn drop(&mut self) {
-        for DisplayBuffer { dumb, fb, target } in self.buffers.drain(..) {
-            // The renderer's import holds the memory until the GPU is done with it.
-            drop(target);
-            let _ = self.fd.destroy_framebuffer(fb);
-            let _ = self.fd.destroy_dumb_buffer(dumb);
-        }
+        destroy_display_buffers(&self.fd, std::mem::take(&mut self.buffers));
         self.scanout.forget_all(&self.fd);
         if let Some(writeback) = self.writeback.take() {
             writeback.destroy(&self.fd);
