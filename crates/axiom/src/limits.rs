@@ -3,14 +3,16 @@
 //! with `wl_display.error(no_memory)` and a log line naming it, so that one
 //! misbehaving application cannot take the compositor's memory or fds.
 //!
-//! A buffer is charged the bytes it spans: stride × height for shm, for
-//! dma-bufs the sum over planes of what the CPU path would map of them. Params
-//! objects not yet used count against the buffer cap, as the buffers they may
-//! become. Every
-//! fd the compositor holds for a client is charged to it: one per plane of a
-//! params object not yet turned into a buffer and of each dma-buf, one per shm
-//! pool, and one per live dma-buf feedback object (its format table's fd may be
-//! waiting in the client's unread events).
+//! Bytes are charged for what the compositor maps or pins: an shm pool its
+//! size (it is mapped whole, and stays mapped, with its fd open, while the pool
+//! or any buffer made from it lives), and each shm buffer the bytes it spans
+//! (what its texture holds once shown); a dma-buf the sum over planes of what
+//! the CPU path would map of them. Params objects not yet used count against the
+//! buffer cap, as the buffers they may become. Every fd the compositor holds
+//! for a client is charged to it: one per plane of a params object not yet
+//! turned into a buffer and of each dma-buf, one per shm pool mapping, and one
+//! per live dma-buf feedback object (its format table's fd may be waiting in
+//! the client's unread events).
 
 use std::ffi::CString;
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1;
 use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1;
 use smithay::reexports::wayland_server::backend::protocol::{Interface, ProtocolError};
-use smithay::reexports::wayland_server::backend::ClientId;
+use smithay::reexports::wayland_server::backend::{ClientId, ObjectId};
 use smithay::reexports::wayland_server::protocol::{wl_buffer::WlBuffer, wl_surface::WlSurface};
 use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource, Weak};
 
@@ -52,16 +54,14 @@ pub struct ClientUsage {
 }
 
 /// Surfaces and dma-bufs are kept as weak handles (a strong one would keep a
-/// buffer's fds open) and pruned when dead; shm buffers and pools are counted
-/// up on creation and down in their destructor (smithay creates them, so we
-/// never hold their handles).
+/// buffer's fds open) and pruned when dead; shm pools and their buffers are
+/// recorded on creation and forgotten in their destructors (smithay creates
+/// them, so we never hold their handles).
 #[derive(Debug, Default)]
 struct Usage {
     surfaces: Vec<Weak<WlSurface>>,
     dmabufs: Vec<DmabufUsage>,
-    shm_buffers: usize,
-    shm_bytes: u64,
-    shm_pools: usize,
+    shm: ShmMappings<ObjectId>,
     params: Vec<Weak<ZwpLinuxBufferParamsV1>>,
     /// Fds held by params objects not yet turned into buffers (see `FdCharge`).
     pending_fds: usize,
@@ -84,16 +84,16 @@ impl Usage {
     }
 
     fn buffers(&self) -> usize {
-        self.dmabufs.len() + self.shm_buffers + self.params.len()
+        self.dmabufs.len() + self.shm.buffers() + self.params.len()
     }
 
     fn bytes(&self) -> u64 {
-        self.dmabufs.iter().fold(self.shm_bytes, |total, d| total.saturating_add(d.bytes))
+        self.dmabufs.iter().fold(self.shm.bytes(), |total, d| total.saturating_add(d.bytes))
     }
 
     fn fds(&self) -> usize {
         let dmabuf_fds: usize = self.dmabufs.iter().map(|d| d.fds).sum();
-        dmabuf_fds + self.shm_pools + self.pending_fds + self.feedbacks.len()
+        dmabuf_fds + self.shm.mappings() + self.pending_fds + self.feedbacks.len()
     }
 
     fn check_bytes(&self, limits: &Limits, more: u64) -> Result<(), Exceeded> {
@@ -114,6 +114,87 @@ impl Usage {
             return Err(Exceeded(format!("more than {} file descriptors ({held} held)", limits.fds)));
         }
         Ok(())
+    }
+}
+
+/// A client's shm pool mappings. smithay maps a pool whole and unmaps it (and
+/// closes its fd) only when the pool object and every buffer made from it are
+/// gone, so each mapping is charged until then, at its latest size.
+#[derive(Debug)]
+struct ShmMappings<K> {
+    mappings: Vec<ShmMapping<K>>,
+}
+
+#[derive(Debug)]
+struct ShmMapping<K> {
+    /// The pool object, None once destroyed.
+    pool: Option<K>,
+    /// Each buffer made from the pool, with the bytes it spans.
+    buffers: Vec<(K, u64)>,
+    bytes: u64,
+}
+
+impl<K> Default for ShmMappings<K> {
+    fn default() -> Self {
+        Self { mappings: Vec::new() }
+    }
+}
+
+impl<K: PartialEq> ShmMappings<K> {
+    fn mappings(&self) -> usize {
+        self.mappings.len()
+    }
+
+    fn buffers(&self) -> usize {
+        self.mappings.iter().map(|m| m.buffers.len()).sum()
+    }
+
+    /// Pool sizes and buffer spans.
+    fn bytes(&self) -> u64 {
+        let buffers = |m: &ShmMapping<K>| m.buffers.iter().fold(0u64, |total, (_, bytes)| total.saturating_add(*bytes));
+        self.mappings.iter().fold(0, |total, m| total.saturating_add(m.bytes).saturating_add(buffers(m)))
+    }
+
+    fn of_pool(&mut self, pool: &K) -> Option<&mut ShmMapping<K>> {
+        self.mappings.iter_mut().find(|m| m.pool.as_ref() == Some(pool))
+    }
+
+    fn size_of(&self, pool: &K) -> u64 {
+        self.mappings.iter().find(|m| m.pool.as_ref() == Some(pool)).map_or(0, |m| m.bytes)
+    }
+
+    fn add_pool(&mut self, pool: K, bytes: u64) {
+        self.mappings.push(ShmMapping { pool: Some(pool), buffers: Vec::new(), bytes });
+    }
+
+    fn resize(&mut self, pool: &K, bytes: u64) {
+        if let Some(mapping) = self.of_pool(pool) {
+            mapping.bytes = mapping.bytes.max(bytes);
+        }
+    }
+
+    fn add_buffer(&mut self, pool: &K, buffer: K, bytes: u64) {
+        if let Some(mapping) = self.of_pool(pool) {
+            mapping.buffers.push((buffer, bytes));
+        }
+    }
+
+    fn remove_buffer(&mut self, buffer: &K) {
+        for mapping in &mut self.mappings {
+            mapping.buffers.retain(|(b, _)| b != buffer);
+        }
+        self.unmapped();
+    }
+
+    fn remove_pool(&mut self, pool: &K) {
+        if let Some(mapping) = self.of_pool(pool) {
+            mapping.pool = None;
+        }
+        self.unmapped();
+    }
+
+    fn unmapped(&mut self) {
+        self.mappings.retain(|m| m.pool.is_some() || !m.buffers.is_empty());
     }
 }
 
@@ -207,34 +288,44 @@ impl ClientUsage {
         Ok(())
     }
 
-    pub fn add_shm_buffer(&self, bytes: u64) {
-        let mut usage = self.lock();
-        usage.shm_buffers += 1;
-        usage.shm_bytes = usage.shm_bytes.saturating_add(bytes);
-    }
-
-    pub fn remove_shm_buffer(&self, bytes: u64) {
-        let mut usage = self.lock();
-        usage.shm_buffers = usage.shm_buffers.saturating_sub(1);
-        usage.shm_bytes = usage.shm_bytes.saturating_sub(bytes);
-    }
-
-    /// Counts a new shm pool, with its fd. Each is a mapping of up to 2 GiB in our
-    /// address space, so pools share the buffer cap.
-    pub fn add_shm_pool(&self, limits: &Limits) -> Result<(), Exceeded> {
+    /// May the client map one more shm pool of `size` bytes? Each is a mapping
+    /// with an fd open for as long as the pool or a buffer of it lives.
+    pub fn check_shm_pool(&self, limits: &Limits, size: u64) -> Result<(), Exceeded> {
         let mut usage = self.lock();
         usage.prune();
-        if usage.shm_pools >= limits.buffers as usize {
+        if usage.shm.mappings() >= limits.buffers as usize {
             return Err(Exceeded(format!("more than {} shm pools", limits.buffers)));
         }
         usage.check_fds(limits, 1)?;
-        usage.shm_pools += 1;
+        usage.check_bytes(limits, size)
+    }
+
+    /// Records a pool `check_shm_pool` allowed, once smithay has made it.
+    pub fn add_shm_pool(&self, pool: ObjectId, size: u64) {
+        self.lock().shm.add_pool(pool, size);
+    }
+
+    /// May `pool` grow to `size` bytes?
+    pub fn resize_shm_pool(&self, limits: &Limits, pool: &ObjectId, size: u64) -> Result<(), Exceeded> {
+        let mut usage = self.lock();
+        usage.prune();
+        let growth = size.saturating_sub(usage.shm.size_of(pool));
+        usage.check_bytes(limits, growth)?;
+        usage.shm.resize(pool, size);
         Ok(())
     }
 
-    pub fn remove_shm_pool(&self) {
-        let mut usage = self.lock();
-        usage.shm_pools = usage.shm_pools.saturating_sub(1);
+    /// Records a buffer spanning `bytes` made from `pool` (it keeps the pool's mapping alive).
+    pub fn add_shm_buffer(&self, pool: &ObjectId, buffer: ObjectId, bytes: u64) {
+        self.lock().shm.add_buffer(pool, buffer, bytes);
+    }
+
+    pub fn remove_shm_buffer(&self, buffer: &ObjectId) {
+        self.lock().shm.remove_buffer(buffer);
+    }
+
+    pub fn remove_shm_pool(&self, pool: &ObjectId) {
+        self.lock().shm.remove_pool(pool);
     }
 
     /// (live surfaces, live buffers, bytes of buffers), for logs and tests.
@@ -320,23 +411,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shm_counts_go_down_again_and_caps_hold() {
+    fn a_pool_mapping_is_charged_until_its_pool_and_every_buffer_of_it_are_gone() {
+        let mut shm = ShmMappings::default();
+        shm.add_pool(1, 4096);
+        shm.add_buffer(&1, 10, 1);
+        shm.add_buffer(&1, 11, 2);
+        shm.resize(&1, 8192);
+        shm.resize(&1, 100);
+        assert_eq!((shm.mappings(), shm.buffers(), shm.bytes()), (1, 2, 8195), "a pool only grows");
+        shm.remove_pool(&1);
+        shm.add_buffer(&1, 12, 4);
+        assert_eq!((shm.mappings(), shm.buffers(), shm.bytes()), (1, 2, 8195), "buffers hold the mapping");
+        // A new pool may reuse the dead pool's protocol id; it is a mapping of its own.
+        shm.add_pool(1, 100);
+        shm.remove_buffer(&10);
+        shm.remove_buffer(&11);
+        assert_eq!((shm.mappings(), shm.buffers(), shm.bytes()), (1, 0, 100));
+        shm.remove_pool(&1);
+        assert_eq!((shm.mappings(), shm.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn buffer_and_byte_caps_hold() {
         let limits = Limits { surfaces: 1, buffers: 2, buffer_bytes: 100, fds: 1000 };
         let usage = ClientUsage::default();
         assert!(usage.check_buffer(&limits, 100).is_ok());
         assert!(usage.check_buffer(&limits, 101).is_err());
-        usage.add_shm_buffer(60);
-        usage.add_shm_buffer(30);
-        assert_eq!(usage.totals(), (0, 2, 90));
-        assert!(usage.check_buffer(&limits, 1).is_err(), "buffer cap");
-        usage.remove_shm_buffer(30);
-        assert!(usage.check_buffer(&limits, 40).is_ok());
-        assert!(usage.check_buffer(&limits, 41).is_err(), "byte cap");
         assert!(usage.check_buffer(&limits, u64::MAX).is_err(), "no overflow");
-        assert!(usage.add_shm_pool(&limits).is_ok() && usage.add_shm_pool(&limits).is_ok());
-        assert!(usage.add_shm_pool(&limits).is_err());
-        usage.remove_shm_pool();
-        assert!(usage.add_shm_pool(&limits).is_ok());
+        assert!(usage.check_shm_pool(&limits, 101).is_err(), "byte cap");
+        usage.add_shm_pool(ObjectId::null(), 60);
+        assert!(usage.check_shm_pool(&limits, 41).is_err(), "byte cap, with a pool mapped");
+        assert!(usage.check_buffer(&limits, 40).is_ok());
+        usage.add_shm_pool(ObjectId::null(), 0);
+        assert!(usage.check_shm_pool(&limits, 0).is_err(), "pools share the buffer cap");
+        assert_eq!(usage.totals(), (0, 0, 60));
     }
 
     #[test]
@@ -345,10 +453,11 @@ mod tests {
         let usage = ClientUsage::default();
         let first = usage.charge_fd(&limits).unwrap();
         let second = usage.charge_fd(&limits).unwrap();
-        assert!(usage.add_shm_pool(&limits).is_ok());
+        assert!(usage.check_shm_pool(&limits, 1).is_ok());
+        usage.add_shm_pool(ObjectId::null(), 1);
         assert_eq!(usage.fds(), 3);
         assert!(usage.charge_fd(&limits).is_err(), "fd cap");
-        assert!(usage.add_shm_pool(&limits).is_err(), "a pool holds an fd too");
+        assert!(usage.check_shm_pool(&limits, 1).is_err(), "a pool holds an fd too");
         drop((first, second));
         assert_eq!(usage.fds(), 1);
         assert!(usage.charge_fd(&limits).is_ok());

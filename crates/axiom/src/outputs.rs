@@ -9,6 +9,7 @@ use smithay::desktop::Window;
 use smithay::output::Output;
 use smithay::utils::{Logical, Point, Rectangle, Size};
 
+use crate::render::damage::Rect;
 use crate::shell::placement;
 use crate::Axiom;
 
@@ -45,6 +46,18 @@ impl Axiom {
     /// The part of the canvas `output` shows; None once it is gone.
     pub fn output_area(&self, output: &Output) -> Option<Rectangle<i32, Logical>> {
         self.space.output_geometry(output)
+    }
+
+    /// Each output's area in canvas pixels, where the renderer draws.
+    pub fn output_canvas_rects(&self) -> Vec<Rect> {
+        let scale = self.renderer.canvas_scale;
+        let areas = self.space.outputs().filter_map(|output| self.output_area(output));
+        areas
+            .map(|area| {
+                let area = area.to_f64().to_physical(scale).to_i32_round::<i32>();
+                Rect { x0: area.loc.x, y0: area.loc.y, x1: area.loc.x + area.size.w, y1: area.loc.y + area.size.h }
+            })
+            .collect()
     }
 
     /// The primary output's area (the whole canvas where it is the only output).

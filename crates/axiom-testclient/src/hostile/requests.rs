@@ -87,6 +87,11 @@ impl WireClient {
         self.send(pool, 1, &[])
     }
 
+    /// wl_shm_pool.resize (opcode 2).
+    pub fn resize_pool(&mut self, pool: u32, size: i32) -> anyhow::Result<()> {
+        self.send(pool, 2, &[Arg::Int(size)])
+    }
+
     /// A single-plane linux-dmabuf buffer over `fd` through create_immed; the params
     /// object is destroyed again. `dmabuf` is a bound zwp_linux_dmabuf_v1.
     pub fn dmabuf_buffer(

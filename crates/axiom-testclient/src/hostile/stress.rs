@@ -2,6 +2,7 @@
 //! the thousand by clients that come and go, and a client that floods commits
 //! while never reading its socket (so it never sees a release or a frame).
 
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -22,17 +23,21 @@ pub enum BufferKind {
     Dmabuf,
     /// As `Dmabuf`, the memfd sealed against shrinking.
     SealedDmabuf,
+    /// A real dma-buf of a sealed memfd's pages through /dev/udmabuf (the VM
+    /// rig's kernel): the Vulkan image step, or the CPU step's mapping.
+    Udmabuf,
 }
 
 impl BufferKind {
+    /// The kinds every machine can make.
     pub const ALL: [BufferKind; 4] = [Self::Shm, Self::SealedShm, Self::Dmabuf, Self::SealedDmabuf];
 
     fn is_dmabuf(self) -> bool {
-        matches!(self, Self::Dmabuf | Self::SealedDmabuf)
+        matches!(self, Self::Dmabuf | Self::SealedDmabuf | Self::Udmabuf)
     }
 
     fn is_sealed(self) -> bool {
-        matches!(self, Self::SealedShm | Self::SealedDmabuf)
+        matches!(self, Self::SealedShm | Self::SealedDmabuf | Self::Udmabuf)
     }
 }
 
@@ -83,6 +88,7 @@ fn new_buffer(
     if kind.is_sealed() {
         rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK)?;
     }
+    let fd = if kind == BufferKind::Udmabuf { crate::dmabuf::udmabuf(fd.as_fd(), bytes as u64)? } else { fd };
     Ok(match dmabuf {
         Some(dmabuf) => (c.dmabuf_buffer(dmabuf, &fd, SIZE, SIZE, (SIZE * 4) as u32, DRM_XRGB8888)?, None),
         None => {

@@ -79,7 +79,11 @@ impl Axiom {
                     opaque: o.opaque,
                 }
             });
-            let hidden = composed.as_ref().map(|items| self.renderer.hidden_windows(items, on_top)).unwrap_or_default();
+            let outputs = self.output_canvas_rects();
+            let hidden = composed
+                .as_ref()
+                .map(|items| self.renderer.hidden_windows(items, on_top, &outputs))
+                .unwrap_or_default();
             feedback = self.take_presentation_feedback(paced, on_plane, accepted.is_some(), &hidden);
             self.hidden_windows = hidden;
             if let Some((surface, buffer, fb)) = accepted {

@@ -7,8 +7,8 @@ use smithay::reexports::wayland_server::backend::ClientId;
 use smithay::reexports::wayland_server::protocol::wl_buffer::{self, WlBuffer};
 use smithay::reexports::wayland_server::protocol::wl_shm::{self, WlShm};
 use smithay::reexports::wayland_server::protocol::wl_shm_pool::{self, WlShmPool};
-use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, Resource, WEnum};
-use smithay::wayland::shm::{with_buffer_contents, ShmBufferUserData, ShmHandler, ShmPoolUserData, ShmState};
+use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, New, Resource, WEnum};
+use smithay::wayland::shm::{ShmBufferUserData, ShmHandler, ShmPoolUserData, ShmState};
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::Ordering;
@@ -39,18 +39,26 @@ impl Dispatch<WlShm, ()> for Axiom {
     ) {
         // Clients inserted without our data (Xwayland, which smithay inserts) are not counted; their requests
         // still reach smithay, which must initialise every object a request creates.
-        if let (wl_shm::Request::CreatePool { fd, size, .. }, Some(client_data)) =
+        let (wl_shm::Request::CreatePool { id, fd, size }, Some(client_data)) =
             (&request, client.get_data::<ClientState>())
-        {
-            if let Err(exceeded) = client_data.usage.add_shm_pool(&state.limits) {
-                limits::disconnect(dh, client, &exceeded);
-                return;
-            }
-            if !cannot_fault(fd.as_fd(), *size) {
-                client_data.shm_may_fault.store(true, Ordering::Relaxed);
-            }
+        else {
+            return <ShmState as Dispatch<WlShm, (), Self>>::request(state, client, shm, request, data, dh, data_init);
+        };
+        let bytes = u64::try_from(*size).unwrap_or(0);
+        if let Err(exceeded) = client_data.usage.check_shm_pool(&state.limits, bytes) {
+            limits::disconnect(dh, client, &exceeded);
+            return;
         }
+        if !cannot_fault(fd.as_fd(), *size) {
+            client_data.shm_may_fault.store(true, Ordering::Relaxed);
+        }
+        let protocol_id = new_object_protocol_id(id);
         <ShmState as Dispatch<WlShm, (), Self>>::request(state, client, shm, request, data, dh, data_init);
+        // smithay refuses a pool it cannot map with an error: only a live pool is charged.
+        match protocol_id.and_then(|id| client.object_from_protocol_id::<WlShmPool>(dh, id).ok()) {
+            Some(pool) if pool.is_alive() => client_data.usage.add_shm_pool(pool.id(), bytes),
+            _ => tracing::debug!("shm pool not made (or not found): not charged"),
+        }
     }
 }
 
@@ -77,7 +85,9 @@ impl Dispatch<WlShmPool, ShmPoolUserData> for Axiom {
                 return;
             }
             // A buffer spanning more than any pool can hold is invalid; smithay says so.
-            wl_shm_pool::Request::CreateBuffer { stride, height, .. } if span(*stride, *height) <= i32::MAX as u64 => {
+            wl_shm_pool::Request::CreateBuffer { id, stride, height, .. }
+                if span(*stride, *height) <= i32::MAX as u64 =>
+            {
                 let Some(usage) = limits::usage(client) else {
                     return <ShmState as Dispatch<WlShmPool, ShmPoolUserData, Self>>::request(
                         state, client, pool, request, data, dh, data_init,
@@ -88,8 +98,17 @@ impl Dispatch<WlShmPool, ShmPoolUserData> for Axiom {
                     limits::disconnect(dh, client, &exceeded);
                     return;
                 }
-                // Counted before smithay validates: if it refuses, the client is gone anyway.
-                usage.add_shm_buffer(bytes);
+                let protocol_id = new_object_protocol_id(id);
+                <ShmState as Dispatch<WlShmPool, ShmPoolUserData, Self>>::request(
+                    state, client, pool, request, data, dh, data_init,
+                );
+                if let Some(buffer) = protocol_id.and_then(|id| client.object_from_protocol_id::<WlBuffer>(dh, id).ok())
+                {
+                    if buffer.is_alive() {
+                        usage.add_shm_buffer(&pool.id(), buffer.id(), bytes);
+                    }
+                }
+                return;
             }
             // smithay would unwrap a zero size into a panic. A pool can only grow (as libwayland: invalid_fd).
             wl_shm_pool::Request::Resize { size } if *size <= 0 => {
@@ -97,9 +116,13 @@ impl Dispatch<WlShmPool, ShmPoolUserData> for Axiom {
                 return;
             }
             // The file is not at hand to check the new size against: assume the worst.
-            wl_shm_pool::Request::Resize { .. } => {
+            wl_shm_pool::Request::Resize { size } => {
                 if let Some(data) = client.get_data::<ClientState>() {
                     data.shm_may_fault.store(true, Ordering::Relaxed);
+                    if let Err(exceeded) = data.usage.resize_shm_pool(&state.limits, &pool.id(), *size as u64) {
+                        limits::disconnect(dh, client, &exceeded);
+                        return;
+                    }
                 }
                 // smithay unmaps the pool's old mapping: no import may alias it then.
                 state.renderer.retire_host_imports(&client.id());
@@ -112,7 +135,7 @@ impl Dispatch<WlShmPool, ShmPoolUserData> for Axiom {
     }
 
     fn destroyed(state: &mut Self, client: ClientId, pool: &WlShmPool, data: &ShmPoolUserData) {
-        limits::with_usage_of(&state.display_handle, client.clone(), |usage| usage.remove_shm_pool());
+        limits::with_usage_of(&state.display_handle, client.clone(), |usage| usage.remove_shm_pool(&pool.id()));
         <ShmState as Dispatch<WlShmPool, ShmPoolUserData, Self>>::destroyed(state, client, pool, data);
     }
 }
@@ -133,8 +156,7 @@ impl Dispatch<WlBuffer, ShmBufferUserData> for Axiom {
     }
 
     fn destroyed(state: &mut Self, client: ClientId, buffer: &WlBuffer, data: &ShmBufferUserData) {
-        let bytes = with_buffer_contents(buffer, |_, _, info| span(info.stride, info.height)).unwrap_or(0);
-        limits::with_usage_of(&state.display_handle, client.clone(), |usage| usage.remove_shm_buffer(bytes));
+        limits::with_usage_of(&state.display_handle, client.clone(), |usage| usage.remove_shm_buffer(&buffer.id()));
         <ShmState as Dispatch<WlBuffer, ShmBufferUserData, Self>>::destroyed(state, client, buffer, data);
     }
 }
@@ -144,6 +166,17 @@ impl Dispatch<WlBuffer, ShmBufferUserData> for Axiom {
 fn cannot_fault(fd: BorrowedFd<'_>, size: i32) -> bool {
     let sealed = rustix::fs::fcntl_get_seals(fd).is_ok_and(|seals| seals.contains(SealFlags::SHRINK));
     sealed && rustix::fs::fstat(fd).is_ok_and(|stat| stat.st_size >= i64::from(size))
+}
+
+/// The protocol id of the object a request creates. wayland-server keeps it to
+/// itself until the object is initialised, which smithay does; its debug form
+/// names it ("ObjectId(wl_shm_pool@8[3], 12)"). Were that form to change, pools
+/// would go uncharged, and `load::going_over_a_client_limit_...` would fail.
+fn new_object_protocol_id<I: std::fmt::Debug>(new: &New<I>) -> Option<u32> {
+    let debug = format!("{new:?}");
+    let after_at = debug.split_once("ObjectId(")?.1.split_once('@')?.1;
+    let digits: String = after_at.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// Bytes an shm buffer spans in its pool, as charged to the client.

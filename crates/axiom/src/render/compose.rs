@@ -51,9 +51,15 @@ impl Renderer {
         items
     }
 
-    /// The windows whose quads among `items` all lie off the output or under an
-    /// opaque quad above them; `on_top`: a quad a display plane shows above them all.
-    pub fn hidden_windows(&self, items: &[DrawItem], on_top: Option<Quad<ObjectId>>) -> HashSet<ObjectId> {
+    /// The windows whose quads among `items` all lie off every output (`outputs`,
+    /// in canvas pixels) or under an opaque quad above them; `on_top`: a quad a
+    /// display plane shows above them all.
+    pub fn hidden_windows(
+        &self,
+        items: &[DrawItem],
+        on_top: Option<Quad<ObjectId>>,
+        outputs: &[Rect],
+    ) -> HashSet<ObjectId> {
         let quads: Vec<Quad<ObjectId>> = items
             .iter()
             .map(|i| Quad {
@@ -63,8 +69,7 @@ impl Renderer {
             })
             .chain(on_top)
             .collect();
-        let size = self.output_size();
-        occlusion::hidden_windows(&quads, size.w, size.h)
+        occlusion::hidden_windows(&quads, outputs)
     }
 
     fn collect_surface_tree(

@@ -1,5 +1,6 @@
 //! Which windows a composed frame does not show: each of their quads lies
-//! outside the output or wholly under one opaque quad drawn above it. Their
+//! outside every output (the canvas has parts no output shows where outputs
+//! differ in height) or wholly under one opaque quad drawn above it. Their
 //! presentation feedback is `discarded`, as wp_presentation asks for content
 //! never displayed.
 
@@ -16,16 +17,15 @@ pub struct Quad<K> {
     pub opaque: bool,
 }
 
-/// The windows none of whose quads show in a `width` x `height` output;
-/// `quads` come bottom first.
-pub fn hidden_windows<K: Eq + Hash + Clone>(quads: &[Quad<K>], width: i32, height: i32) -> HashSet<K> {
+/// The windows none of whose quads show on any of `outputs` (areas of the
+/// canvas); `quads` come bottom first.
+pub fn hidden_windows<K: Eq + Hash + Clone>(quads: &[Quad<K>], outputs: &[Rect]) -> HashSet<K> {
     let mut shown = HashSet::new();
     let mut hidden = HashSet::new();
     for (i, quad) in quads.iter().enumerate() {
-        let visible = quad
-            .area
-            .clamp(width, height)
-            .is_some_and(|area| !quads[i + 1..].iter().any(|above| above.opaque && contains(above.area, area)));
+        let covered = |area: Rect| quads[i + 1..].iter().any(|above| above.opaque && contains(above.area, area));
+        let visible =
+            outputs.iter().filter_map(|output| quad.area.intersect(*output)).any(|on_output| !covered(on_output));
         if visible {
             hidden.remove(&quad.window);
             shown.insert(quad.window.clone());
@@ -44,8 +44,16 @@ fn contains(outer: Rect, inner: Rect) -> bool {
 mod tests {
     use super::*;
 
+    fn rect(x: i32, y: i32, w: i32, h: i32) -> Rect {
+        Rect { x0: x, y0: y, x1: x + w, y1: y + h }
+    }
+
     fn quad(window: u32, x: i32, y: i32, w: i32, h: i32, opaque: bool) -> Quad<u32> {
-        Quad { window, area: Rect { x0: x, y0: y, x1: x + w, y1: y + h }, opaque }
+        Quad { window, area: rect(x, y, w, h), opaque }
+    }
+
+    fn hidden_windows(quads: &[Quad<u32>], width: i32, height: i32) -> HashSet<u32> {
+        super::hidden_windows(quads, &[rect(0, 0, width, height)])
     }
 
     #[test]
@@ -75,5 +83,16 @@ mod tests {
     fn a_window_off_the_output_is_hidden_and_the_top_one_never_is() {
         let quads = [quad(1, 200, 0, 20, 20, true), quad(2, 0, 0, 100, 100, true)];
         assert_eq!(hidden_windows(&quads, 100, 100), HashSet::from([1]));
+    }
+
+    #[test]
+    fn a_window_where_outputs_of_unequal_heights_leave_the_canvas_bare_is_hidden() {
+        // A 100x100 output and a 50x40 one beside it: (100..150, 40..100) is on no output.
+        let outputs = [rect(0, 0, 100, 100), rect(100, 0, 50, 40)];
+        let quads = [quad(1, 110, 50, 20, 20, true), quad(2, 110, 30, 20, 20, true), quad(3, 90, 90, 20, 5, true)];
+        assert_eq!(super::hidden_windows(&quads, &outputs), HashSet::from([1]));
+        // Covered where it is on an output, bare where it is not: hidden too.
+        let covered = [quad(1, 90, 50, 20, 20, true), quad(2, 0, 0, 100, 100, true)];
+        assert_eq!(super::hidden_windows(&covered, &outputs), HashSet::from([1]));
     }
 }

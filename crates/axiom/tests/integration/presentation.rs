@@ -5,9 +5,10 @@
 
 use axiom_testclient::client::Presented;
 use axiom_testclient::image::{Format32, Rgba};
-use axiom_testclient::Image;
+use axiom_testclient::{Buffer, Image, TestClient};
+use wayland_client::protocol::wl_surface::WlSurface;
 
-use crate::common::{import_stats, start_with};
+use crate::common::{axiom_binary, import_stats, start_with};
 
 #[test]
 fn presentation_timestamps_increase_at_the_refresh_interval() {
@@ -88,10 +89,7 @@ fn a_window_wholly_under_an_opaque_one_is_discarded() {
     let compositor = start_with(160, 120, &[]);
     let mut client = compositor.connect().unwrap();
     let below = client.create_window("below").unwrap();
-    let small: Vec<_> = [Rgba::opaque(200, 0, 0), Rgba::opaque(0, 200, 0)]
-        .iter()
-        .map(|&c| client.create_buffer(&Image::solid(16, 16, c), Format32::Xrgb8888, 64, 0xff).unwrap())
-        .collect();
+    let small = small_buffers(&mut client);
     client.present(&below.surface, &small[0]).unwrap();
 
     let top = client.create_window("top").unwrap();
@@ -104,11 +102,7 @@ fn a_window_wholly_under_an_opaque_one_is_discarded() {
     let translucent = cover(&mut client, Format32::Argb8888, 0x80);
     let opaque = cover(&mut client, Format32::Xrgb8888, 0xff);
     // A frame of the bottom window, committed while `top` shows `cover`.
-    let frame_below = |client: &mut axiom_testclient::TestClient, i: usize| {
-        let feedback = client.request_feedback(&below.surface);
-        client.present(&below.surface, &small[i % 2]).unwrap();
-        client.wait_for_feedback(&[feedback]).unwrap().remove(0)
-    };
+    let frame_below = |client: &mut TestClient, i: usize| present_with_feedback(client, &below.surface, &small[i % 2]);
 
     client.present(&top.surface, &translucent).unwrap();
     let under_translucent = frame_below(&mut client, 1);
@@ -124,6 +118,55 @@ fn a_window_wholly_under_an_opaque_one_is_discarded() {
     );
     assert_eq!(under_opaque, Presented::Discarded, "wholly under an opaque window");
     assert!(matches!(top_result, Presented::Presented { .. }), "the covering window itself: {top_result:?}");
+}
+
+/// Outputs of unequal heights leave part of the canvas on no output: a window
+/// whose only uncovered part lies there is shown nowhere, so `discarded`; the
+/// same window reaching onto the shorter output is presented.
+#[test]
+fn a_window_only_where_no_output_reaches_is_discarded() {
+    // A 160x120 output and a 96x64 one to its right: canvas (160..256, 64..120) is on neither.
+    let args = ["--output", "160x120", "--output", "96x64"];
+    let compositor = axiom_testclient::Compositor::start(&axiom_binary(), 0, 0, &args).expect("start axiom");
+    let mut client = compositor.connect().unwrap();
+    let below = client.create_window("below").unwrap();
+    let small = small_buffers(&mut client);
+    // Centred on the first output: its 16x16 surface at (72, 52); the subsurface 128 to the right.
+    client.present(&below.surface, &small[0]).unwrap();
+    let (_sub, subsurface) = client.create_subsurface(&below.surface, 128, 0, &small[1]);
+    client.present(&below.surface, &small[0]).unwrap();
+
+    let top = client.create_window("top").unwrap();
+    let (w, h) = client.set_fullscreen(&top).unwrap();
+    assert_eq!((w, h), (160, 120), "fullscreen on the first output");
+    let cover = Image::solid(w as u32, h as u32, Rgba::opaque(0, 0, 200));
+    let opaque = client.create_buffer(&cover, Format32::Xrgb8888, w as usize * 4, 0xff).unwrap();
+    client.present(&top.surface, &opaque).unwrap();
+
+    let frame_below = |client: &mut TestClient, i: usize| present_with_feedback(client, &below.surface, &small[i % 2]);
+    // The subsurface at canvas (200, 52)..(216, 68): its top rows are on the second output.
+    let reaching = frame_below(&mut client, 0);
+    // At (200, 90)..(216, 106): below the second output's bottom edge, on no output.
+    subsurface.set_position(128, 38);
+    let nowhere = frame_below(&mut client, 1);
+
+    assert!(matches!(reaching, Presented::Presented { .. }), "partly on the second output: {reaching:?}");
+    assert_eq!(nowhere, Presented::Discarded, "covered on the first output, and on no output otherwise");
+}
+
+/// Two 16x16 opaque buffers, red and green.
+fn small_buffers(client: &mut TestClient) -> Vec<Buffer> {
+    [Rgba::opaque(200, 0, 0), Rgba::opaque(0, 200, 0)]
+        .iter()
+        .map(|&c| client.create_buffer(&Image::solid(16, 16, c), Format32::Xrgb8888, 64, 0xff).unwrap())
+        .collect()
+}
+
+/// Presents `buffer` on `surface` and waits for what became of the frame.
+fn present_with_feedback(client: &mut TestClient, surface: &WlSurface, buffer: &Buffer) -> Presented {
+    let feedback = client.request_feedback(surface);
+    client.present(surface, buffer).unwrap();
+    client.wait_for_feedback(&[feedback]).unwrap().remove(0)
 }
 
 /// The counters say what became of composed frames: each output counts the frames
