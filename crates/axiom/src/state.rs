@@ -96,8 +96,8 @@ pub struct Axiom {
     pub xwayland_shell_state: smithay::wayland::xwayland_shell::XWaylandShellState,
     /// Set by a backend that dispatches clients; see `ClientReaper`.
     pub reaper: Option<ClientReaper>,
-    /// The displays the DRM backend drives.
-    pub kms: Option<crate::backend::drm::Kms>,
+    /// Where frames go: off screen, a window, or the displays of a KMS device.
+    pub backend: crate::backend::Backend,
     /// The output texture lacks the window an overlay plane shows (screencopy composes it whole).
     pub composed_without_overlay: bool,
 }
@@ -160,7 +160,7 @@ impl Axiom {
             xwayland_client: None,
             xwayland_shell_state: smithay::wayland::xwayland_shell::XWaylandShellState::new::<Self>(dh),
             reaper: None,
-            kms: None,
+            backend: Default::default(),
             composed_without_overlay: false,
             display_handle,
             loop_handle,

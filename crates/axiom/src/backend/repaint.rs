@@ -103,9 +103,7 @@ impl Axiom {
             let on_plane = direct.is_some() || overlay.is_some();
             damage = self.renderer.render(&items);
             self.renderer.present();
-            if self.kms.is_some() {
-                self.show_on_kms(std::mem::take(&mut feedback), overlay, direct.is_some());
-            }
+            feedback = self.show_frame(feedback, overlay, direct.is_some());
             self.composed_without_overlay = on_plane;
         } else if direct.is_some() {
             self.renderer.forget_frame();
@@ -116,7 +114,7 @@ impl Axiom {
         let lacking = self.renderer.frame_forgotten() || self.composed_without_overlay;
         let mut screen = None;
         if lacking && !throttled && (capture_waiting || !self.pending_captures.is_empty()) {
-            screen = self.capture_kms_screen();
+            screen = self.capture_screen();
             if screen.is_none() {
                 let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, None);
                 damage = self.renderer.render(&items);
@@ -141,7 +139,7 @@ impl Axiom {
             );
         }
         if frame_due {
-            if self.kms.is_none() {
+            if !self.backend.flips() {
                 // Off KMS a frame is shown at its clock's tick (headless), or handed to the window system.
                 for output in self.outputs_paced_by(paced) {
                     crate::outputs::count_frame(&output);

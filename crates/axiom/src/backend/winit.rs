@@ -26,7 +26,7 @@ use crate::input::now_msec;
 use crate::render::adapter::WindowTarget;
 use crate::Axiom;
 
-use super::headless::{block_signals, init_output, serve};
+use super::serve::{block_signals, init_output, serve};
 
 /// Linux input event codes of the mouse buttons (linux/input-event-codes.h).
 const BTN_LEFT: u32 = 0x110;
@@ -57,7 +57,8 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
         Arc::new(winit_loop.create_window(attributes).map_err(|e| anyhow::anyhow!("cannot open a window: {e}"))?);
     let target = WindowTarget { display: Arc::new(winit_loop.owned_display_handle()), window: window.clone() };
 
-    let (event_loop, state) = init_output(&options, ("WINIT-1", "Nested"), Some(&target), None)?;
+    let (event_loop, mut state) = init_output(&options, ("WINIT-1", "Nested"), Some(&target), None)?;
+    state.backend = super::Backend::Winit;
     let source = WinitSource {
         winit_loop: Generic::new(winit_loop, Interest::READ, TriggerMode::Level),
         inbox: Inbox { window: window.id(), events: Vec::new() },

@@ -176,7 +176,7 @@ impl Axiom {
         &mut self,
         damage: Option<Rect>,
         presented: Duration,
-        screen: Option<&crate::backend::drm::Captured>,
+        screen: Option<&crate::backend::Captured>,
     ) {
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_captures)
             .into_iter()
@@ -237,7 +237,7 @@ fn damage_within(damage: Rect, region: Rectangle<i32, Physical>) -> Option<Rect>
 
 /// Copies `region` of a written-back frame into `dst`, rows `stride` bytes apart.
 fn copy_region(
-    screen: &crate::backend::drm::Captured,
+    screen: &crate::backend::Captured,
     region: Rectangle<i32, Physical>,
     dst: &mut [u8],
     stride: usize,

@@ -61,11 +61,11 @@ impl Kms {
 
 impl Axiom {
     pub(super) fn primary_kms(&self) -> Option<&KmsOutput> {
-        self.kms.as_ref()?.primary()
+        self.backend.kms()?.primary()
     }
 
     pub(super) fn primary_kms_mut(&mut self) -> Option<&mut KmsOutput> {
-        self.kms.as_mut()?.primary_mut()
+        self.backend.kms_mut()?.primary_mut()
     }
 
     /// Drives the KMS device `opened` (through `session`): one output per connected
@@ -81,7 +81,7 @@ impl Axiom {
         let path = path.display().to_string();
         let (device, vblanks) = DrmDevice::new(fd.clone(), true).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
         self.dmabuf_state.set_main_device(main_device(&fd), &path);
-        self.kms = Some(Kms {
+        self.backend = crate::backend::Backend::Drm(Some(Box::new(Kms {
             heads: Vec::new(),
             device,
             fd,
@@ -90,7 +90,7 @@ impl Axiom {
             path,
             direct_scanout,
             vblank_source: None,
-        });
+        })));
         let primary = (self.output.clone(), self.output_global.take());
         let keeps_primary = connected.first().is_some_and(|c| c.name == primary.0.name());
         let mut first = keeps_primary.then(|| primary.clone());
@@ -99,8 +99,8 @@ impl Axiom {
                 tracing::warn!("cannot drive {}: {err:#}", output.name);
             }
         }
-        if self.kms.as_ref().is_none_or(|kms| kms.heads.is_empty()) {
-            if let Some(kms) = self.kms.take() {
+        if self.backend.kms().is_none_or(|kms| kms.heads.is_empty()) {
+            if let Some(kms) = self.backend.take_kms() {
                 kms.release();
             }
             self.output_global = primary.1;
@@ -119,7 +119,7 @@ impl Axiom {
                 DrmEvent::Error(err) => tracing::warn!("KMS device error: {err}"),
             })
             .map_err(|e| anyhow::anyhow!("vblank source: {e}"))?;
-        if let Some(kms) = self.kms.as_mut() {
+        if let Some(kms) = self.backend.kms_mut() {
             kms.vblank_source = Some(vblank_source);
         }
         Ok(())
@@ -128,7 +128,7 @@ impl Axiom {
     /// Lets go of the KMS device: its outputs go dark, its vblanks unwatched, and
     /// the primary output's wl_output stays for clients (see `drive_kms_device`).
     pub(super) fn let_go_of_kms_device(&mut self) {
-        let Some(mut kms) = self.kms.take() else { return };
+        let Some(mut kms) = self.backend.take_kms() else { return };
         if let Some(source) = kms.vblank_source.take() {
             self.loop_handle.remove(source);
         }
@@ -150,7 +150,7 @@ impl Axiom {
         connected: &ConnectedOutput,
         output: Option<(Output, Option<GlobalId>)>,
     ) -> anyhow::Result<()> {
-        let kms = self.kms.as_mut().ok_or_else(|| anyhow::anyhow!("no KMS device"))?;
+        let kms = self.backend.kms_mut().ok_or_else(|| anyhow::anyhow!("no KMS device"))?;
         let surface = kms
             .device
             .create_surface(connected.crtc, connected.mode, &[connected.connector])
@@ -165,7 +165,7 @@ impl Axiom {
             }
             None => {
                 let (output, global) =
-                    crate::backend::headless::new_output(&self.display_handle, (&connected.name, "KMS"), mode);
+                    crate::backend::serve::new_output(&self.display_handle, (&connected.name, "KMS"), mode);
                 (output, Some(global))
             }
         };
@@ -217,7 +217,7 @@ impl Axiom {
     /// Lays the outputs out side by side, sizes the canvas to hold them all, and
     /// makes the first the primary output.
     pub(super) fn arrange_kms_heads(&mut self) {
-        let Some(kms) = self.kms.as_mut() else { return };
+        let Some(kms) = self.backend.kms_mut() else { return };
         let sizes: Vec<_> = kms.heads.iter().map(|h| h.size.into()).collect();
         let (places, canvas) = side_by_side(&sizes);
         for (head, place) in kms.heads.iter_mut().zip(places) {
@@ -244,7 +244,7 @@ impl Axiom {
         mut overlay: Option<Overlay>,
         direct: bool,
     ) {
-        let Some(kms) = self.kms.as_mut() else { return };
+        let Some(kms) = self.backend.kms_mut() else { return };
         for (index, head) in kms.heads.iter_mut().enumerate() {
             if index == 0 && direct {
                 continue;
@@ -260,7 +260,7 @@ impl Axiom {
     /// More than the primary output shows the canvas: it is composed even when the
     /// primary output's plane shows a client buffer.
     pub(crate) fn kms_shows_more_than_primary(&self) -> bool {
-        self.kms.as_ref().is_some_and(|kms| kms.heads.iter().skip(1).any(|head| head.connected))
+        self.backend.kms().is_some_and(|kms| kms.heads.iter().skip(1).any(|head| head.connected))
     }
 
     /// What the primary output's display shows, written back (`writeback.rs`).

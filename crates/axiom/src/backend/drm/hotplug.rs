@@ -43,7 +43,7 @@ pub fn watch(handle: &LoopHandle<'static, Axiom>, mut session: LibSeatSession, s
     let seat = seat.to_owned();
     let inserted = handle.insert_source(udev, move |event, _, state| {
         // The driven device's number, as udev names devices.
-        let driven = state.kms.as_ref().map(|kms| kms.fd.dev_id().unwrap_or_default());
+        let driven = state.backend.kms().map(|kms| kms.fd.dev_id().unwrap_or_default());
         match event {
             UdevEvent::Changed { device_id } if driven == Some(device_id) => state.on_kms_hotplug(),
             UdevEvent::Removed { device_id } if driven == Some(device_id) => state.on_kms_device_removed(),
@@ -79,7 +79,7 @@ enum Probed {
 impl Axiom {
     /// The KMS device changed: connectors may have come, gone or changed modes.
     fn on_kms_hotplug(&mut self) {
-        let Some(kms) = self.kms.as_mut() else { return };
+        let Some(kms) = self.backend.kms_mut() else { return };
         let mut changed = false;
         let mut remode = Vec::new();
         for (index, head) in kms.heads.iter_mut().enumerate() {
@@ -128,7 +128,7 @@ impl Axiom {
     /// Clients keep running, paced by the repaint timer, on the primary output's
     /// wl_output, which stays (as the last output does when unplugged).
     fn on_kms_device_removed(&mut self) {
-        let Some(path) = self.kms.as_ref().map(|kms| kms.path.clone()) else { return };
+        let Some(path) = self.backend.kms().map(|kms| kms.path.clone()) else { return };
         tracing::warn!("KMS: {path} is gone: no display any more; clients keep running");
         self.let_go_of_kms_device();
         self.renderer.resize_output(self.primary_area().size.to_physical(1));
@@ -152,7 +152,7 @@ impl Axiom {
 
     /// Drives head `index` again at `mode`, as the same wl_output.
     fn restart_kms_head(&mut self, index: usize, mode: Mode) {
-        let Some(kms) = self.kms.as_mut() else { return };
+        let Some(kms) = self.backend.kms_mut() else { return };
         let Some(head) = kms.heads.get_mut(index) else { return };
         let connected = ConnectedOutput { connector: head.connector, crtc: head.crtc, mode, name: head.name.clone() };
         let (output, global) = (head.output.clone(), head.global.take());
@@ -161,7 +161,7 @@ impl Axiom {
         match self.add_kms_head(&connected, Some((output.clone(), global.clone()))) {
             // Back to its place in the row.
             Ok(()) => {
-                if let Some(kms) = self.kms.as_mut() {
+                if let Some(kms) = self.backend.kms_mut() {
                     kms.heads[index..].rotate_right(1);
                 }
             }
@@ -174,7 +174,7 @@ impl Axiom {
 
     /// Outputs for connectors plugged in that have none; true if any was added.
     fn add_new_kms_heads(&mut self) -> bool {
-        let Some(kms) = self.kms.as_ref() else { return false };
+        let Some(kms) = self.backend.kms() else { return false };
         let taken: Vec<_> = kms.heads.iter().map(|h| h.crtc).collect();
         let known: Vec<connector::Handle> = kms.heads.iter().map(|h| h.connector).collect();
         let fresh = match connected_outputs(&kms.fd, &known, &taken) {
@@ -197,7 +197,7 @@ impl Axiom {
 
     /// Unplugged outputs go once another output is connected; true if any went.
     fn remove_dark_kms_heads(&mut self) -> bool {
-        let Some(kms) = self.kms.as_mut() else { return false };
+        let Some(kms) = self.backend.kms_mut() else { return false };
         if !kms.heads.iter().any(|h| h.connected) {
             return false;
         }

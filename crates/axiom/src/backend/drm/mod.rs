@@ -54,7 +54,7 @@ use crate::render::scanout_target::{ScanoutTarget, SharedScanoutBuffer};
 use crate::render::Renderer;
 use crate::Axiom;
 
-use super::headless::{block_signals, init_output, serve};
+use super::serve::{block_signals, init_output, serve};
 
 pub fn run(options: Options) -> anyhow::Result<u8> {
     let options = options.with_one_output()?;
@@ -93,6 +93,7 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
         }
     };
     let (event_loop, mut state) = init_output(&sized, (&name, "KMS"), None, display_gpu.as_deref())?;
+    state.backend = super::Backend::Drm(None);
     let mut libinput = input::start(&session, &seat, &event_loop.handle())?;
     tracing::info!("direct scanout {}", if options.direct_scanout { "on" } else { "off (--no-direct-scanout)" });
     if let Some(opened) = opened {
@@ -107,7 +108,7 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
                 SessionEvent::PauseSession => {
                     tracing::info!("session paused (VT switch): releasing the display and input devices");
                     libinput.suspend();
-                    if let Some(kms) = state.kms.as_mut() {
+                    if let Some(kms) = state.backend.kms_mut() {
                         kms.device.pause();
                     }
                 }
@@ -116,7 +117,7 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
                     if libinput.resume().is_err() {
                         tracing::warn!("cannot take the input devices back");
                     }
-                    let Some(kms) = state.kms.as_mut() else { return };
+                    let Some(kms) = state.backend.kms_mut() else { return };
                     if let Err(err) = kms.device.activate(false) {
                         tracing::warn!("cannot take the display back: {err}");
                     }
@@ -696,7 +697,7 @@ impl Axiom {
     /// Flips the composed frames the GPU has finished writing, and starts writing those
     /// whose composition it has finished.
     pub(crate) fn flip_written_frames(&mut self) {
-        let Some(kms) = self.kms.as_mut() else { return };
+        let Some(kms) = self.backend.kms_mut() else { return };
         for head in &mut kms.heads {
             head.written(&self.renderer);
             head.flush(&mut self.renderer);
@@ -707,7 +708,7 @@ impl Axiom {
     /// buffer it replaced on the plane is released, and a frame composed meanwhile goes
     /// on screen.
     fn on_kms_vblank(&mut self, crtc: crtc::Handle, when: Option<FlipTime>) {
-        let Some(kms) = self.kms.as_mut() else { return };
+        let Some(kms) = self.backend.kms_mut() else { return };
         let Some(head) = kms.heads.iter_mut().find(|head| head.crtc == crtc) else { return };
         if let Some(mut flipped) = head.flipping.take() {
             let mut flags = Kind::Vsync | Kind::HwCompletion;

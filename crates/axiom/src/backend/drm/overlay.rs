@@ -107,7 +107,7 @@ impl Axiom {
             return None;
         }
         let candidate = self.overlay_candidate();
-        let kms = self.kms.as_mut()?.heads.first_mut()?;
+        let kms = self.backend.kms_mut()?.heads.first_mut()?;
         let accepted = candidate.and_then(|candidate| {
             let Candidate { buffer, dmabuf, dst, plane, .. } = &candidate;
             let fb = kms.accept_on_planes(buffer, dmabuf, |kms, fb| {

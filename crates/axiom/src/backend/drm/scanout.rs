@@ -297,7 +297,7 @@ impl Axiom {
             return None;
         }
         let candidate = self.scanout_candidate();
-        let kms = self.kms.as_mut()?.heads.first_mut()?;
+        let kms = self.backend.kms_mut()?.heads.first_mut()?;
         let accepted = candidate.and_then(|(surface, buffer, dmabuf)| {
             let fb = kms.accept_on_planes(&buffer, &dmabuf, |kms, fb| vec![kms.primary_plane(fb)])?;
             Ok((surface, buffer, dmabuf, fb))
@@ -323,7 +323,7 @@ impl Axiom {
     /// Queues a buffer `accept_direct_scanout` accepted on the primary plane; `feedback`
     /// is sent once it is on screen.
     pub fn show_direct(&mut self, fb: framebuffer::Handle, buffer: Buffer, feedback: OutputPresentationFeedback) {
-        if let Some(kms) = self.kms.as_mut().and_then(|kms| kms.heads.first_mut()) {
+        if let Some(kms) = self.backend.kms_mut().and_then(|kms| kms.heads.first_mut()) {
             kms.show_client(fb, buffer, &mut self.renderer, feedback);
         }
     }
