@@ -38,6 +38,17 @@ struct Args {
     /// Where to write the Markdown report.
     #[arg(long, default_value = "docs/PERFORMANCE.md")]
     output: PathBuf,
+    /// Instead of the matrix, one workload (a 640x480 XRGB8888 wl_shm window, full
+    /// damage) against the compositor already listening on this socket, whose
+    /// process is `--pid`; prints one line: frames, fps, compositor CPU ms per
+    /// frame, commit-to-presentation median and p99 ms (`scripts/bench-kms`).
+    #[arg(long, requires = "pid")]
+    against: Option<PathBuf>,
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Frames of the `--against` workload.
+    #[arg(long, default_value_t = 300)]
+    frames: usize,
 }
 
 fn workloads(quick: bool) -> Vec<Workload> {
@@ -73,6 +84,9 @@ fn workloads(quick: bool) -> Vec<Workload> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let (Some(socket), Some(pid)) = (&args.against, args.pid) {
+        return against(socket, pid, args.frames);
+    }
     anyhow::ensure!(args.all, "pass --all to run the matrix (see --help)");
     let workloads = workloads(args.quick);
 
@@ -112,5 +126,25 @@ fn main() -> anyhow::Result<()> {
     }
     std::fs::write(&args.output, text)?;
     eprintln!("written to {}", args.output.display());
+    Ok(())
+}
+
+/// One windowed workload against a running compositor, as one line of figures.
+fn against(socket: &std::path::Path, pid: u32, frames: usize) -> anyhow::Result<()> {
+    let workload = Workload {
+        name: "640x480 XRGB8888 shm, full damage".into(),
+        surfaces: 1,
+        width: 640,
+        height: 480,
+        fourcc: fourcc::XRGB8888,
+        path: BufferPath::Shm,
+        damage_percent: 100,
+        frames,
+    };
+    let m = workload::run(socket, pid, &workload)?;
+    println!(
+        "frames={frames} fps={:.1} cpu_ms_per_frame={:.2} latency_median_ms={:.2} latency_p99_ms={:.2}",
+        m.fps, m.cpu_ms_per_frame, m.latency_median_ms, m.latency_p99_ms
+    );
     Ok(())
 }

@@ -23,8 +23,11 @@ pub struct Completions {
     in_flight: VecDeque<InFlight>,
 }
 
-/// Frames on the GPU at most: past that, the repaint waits for a later tick.
-const MAX_FRAMES_IN_FLIGHT: usize = 2;
+/// Frames on the GPU at most: past that, the repaint waits for a later tick. One:
+/// a second frame queued behind it only waits there, and adds its time to the
+/// latency of every frame when the GPU is the bottleneck (`scripts/bench-kms`:
+/// two in flight gave the same flips at 1.6x the median commit-to-flip latency).
+const MAX_FRAMES_IN_FLIGHT: usize = 1;
 
 /// What a submission uses until it finishes.
 struct InFlight {
