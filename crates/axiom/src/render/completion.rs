@@ -23,11 +23,12 @@ pub struct Completions {
     in_flight: VecDeque<InFlight>,
 }
 
-/// Frames on the GPU at most: past that, the repaint waits for a later tick. One:
-/// a second frame queued behind it only waits there, and adds its time to the
-/// latency of every frame when the GPU is the bottleneck (`scripts/bench-kms`:
-/// two in flight gave the same flips at 1.6x the median commit-to-flip latency).
-const MAX_FRAMES_IN_FLIGHT: usize = 1;
+/// Frames on the GPU at most: past that, the repaint waits for a later tick.
+/// (`scripts/bench-kms`: one alone gives lower latency on a GPU-bound device, but
+/// frame callbacks go on at every tick while the repaint waits, and a client
+/// answering them replaces frames before they are composed: they are discarded.
+/// Frame callbacks must follow the GPU first.)
+const MAX_FRAMES_IN_FLIGHT: usize = 2;
 
 /// What a submission uses until it finishes.
 struct InFlight {
