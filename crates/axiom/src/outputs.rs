@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use smithay::desktop::Window;
 use smithay::output::Output;
-use smithay::utils::{Logical, Point, Rectangle, Size};
+use smithay::utils::{Logical, Physical, Point, Rectangle, Size};
 
 use crate::render::damage::Rect;
 use crate::shell::placement;
@@ -48,16 +48,17 @@ impl Axiom {
         self.space.output_geometry(output)
     }
 
-    /// Each output's area in canvas pixels, where the renderer draws.
+    /// The pixels of the canvas `output` shows: from its place times the canvas
+    /// scale, as large as its mode; None once it is gone.
+    pub fn canvas_area(&self, output: &Output) -> Option<Rectangle<i32, Physical>> {
+        let origin = self.output_area(output)?.loc.to_f64().to_physical(self.renderer.canvas_scale).to_i32_round();
+        Some(Rectangle::new(origin, output.current_mode()?.size))
+    }
+
+    /// Each output's `canvas_area`, as the renderer's rectangles.
     pub fn output_canvas_rects(&self) -> Vec<Rect> {
-        let scale = self.renderer.canvas_scale;
-        let areas = self.space.outputs().filter_map(|output| self.output_area(output));
-        areas
-            .map(|area| {
-                let area = area.to_f64().to_physical(scale).to_i32_round::<i32>();
-                Rect { x0: area.loc.x, y0: area.loc.y, x1: area.loc.x + area.size.w, y1: area.loc.y + area.size.h }
-            })
-            .collect()
+        let areas = self.space.outputs().filter_map(|output| self.canvas_area(output));
+        areas.map(|a| Rect { x0: a.loc.x, y0: a.loc.y, x1: a.loc.x + a.size.w, y1: a.loc.y + a.size.h }).collect()
     }
 
     /// The primary output's area (the whole canvas where it is the only output).

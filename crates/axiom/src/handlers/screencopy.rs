@@ -222,9 +222,8 @@ impl Axiom {
 impl Axiom {
     /// Where a capture lies on the canvas; None once its output is gone.
     fn on_canvas(&self, capture: &PendingCapture) -> Option<Rectangle<i32, Physical>> {
-        let area = self.output_area(&capture.output)?;
-        let origin = area.loc.to_f64().to_physical(self.renderer.canvas_scale).to_i32_round();
-        Some(Rectangle::new(capture.region.loc + origin, capture.region.size))
+        let area = self.canvas_area(&capture.output)?;
+        Some(Rectangle::new(capture.region.loc + area.loc, capture.region.size))
     }
 }
 
