@@ -29,6 +29,10 @@ struct Args {
     /// An axiom binary with the import ladder (`dmabuf-vulkan`, the default build).
     #[arg(long)]
     axiom_vulkan: Option<PathBuf>,
+    /// An earlier axiom build, as a first column named `before`, with the ratio of
+    /// the newest axiom column to it (a change's effect, measured in one run).
+    #[arg(long)]
+    before: Option<PathBuf>,
     /// Leave weston out.
     #[arg(long)]
     no_weston: bool,
@@ -93,6 +97,9 @@ fn main() -> anyhow::Result<()> {
     // Each compared compositor: its column's name, and how to start a fresh one.
     type Column = (String, Box<dyn Fn() -> anyhow::Result<Server>>);
     let mut columns: Vec<Column> = Vec::new();
+    if let Some(before) = args.before.clone() {
+        columns.push(("before".into(), Box::new(move || Server::axiom(&before))));
+    }
     let axiom = args.axiom.clone();
     columns.push(("axiom".into(), Box::new(move || Server::axiom(&axiom))));
     if let Some(vulkan) = args.axiom_vulkan.clone() {

@@ -65,6 +65,12 @@ impl Report {
             _ => "-".into(),
         };
 
+        // With an earlier build to compare against, the newest axiom column over it.
+        let newest = columns
+            .iter()
+            .any(|c| c == "before")
+            .then(|| columns.iter().rfind(|c| c.starts_with("axiom")).map(String::as_str))
+            .flatten();
         let rows = workloads.iter().map(|w| {
             let bytes = w.damaged_bytes() as f64;
             let floor = bytes / self.memcpy_bytes_per_s * 1000.0;
@@ -74,13 +80,17 @@ impl Report {
             let weston = self.get("weston", w).map(|m| m.cpu_ms_per_frame);
             row.push(ratio(axiom, Some(floor)));
             row.push(ratio(axiom, weston));
+            if let Some(newest) = newest {
+                let now = self.get(newest, w).map(|m| m.cpu_ms_per_frame);
+                row.push(ratio(now, self.get("before", w).map(|m| m.cpu_ms_per_frame)));
+            }
             row
         });
         out.push_str("## Compositor CPU time per frame (ms)\n\n");
-        out.push_str(&table(
-            named(&["workload", "damaged MiB/frame", "memcpy floor"], &["axiom / floor", "axiom / weston"]),
-            rows,
-        ));
+        let now_over_before = newest.map(|c| format!("{c} / before"));
+        let mut trailing = vec!["axiom / floor", "axiom / weston"];
+        trailing.extend(now_over_before.as_deref());
+        out.push_str(&table(named(&["workload", "damaged MiB/frame", "memcpy floor"], &trailing), rows));
 
         let rows = workloads.iter().filter(|w| w.damage_percent > 0).map(|w| {
             let latency = |m: &Measurement| {

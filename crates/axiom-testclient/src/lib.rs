@@ -10,6 +10,8 @@ pub mod harness;
 pub mod hostile;
 pub mod memfd;
 pub mod pacing;
+pub mod syncobj;
+pub mod tearing;
 pub mod uinput;
 pub mod vgem;
 

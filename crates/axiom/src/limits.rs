@@ -14,12 +14,10 @@
 //! per live dma-buf feedback object (its format table's fd may be waiting in
 //! the client's unread events).
 
-use std::ffi::CString;
 use std::sync::{Arc, Mutex};
 
 use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1;
 use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1;
-use smithay::reexports::wayland_server::backend::protocol::{Interface, ProtocolError};
 use smithay::reexports::wayland_server::backend::{ClientId, ObjectId};
 use smithay::reexports::wayland_server::protocol::{wl_buffer::WlBuffer, wl_surface::WlSurface};
 use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource, Weak};
@@ -360,25 +358,11 @@ pub fn with_usage_of(dh: &DisplayHandle, id: ClientId, f: impl FnOnce(&ClientUsa
 /// `wl_display.error` code for "the server is out of memory".
 const WL_DISPLAY_NO_MEMORY: u32 = 2;
 
-/// wayland-server generates no wl_display resource; object ids are looked up
-/// by number and interfaces compared by name, so this description is enough
-/// to address the client's display object (always id 1).
-static WL_DISPLAY: Interface = Interface { name: "wl_display", version: 1, requests: &[], events: &[], c_ptr: None };
-
 /// Disconnects `client` with `wl_display.error(no_memory)` and logs who it was.
 pub fn disconnect(dh: &DisplayHandle, client: &Client, exceeded: &Exceeded) {
     let who = describe(dh, client);
     tracing::warn!("client {who} exceeded its resource limit ({exceeded}): disconnected");
-    let message = format!("per-client limit exceeded: {exceeded}");
-    let handle = dh.backend_handle();
-    match handle.object_for_protocol_id(client.id(), &WL_DISPLAY, 1) {
-        Ok(display) => handle.post_error(display, WL_DISPLAY_NO_MEMORY, CString::new(message).unwrap_or_default()),
-        // Not expected: every client has its wl_display. Still make sure it goes.
-        Err(_) => client.kill(
-            dh,
-            ProtocolError { code: WL_DISPLAY_NO_MEMORY, object_id: 1, object_interface: "wl_display".into(), message },
-        ),
-    }
+    crate::handlers::display_error(dh, client, WL_DISPLAY_NO_MEMORY, format!("per-client limit exceeded: {exceeded}"));
 }
 
 /// "pid 1234 (/usr/bin/foot)" from the socket's credentials and /proc.

@@ -25,6 +25,7 @@ use smithay::wayland::viewporter::ViewporterState;
 use crate::dmabuf::DmabufState;
 use crate::handlers::color_representation::ColorRepresentationState;
 use crate::handlers::screencopy::{PendingCapture, ScreencopyManagerState};
+use crate::handlers::tearing_control::TearingControlState;
 use crate::render::Renderer;
 
 /// `CLOCK_MONOTONIC`: the clock of every presentation timestamp we send.
@@ -57,6 +58,9 @@ pub struct Axiom {
     pub screencopy_state: ScreencopyManagerState,
     pub dmabuf_state: DmabufState,
     pub color_representation_state: ColorRepresentationState,
+    pub tearing_control_state: TearingControlState,
+    /// Explicit sync, offered once a DRM device that can is driven (`handlers/drm_syncobj.rs`).
+    pub drm_syncobj_state: Option<smithay::wayland::drm_syncobj::DrmSyncobjState>,
 
     pub space: Space<Window>,
     /// Toplevels that have not committed a buffer yet.
@@ -82,6 +86,9 @@ pub struct Axiom {
     pub pending_captures: Vec<PendingCapture>,
     /// Sequence number of the last presented frame (wp_presentation `seq`).
     pub frame_seq: u64,
+    /// Frame events owed to the windows of a clock (None: the primary) once the GPU has
+    /// finished the submission that composed them (`backend/repaint.rs`).
+    pub frame_events_owed: Vec<(crate::render::completion::SubmissionId, Option<Output>)>,
     /// Per-client resource caps.
     pub limits: crate::limits::Limits,
     pub xdg_strict: crate::handlers::strict::XdgStrict,
@@ -138,6 +145,8 @@ impl Axiom {
             screencopy_state: ScreencopyManagerState::new(dh),
             dmabuf_state: DmabufState::new(dh, &renderer.adapter, &renderer.tiled_format_modifiers())?,
             color_representation_state: ColorRepresentationState::new(dh),
+            tearing_control_state: TearingControlState::new(dh),
+            drm_syncobj_state: None,
             space,
             unmapped_windows: Vec::new(),
             popups: PopupManager::default(),
@@ -152,6 +161,7 @@ impl Axiom {
             needs_redraw: false,
             pending_captures: Vec::new(),
             frame_seq: 0,
+            frame_events_owed: Vec::new(),
             limits: crate::limits::Limits::default(),
             xdg_strict: Default::default(),
             xwm: None,

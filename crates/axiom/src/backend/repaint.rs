@@ -40,6 +40,12 @@ impl Axiom {
             }
         }
         let redraw = self.needs_redraw && !throttled;
+        // While the GPU is busy with frames of our own, frame events wait for the tick
+        // that composes: a client answering them now would replace what it committed
+        // before it was ever composed (its frame discarded). While a frame waits on a
+        // client's fence (for as long as that client likes) they go on, so that the
+        // other clients are not held by it.
+        let send_frames = frame_due && (!throttled || self.renderer.completions.waits_on_client());
         if throttled {
             // The tick that composes what waits owes its windows their frame events too.
             self.tick_again(paced);
@@ -88,7 +94,8 @@ impl Axiom {
             self.hidden_windows = hidden;
             if let Some((surface, buffer, fb)) = accepted {
                 let primary = feedback.swap_remove(0).1;
-                self.show_direct(fb, buffer, primary);
+                let tearing = crate::handlers::tearing_control::wants_tearing(&surface);
+                self.show_direct(fb, buffer, primary, tearing);
                 direct = Some(surface);
             }
             self.needs_redraw = false;
@@ -99,6 +106,7 @@ impl Axiom {
             feedback = self.take_presentation_feedback(paced, None, false, &hidden);
             self.hidden_windows = hidden;
         }
+        let composed_now = composed.is_some();
         if let Some(items) = composed {
             let on_plane = direct.is_some() || overlay.is_some();
             damage = self.renderer.render(&items);
@@ -138,20 +146,21 @@ impl Axiom {
                 wp_presentation_feedback::Kind::Vsync | wp_presentation_feedback::Kind::HwCompletion,
             );
         }
-        if frame_due {
+        if send_frames {
             if !self.backend.flips() {
                 // Off KMS a frame is shown at its clock's tick (headless), or handed to the window system.
                 for output in self.outputs_paced_by(paced) {
                     crate::outputs::count_frame(&output);
                 }
             }
-            let output = paced.cloned().unwrap_or_else(|| self.output.clone());
-            for window in self.space.elements().filter(|w| self.paced_by(w).as_ref() == paced) {
-                window.send_frame(&output, vblank, Some(interval), |_, _| Some(output.clone()));
-                // smithay's Window does not know the surfaces of Xwayland before 23.1.
-                if let (None, Some(surface)) = (window.wl_surface(), crate::xwayland::wl_surface_of(window)) {
-                    send_frames_surface_tree(&surface, &output, vblank, Some(interval), |_, _| Some(output.clone()));
-                }
+            // The windows of a composed frame hear of it once the GPU has finished it: a
+            // client that draws its next frame then finds the GPU free for it, where one
+            // told now would only wait behind this frame (`scripts/bench-kms`).
+            let submission = self.renderer.completions.last();
+            if composed_now && !self.renderer.completions.has_finished(submission) {
+                self.frame_events_owed.push((submission, paced.cloned()));
+            } else {
+                self.send_frame_events(paced, vblank);
             }
             // FIFO barriers of what was just shown, and commit timers due by the next frame;
             // while throttled, what clients committed is not shown yet: they wait.
@@ -166,6 +175,25 @@ impl Axiom {
     pub(crate) fn on_gpu_finished(&mut self, id: crate::render::completion::SubmissionId) {
         self.renderer.finished_through(id);
         self.flip_written_frames();
+        let now: Duration = smithay::utils::Clock::<Monotonic>::new().now().into();
+        let (done, waiting) = std::mem::take(&mut self.frame_events_owed).into_iter().partition(|(s, _)| *s <= id);
+        self.frame_events_owed = waiting;
+        for (_, paced) in done {
+            self.send_frame_events(paced.as_ref(), now);
+        }
+    }
+
+    /// Frame callbacks (at `time`) for the windows the clock `paced` names paces.
+    fn send_frame_events(&self, paced: Option<&Output>, time: Duration) {
+        let output = paced.cloned().unwrap_or_else(|| self.output.clone());
+        let interval = self.clock_interval(paced);
+        for window in self.space.elements().filter(|w| self.paced_by(w).as_ref() == paced) {
+            window.send_frame(&output, time, Some(interval), |_, _| Some(output.clone()));
+            // smithay's Window does not know the surfaces of Xwayland before 23.1.
+            if let (None, Some(surface)) = (window.wl_surface(), crate::xwayland::wl_surface_of(window)) {
+                send_frames_surface_tree(&surface, &output, time, Some(interval), |_, _| Some(output.clone()));
+            }
+        }
     }
 
     /// The output whose own clock paces `window` (the one under its centre, where it

@@ -61,6 +61,11 @@ pub fn serve(
         .map_err(|e| anyhow::anyhow!("signal source: {e}"))?;
 
     let xwayland_starting = options.xwayland && start_xwayland(&mut state);
+    if state.drm_syncobj_state.is_none() && !matches!(state.backend, super::Backend::Drm(_)) {
+        tracing::info!(
+            "explicit sync (wp_linux_drm_syncobj_manager_v1): not offered: no DRM device (--backend drm has one)"
+        );
+    }
 
     let size = state.output_size();
     let refresh = 1.0 / state.vblank.interval.as_secs_f64();

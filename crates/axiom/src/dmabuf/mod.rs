@@ -51,6 +51,8 @@ pub struct ImportStats {
     pub vulkan_failed: u64,
     /// Commits held until the writers of the dma-buf they attach had finished.
     pub held_commits: u64,
+    /// Commits held until their explicit-sync acquire point was signalled.
+    pub held_acquires: u64,
     /// Frames that read a dma-buf whose writers had not finished within the limit.
     pub sync_timeouts: u64,
     /// Sync files of a dma-buf's pending writes that a frame's GPU work waited on.
@@ -197,7 +199,7 @@ impl DmabufState {
         let s = self.stats;
         let frames: String = output.frames.iter().map(|(name, n)| format!(" frames_{name}={n}")).collect();
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} readback_bytes={} loop_gpu_waits={}{}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} held_acquires={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} readback_bytes={} loop_gpu_waits={}{}",
             s.created,
             s.failed,
             s.cpu_imports,
@@ -209,6 +211,7 @@ impl DmabufState {
             s.host_pointer,
             s.shm_cpu_uploads,
             s.held_commits,
+            s.held_acquires,
             s.sync_timeouts,
             s.gpu_fence_waits,
             s.too_large,

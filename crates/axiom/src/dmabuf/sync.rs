@@ -79,6 +79,10 @@ struct CommitHeld(Arc<AtomicBool>);
 /// Holds the commit being made on `surface` while the dma-buf it attaches has writes
 /// pending; the event loop applies it once they finish. Call from a pre-commit hook.
 pub fn hold_commit_for_writers(state: &mut Axiom, surface: &WlSurface) {
+    // An acquire point (explicit sync) stands for the buffer's writes instead.
+    if crate::handlers::drm_syncobj::has_acquire_point(surface) {
+        return;
+    }
     let (dmabuf, held) = compositor::with_states(surface, |states| {
         let mut attributes = states.cached_state.get::<SurfaceAttributes>();
         let dmabuf = match attributes.pending().buffer.as_ref() {

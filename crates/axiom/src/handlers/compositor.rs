@@ -32,6 +32,10 @@ impl CompositorHandler for Axiom {
         add_pre_commit_hook::<Self, _>(surface, |state, _, surface| {
             crate::dmabuf::sync::hold_commit_for_writers(state, surface)
         });
+        // An explicitly synced one, not before its acquire point is signalled.
+        add_pre_commit_hook::<Self, _>(surface, |state, _, surface| {
+            super::drm_syncobj::hold_commit_for_acquire_point(state, surface)
+        });
         // FIFO and commit timers: the clocks must tick to release what smithay holds.
         add_pre_commit_hook::<Self, _>(surface, |state, _, surface| state.note_paced_commit(surface));
         let Some(client) = surface.client() else { return };

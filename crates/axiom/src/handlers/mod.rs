@@ -3,10 +3,32 @@
 
 pub mod color_representation;
 pub mod compositor;
+pub mod drm_syncobj;
 pub mod frame_pacing;
 pub mod misc;
 pub mod screencopy;
 pub mod seat;
 pub mod shm;
 pub mod strict;
+pub mod tearing_control;
 pub mod xdg_shell;
+
+use std::ffi::CString;
+
+use smithay::reexports::wayland_server::backend::protocol::{Interface, ProtocolError};
+use smithay::reexports::wayland_server::{Client, DisplayHandle};
+
+/// wayland-server generates no wl_display resource; object ids are looked up
+/// by number and interfaces compared by name, so this description is enough
+/// to address the client's display object (always id 1).
+static WL_DISPLAY: Interface = Interface { name: "wl_display", version: 1, requests: &[], events: &[], c_ptr: None };
+
+/// Sends `client` `wl_display.error(code, message)`, and with it goes.
+pub fn display_error(dh: &DisplayHandle, client: &Client, code: u32, message: String) {
+    let handle = dh.backend_handle();
+    match handle.object_for_protocol_id(client.id(), &WL_DISPLAY, 1) {
+        Ok(display) => handle.post_error(display, code, CString::new(message).unwrap_or_default()),
+        // Not expected: every client has its wl_display. Still make sure it goes.
+        Err(_) => client.kill(dh, ProtocolError { code, object_id: 1, object_interface: "wl_display".into(), message }),
+    }
+}

@@ -23,12 +23,11 @@ pub struct Completions {
     in_flight: VecDeque<InFlight>,
 }
 
-/// Frames on the GPU at most: past that, the repaint waits for a later tick.
-/// (`scripts/bench-kms`: one alone gives lower latency on a GPU-bound device, but
-/// frame callbacks go on at every tick while the repaint waits, and a client
-/// answering them replaces frames before they are composed: they are discarded.
-/// Frame callbacks must follow the GPU first.)
-const MAX_FRAMES_IN_FLIGHT: usize = 2;
+/// Frames on the GPU at most: past that, the repaint waits for a later tick, and
+/// so do frame callbacks (`backend/repaint.rs`). One: on a GPU-bound device a second
+/// frame queued behind the first only adds its wait to every frame's latency
+/// (`scripts/bench-kms`, docs/PERFORMANCE-KMS.md).
+const MAX_FRAMES_IN_FLIGHT: usize = 1;
 
 /// What a submission uses until it finishes.
 struct InFlight {

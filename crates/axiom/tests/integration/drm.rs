@@ -18,7 +18,9 @@ use wayland_client::protocol::wl_buffer::WlBuffer;
 use wayland_client::protocol::wl_output::WlOutput;
 use wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1;
 
-use crate::common::{assert_image, axiom_binary, centred, import_stats, load_png, non_background, BACKGROUND};
+use crate::common::{
+    assert_image, axiom_binary, centred, import_stats, load_png, non_background, open_fds, BACKGROUND,
+};
 use crate::third_party::{spawn, wait_exit};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -1215,4 +1217,226 @@ fn real_dmabufs_made_and_dropped_by_the_thousand_leave_nothing_behind() {
     let stats = import_stats(&compositor);
     let step = crate::common::dmabuf_vulkan_counter(&compositor).unwrap_or("cpu_imports");
     assert!(stats.get(step).is_some_and(|&n| n > 100), "read by {step}: {stats:?}");
+}
+
+/// A fullscreen client buffer on the primary plane whose surface asks to tear
+/// (wp_tearing_control_v1) goes there by an asynchronous flip where the device takes
+/// them (the VM's vkms is patched to), and its feedback says it was not synced to a
+/// vblank; once the surface withdraws the hint, its frames flip at vblank again.
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn a_surface_that_asks_to_tear_is_flipped_asynchronously() {
+    let compositor = start_drm();
+    assert!(
+        compositor.log().contains("asynchronous page flips (for surfaces that ask to tear): yes"),
+        "{}",
+        compositor.log()
+    );
+    let mut client = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut client);
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let window = client.create_window("tearing").unwrap();
+    client.set_fullscreen(&window).unwrap();
+    let control = client.ask_to_tear(&window.surface).unwrap();
+    let images = [test_pattern(width, height), Image::solid(width, height, Rgba::opaque(40, 200, 40))];
+    let mut memory = Vec::new();
+    let buffers: Vec<WlBuffer> = images
+        .iter()
+        .map(|image| {
+            let (pages, fd) = udmabuf_of(image);
+            let buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), width * 4, (width, height));
+            memory.push((pages, fd));
+            buffer
+        })
+        .collect();
+    let present = |client: &mut TestClient, i: usize| {
+        let feedback = client.request_feedback(&window.surface);
+        window.surface.attach(Some(&buffers[i % 2]), 0, 0);
+        window.surface.damage_buffer(0, 0, width as i32, height as i32);
+        client.commit_and_wait_frame(&window.surface).unwrap();
+        client.wait_for_feedback(&[feedback]).unwrap().remove(0)
+    };
+    // The first frames may be composed while direct scanout sets in.
+    let flags: Vec<u32> = (0..8)
+        .filter_map(|i| match present(&mut client, i) {
+            Presented::Presented { flags, .. } => Some(flags),
+            Presented::Discarded => None,
+        })
+        .collect();
+    assert!(compositor.log().contains("direct scanout: on"), "{}", compositor.log());
+    let torn: Vec<&u32> = flags.iter().filter(|f| *f & ZERO_COPY != 0).collect();
+    assert!(torn.len() >= 4, "most frames go on the plane: {flags:x?}");
+    assert!(torn.iter().all(|f| *f & VSYNC == 0), "a flip not synced to a vblank says so: {flags:x?}");
+    wait_on_crtc(&compositor, "drm-tearing", |shot| *shot == images[1]);
+
+    // Withdrawn (from the next commit): flips at vblank again.
+    control.destroy();
+    let flags: Vec<u32> = (0..4)
+        .filter_map(|i| match present(&mut client, i) {
+            Presented::Presented { flags, .. } => Some(flags),
+            Presented::Discarded => None,
+        })
+        .collect();
+    assert!(
+        !flags.is_empty() && flags.iter().all(|f| *f & (VSYNC | ZERO_COPY) == VSYNC | ZERO_COPY),
+        "scanned out at vblank: {flags:x?}"
+    );
+    assert!(!compositor.log().contains("its frames flip at vblank"), "no flip fell back: {}", compositor.log());
+    drop(memory);
+}
+
+/// A timeline syncobj made through the card node, as a client's GPU driver would, and
+/// its fd to hand to the compositor.
+fn new_timeline(card: &Card) -> (smithay::reexports::drm::control::syncobj::Handle, std::os::fd::OwnedFd) {
+    use smithay::reexports::drm::control::Device as _;
+    let handle = card.create_syncobj(false).expect("DRM_IOCTL_SYNCOBJ_CREATE (vkms patched with syncobjs)");
+    let fd = card.syncobj_to_fd(handle, false).expect("DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD");
+    (handle, fd)
+}
+
+/// The last point signalled on a timeline.
+fn signalled_point(card: &Card, timeline: smithay::reexports::drm::control::syncobj::Handle) -> u64 {
+    use smithay::reexports::drm::control::Device as _;
+    let mut points = [0u64];
+    card.syncobj_timeline_query(&[timeline], &mut points, false).expect("DRM_IOCTL_SYNCOBJ_QUERY");
+    points[0]
+}
+
+fn signal_point(card: &Card, timeline: smithay::reexports::drm::control::syncobj::Handle, point: u64) {
+    use smithay::reexports::drm::control::Device as _;
+    card.syncobj_timeline_signal(&[timeline], &[point]).expect("DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL");
+}
+
+fn open_card() -> Card {
+    Card(std::fs::OpenOptions::new().read(true).write(true).open(CARD).unwrap())
+}
+
+/// Explicit sync: a commit whose acquire point is not signalled yet is held (the
+/// surface keeps its buffer, and another client's commit gets its frame callback
+/// meanwhile); once the point is signalled the buffer shows; the buffer it replaced
+/// gets its release point signalled once nothing reads it, and the one on screen not.
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn an_explicitly_synced_buffer_shows_once_its_acquire_point_is_signalled_and_is_released_after() {
+    let compositor = start_drm_composing();
+    assert!(
+        compositor.log().contains("explicit sync (wp_linux_drm_syncobj_manager_v1): offered"),
+        "{}",
+        compositor.log()
+    );
+    let card = open_card();
+    let (acquire, acquire_fd) = new_timeline(&card);
+    let (release, release_fd) = new_timeline(&card);
+    let mut client = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut client);
+    let (x, y) = centred(width, height, 32, 32);
+    let images = [Image::solid(32, 32, Rgba::opaque(220, 30, 30)), Image::solid(32, 32, Rgba::opaque(30, 30, 220))];
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let memory: Vec<_> = images.iter().map(udmabuf_of).collect();
+    let buffers: Vec<WlBuffer> = memory
+        .iter()
+        .map(|(_, fd)| xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), 32 * 4, (32, 32)))
+        .collect();
+    let window = client.create_window("explicit").unwrap();
+    let sync = client.explicit_sync(&window.surface, acquire_fd.as_fd(), release_fd.as_fd()).unwrap();
+    let commit = |client: &mut TestClient, buffer: &WlBuffer| {
+        window.surface.attach(Some(buffer), 0, 0);
+        window.surface.damage_buffer(0, 0, 32, 32);
+        window.surface.commit();
+        client.roundtrip().unwrap();
+    };
+
+    // The first buffer, its acquire point signalled before the commit: shown.
+    signal_point(&card, acquire, 1);
+    sync.set_points(1, 1);
+    commit(&mut client, &buffers[0]);
+    wait_on_crtc(&compositor, "drm-explicit-first", |shot| shot.crop(x, y, 32, 32) == images[0]);
+
+    // The second, its point not signalled: held. The first stays on screen, unreleased.
+    sync.set_points(2, 2);
+    commit(&mut client, &buffers[1]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(crtc_shot(&compositor).crop(x, y, 32, 32), images[0], "nothing shows before its acquire point");
+    assert_eq!(signalled_point(&card, release), 0, "the buffer on screen is not released");
+    assert_eq!(import_stats(&compositor).get("held_acquires"), Some(&1));
+    let mut other = compositor.connect().unwrap();
+    let other_window = other.create_window("bystander").unwrap();
+    let grey = other.create_buffer(&Image::solid(16, 16, Rgba::opaque(90, 90, 90)), Format32::Xrgb8888, 64, 0xff);
+    other.present(&other_window.surface, &grey.unwrap()).expect("another client goes on meanwhile");
+
+    // (The bystander's window lies over the middle of ours: its corner shows.)
+    signal_point(&card, acquire, 2);
+    let corner = images[1].crop(0, 0, 8, 8);
+    wait_on_crtc(&compositor, "drm-explicit-second", |shot| shot.crop(x, y, 8, 8) == corner);
+    let deadline = Instant::now() + LIMIT;
+    while signalled_point(&card, release) < 1 {
+        assert!(Instant::now() < deadline, "the replaced buffer was never released");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(signalled_point(&card, release), 1, "the buffer on screen is not released");
+    drop(memory);
+}
+
+/// The protocol's errors, each to its own client: a second syncobj surface for one
+/// wl_surface, a wl_shm buffer with points, a dma-buf without an acquire point. A
+/// client gone with a commit still held for its point leaves the compositor serving.
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn explicit_sync_errors_are_the_protocols_own() {
+    let compositor = start_drm_composing();
+    let card = open_card();
+    let fresh = || new_timeline(&card);
+
+    let mut client = compositor.connect().unwrap();
+    let window = client.create_window("twice").unwrap();
+    let manager = client.bind_syncobj().unwrap();
+    let _first = manager.get_surface(&window.surface, &client.qh, ());
+    let _second = manager.get_surface(&window.surface, &client.qh, ());
+    let error = client.expect_protocol_error().unwrap();
+    assert_eq!(error, ("wp_linux_drm_syncobj_manager_v1".to_string(), 0), "surface_exists");
+
+    let mut client = compositor.connect().unwrap();
+    let window = client.create_window("shm").unwrap();
+    let ((_, a), (_, r)) = (fresh(), fresh());
+    let sync = client.explicit_sync(&window.surface, a.as_fd(), r.as_fd()).unwrap();
+    let shm = client.create_buffer(&Image::solid(16, 16, Rgba::opaque(9, 9, 9)), Format32::Xrgb8888, 64, 0xff).unwrap();
+    sync.set_points(1, 1);
+    window.surface.attach(Some(&shm.buffer), 0, 0);
+    window.surface.commit();
+    let error = client.expect_protocol_error().unwrap();
+    assert_eq!(error, ("wp_linux_drm_syncobj_surface_v1".to_string(), 2), "unsupported_buffer");
+
+    let mut client = compositor.connect().unwrap();
+    let window = client.create_window("no-acquire").unwrap();
+    let ((_, a), (_, r)) = (fresh(), fresh());
+    let _sync = client.explicit_sync(&window.surface, a.as_fd(), r.as_fd()).unwrap();
+    let (memory, fd) = udmabuf_of(&Image::solid(32, 32, Rgba::opaque(9, 9, 9)));
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), 32 * 4, (32, 32));
+    window.surface.attach(Some(&buffer), 0, 0);
+    window.surface.commit();
+    let error = client.expect_protocol_error().unwrap();
+    assert_eq!(error, ("wp_linux_drm_syncobj_surface_v1".to_string(), 4), "no_acquire_point");
+
+    // Gone with a commit held for a point nobody will signal: the eventfd that watched
+    // it goes with the client.
+    let eventfds = || open_fds(compositor.pid()).iter().filter(|f| f.contains("eventfd")).count();
+    let before = eventfds();
+    let mut client = compositor.connect().unwrap();
+    let window = client.create_window("gone").unwrap();
+    let ((_, a), (_, r)) = (fresh(), fresh());
+    let sync = client.explicit_sync(&window.surface, a.as_fd(), r.as_fd()).unwrap();
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), 32 * 4, (32, 32));
+    sync.set_points(1, 1);
+    window.surface.attach(Some(&buffer), 0, 0);
+    window.surface.commit();
+    client.roundtrip().unwrap();
+    assert_eq!(eventfds(), before + 1, "the held commit's point is watched: {:?}", open_fds(compositor.pid()));
+    drop(client);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(eventfds(), before, "its watch went with the client: {:?}", open_fds(compositor.pid()));
+    let mut late = compositor.connect().expect("the compositor serves on");
+    late.roundtrip().unwrap();
+    drop(memory);
 }

@@ -21,6 +21,7 @@ mod presentation;
 mod robustness;
 mod shm;
 mod stacking;
+mod tearing;
 mod third_party;
 #[cfg(feature = "dmabuf-vulkan")]
 mod vulkan;

@@ -81,6 +81,7 @@ impl Axiom {
         let path = path.display().to_string();
         let (device, vblanks) = DrmDevice::new(fd.clone(), true).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
         self.dmabuf_state.set_main_device(main_device(&fd), &path);
+        self.offer_explicit_sync(&fd, &path);
         self.backend = crate::backend::Backend::Drm(Some(Box::new(Kms {
             heads: Vec::new(),
             device,
@@ -141,6 +142,7 @@ impl Axiom {
             }
         }
         kms.release();
+        self.withdraw_explicit_sync();
     }
 
     /// Drives `connected` on its CRTC at its preferred mode, as the rightmost output.

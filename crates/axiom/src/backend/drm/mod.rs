@@ -22,6 +22,7 @@ mod hotplug;
 mod input;
 mod overlay;
 mod scanout;
+mod tearing;
 mod writeback;
 
 pub use heads::Kms;
@@ -357,6 +358,10 @@ struct QueuedFrame {
     /// The client buffers it puts on planes, kept (unreleased) while the display
     /// may read them.
     buffers: Vec<Buffer>,
+    /// Its surface asks to tear (a client buffer on the primary plane alone).
+    tearing: bool,
+    /// It was flipped asynchronously: shown at once, not at a vblank.
+    torn: bool,
 }
 
 impl QueuedFrame {
@@ -417,6 +422,8 @@ pub struct KmsOutput {
     pub(crate) scanout: scanout::Scanout,
     /// The writeback connector that captures this CRTC, where the device has one.
     writeback: Option<writeback::Writeback>,
+    /// Asynchronous flips for surfaces that ask to tear, where the device has them.
+    async_flips: tearing::AsyncFlips,
     /// The connector shown on, its name, and whether it is plugged in (`hotplug.rs`).
     connector: connector::Handle,
     crtc: crtc::Handle,
@@ -455,6 +462,12 @@ impl KmsOutput {
             };
             buffers.push(DisplayBuffer { dumb: buffer, fb, target: None });
         }
+        let async_flips = tearing::AsyncFlips::probe(&fd, surface.plane());
+        tracing::info!(
+            "KMS: {}: asynchronous page flips (for surfaces that ask to tear): {}",
+            connected.name,
+            if async_flips.available() { "yes" } else { "no" }
+        );
         let refresh_mhz = smithay::output::Mode::from(connected.mode).refresh;
         let refresh = match u64::try_from(refresh_mhz) {
             Ok(mhz) if mhz > 0 => Duration::from_nanos(1_000_000_000_000 / mhz),
@@ -478,6 +491,7 @@ impl KmsOutput {
             needs_modeset: true,
             scanout: Default::default(),
             writeback: None,
+            async_flips,
             connector: connected.connector,
             crtc: connected.crtc,
             name: connected.name.clone(),
@@ -521,7 +535,8 @@ impl KmsOutput {
             Some(overlay) => (Some(overlay.frame), vec![overlay.buffer]),
             None => (None, Vec::new()),
         };
-        self.queue(QueuedFrame { frame: Frame::Composed, overlay, feedback, buffers }, renderer);
+        let frame = QueuedFrame { frame: Frame::Composed, overlay, feedback, buffers, tearing: false, torn: false };
+        self.queue(frame, renderer);
     }
 
     fn show_client(
@@ -530,8 +545,11 @@ impl KmsOutput {
         buffer: Buffer,
         renderer: &mut Renderer,
         feedback: OutputPresentationFeedback,
+        tearing: bool,
     ) {
-        self.queue(QueuedFrame { frame: Frame::Client(fb), overlay: None, feedback, buffers: vec![buffer] }, renderer);
+        let frame = Frame::Client(fb);
+        let queued = QueuedFrame { frame, overlay: None, feedback, buffers: vec![buffer], tearing, torn: false };
+        self.queue(queued, renderer);
     }
 
     fn queue(&mut self, frame: QueuedFrame, renderer: &mut Renderer) {
@@ -598,8 +616,25 @@ impl KmsOutput {
             (None, Some(plane)) => planes.push(PlaneState { handle: plane, config: None }),
             (None, None) => {}
         }
-        let committed =
-            if self.needs_modeset { self.surface.commit(planes, true) } else { self.surface.page_flip(planes, true) };
+        // An asynchronous flip changes the primary plane's framebuffer and nothing else.
+        let only_primary = composed.is_none() && queued.overlay.is_none() && self.overlay_on.is_none();
+        queued.torn = match queued.tearing {
+            true if only_primary && !self.needs_modeset => {
+                self.async_flips.flip(&self.fd, self.surface.plane(), fb, &self.name)
+            }
+            true => {
+                self.async_flips.vsync_instead(&self.name, "the frame changes more than the primary plane");
+                false
+            }
+            false => false,
+        };
+        let committed = if queued.torn {
+            Ok(())
+        } else if self.needs_modeset {
+            self.surface.commit(planes, true)
+        } else {
+            self.surface.page_flip(planes, true)
+        };
         match committed {
             Ok(()) => {
                 if std::mem::take(&mut self.needs_modeset) {
@@ -711,7 +746,8 @@ impl Axiom {
         let Some(kms) = self.backend.kms_mut() else { return };
         let Some(head) = kms.heads.iter_mut().find(|head| head.crtc == crtc) else { return };
         if let Some(mut flipped) = head.flipping.take() {
-            let mut flags = Kind::Vsync | Kind::HwCompletion;
+            // A torn frame went on screen at once, not at this vblank.
+            let mut flags = if flipped.torn { Kind::HwCompletion } else { Kind::Vsync | Kind::HwCompletion };
             let (time, seq) = match when {
                 Some(when) => {
                     flags |= Kind::HwClock;

@@ -322,9 +322,17 @@ impl Axiom {
 
     /// Queues a buffer `accept_direct_scanout` accepted on the primary plane; `feedback`
     /// is sent once it is on screen.
-    pub fn show_direct(&mut self, fb: framebuffer::Handle, buffer: Buffer, feedback: OutputPresentationFeedback) {
+    /// Shows client buffer `buffer` (framebuffer `fb`) on the primary output's plane, at
+    /// once where its surface asks to tear (`tearing`) and the display can, else at vblank.
+    pub fn show_direct(
+        &mut self,
+        fb: framebuffer::Handle,
+        buffer: Buffer,
+        feedback: OutputPresentationFeedback,
+        tearing: bool,
+    ) {
         if let Some(kms) = self.backend.kms_mut().and_then(|kms| kms.heads.first_mut()) {
-            kms.show_client(fb, buffer, &mut self.renderer, feedback);
+            kms.show_client(fb, buffer, &mut self.renderer, feedback, tearing);
         }
     }
 

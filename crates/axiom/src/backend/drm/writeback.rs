@@ -100,7 +100,7 @@ impl Writeback {
 }
 
 /// The object's properties by name.
-fn property_handles(
+pub(super) fn property_handles(
     fd: &DrmDeviceFd,
     object: impl smithay::reexports::drm::control::ResourceHandle,
 ) -> std::io::Result<HashMap<String, property::Handle>> {
