@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1;
 use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1;
+use smithay::reexports::wayland_protocols::wp::linux_drm_syncobj::v1::server::wp_linux_drm_syncobj_timeline_v1::WpLinuxDrmSyncobjTimelineV1;
 use smithay::reexports::wayland_server::backend::{ClientId, ObjectId};
 use smithay::reexports::wayland_server::protocol::{wl_buffer::WlBuffer, wl_surface::WlSurface};
 use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource, Weak};
@@ -64,6 +65,8 @@ struct Usage {
     /// Fds held by params objects not yet turned into buffers (see `FdCharge`).
     pending_fds: usize,
     feedbacks: Vec<Weak<ZwpLinuxDmabufFeedbackV1>>,
+    /// Explicit-sync timelines: each holds the syncobj's fd.
+    timelines: Vec<Weak<WpLinuxDrmSyncobjTimelineV1>>,
 }
 
 #[derive(Debug)]
@@ -78,6 +81,7 @@ impl Usage {
         self.surfaces.retain(|s| s.is_alive());
         self.dmabufs.retain(|d| d.buffer.is_alive());
         self.feedbacks.retain(|f| f.is_alive());
+        self.timelines.retain(|t| t.is_alive());
         self.params.retain(|p| p.is_alive());
     }
 
@@ -91,7 +95,7 @@ impl Usage {
 
     fn fds(&self) -> usize {
         let dmabuf_fds: usize = self.dmabufs.iter().map(|d| d.fds).sum();
-        dmabuf_fds + self.shm.mappings() + self.pending_fds + self.feedbacks.len()
+        dmabuf_fds + self.shm.mappings() + self.pending_fds + self.feedbacks.len() + self.timelines.len()
     }
 
     fn check_bytes(&self, limits: &Limits, more: u64) -> Result<(), Exceeded> {
@@ -283,6 +287,15 @@ impl ClientUsage {
         usage.prune();
         usage.check_fds(limits, 1)?;
         usage.feedbacks.push(feedback.downgrade());
+        Ok(())
+    }
+
+    /// Counts a new explicit-sync timeline (its syncobj's fd) against the client's fds.
+    pub fn add_timeline(&self, limits: &Limits, timeline: &WpLinuxDrmSyncobjTimelineV1) -> Result<(), Exceeded> {
+        let mut usage = self.lock();
+        usage.prune();
+        usage.check_fds(limits, 1)?;
+        usage.timelines.push(timeline.downgrade());
         Ok(())
     }
 

@@ -7,26 +7,33 @@
 //! points with an eventfd (the KMS device); headless there is none. A commit
 //! whose acquire point is not signalled yet is held, watched by an eventfd in
 //! the event loop: the surface keeps showing its previous buffer and nobody
-//! waits. Each held commit's eventfd counts against its client's fd limit, and
-//! goes with its surface.
+//! waits. Each timeline (its syncobj's fd) and each held commit's eventfd
+//! count against the client's fd limit; a held commit's watch goes with its
+//! surface.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use smithay::backend::drm::DrmDeviceFd;
-use smithay::delegate_drm_syncobj;
+use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::calloop::RegistrationToken;
-use smithay::reexports::wayland_protocols::wp::linux_drm_syncobj::v1::server::wp_linux_drm_syncobj_surface_v1::{
-    Error, WpLinuxDrmSyncobjSurfaceV1,
+use smithay::reexports::wayland_protocols::wp::linux_drm_syncobj::v1::server::{
+    wp_linux_drm_syncobj_manager_v1::{self as manager, WpLinuxDrmSyncobjManagerV1},
+    wp_linux_drm_syncobj_surface_v1::{Error, WpLinuxDrmSyncobjSurfaceV1},
+    wp_linux_drm_syncobj_timeline_v1::WpLinuxDrmSyncobjTimelineV1,
 };
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
-use smithay::reexports::wayland_server::Resource;
+use smithay::reexports::wayland_server::{delegate_dispatch, delegate_global_dispatch};
+use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, Resource};
 use smithay::wayland::compositor::{
-    self, add_destruction_hook, with_states, BufferAssignment, CompositorHandler, SurfaceAttributes,
+    self, add_destruction_hook, with_states, Blocker, BlockerState, BufferAssignment, CompositorHandler,
+    SurfaceAttributes,
 };
 use smithay::wayland::drm_syncobj::{
-    supports_syncobj_eventfd, DrmSyncobjCachedState, DrmSyncobjHandler, DrmSyncobjState,
+    supports_syncobj_eventfd, DrmSyncPointBlocker, DrmSyncobjCachedState, DrmSyncobjGlobalData, DrmSyncobjHandler,
+    DrmSyncobjState, DrmSyncobjSurfaceData, DrmSyncobjTimelineData,
 };
 
 use crate::Axiom;
@@ -37,7 +44,37 @@ impl DrmSyncobjHandler for Axiom {
     }
 }
 
-delegate_drm_syncobj!(Axiom);
+// smithay's, but for the manager: a timeline holds its syncobj's fd, charged to its client.
+delegate_global_dispatch!(Axiom: [WpLinuxDrmSyncobjManagerV1: DrmSyncobjGlobalData] => DrmSyncobjState);
+delegate_dispatch!(Axiom: [WpLinuxDrmSyncobjSurfaceV1: DrmSyncobjSurfaceData] => DrmSyncobjState);
+delegate_dispatch!(Axiom: [WpLinuxDrmSyncobjTimelineV1: DrmSyncobjTimelineData] => DrmSyncobjState);
+
+impl Dispatch<WpLinuxDrmSyncobjManagerV1, ()> for Axiom {
+    fn request(
+        state: &mut Self,
+        client: &Client,
+        resource: &WpLinuxDrmSyncobjManagerV1,
+        request: manager::Request,
+        data: &(),
+        dh: &DisplayHandle,
+        data_init: &mut DataInit<'_, Self>,
+    ) {
+        let timeline = match &request {
+            manager::Request::ImportTimeline { id, .. } => super::new_object_protocol_id(id),
+            _ => None,
+        };
+        <DrmSyncobjState as Dispatch<WpLinuxDrmSyncobjManagerV1, (), Self>>::request(
+            state, client, resource, request, data, dh, data_init,
+        );
+        let timeline =
+            timeline.and_then(|id| client.object_from_protocol_id::<WpLinuxDrmSyncobjTimelineV1>(dh, id).ok());
+        if let (Some(timeline), Some(usage)) = (timeline, crate::limits::usage(client)) {
+            if let Err(exceeded) = usage.add_timeline(&state.limits, &timeline) {
+                crate::limits::disconnect(dh, client, &exceeded);
+            }
+        }
+    }
+}
 
 impl Axiom {
     /// Offers explicit sync with timelines imported into `device` (at `path`), where it
@@ -54,29 +91,63 @@ impl Axiom {
         tracing::info!("explicit sync (wp_linux_drm_syncobj_manager_v1): offered, timelines imported into {path}");
     }
 
-    /// The DRM device goes: so does explicit sync (its global, and the device's fd it held).
+    /// The DRM device goes: so does explicit sync, and the device's fd it held. The
+    /// global is disabled at once and removed a little later, so that a client binding it
+    /// meanwhile is not cut off. Timelines imported until now stop working.
     pub fn withdraw_explicit_sync(&mut self) {
-        if let Some(state) = self.drm_syncobj_state.take() {
-            self.display_handle.remove_global::<Axiom>(state.into_global());
-            tracing::info!("explicit sync (wp_linux_drm_syncobj_manager_v1): withdrawn with the DRM device");
+        let Some(state) = self.drm_syncobj_state.take() else { return };
+        let global = state.into_global();
+        self.display_handle.disable_global::<Axiom>(global.clone());
+        let removal = Timer::from_duration(Duration::from_secs(5));
+        let inserted = self.loop_handle.insert_source(removal, move |_, _, state| {
+            state.display_handle.remove_global::<Axiom>(global.clone());
+            TimeoutAction::Drop
+        });
+        if let Err(err) = inserted {
+            tracing::warn!("explicit sync: cannot schedule the global's removal: {err}");
+        }
+        tracing::info!("explicit sync (wp_linux_drm_syncobj_manager_v1): withdrawn with the DRM device");
+    }
+}
+
+/// A commit's acquire point, or its surface gone: a synchronised subsurface's commit
+/// is merged into its parent's, which would otherwise wait for ever on a point whose
+/// watch went with the subsurface.
+struct AcquireBlocker {
+    point: DrmSyncPointBlocker,
+    surface_gone: Arc<AtomicBool>,
+}
+
+impl Blocker for AcquireBlocker {
+    fn state(&self) -> BlockerState {
+        match self.surface_gone.load(Ordering::Acquire) {
+            true => BlockerState::Released,
+            false => self.point.state(),
         }
     }
 }
 
-/// The event sources of a surface's commits held for their acquire points, by a
-/// number of their own: removed with the surface, so that a point never signalled
-/// leaves nothing behind.
+/// A commit held for its acquire point: its number, the event source watching the
+/// point, and the flag its blocker reads when the surface goes.
+struct Held {
+    id: u64,
+    token: RegistrationToken,
+    surface_gone: Arc<AtomicBool>,
+}
+
+/// A surface's commits held for their acquire points: their watches are removed
+/// with the surface, so that a point never signalled leaves nothing behind.
 #[derive(Default)]
-struct HeldAcquires(Mutex<Vec<(u64, RegistrationToken)>>);
+struct HeldAcquires(Mutex<Vec<Held>>);
 
 static NEXT_HELD: AtomicU64 = AtomicU64::new(0);
 
-fn with_held<T>(surface: &WlSurface, f: impl FnOnce(&mut Vec<(u64, RegistrationToken)>) -> T) -> T {
+fn with_held<T>(surface: &WlSurface, f: impl FnOnce(&mut Vec<Held>) -> T) -> T {
     with_states(surface, |states| {
         states.data_map.insert_if_missing_threadsafe(HeldAcquires::default);
         let held = states.data_map.get::<HeldAcquires>().expect("inserted just above");
-        let mut tokens = held.0.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut tokens)
+        let mut held = held.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut held)
     })
 }
 
@@ -99,12 +170,13 @@ pub fn hold_commit_for_acquire_point(state: &mut Axiom, surface: &WlSurface) {
     if smithay::backend::renderer::sync::Fence::is_signaled(&point) {
         return;
     }
-    let Some(usage) = crate::limits::usage(&client) else { return };
-    let charge = match usage.charge_fd(&state.limits) {
-        Ok(charge) => charge,
-        Err(exceeded) => return crate::limits::disconnect(&state.display_handle, &client, &exceeded),
+    // Xwayland's client carries no usage of ours: its watches go uncharged.
+    let charge = match crate::limits::usage(&client).map(|usage| usage.charge_fd(&state.limits)) {
+        Some(Err(exceeded)) => return crate::limits::disconnect(&state.display_handle, &client, &exceeded),
+        Some(Ok(charge)) => Some(charge),
+        None => None,
     };
-    let (blocker, source) = match point.generate_blocker() {
+    let (point_blocker, source) = match point.generate_blocker() {
         Ok(pair) => pair,
         Err(err) => {
             // The commit goes through unheld: the point's wait would fail the same way later.
@@ -118,7 +190,7 @@ pub fn hold_commit_for_acquire_point(state: &mut Axiom, surface: &WlSurface) {
         // The eventfd is closed with this source: the client's fd goes back with it.
         let _fd = &charge;
         if let Ok(surface) = held.upgrade() {
-            with_held(&surface, |tokens| tokens.retain(|(held, _)| *held != id));
+            with_held(&surface, |held| held.retain(|h| h.id != id));
         }
         let dh = state.display_handle.clone();
         state.client_compositor_state(&client).blocker_cleared(state, &dh);
@@ -126,9 +198,10 @@ pub fn hold_commit_for_acquire_point(state: &mut Axiom, surface: &WlSurface) {
     });
     match inserted {
         Ok(token) => {
-            with_held(surface, |tokens| tokens.push((id, token)));
+            let surface_gone = Arc::new(AtomicBool::new(false));
+            with_held(surface, |held| held.push(Held { id, token, surface_gone: surface_gone.clone() }));
             remove_held_on_destruction(surface);
-            compositor::add_blocker(surface, blocker);
+            compositor::add_blocker(surface, AcquireBlocker { point: point_blocker, surface_gone });
             state.dmabuf_state.stats.held_acquires += 1;
         }
         Err(err) => tracing::warn!("explicit sync: cannot watch an acquire point: {err}"),
@@ -155,15 +228,27 @@ fn buffer_has_points(surface: &WlSurface) -> bool {
     })
 }
 
-/// Once per surface: when it is destroyed, the sources of its commits still held go.
+/// Once per surface: when it is destroyed, the watches of its commits still held go,
+/// and what waited on them (a parent's commit) is let go.
 fn remove_held_on_destruction(surface: &WlSurface) {
     struct Hooked;
     if !with_states(surface, |states| states.data_map.insert_if_missing_threadsafe(|| Hooked)) {
         return;
     }
     add_destruction_hook::<Axiom, _>(surface, |state, surface| {
-        for (_, token) in with_held(surface, std::mem::take) {
-            state.loop_handle.remove(token);
+        let held = with_held(surface, std::mem::take);
+        if held.is_empty() {
+            return;
         }
+        for held in held {
+            held.surface_gone.store(true, Ordering::Release);
+            state.loop_handle.remove(held.token);
+        }
+        // Not from inside the surface's destruction: once it is done.
+        let Some(client) = surface.client() else { return };
+        state.loop_handle.insert_idle(move |state| {
+            let dh = state.display_handle.clone();
+            state.client_compositor_state(&client).blocker_cleared(state, &dh);
+        });
     });
 }

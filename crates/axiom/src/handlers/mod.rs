@@ -16,7 +16,7 @@ pub mod xdg_shell;
 use std::ffi::CString;
 
 use smithay::reexports::wayland_server::backend::protocol::{Interface, ProtocolError};
-use smithay::reexports::wayland_server::{Client, DisplayHandle};
+use smithay::reexports::wayland_server::{Client, DisplayHandle, New};
 
 /// wayland-server generates no wl_display resource; object ids are looked up
 /// by number and interfaces compared by name, so this description is enough
@@ -31,4 +31,16 @@ pub fn display_error(dh: &DisplayHandle, client: &Client, code: u32, message: St
         // Not expected: every client has its wl_display. Still make sure it goes.
         Err(_) => client.kill(dh, ProtocolError { code, object_id: 1, object_interface: "wl_display".into(), message }),
     }
+}
+
+/// The protocol id of the object a request creates. wayland-server keeps it to
+/// itself until the object is initialised, which smithay does; its debug form
+/// names it ("ObjectId(wl_shm_pool@8[3], 12)"). Were that form to change, pools
+/// (and timelines) would go uncharged, and `load::going_over_a_client_limit_...`
+/// would fail.
+pub fn new_object_protocol_id<I: std::fmt::Debug>(new: &New<I>) -> Option<u32> {
+    let debug = format!("{new:?}");
+    let after_at = debug.split_once("ObjectId(")?.1.split_once('@')?.1;
+    let digits: String = after_at.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }

@@ -7,7 +7,7 @@ use smithay::reexports::wayland_server::backend::ClientId;
 use smithay::reexports::wayland_server::protocol::wl_buffer::{self, WlBuffer};
 use smithay::reexports::wayland_server::protocol::wl_shm::{self, WlShm};
 use smithay::reexports::wayland_server::protocol::wl_shm_pool::{self, WlShmPool};
-use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, New, Resource, WEnum};
+use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, Resource, WEnum};
 use smithay::wayland::shm::{ShmBufferUserData, ShmHandler, ShmPoolUserData, ShmState};
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -52,7 +52,7 @@ impl Dispatch<WlShm, ()> for Axiom {
         if !cannot_fault(fd.as_fd(), *size) {
             client_data.shm_may_fault.store(true, Ordering::Relaxed);
         }
-        let protocol_id = new_object_protocol_id(id);
+        let protocol_id = super::new_object_protocol_id(id);
         <ShmState as Dispatch<WlShm, (), Self>>::request(state, client, shm, request, data, dh, data_init);
         // smithay refuses a pool it cannot map with an error: only a live pool is charged.
         match protocol_id.and_then(|id| client.object_from_protocol_id::<WlShmPool>(dh, id).ok()) {
@@ -98,7 +98,7 @@ impl Dispatch<WlShmPool, ShmPoolUserData> for Axiom {
                     limits::disconnect(dh, client, &exceeded);
                     return;
                 }
-                let protocol_id = new_object_protocol_id(id);
+                let protocol_id = super::new_object_protocol_id(id);
                 <ShmState as Dispatch<WlShmPool, ShmPoolUserData, Self>>::request(
                     state, client, pool, request, data, dh, data_init,
                 );
@@ -166,17 +166,6 @@ impl Dispatch<WlBuffer, ShmBufferUserData> for Axiom {
 fn cannot_fault(fd: BorrowedFd<'_>, size: i32) -> bool {
     let sealed = rustix::fs::fcntl_get_seals(fd).is_ok_and(|seals| seals.contains(SealFlags::SHRINK));
     sealed && rustix::fs::fstat(fd).is_ok_and(|stat| stat.st_size >= i64::from(size))
-}
-
-/// The protocol id of the object a request creates. wayland-server keeps it to
-/// itself until the object is initialised, which smithay does; its debug form
-/// names it ("ObjectId(wl_shm_pool@8[3], 12)"). Were that form to change, pools
-/// would go uncharged, and `load::going_over_a_client_limit_...` would fail.
-fn new_object_protocol_id<I: std::fmt::Debug>(new: &New<I>) -> Option<u32> {
-    let debug = format!("{new:?}");
-    let after_at = debug.split_once("ObjectId(")?.1.split_once('@')?.1;
-    let digits: String = after_at.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
 }
 
 /// Bytes an shm buffer spans in its pool, as charged to the client.

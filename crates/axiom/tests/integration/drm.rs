@@ -1440,3 +1440,116 @@ fn explicit_sync_errors_are_the_protocols_own() {
     late.roundtrip().unwrap();
     drop(memory);
 }
+
+/// One client, two surfaces: one waits on implicit sync (a vgem fence), the other on
+/// an explicit acquire point. Each commit waits for its own alone: the implicit one
+/// shows once its writes finish while the explicit one is still held, which shows once
+/// its point is signalled.
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn a_client_mixing_implicit_and_explicit_sync_on_two_surfaces_waits_for_each_alone() {
+    let compositor = start_drm_composing();
+    let card = open_card();
+    let (acquire, acquire_fd) = new_timeline(&card);
+    let (_release, release_fd) = new_timeline(&card);
+    let mut client = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut client);
+    let (x, y) = centred(width, height, 32, 16);
+    let (red, green, blue) = (Rgba::opaque(220, 30, 30), Rgba::opaque(30, 200, 30), Rgba::opaque(30, 30, 220));
+
+    // Implicit: a vgem window on the first output, showing red.
+    let first = vgem_buffer(red);
+    let (_first_buffer, implicit) = small_dmabuf_window(&compositor, &mut client, first.dmabuf.as_fd(), first.pitch());
+    wait_on_crtc(&compositor, "drm-mixed-red", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, red));
+
+    // Explicit: fullscreen on the second output, its acquire point not signalled.
+    let second_output = outputs(&mut client).remove(1).0;
+    let explicit = client.create_window("explicit").unwrap();
+    let (w, h) = client.set_fullscreen_on(&explicit, &second_output).unwrap();
+    let (w, h) = (w as u32, h as u32);
+    let sync = client.explicit_sync(&explicit.surface, acquire_fd.as_fd(), release_fd.as_fd()).unwrap();
+    let image = Image::solid(w, h, blue);
+    let (pages, fd) = udmabuf_of(&image);
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), w * 4, (w, h));
+    sync.set_points(1, 1);
+    explicit.surface.attach(Some(&buffer), 0, 0);
+    explicit.surface.damage_buffer(0, 0, w as i32, h as i32);
+    explicit.surface.commit();
+
+    // Implicit: the next buffer's writes still pending.
+    let second = vgem_buffer(green);
+    let fence = second.attach_write_fence().unwrap();
+    let second_buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, second.dmabuf.as_fd(), second.pitch(), (32, 16));
+    implicit.surface.attach(Some(&second_buffer), 0, 0);
+    implicit.surface.damage_buffer(0, 0, 32, 16);
+    implicit.surface.commit();
+    client.roundtrip().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(crtc_shot(&compositor).crop(x, y, 32, 16), Image::solid(32, 16, red), "green's writes are pending");
+
+    // Its writes finish: green shows, while the explicit commit is still held.
+    second.signal(fence).unwrap();
+    wait_on_crtc(&compositor, "drm-mixed-green", |shot| shot.crop(x, y, 32, 16) == Image::solid(32, 16, green));
+    let on_second = kms_grab(&compositor, &["--crtc", "1"]).0;
+    assert_ne!(on_second, image, "the explicit buffer shows before its acquire point");
+
+    signal_point(&card, acquire, 1);
+    wait_on_crtc_at(&compositor, 1, "drm-mixed-blue", |shot| *shot == image);
+    let stats = import_stats(&compositor);
+    assert_eq!((stats.get("held_commits"), stats.get("held_acquires")), (Some(&1), Some(&1)), "{stats:?}");
+    drop(pages);
+}
+
+/// A synchronised subsurface's commit waits for its acquire point, and takes its
+/// parent's next commit with it; destroyed before the point is signalled, it lets the
+/// parent's commit go on rather than hold it for ever.
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn a_parents_commit_waiting_on_a_destroyed_subsurfaces_acquire_point_goes_on() {
+    let compositor = start_drm_composing();
+    let card = open_card();
+    let (_acquire, acquire_fd) = new_timeline(&card);
+    let (_release, release_fd) = new_timeline(&card);
+    let mut client = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut client);
+    let (x, y) = centred(width, height, 32, 32);
+    let (red, green) = (Rgba::opaque(220, 30, 30), Rgba::opaque(30, 200, 30));
+    let images =
+        [Image::solid(32, 32, red), Image::solid(32, 32, green), Image::solid(32, 32, Rgba::opaque(0, 0, 200))];
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let memory: Vec<_> = images.iter().map(udmabuf_of).collect();
+    let buffers: Vec<WlBuffer> = memory
+        .iter()
+        .map(|(_, fd)| xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), 32 * 4, (32, 32)))
+        .collect();
+    let window = client.create_window("parent").unwrap();
+    window.surface.attach(Some(&buffers[0]), 0, 0);
+    window.surface.damage_buffer(0, 0, 32, 32);
+    client.commit_and_wait_frame(&window.surface).unwrap();
+    // The corner the subsurface's first (8x8) buffer leaves uncovered.
+    let corner = |shot: &Image| shot.crop(x + 24, y + 24, 8, 8);
+    wait_on_crtc(&compositor, "drm-sub-parent", |shot| corner(shot) == Image::solid(8, 8, red));
+
+    let grey = client.create_buffer(&Image::solid(8, 8, Rgba::opaque(90, 90, 90)), Format32::Xrgb8888, 32, 0xff);
+    let grey = grey.unwrap();
+    let (sub, subsurface) = client.create_subsurface(&window.surface, 0, 0, &grey);
+    let sync = client.explicit_sync(&sub, acquire_fd.as_fd(), release_fd.as_fd()).unwrap();
+    sync.set_points(1, 1);
+    sub.attach(Some(&buffers[2]), 0, 0);
+    sub.damage_buffer(0, 0, 32, 32);
+    sub.commit();
+    // The parent's next commit applies the subsurface's with it: both wait for the point.
+    window.surface.attach(Some(&buffers[1]), 0, 0);
+    window.surface.damage_buffer(0, 0, 32, 32);
+    window.surface.commit();
+    client.roundtrip().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(corner(&crtc_shot(&compositor)), Image::solid(8, 8, red), "the parent's commit waits with its child's");
+
+    subsurface.destroy();
+    sub.destroy();
+    client.roundtrip().unwrap();
+    wait_on_crtc(&compositor, "drm-sub-gone", |shot| corner(shot) == Image::solid(8, 8, green));
+    drop(memory);
+}

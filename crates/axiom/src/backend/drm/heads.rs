@@ -81,7 +81,6 @@ impl Axiom {
         let path = path.display().to_string();
         let (device, vblanks) = DrmDevice::new(fd.clone(), true).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
         self.dmabuf_state.set_main_device(main_device(&fd), &path);
-        self.offer_explicit_sync(&fd, &path);
         self.backend = crate::backend::Backend::Drm(Some(Box::new(Kms {
             heads: Vec::new(),
             device,
@@ -120,9 +119,11 @@ impl Axiom {
                 DrmEvent::Error(err) => tracing::warn!("KMS device error: {err}"),
             })
             .map_err(|e| anyhow::anyhow!("vblank source: {e}"))?;
-        if let Some(kms) = self.backend.kms_mut() {
-            kms.vblank_source = Some(vblank_source);
-        }
+        let Some(kms) = self.backend.kms_mut() else { return Ok(()) };
+        kms.vblank_source = Some(vblank_source);
+        // Driven: timelines can be imported into it from now.
+        let (fd, path) = (kms.fd.clone(), kms.path.clone());
+        self.offer_explicit_sync(&fd, &path);
         Ok(())
     }
 

@@ -619,11 +619,12 @@ impl KmsOutput {
         // An asynchronous flip changes the primary plane's framebuffer and nothing else.
         let only_primary = composed.is_none() && queued.overlay.is_none() && self.overlay_on.is_none();
         queued.torn = match queued.tearing {
-            true if only_primary && !self.needs_modeset => {
-                self.async_flips.flip(&self.fd, self.surface.plane(), fb, &self.name)
-            }
+            // The first frame after a mode set (start, VT switch) flips at vblank, silently.
+            true if self.needs_modeset => false,
+            true if only_primary => self.async_flips.flip(&self.fd, self.surface.plane(), fb, &self.name),
             true => {
-                self.async_flips.vsync_instead(&self.name, "the frame changes more than the primary plane");
+                let why = "the frame changes more than the primary plane (an overlay)";
+                self.async_flips.vsync_instead(&self.name, "planes", why);
                 false
             }
             false => false,

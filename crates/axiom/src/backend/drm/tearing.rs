@@ -16,8 +16,8 @@ pub struct AsyncFlips {
     fb_id: Option<property::Handle>,
     /// Why not, where it does not.
     missing: Option<String>,
-    /// A surface asked for tearing and got vsync: logged already.
-    told: bool,
+    /// Why surfaces that asked to tear got vsync, each logged once.
+    told: Vec<&'static str>,
 }
 
 impl AsyncFlips {
@@ -30,7 +30,7 @@ impl AsyncFlips {
             (true, None) => Some("its primary plane has no FB_ID property".to_string()),
             (false, _) => Some("the driver reports no DRM_CAP_ATOMIC_ASYNC_PAGE_FLIP".to_string()),
         };
-        Self { fb_id, missing, told: false }
+        Self { fb_id, missing, told: Vec::new() }
     }
 
     /// Whether the device takes asynchronous flips at all.
@@ -43,7 +43,7 @@ impl AsyncFlips {
     pub fn flip(&mut self, fd: &DrmDeviceFd, primary: plane::Handle, fb: framebuffer::Handle, output: &str) -> bool {
         let Some(fb_id) = self.fb_id else {
             let why = self.missing.clone().unwrap_or_default();
-            self.vsync_instead(output, &why);
+            self.vsync_instead(output, "device", &why);
             return false;
         };
         let mut request = AtomicModeReq::new();
@@ -54,15 +54,17 @@ impl AsyncFlips {
             Ok(()) => true,
             // Drivers refuse some (a framebuffer in another memory domain, say): that frame waits.
             Err(err) => {
-                self.vsync_instead(output, &format!("the driver refused an asynchronous flip: {err}"));
+                let why = format!("the driver refused an asynchronous flip: {err}");
+                self.vsync_instead(output, "refused", &why);
                 false
             }
         }
     }
 
-    /// A surface asked for tearing and gets vsync, for a reason other than the device's.
-    pub fn vsync_instead(&mut self, output: &str, why: &str) {
-        if !std::mem::replace(&mut self.told, true) {
+    /// A surface asked for tearing and gets vsync: says why, once per kind of reason.
+    pub fn vsync_instead(&mut self, output: &str, kind: &'static str, why: &str) {
+        if !self.told.contains(&kind) {
+            self.told.push(kind);
             tracing::info!("KMS: {output}: a surface asks to tear; its frames flip at vblank: {why}");
         }
     }
