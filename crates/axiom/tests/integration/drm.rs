@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use axiom_testclient::client::Presented;
 use axiom_testclient::dmabuf::{udmabuf, Created, Plane};
+use axiom_testclient::hostile::wire::Arg;
 use axiom_testclient::image::{test_pattern, Format32};
 use axiom_testclient::memfd::SharedMemory;
 use axiom_testclient::{Buffer, Compositor, Image, OutputInfo, Rgba, TestClient};
@@ -1552,4 +1553,29 @@ fn a_parents_commit_waiting_on_a_destroyed_subsurfaces_acquire_point_goes_on() {
     client.roundtrip().unwrap();
     wait_on_crtc(&compositor, "drm-sub-gone", |shot| corner(shot) == Image::solid(8, 8, green));
     drop(memory);
+}
+
+/// wp_linux_drm_syncobj_manager_v1.import_timeline
+const IMPORT_TIMELINE: u16 = 2;
+
+/// Each imported timeline holds its syncobj's fd: past `--max-client-fds`, the client
+/// gets `no_memory`, and the compositor serves on.
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn imported_timelines_count_against_the_clients_fds() {
+    let compositor = Compositor::start_drm(&axiom_binary(), &["--no-direct-scanout", "--max-client-fds", "8"])
+        .expect("axiom --backend drm starts");
+    let card = open_card();
+    let timelines: Vec<_> = (0..12).map(|_| new_timeline(&card)).collect();
+    crate::common::expect_no_memory(&compositor, "12 timelines over a cap of 8 fds", |client| {
+        let manager = client.bind("wp_linux_drm_syncobj_manager_v1", 1)?;
+        for (_, fd) in &timelines {
+            let id = client.new_id();
+            client.send(manager, IMPORT_TIMELINE, &[Arg::Uint(id), Arg::Fd(fd.as_fd())])?;
+        }
+        Ok(())
+    });
+    assert!(compositor.log().contains("exceeded its resource limit"), "{}", compositor.log());
+    let mut late = compositor.connect().expect("the compositor serves on");
+    late.roundtrip().unwrap();
 }
