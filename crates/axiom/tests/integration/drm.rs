@@ -1579,3 +1579,23 @@ fn imported_timelines_count_against_the_clients_fds() {
     let mut late = compositor.connect().expect("the compositor serves on");
     late.roundtrip().unwrap();
 }
+
+/// On KMS, wayland-info lists every synchronisation protocol Axiom has: explicit sync,
+/// FIFO, commit timing, tearing control and presentation time (docs/SYNC.md).
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn wayland_info_on_kms_lists_every_synchronisation_protocol() {
+    let compositor = start_drm();
+    let output = compositor.client_command("wayland-info").output().expect("wayland-info must be installed");
+    assert!(output.status.success(), "wayland-info failed: {}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout);
+    for name in [
+        "wp_linux_drm_syncobj_manager_v1",
+        "wp_fifo_manager_v1",
+        "wp_commit_timing_manager_v1",
+        "wp_tearing_control_manager_v1",
+        "wp_presentation",
+    ] {
+        assert!(text.contains(&format!("interface: '{name}'")), "{name} in:\n{text}");
+    }
+}
