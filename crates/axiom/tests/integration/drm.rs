@@ -303,6 +303,25 @@ fn udmabuf_of(image: &Image) -> (SharedMemory, std::os::fd::OwnedFd) {
     (memory, fd)
 }
 
+/// A udmabuf of each image, and an XRGB8888 wl_buffer over each: the memory (kept while
+/// the buffers are in use) and the buffers, in the images' order.
+fn udmabuf_buffers(
+    compositor: &Compositor,
+    client: &mut TestClient,
+    dmabuf: &ZwpLinuxDmabufV1,
+    images: &[Image],
+) -> (Vec<(SharedMemory, std::os::fd::OwnedFd)>, Vec<WlBuffer>) {
+    let memory: Vec<_> = images.iter().map(udmabuf_of).collect();
+    let buffers = memory
+        .iter()
+        .zip(images)
+        .map(|((_, fd), image)| {
+            xrgb_buffer(compositor, client, dmabuf, fd.as_fd(), image.width * 4, (image.width, image.height))
+        })
+        .collect();
+    (memory, buffers)
+}
+
 /// A fullscreen window showing a test pattern from a udmabuf; returns the dma-buf
 /// feedback batches the surface got (before, after) and the pattern.
 fn fullscreen_udmabuf_window(compositor: &Compositor, client: &mut TestClient) -> (Vec<u32>, Vec<(u64, u32)>, Image) {
@@ -949,16 +968,7 @@ fn a_scanned_out_buffer_is_released_only_after_the_flip_that_replaces_it() {
     let window = client.create_window("fullscreen").unwrap();
     client.set_fullscreen(&window).unwrap();
     let images = [test_pattern(width, height), Image::solid(width, height, Rgba::opaque(200, 40, 40))];
-    let mut memory = Vec::new();
-    let buffers: Vec<WlBuffer> = images
-        .iter()
-        .map(|image| {
-            let (pages, fd) = udmabuf_of(image);
-            let buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), width * 4, (width, height));
-            memory.push((pages, fd));
-            buffer
-        })
-        .collect();
+    let (memory, buffers) = udmabuf_buffers(&compositor, &mut client, &dmabuf, &images);
     let (a, b) = (&buffers[0], &buffers[1]);
 
     // A goes on the plane as it is.
@@ -1240,16 +1250,7 @@ fn a_surface_that_asks_to_tear_is_flipped_asynchronously() {
     client.set_fullscreen(&window).unwrap();
     let control = client.ask_to_tear(&window.surface).unwrap();
     let images = [test_pattern(width, height), Image::solid(width, height, Rgba::opaque(40, 200, 40))];
-    let mut memory = Vec::new();
-    let buffers: Vec<WlBuffer> = images
-        .iter()
-        .map(|image| {
-            let (pages, fd) = udmabuf_of(image);
-            let buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), width * 4, (width, height));
-            memory.push((pages, fd));
-            buffer
-        })
-        .collect();
+    let (memory, buffers) = udmabuf_buffers(&compositor, &mut client, &dmabuf, &images);
     let present = |client: &mut TestClient, i: usize| {
         let feedback = client.request_feedback(&window.surface);
         window.surface.attach(Some(&buffers[i % 2]), 0, 0);
@@ -1333,11 +1334,7 @@ fn an_explicitly_synced_buffer_shows_once_its_acquire_point_is_signalled_and_is_
     let (x, y) = centred(width, height, 32, 32);
     let images = [Image::solid(32, 32, Rgba::opaque(220, 30, 30)), Image::solid(32, 32, Rgba::opaque(30, 30, 220))];
     let dmabuf = client.bind_dmabuf(5).unwrap();
-    let memory: Vec<_> = images.iter().map(udmabuf_of).collect();
-    let buffers: Vec<WlBuffer> = memory
-        .iter()
-        .map(|(_, fd)| xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), 32 * 4, (32, 32)))
-        .collect();
+    let (memory, buffers) = udmabuf_buffers(&compositor, &mut client, &dmabuf, &images);
     let window = client.create_window("explicit").unwrap();
     let sync = client.explicit_sync(&window.surface, acquire_fd.as_fd(), release_fd.as_fd()).unwrap();
     let commit = |client: &mut TestClient, buffer: &WlBuffer| {
@@ -1519,11 +1516,7 @@ fn a_parents_commit_waiting_on_a_destroyed_subsurfaces_acquire_point_goes_on() {
     let images =
         [Image::solid(32, 32, red), Image::solid(32, 32, green), Image::solid(32, 32, Rgba::opaque(0, 0, 200))];
     let dmabuf = client.bind_dmabuf(5).unwrap();
-    let memory: Vec<_> = images.iter().map(udmabuf_of).collect();
-    let buffers: Vec<WlBuffer> = memory
-        .iter()
-        .map(|(_, fd)| xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), 32 * 4, (32, 32)))
-        .collect();
+    let (memory, buffers) = udmabuf_buffers(&compositor, &mut client, &dmabuf, &images);
     let window = client.create_window("parent").unwrap();
     window.surface.attach(Some(&buffers[0]), 0, 0);
     window.surface.damage_buffer(0, 0, 32, 32);
