@@ -11,6 +11,7 @@ pub mod launch;
 pub mod limits;
 pub mod listener;
 pub mod logging;
+pub mod malloc_stats;
 pub mod outputs;
 pub mod render;
 pub mod shell;

@@ -81,6 +81,8 @@ pub struct OutputCounters {
     /// Times the event loop waited for the GPU to finish (captures, pool resizes).
     pub loop_gpu_waits: u64,
     pub frames: Vec<(String, u64)>,
+    /// Bytes malloc has in use and holds free (`malloc_stats::malloc_bytes`).
+    pub malloc: (u64, u64),
 }
 
 pub struct DmabufState {
@@ -199,7 +201,7 @@ impl DmabufState {
         let s = self.stats;
         let frames: String = output.frames.iter().map(|(name, n)| format!(" frames_{name}={n}")).collect();
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} held_acquires={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} readback_bytes={} loop_gpu_waits={}{}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} held_acquires={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} readback_bytes={} loop_gpu_waits={} malloc_in_use={} malloc_free={}{}",
             s.created,
             s.failed,
             s.cpu_imports,
@@ -221,6 +223,8 @@ impl DmabufState {
             live.textures,
             output.readback_bytes,
             output.loop_gpu_waits,
+            output.malloc.0,
+            output.malloc.1,
             frames
         );
     }
@@ -265,6 +269,7 @@ impl Axiom {
             readback_bytes: self.renderer.readback_bytes,
             loop_gpu_waits: self.renderer.loop_gpu_waits,
             frames: self.space.outputs().map(|o| (o.name(), crate::outputs::frames_shown(o))).collect(),
+            malloc: crate::malloc_stats::malloc_bytes(),
         };
         self.dmabuf_state.log_stats(live, &output);
     }

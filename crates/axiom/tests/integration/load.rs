@@ -9,7 +9,9 @@ use axiom_testclient::hostile::WireClient;
 use axiom_testclient::image::Rgba;
 use axiom_testclient::Compositor;
 
-use crate::common::{expect_no_memory, import_stats, open_fds, settled_footprint, start_with, Bystander};
+use crate::common::{
+    expect_no_memory, import_stats, open_fds, resident_outside_heap, settled_footprint, start_with, Bystander,
+};
 
 const W: u32 = 64;
 const H: u32 = 48;
@@ -113,7 +115,7 @@ fn going_over_a_client_limit_is_no_memory_and_a_log_line_naming_the_client() {
 }
 
 #[test]
-fn ten_thousand_buffer_cycles_leave_fds_rss_and_imports_at_baseline() {
+fn ten_thousand_buffer_cycles_leave_fds_memory_and_imports_at_baseline() {
     // A fast refresh so that most committed buffers are really imported.
     let mut compositor = start_with(W, H, &["--refresh", "500"]);
     soak(&mut compositor, &BufferKind::ALL, 2);
@@ -122,7 +124,8 @@ fn ten_thousand_buffer_cycles_leave_fds_rss_and_imports_at_baseline() {
 /// The leak soak: after a warm-up (`warmup` clients of 250 cycles per kind),
 /// each kind of buffer in turn, 2,500 create/commit/destroy cycles by 10
 /// clients coming and going, measured on its own; fails on one extra fd, one
-/// live import, mapping or texture, or 8 MiB more RSS.
+/// live import, mapping or texture, or 1 MiB more in use by malloc or resident
+/// outside malloc's heap.
 pub fn soak(compositor: &mut Compositor, kinds: &[BufferKind], warmup: usize) {
     let socket = compositor.socket_path();
     let socket = socket.as_path();
@@ -139,7 +142,13 @@ pub fn soak(compositor: &mut Compositor, kinds: &[BufferKind], warmup: usize) {
             });
         }
     };
-    let live = |compositor: &axiom_testclient::Compositor| {
+    // Open fds, malloc's bytes in use and resident KiB outside its heap, once settled.
+    let footprint = |compositor: &Compositor| {
+        let (fds, _) = settled_footprint(pid);
+        let in_use = import_stats(compositor).get("malloc_in_use").copied().unwrap_or(u64::MAX);
+        (fds, in_use, resident_outside_heap(pid))
+    };
+    let live = |compositor: &Compositor| {
         let stats = import_stats(compositor);
         LIVE.map(|k| stats.get(k).copied().unwrap_or(u64::MAX))
     };
@@ -149,17 +158,17 @@ pub fn soak(compositor: &mut Compositor, kinds: &[BufferKind], warmup: usize) {
     }
     // Each import path in turn: 2,500 cycles by 10 clients, measured on its own.
     for &kind in kinds {
-        let baseline = settled_footprint(pid);
+        let baseline = footprint(compositor);
         let live_before = live(compositor);
         let counters_before = import_stats(compositor);
         round(kind, 10, 250);
         // Clients that just left are cleaned up when the compositor next runs: give it a moment.
-        let mut after = settled_footprint(pid);
+        let mut after = footprint(compositor);
         for _ in 0..20 {
-            if after.0 <= baseline.0 {
+            if after.0 <= baseline.0 && after.1 <= baseline.1 + MALLOC_SLACK {
                 break;
             }
-            after = settled_footprint(pid);
+            after = footprint(compositor);
         }
         let counters = import_stats(compositor);
         let read = |k: &str| {
@@ -167,24 +176,42 @@ pub fn soak(compositor: &mut Compositor, kinds: &[BufferKind], warmup: usize) {
         };
         let paths = READ_BY.map(|k| format!("{k} +{}", read(k))).join(", ");
         eprintln!(
-            "soak {kind:?}: 2500 create/commit/destroy cycles by 10 clients: fds {} -> {}, RSS {} KiB -> {} KiB; read by {paths}",
-            baseline.0, after.0, baseline.1, after.1
+            "soak {kind:?}: 2500 create/commit/destroy cycles by 10 clients: fds {} -> {}, malloc in use {} KiB -> {} KiB, resident outside the heap {} KiB -> {} KiB; read by {paths}",
+            baseline.0,
+            after.0,
+            baseline.1 / 1024,
+            after.1 / 1024,
+            baseline.2,
+            after.2
         );
         assert!(compositor.is_running());
         // The buffers were really read, not just created.
         assert!(READ_BY.iter().map(|k| read(k)).sum::<u64>() > 100, "{kind:?}: buffers read ({paths})");
         assert_eq!(live(compositor), live_before, "{kind:?}: {LIVE:?} back at the baseline");
         assert_eq!(after.0, baseline.0, "{kind:?}: open fds back at the baseline: {:?}", open_fds(pid));
-        // RSS is not exact (allocator fragmentation); a leak of even a byte per buffer
-        // object and its 4 KiB pixels would be 10 MiB here.
         assert!(
-            after.1 <= baseline.1 + 8 * 1024,
-            "{kind:?}: RSS back near the baseline: {} KiB -> {} KiB",
-            baseline.1,
-            after.1
+            after.1 <= baseline.1 + MALLOC_SLACK,
+            "{kind:?}: malloc's bytes in use back near the baseline: {} KiB -> {} KiB",
+            baseline.1 / 1024,
+            after.1 / 1024
+        );
+        assert!(
+            after.2 <= baseline.2 + RESIDENT_SLACK_KIB,
+            "{kind:?}: resident memory outside the heap back near the baseline: {} KiB -> {} KiB",
+            baseline.2,
+            after.2
         );
     }
 }
+
+/// What a soak round may leave behind: malloc's caches and pools (bytes in use), and
+/// resident pages of driver and library mappings (KiB); tens of KiB were measured.
+/// Each round creates 2,500 buffers and reads some 300 of them (the rest are replaced
+/// before a frame draws them): a leak of 512 bytes per buffer made, or of 4 KiB (its
+/// pixels, a mapping of them, its import and texture structures) per buffer read,
+/// goes over.
+const MALLOC_SLACK: u64 = 1024 * 1024;
+const RESIDENT_SLACK_KIB: u64 = 1024;
 
 /// What the compositor holds for buffers while they live.
 const LIVE: [&str; 4] = ["live_imports", "live_host_imports", "live_mappings", "live_textures"];
