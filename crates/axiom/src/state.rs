@@ -86,9 +86,13 @@ pub struct Axiom {
     pub pending_captures: Vec<PendingCapture>,
     /// Sequence number of the last presented frame (wp_presentation `seq`).
     pub frame_seq: u64,
-    /// Frame events owed to the windows of a clock (None: the primary) once the GPU has
-    /// finished the submission that composed them (`backend/repaint.rs`).
-    pub frame_events_owed: Vec<(crate::render::completion::SubmissionId, Option<Output>)>,
+    /// Frames presented once the GPU has finished the submission that composed them:
+    /// their feedback, FIFO barriers and frame events (`backend/repaint.rs`).
+    pub owed_at_completion: Vec<(
+        crate::render::completion::SubmissionId,
+        crate::backend::repaint::Presented,
+        crate::backend::repaint::ShownFrame,
+    )>,
     /// Per-client resource caps.
     pub limits: crate::limits::Limits,
     pub xdg_strict: crate::handlers::strict::XdgStrict,
@@ -161,7 +165,7 @@ impl Axiom {
             needs_redraw: false,
             pending_captures: Vec::new(),
             frame_seq: 0,
-            frame_events_owed: Vec::new(),
+            owed_at_completion: Vec::new(),
             limits: crate::limits::Limits::default(),
             xdg_strict: Default::default(),
             xwm: None,

@@ -15,6 +15,7 @@ use smithay::output::Output;
 
 pub use drm::Captured;
 
+use crate::handlers::frame_pacing::FifoBarriers;
 use crate::Axiom;
 
 /// Where the outputs' frames go.
@@ -68,11 +69,12 @@ impl Axiom {
     pub(crate) fn show_frame(
         &mut self,
         feedback: Vec<(Output, OutputPresentationFeedback)>,
+        barriers: &mut FifoBarriers,
         overlay: Option<drm::Overlay>,
         direct: bool,
     ) -> Vec<(Output, OutputPresentationFeedback)> {
         if self.backend.flips() {
-            self.show_on_kms(feedback, overlay, direct);
+            self.show_on_kms(feedback, barriers, overlay, direct);
             return Vec::new();
         }
         feedback

@@ -16,6 +16,7 @@ use std::time::Duration;
 use smithay::utils::Monotonic;
 use smithay::wayland::presentation::Refresh;
 
+use crate::handlers::frame_pacing::FifoBarriers;
 use crate::render::damage::Rect;
 use crate::render::occlusion::Quad;
 use crate::Axiom;
@@ -23,9 +24,9 @@ use crate::Axiom;
 impl Axiom {
     /// Called once per refresh interval of a clock (`vblank.rs`): `paced` names the
     /// output whose own clock ticks, None the primary clock; `vblank` is this tick's
-    /// time on CLOCK_MONOTONIC. Composes where the canvas changed, then tells the
-    /// windows this clock paces of the frame.
-    pub fn repaint_tick(&mut self, paced: Option<&Output>, vblank: Duration) {
+    /// time on CLOCK_MONOTONIC and `tick` its number. Composes where the canvas
+    /// changed, then tells the windows this clock paces of the frame.
+    pub fn repaint_tick(&mut self, paced: Option<&Output>, vblank: Duration, tick: u64) {
         let frame_due = self.take_frame_due(paced);
         let capture_waiting = self.pending_captures.iter().any(|c| !c.with_damage);
         // While the GPU still composes the last frame (or waits on a client's fence for
@@ -56,6 +57,7 @@ impl Axiom {
 
         // On a display, the feedback goes with the frame and is sent when its flip completes.
         let mut feedback = Vec::new();
+        let mut barriers = None;
         let mut damage = None;
         let mut overlay = None;
         let mut direct = None;
@@ -91,19 +93,22 @@ impl Axiom {
                 .map(|items| self.renderer.hidden_windows(items, on_top, &outputs))
                 .unwrap_or_default();
             feedback = self.take_presentation_feedback(paced, on_plane, accepted.is_some(), &hidden);
+            let mut taken = self.take_fifo_barriers(paced);
             self.hidden_windows = hidden;
             if let Some((surface, buffer, fb)) = accepted {
-                let primary = feedback.swap_remove(0).1;
+                let (output, primary) = feedback.swap_remove(0);
                 let tearing = crate::handlers::tearing_control::wants_tearing(&surface);
-                self.show_direct(fb, buffer, primary, tearing);
+                self.show_direct(fb, buffer, primary, taken.take_for(&output), tearing);
                 direct = Some(surface);
             }
+            barriers = Some(taken);
             self.needs_redraw = false;
         } else if frame_due && !throttled {
             // Composed at another output's tick already: what that frame hid, it still hides.
             // (While throttled, what clients committed is not composed yet: its feedback waits.)
             let hidden = std::mem::take(&mut self.hidden_windows);
             feedback = self.take_presentation_feedback(paced, None, false, &hidden);
+            barriers = Some(self.take_fifo_barriers(paced));
             self.hidden_windows = hidden;
         }
         let composed_now = composed.is_some();
@@ -111,7 +116,8 @@ impl Axiom {
             let on_plane = direct.is_some() || overlay.is_some();
             damage = self.renderer.render(&items);
             self.renderer.present();
-            feedback = self.show_frame(feedback, overlay, direct.is_some());
+            let frame_barriers = barriers.get_or_insert_default();
+            feedback = self.show_frame(feedback, frame_barriers, overlay, direct.is_some());
             self.composed_without_overlay = on_plane;
         } else if direct.is_some() {
             self.renderer.forget_frame();
@@ -132,42 +138,53 @@ impl Axiom {
 
         self.answer_captures(damage, vblank, screen.as_ref());
 
-        // Feedback taken is always answered: presented at this tick (off KMS, or for the
-        // outputs a client buffer on the primary plane does not cover).
+        // Off KMS a frame is presented when the GPU has finished it, or at this tick where
+        // it has already: its feedback, FIFO barriers and frame events wait for that.
         let interval = self.clock_interval(paced);
-        if !feedback.is_empty() {
-            self.frame_seq += 1;
+        let submission = self.renderer.completions.last();
+        let unfinished = !self.renderer.completions.has_finished(submission);
+        if send_frames && !self.backend.flips() {
+            for output in self.outputs_paced_by(paced) {
+                crate::outputs::count_frame(&output);
+            }
         }
+        // A frame waiting on a client's fence may wait for as long as that client likes:
+        // what it did not compose does not wait with it.
+        let owed = unfinished && (composed_now || !self.renderer.completions.waits_on_client());
+        let presented = Presented { tick, time: vblank, interval, paced: paced.cloned() };
+        let shown = ShownFrame { feedback, barriers: barriers.unwrap_or_default(), frame_events: send_frames };
+        if owed {
+            self.owed_at_completion.push((submission, presented, shown));
+        } else {
+            self.present(&presented, shown, vblank);
+        }
+        // Commit timers due by the next frame; while throttled, what clients committed is
+        // not shown yet: they wait.
+        if send_frames && !throttled && self.release_commit_timers(paced, vblank + interval) {
+            self.tick_again(paced);
+        }
+        self.apply_released_fifo_commits();
+    }
+
+    /// Presents a frame of the clock `presented.paced` names at `time` (not before its
+    /// tick): its feedback, frame events (a client that draws its next frame now finds
+    /// the GPU free for it, where one told earlier would only wait behind this frame:
+    /// `scripts/bench-kms`), and its FIFO barriers.
+    fn present(&mut self, presented: &Presented, shown: ShownFrame, time: Duration) {
+        let time = time.max(presented.time);
+        let ShownFrame { feedback, barriers, frame_events } = shown;
         for (_, mut feedback) in feedback {
             feedback.presented::<_, Monotonic>(
-                vblank,
-                Refresh::Fixed(interval),
-                self.frame_seq,
+                time,
+                Refresh::Fixed(presented.interval),
+                presented.tick,
                 wp_presentation_feedback::Kind::Vsync | wp_presentation_feedback::Kind::HwCompletion,
             );
         }
-        if send_frames {
-            if !self.backend.flips() {
-                // Off KMS a frame is shown at its clock's tick (headless), or handed to the window system.
-                for output in self.outputs_paced_by(paced) {
-                    crate::outputs::count_frame(&output);
-                }
-            }
-            // The windows of a composed frame hear of it once the GPU has finished it: a
-            // client that draws its next frame then finds the GPU free for it, where one
-            // told now would only wait behind this frame (`scripts/bench-kms`).
-            let submission = self.renderer.completions.last();
-            if composed_now && !self.renderer.completions.has_finished(submission) {
-                self.frame_events_owed.push((submission, paced.cloned()));
-            } else {
-                self.send_frame_events(paced, vblank);
-            }
-            // FIFO barriers of what was just shown, and commit timers due by the next frame;
-            // while throttled, what clients committed is not shown yet: they wait.
-            if !throttled && self.release_paced_commits(paced, vblank + interval) {
-                self.tick_again(paced);
-            }
+        if frame_events {
+            self.send_frame_events(presented.paced.as_ref(), time);
         }
+        drop(barriers);
     }
 
     /// The GPU has finished submission `id` and those before it (`render/completion.rs`):
@@ -176,11 +193,12 @@ impl Axiom {
         self.renderer.finished_through(id);
         self.flip_written_frames();
         let now: Duration = smithay::utils::Clock::<Monotonic>::new().now().into();
-        let (done, waiting) = std::mem::take(&mut self.frame_events_owed).into_iter().partition(|(s, _)| *s <= id);
-        self.frame_events_owed = waiting;
-        for (_, paced) in done {
-            self.send_frame_events(paced.as_ref(), now);
+        let (done, waiting) = std::mem::take(&mut self.owed_at_completion).into_iter().partition(|(s, ..)| *s <= id);
+        self.owed_at_completion = waiting;
+        for (_, presented, shown) in done {
+            self.present(&presented, shown, now);
         }
+        self.apply_released_fifo_commits();
     }
 
     /// Frame callbacks (at `time`) for the windows the clock `paced` names paces.
@@ -256,4 +274,21 @@ impl Axiom {
         hidden.discarded();
         feedback
     }
+}
+
+/// Which frame of which clock a composed frame is, for its presentation: the tick
+/// that composed it (its number is the frame's `seq`, the output's refresh count),
+/// and the refresh interval.
+pub struct Presented {
+    tick: u64,
+    time: Duration,
+    interval: Duration,
+    paced: Option<Output>,
+}
+
+/// What waits for a frame off KMS to be presented.
+pub struct ShownFrame {
+    feedback: Vec<(Output, OutputPresentationFeedback)>,
+    barriers: FifoBarriers,
+    frame_events: bool,
 }

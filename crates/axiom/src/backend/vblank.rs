@@ -97,7 +97,7 @@ impl Axiom {
 
     fn on_vblank(&mut self) -> TimeoutAction {
         let tick = self.vblank.armed.unwrap_or_else(|| self.vblank.next_tick());
-        self.repaint_tick(None, self.vblank.monotonic(tick));
+        self.repaint_tick(None, self.vblank.monotonic(tick), u64::from(tick));
         // Captures that wait for damage are answered by the repaint that damage schedules.
         if self.needs_redraw || self.vblank.frame_due || self.pending_captures.iter().any(|c| !c.with_damage) {
             let next = self.vblank.next_tick().max(tick + 1);
@@ -134,7 +134,7 @@ impl Axiom {
         let clock = &self.output_clocks[index].vblank;
         let tick = clock.armed.unwrap_or_else(|| clock.next_tick());
         let time = clock.monotonic(tick);
-        self.repaint_tick(Some(output), time);
+        self.repaint_tick(Some(output), time, u64::from(tick));
         let clock = &mut self.output_clocks[index].vblank;
         if clock.frame_due {
             let next = clock.next_tick().max(tick + 1);

@@ -239,3 +239,38 @@ pub fn settled_footprint(pid: u32) -> (usize, u64) {
     std::thread::sleep(Duration::from_millis(300));
     footprint(pid)
 }
+
+/// Asserts that presented frames (`Presented::Presented`, in order) sit on one
+/// output's refresh grid. Headless presentation time is when the frame's GPU work
+/// finished, after the refresh (`seq`) that composed it: so each frame has a refresh
+/// of its own (seq increases), and time less seq times `interval` (when that
+/// output's refresh 0 was, plus the frame's GPU time) varies by less than
+/// `slack`, the most GPU time allowed. Every frame reports the refresh `interval`.
+pub fn assert_on_refresh_grid(
+    presented: &[axiom_testclient::client::Presented],
+    interval: Duration,
+    slack: Duration,
+    what: &str,
+) {
+    use axiom_testclient::client::Presented;
+    let frames: Vec<(Duration, u64, u32)> = presented
+        .iter()
+        .map(|p| match *p {
+            Presented::Presented { time, seq, refresh_ns, .. } => (time, seq, refresh_ns),
+            Presented::Discarded => panic!("{what}: a frame was discarded: {presented:?}"),
+        })
+        .collect();
+    let refresh = interval.as_nanos() as u32;
+    assert!(frames.iter().all(|f| f.2 == refresh), "{what}: every frame reports refresh {refresh} ns: {frames:?}");
+    assert!(frames.windows(2).all(|w| w[0].1 < w[1].1), "{what}: one refresh per frame (seq): {frames:?}");
+    assert!(frames.windows(2).all(|w| w[0].0 < w[1].0), "{what}: times increase: {frames:?}");
+    let offsets: Vec<i128> = frames
+        .iter()
+        .map(|&(time, seq, _)| time.as_nanos() as i128 - i128::from(seq) * interval.as_nanos() as i128)
+        .collect();
+    let spread = offsets.iter().max().unwrap_or(&0) - offsets.iter().min().unwrap_or(&0);
+    assert!(
+        spread < slack.as_nanos() as i128,
+        "{what}: time less seq refreshes of {interval:?} varies by {spread} ns, more than {slack:?}: {frames:?}"
+    );
+}

@@ -244,6 +244,7 @@ impl Axiom {
     pub(crate) fn show_on_kms(
         &mut self,
         mut feedback: Vec<(smithay::output::Output, OutputPresentationFeedback)>,
+        barriers: &mut crate::handlers::frame_pacing::FifoBarriers,
         mut overlay: Option<Overlay>,
         direct: bool,
     ) {
@@ -256,7 +257,8 @@ impl Axiom {
                 Some(at) => feedback.swap_remove(at).1,
                 None => OutputPresentationFeedback::new(&head.output),
             };
-            head.show(&mut self.renderer, feedback, overlay.take().filter(|_| index == 0));
+            let barriers = barriers.take_for(&head.output);
+            head.show(&mut self.renderer, feedback, barriers, overlay.take().filter(|_| index == 0));
         }
     }
 

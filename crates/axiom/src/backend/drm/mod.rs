@@ -50,6 +50,7 @@ use smithay::utils::{DeviceFd, Monotonic, Rectangle, Transform};
 use smithay::wayland::presentation::Refresh;
 
 use crate::cli::Options;
+use crate::handlers::frame_pacing::FifoBarriers;
 use crate::render::completion::SubmissionId;
 use crate::render::scanout_target::{ScanoutTarget, SharedScanoutBuffer};
 use crate::render::Renderer;
@@ -358,6 +359,8 @@ struct QueuedFrame {
     /// The client buffers it puts on planes, kept (unreleased) while the display
     /// may read them.
     buffers: Vec<Buffer>,
+    /// The FIFO barriers of what it shows, signalled once it is presented (or dropped).
+    barriers: FifoBarriers,
     /// Its surface asks to tear (a client buffer on the primary plane alone).
     tearing: bool,
     /// It was flipped asynchronously: shown at once, not at a vblank.
@@ -530,12 +533,19 @@ impl KmsOutput {
 
     /// A new frame was composed (with `overlay` on its plane above it): show it now, or
     /// at the vblank that ends the pending flip.
-    pub fn show(&mut self, renderer: &mut Renderer, feedback: OutputPresentationFeedback, overlay: Option<Overlay>) {
+    pub fn show(
+        &mut self,
+        renderer: &mut Renderer,
+        feedback: OutputPresentationFeedback,
+        barriers: FifoBarriers,
+        overlay: Option<Overlay>,
+    ) {
         let (overlay, buffers) = match overlay {
             Some(overlay) => (Some(overlay.frame), vec![overlay.buffer]),
             None => (None, Vec::new()),
         };
-        let frame = QueuedFrame { frame: Frame::Composed, overlay, feedback, buffers, tearing: false, torn: false };
+        let frame =
+            QueuedFrame { frame: Frame::Composed, overlay, feedback, buffers, barriers, tearing: false, torn: false };
         self.queue(frame, renderer);
     }
 
@@ -545,18 +555,23 @@ impl KmsOutput {
         buffer: Buffer,
         renderer: &mut Renderer,
         feedback: OutputPresentationFeedback,
+        barriers: FifoBarriers,
         tearing: bool,
     ) {
         let frame = Frame::Client(fb);
-        let queued = QueuedFrame { frame, overlay: None, feedback, buffers: vec![buffer], tearing, torn: false };
+        let buffers = vec![buffer];
+        let queued = QueuedFrame { frame, overlay: None, feedback, buffers, barriers, tearing, torn: false };
         self.queue(queued, renderer);
     }
 
-    fn queue(&mut self, frame: QueuedFrame, renderer: &mut Renderer) {
-        // A frame still waiting is replaced before it was ever shown.
-        if let Some(mut superseded) = self.next.replace(frame) {
+    fn queue(&mut self, mut frame: QueuedFrame, renderer: &mut Renderer) {
+        // A frame still waiting is replaced before it was ever shown: what it showed
+        // of FIFO surfaces, the new one shows or replaces.
+        if let Some(mut superseded) = self.next.take() {
             superseded.feedback.discarded();
+            frame.barriers.absorb(std::mem::take(&mut superseded.barriers));
         }
+        self.next = Some(frame);
         self.flush(renderer);
     }
 
@@ -775,5 +790,6 @@ impl Axiom {
             in_use.extend(frame.client_framebuffers().map(Some));
         }
         head.scanout.forget_dead(&head.fd, &in_use);
+        self.apply_released_fifo_commits();
     }
 }

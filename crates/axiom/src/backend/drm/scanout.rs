@@ -329,10 +329,11 @@ impl Axiom {
         fb: framebuffer::Handle,
         buffer: Buffer,
         feedback: OutputPresentationFeedback,
+        barriers: crate::handlers::frame_pacing::FifoBarriers,
         tearing: bool,
     ) {
         if let Some(kms) = self.backend.kms_mut().and_then(|kms| kms.heads.first_mut()) {
-            kms.show_client(fb, buffer, &mut self.renderer, feedback, tearing);
+            kms.show_client(fb, buffer, &mut self.renderer, feedback, barriers, tearing);
         }
     }
 
