@@ -53,6 +53,12 @@ struct Args {
     /// Frames of the `--against` workload.
     #[arg(long, default_value_t = 300)]
     frames: usize,
+    /// The `--against` workload paced by wp_fifo_v1 instead of frame callbacks.
+    #[arg(long, requires = "against")]
+    fifo: bool,
+    /// Only the matrix's workloads whose names contain this.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 fn workloads(quick: bool) -> Vec<Workload> {
@@ -66,6 +72,7 @@ fn workloads(quick: bool) -> Vec<Workload> {
         path,
         damage_percent,
         frames: frames(n),
+        fifo: false,
     };
     use BufferPath::*;
     const P1080: (u32, u32) = (1920, 1080);
@@ -83,16 +90,26 @@ fn workloads(quick: bool) -> Vec<Workload> {
         w("720p XRGB8888 shm, 10% rows, 10 surfaces", 10, P720, fourcc::XRGB8888, Shm, 10, 60),
         w("720p XRGB8888 shm, 10% rows, 100 surfaces", 100, P720, fourcc::XRGB8888, Shm, 10, 20),
         w("idle: 10 mapped 720p surfaces, no commits", 10, P720, fourcc::XRGB8888, Shm, 0, 0),
+        // The same window paced by frame callbacks, then by FIFO barriers.
+        w("720p XRGB8888 shm, full damage", 1, P720, fourcc::XRGB8888, Shm, 100, 240),
+        Workload {
+            fifo: true,
+            ..w("720p XRGB8888 shm, full damage, FIFO (wp_fifo_v1, 2 queued)", 1, P720, fourcc::XRGB8888, Shm, 100, 240)
+        },
     ]
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let (Some(socket), Some(pid)) = (&args.against, args.pid) {
-        return against(socket, pid, args.frames);
+        return against(socket, pid, args.frames, args.fifo);
     }
     anyhow::ensure!(args.all, "pass --all to run the matrix (see --help)");
-    let workloads = workloads(args.quick);
+    let mut workloads = workloads(args.quick);
+    if let Some(only) = &args.only {
+        workloads.retain(|w| w.name.contains(only.as_str()));
+        anyhow::ensure!(!workloads.is_empty(), "no workload's name contains {only:?}");
+    }
 
     // Each compared compositor: its column's name, and how to start a fresh one.
     type Column = (String, Box<dyn Fn() -> anyhow::Result<Server>>);
@@ -110,7 +127,8 @@ fn main() -> anyhow::Result<()> {
     }
 
     let bandwidth = floor::memcpy_bandwidth(3840 * 2160 * 4);
-    let mut report = report::Report::new(bandwidth);
+    let command = std::env::args().skip(1).fold("axiom-bench".to_string(), |line, arg| line + " " + &arg);
+    let mut report = report::Report::new(command, bandwidth);
     for (name, start) in &columns {
         for workload in &workloads {
             // A fresh compositor per workload: no state carries over between rows.
@@ -123,7 +141,7 @@ fn main() -> anyhow::Result<()> {
             if let Err(err) = &result {
                 eprintln!("  failed: {err:#}");
             }
-            report.add(name, workload, result.ok());
+            report.add(name, workload, result);
         }
     }
     let text = report.markdown(&workloads, &columns.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
@@ -137,7 +155,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// One windowed workload against a running compositor, as one line of figures.
-fn against(socket: &std::path::Path, pid: u32, frames: usize) -> anyhow::Result<()> {
+fn against(socket: &std::path::Path, pid: u32, frames: usize, fifo: bool) -> anyhow::Result<()> {
     let workload = Workload {
         name: "640x480 XRGB8888 shm, full damage".into(),
         surfaces: 1,
@@ -147,6 +165,7 @@ fn against(socket: &std::path::Path, pid: u32, frames: usize) -> anyhow::Result<
         path: BufferPath::Shm,
         damage_percent: 100,
         frames,
+        fifo,
     };
     let m = workload::run(socket, pid, &workload)?;
     println!(

@@ -5,14 +5,18 @@ use std::collections::HashMap;
 use crate::workload::{Measurement, Workload};
 
 pub struct Report {
+    /// How the report was made: `axiom-bench` and its arguments.
+    command: String,
     memcpy_bytes_per_s: f64,
     results: HashMap<(String, String), Option<Measurement>>,
+    /// Why each failed cell failed: "column, workload: error".
+    failures: Vec<String>,
     adapters: Vec<(String, String)>,
 }
 
 impl Report {
-    pub fn new(memcpy_bytes_per_s: f64) -> Self {
-        Self { memcpy_bytes_per_s, results: HashMap::new(), adapters: Vec::new() }
+    pub fn new(command: String, memcpy_bytes_per_s: f64) -> Self {
+        Self { command, memcpy_bytes_per_s, results: HashMap::new(), failures: Vec::new(), adapters: Vec::new() }
     }
 
     pub fn note_adapter(&mut self, column: &str, adapter: String) {
@@ -21,8 +25,11 @@ impl Report {
         }
     }
 
-    pub fn add(&mut self, column: &str, workload: &Workload, result: Option<Measurement>) {
-        self.results.insert((column.to_string(), workload.name.clone()), result);
+    pub fn add(&mut self, column: &str, workload: &Workload, result: anyhow::Result<Measurement>) {
+        if let Err(err) = &result {
+            self.failures.push(format!("{column}, {}: {err:#}", workload.name));
+        }
+        self.results.insert((column.to_string(), workload.name.clone()), result.ok());
     }
 
     fn get(&self, column: &str, workload: &Workload) -> Option<&Measurement> {
@@ -36,12 +43,15 @@ impl Report {
             |m: Option<&Measurement>, f: &dyn Fn(&Measurement) -> String| m.map(f).unwrap_or_else(|| "failed".into());
 
         out.push_str("# Performance: cost per frame of each buffer path\n\n");
-        out.push_str("Produced by `scripts/bench` (`axiom-bench --all`). Every row starts a fresh compositor\n");
+        out.push_str(&format!("Produced by `{}` (`scripts/bench` runs `axiom-bench --all`).\n", self.command));
+        out.push_str("Every row starts a fresh compositor\n");
         out.push_str("with a 1920x1080 headless output at 60 Hz; the client commits with the given damage\n");
         out.push_str("each frame, paced by frame callbacks, after 10 warm-up frames. CPU time is the\n");
         out.push_str("compositor's, all threads (the software renderer's included), from\n");
         out.push_str("/proc/PID/task/*/schedstat. The memcpy floor is the time to copy the damaged bytes\n");
-        out.push_str("once at this machine's memcpy bandwidth, measured in the same run.\n\n");
+        out.push_str("once at this machine's memcpy bandwidth, measured in the same run. The FIFO row is\n");
+        out.push_str("paced by wp_fifo_v1 instead: the client commits as fast as FIFO barriers let it,\n");
+        out.push_str("with two frames queued ahead of the screen; its frame rate counts presented frames.\n\n");
         out.push_str(&format!("Machine: {}\n\n", machine()));
         out.push_str(&format!("memcpy bandwidth: {:.2} GB/s\n\n", self.memcpy_bytes_per_s / 1e9));
         for (column, adapter) in &self.adapters {
@@ -107,6 +117,12 @@ impl Report {
         });
         out.push_str("\n## Peak RSS of the compositor (MiB)\n\n");
         out.push_str(&table(named(&["workload"], &[]), rows));
+        if !self.failures.is_empty() {
+            out.push_str("\n## Failed\n\n");
+            for failure in &self.failures {
+                out.push_str(&format!("- {failure}\n"));
+            }
+        }
         out
     }
 }

@@ -1,6 +1,7 @@
 //! One workload: N surfaces of one size, format and buffer path, committing
-//! with full or partial damage, paced by frame callbacks.
+//! with full or partial damage, paced by frame callbacks or by wp_fifo_v1.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,14 @@ pub struct Workload {
     /// Percent of rows damaged each frame (100: full damage; 0: the client stays idle).
     pub damage_percent: u32,
     pub frames: usize,
+    /// Paced by wp_fifo_v1 instead of frame callbacks: each commit sets a FIFO barrier
+    /// and waits on the last one's, and the client queues frames as fast as that lets
+    /// it, at most `FIFO_QUEUE` ahead of the screen, as a Vulkan FIFO swapchain does.
+    pub fifo: bool,
 }
+
+/// Frames a FIFO client keeps committed but not yet presented.
+const FIFO_QUEUE: usize = 2;
 
 impl Workload {
     /// Bytes the compositor must read per frame (damaged rows of every plane, all surfaces).
@@ -138,6 +146,14 @@ pub fn run(socket: &Path, pid: u32, workload: &Workload) -> anyhow::Result<Measu
     }
 
     let rows = workload.damaged_rows() as i32;
+    // The newest (topmost) surface paces the loop: compositors may send no frame
+    // callbacks to surfaces that others cover completely (weston does not).
+    let pacer = surfaces.len() - 1;
+    let fifo = match workload.fifo {
+        true => Some(client.fifo(&surfaces[pacer].window.surface).context("wp_fifo_v1")?),
+        false => None,
+    };
+    let mut queued = VecDeque::new();
     let warmup = 10;
     let mut feedbacks = Vec::new();
     let mut commits = Vec::new();
@@ -151,9 +167,6 @@ pub fn run(socket: &Path, pid: u32, workload: &Workload) -> anyhow::Result<Measu
         let measured = frame >= warmup;
         // Damage moves down the buffer so that every row gets its turn.
         let top = ((frame as i32) * rows) % (workload.height as i32 - rows + 1).max(1);
-        // The newest (topmost) surface paces the loop: compositors may send no frame
-        // callbacks to surfaces that others cover completely (weston does not).
-        let pacer = surfaces.len() - 1;
         for (index, surface) in surfaces.iter().enumerate() {
             if index == pacer && measured {
                 feedbacks.push(client.request_feedback(&surface.window.surface));
@@ -168,7 +181,26 @@ pub fn run(socket: &Path, pid: u32, workload: &Workload) -> anyhow::Result<Measu
         if measured {
             commits.push(now(clock));
         }
-        client.commit_and_wait_frame(&surfaces[pacer].window.surface)?;
+        let surface = &surfaces[pacer].window.surface;
+        match &fifo {
+            None => client.commit_and_wait_frame(surface)?,
+            Some(fifo) => {
+                queued.push_back(client.request_feedback(surface));
+                fifo.set_barrier();
+                fifo.wait_barrier();
+                surface.commit();
+                client.flush()?;
+                if queued.len() > FIFO_QUEUE {
+                    let oldest = queued.pop_front().context("queued frames")?;
+                    client.wait_for_feedback(&[oldest])?;
+                }
+            }
+        }
+    }
+    // Frames paced by frame callbacks are counted as they are committed; FIFO frames,
+    // queued ahead, once the last is presented.
+    if fifo.is_some() {
+        client.wait_for_feedback(&feedbacks)?;
     }
     let wall = wall_start.elapsed();
     let cpu = crate::procstat::cpu_ns(pid)? - cpu_start;
