@@ -127,7 +127,8 @@ fn main() -> anyhow::Result<()> {
     }
 
     let bandwidth = floor::memcpy_bandwidth(3840 * 2160 * 4);
-    let command = std::env::args().skip(1).fold("axiom-bench".to_string(), |line, arg| line + " " + &arg);
+    let quoted = |arg: String| if arg.contains(' ') { format!("\"{arg}\"") } else { arg };
+    let command = std::env::args().skip(1).map(quoted).fold("axiom-bench".to_string(), |line, arg| line + " " + &arg);
     let mut report = report::Report::new(command, bandwidth);
     for (name, start) in &columns {
         for workload in &workloads {

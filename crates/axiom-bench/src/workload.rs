@@ -161,6 +161,9 @@ pub fn run(socket: &Path, pid: u32, workload: &Workload) -> anyhow::Result<Measu
     let mut wall_start = Instant::now();
     for frame in 0..warmup + workload.frames {
         if frame == warmup {
+            // The clock starts with no warm-up frame still queued.
+            let warm: Vec<_> = queued.drain(..).collect();
+            client.wait_for_feedback(&warm)?;
             cpu_start = crate::procstat::cpu_ns(pid)?;
             wall_start = Instant::now();
         }

@@ -84,7 +84,8 @@ pub struct Axiom {
     pub needs_redraw: bool,
     /// Screencopy requests waiting for the next repaint.
     pub pending_captures: Vec<PendingCapture>,
-    /// Sequence number of the last presented frame (wp_presentation `seq`).
+    /// Sequence number for a KMS flip whose event carried no time (wp_presentation
+    /// `seq`); elsewhere a frame's `seq` is its tick's number.
     pub frame_seq: u64,
     /// Frames presented once the GPU has finished the submission that composed them:
     /// their feedback, FIFO barriers and frame events (`backend/repaint.rs`).

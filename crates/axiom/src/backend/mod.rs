@@ -64,8 +64,8 @@ impl Backend {
 impl Axiom {
     /// Shows a composed frame: on KMS with the next flip of each output (`overlay`: the
     /// client buffer the primary output's overlay plane shows; `direct`: its primary plane
-    /// shows one), which then presents `feedback`. Elsewhere the frame is shown already (a
-    /// window) or at this tick (headless): `feedback` comes back, to present now.
+    /// shows one), which then presents `feedback`. Elsewhere `feedback` comes back, to be
+    /// presented when the GPU has finished the frame (`backend/repaint.rs`).
     pub(crate) fn show_frame(
         &mut self,
         feedback: Vec<(Output, OutputPresentationFeedback)>,

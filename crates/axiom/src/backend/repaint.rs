@@ -153,10 +153,17 @@ impl Axiom {
         let owed = unfinished && (composed_now || !self.renderer.completions.waits_on_client());
         let presented = Presented { tick, time: vblank, interval, paced: paced.cloned() };
         let shown = ShownFrame { feedback, barriers: barriers.unwrap_or_default(), frame_events: send_frames };
-        if owed {
+        // Frames the GPU has finished (the event loop may have waited for it this tick,
+        // for a capture or a pool's remap) go before this tick's.
+        self.present_finished_frames();
+        if shown.is_empty() {
+            // Nothing waits for this frame (a throttled tick): nothing is owed for it.
+        } else if owed {
             self.owed_at_completion.push((submission, presented, shown));
         } else {
-            self.present(&presented, shown, vblank);
+            // Now, not the tick's time: never before a frame presented just above.
+            let now: Duration = smithay::utils::Clock::<Monotonic>::new().now().into();
+            self.present(&presented, shown, now);
         }
         // Commit timers due by the next frame; while throttled, what clients committed is
         // not shown yet: they wait.
@@ -192,13 +199,23 @@ impl Axiom {
     pub(crate) fn on_gpu_finished(&mut self, id: crate::render::completion::SubmissionId) {
         self.renderer.finished_through(id);
         self.flip_written_frames();
-        let now: Duration = smithay::utils::Clock::<Monotonic>::new().now().into();
-        let (done, waiting) = std::mem::take(&mut self.owed_at_completion).into_iter().partition(|(s, ..)| *s <= id);
+        self.present_finished_frames();
+        self.apply_released_fifo_commits();
+    }
+
+    /// Presents, now, the frames owed to submissions the GPU has finished.
+    fn present_finished_frames(&mut self) {
+        if self.owed_at_completion.is_empty() {
+            return;
+        }
+        let completions = &self.renderer.completions;
+        let (done, waiting) =
+            std::mem::take(&mut self.owed_at_completion).into_iter().partition(|(s, ..)| completions.has_finished(*s));
         self.owed_at_completion = waiting;
+        let now: Duration = smithay::utils::Clock::<Monotonic>::new().now().into();
         for (_, presented, shown) in done {
             self.present(&presented, shown, now);
         }
-        self.apply_released_fifo_commits();
     }
 
     /// Frame callbacks (at `time`) for the windows the clock `paced` names paces.
@@ -291,4 +308,10 @@ pub struct ShownFrame {
     feedback: Vec<(Output, OutputPresentationFeedback)>,
     barriers: FifoBarriers,
     frame_events: bool,
+}
+
+impl ShownFrame {
+    fn is_empty(&self) -> bool {
+        self.feedback.is_empty() && self.barriers.is_empty() && !self.frame_events
+    }
 }

@@ -7,9 +7,10 @@
 //! canvas changed.
 //!
 //! Tick k happens at start + k * interval on CLOCK_MONOTONIC; headless and
-//! winit presentation times are tick times, so they are exact multiples of the
-//! interval apart as on a real display. A clock runs only while there is
-//! work: an idle compositor does not wake up at all.
+//! winit frames are presented when the GPU has finished them, never before
+//! the tick that composed them, with that tick's number as their `seq`
+//! (`backend/repaint.rs`). A clock runs only while there is work: an idle
+//! compositor does not wake up at all.
 
 use std::time::{Duration, Instant};
 

@@ -160,6 +160,10 @@ impl FifoBarriers {
         FifoBarriers(on)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Takes over `other`'s barriers (a frame replacing an unshown one).
     pub fn absorb(&mut self, mut other: FifoBarriers) {
         self.0.append(&mut other.0);
