@@ -200,8 +200,8 @@ pub fn run(socket: &Path, pid: u32, workload: &Workload) -> anyhow::Result<Measu
             }
         }
     }
-    // Frames paced by frame callbacks are counted as they are committed; FIFO frames,
-    // queued ahead, once the last is presented.
+    // Frames paced by frame callbacks are counted as they are committed; the CPU of
+    // FIFO frames, queued ahead, once the last is presented.
     if fifo.is_some() {
         client.wait_for_feedback(&feedbacks)?;
     }
@@ -212,15 +212,30 @@ pub fn run(socket: &Path, pid: u32, workload: &Workload) -> anyhow::Result<Measu
         .iter()
         .zip(&commits)
         .filter_map(|(result, commit)| match result {
-            Presented::Presented { time, .. } => Some(time.saturating_sub(*commit).as_secs_f64() * 1000.0),
+            // Signed: a presentation time stamped before the commit shows as negative.
+            Presented::Presented { time, .. } => Some((time.as_secs_f64() - commit.as_secs_f64()) * 1000.0),
             Presented::Discarded => None,
         })
         .collect();
     latencies.sort_by(f64::total_cmp);
+    // FIFO frames per second: presented ones, between the first and the last presentation.
+    let presented: Vec<Duration> = results
+        .iter()
+        .filter_map(|r| match r {
+            Presented::Presented { time, .. } => Some(*time),
+            Presented::Discarded => None,
+        })
+        .collect();
+    let fps = match (fifo.is_some(), presented.first(), presented.last()) {
+        (true, Some(first), Some(last)) if last > first => {
+            (presented.len() - 1) as f64 / (*last - *first).as_secs_f64()
+        }
+        _ => workload.frames as f64 / wall.as_secs_f64(),
+    };
     let pick =
         |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
     Ok(Measurement {
-        fps: workload.frames as f64 / wall.as_secs_f64(),
+        fps,
         cpu_ms_per_frame: cpu as f64 / 1e6 / workload.frames as f64,
         latency_median_ms: pick(0.5),
         latency_p99_ms: pick(0.99),
