@@ -160,6 +160,16 @@ pub fn load_png(path: &std::path::Path) -> Image {
     })
 }
 
+/// One opaque XRGB8888 wl_shm buffer of `size`x`size` per colour.
+pub fn solid_buffers(client: &mut TestClient, size: u32, colours: &[Rgba]) -> Vec<Buffer> {
+    colours
+        .iter()
+        .map(|&c| {
+            client.create_buffer(&Image::solid(size, size, c), Format32::Xrgb8888, size as usize * 4, 0xff).unwrap()
+        })
+        .collect()
+}
+
 /// Maps a window showing a `width`x`height` test pattern and waits until it is on screen.
 pub fn show_pattern(client: &mut TestClient, width: u32, height: u32) -> (Window, Buffer, Image) {
     let window = client.create_window("pattern").unwrap();

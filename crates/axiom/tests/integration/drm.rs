@@ -20,7 +20,7 @@ use wayland_client::protocol::wl_output::WlOutput;
 use wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1;
 
 use crate::common::{
-    assert_image, axiom_binary, centred, import_stats, load_png, non_background, open_fds, BACKGROUND,
+    assert_image, axiom_binary, centred, import_stats, load_png, non_background, open_fds, solid_buffers, BACKGROUND,
 };
 use crate::third_party::{spawn, wait_exit};
 
@@ -910,10 +910,7 @@ fn presentation_feedback_carries_the_kernels_flip_time_and_sequence() {
     let compositor = start_drm();
     let mut client = compositor.connect().unwrap();
     let window = client.create_window("presented").unwrap();
-    let buffers: Vec<_> = [Rgba::opaque(10, 20, 30), Rgba::opaque(30, 20, 10)]
-        .iter()
-        .map(|&c| client.create_buffer(&Image::solid(64, 64, c), Format32::Xrgb8888, 256, 0xff).unwrap())
-        .collect();
+    let buffers = solid_buffers(&mut client, 64, &[Rgba::opaque(10, 20, 30), Rgba::opaque(30, 20, 10)]);
     let mut feedbacks = Vec::new();
     for i in 0..8 {
         feedbacks.push(client.request_feedback(&window.surface));
@@ -1238,10 +1235,7 @@ fn fifo_frames_are_each_shown_by_a_flip_of_their_own() {
     let compositor = start_drm();
     let mut client = compositor.connect().unwrap();
     let window = client.create_window("fifo").unwrap();
-    let buffers: Vec<Buffer> = [Rgba::opaque(200, 40, 40), Rgba::opaque(40, 40, 200)]
-        .iter()
-        .map(|&c| client.create_buffer(&Image::solid(64, 64, c), Format32::Xrgb8888, 256, 0xff).unwrap())
-        .collect();
+    let buffers = solid_buffers(&mut client, 64, &[Rgba::opaque(200, 40, 40), Rgba::opaque(40, 40, 200)]);
     client.present(&window.surface, &buffers[1]).unwrap();
 
     let unpaced = crate::frame_pacing::commit_burst(&mut client, &window, &buffers, 6, false);
@@ -1272,28 +1266,20 @@ fn fifo_frames_are_each_shown_by_a_flip_of_their_own() {
 #[test]
 #[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
 fn a_commit_with_a_target_time_is_flipped_at_or_after_it() {
-    use axiom_testclient::pacing::{monotonic_now, set_target};
+    use axiom_testclient::pacing::monotonic_now;
     let compositor = start_drm();
     let mut client = compositor.connect().unwrap();
     let (width, height) = output_size(&mut client);
     let (x, y) = centred(width, height, 64, 64);
     let window = client.create_window("timed").unwrap();
     let colours = [Rgba::opaque(200, 40, 40), Rgba::opaque(40, 40, 200)];
-    let buffers: Vec<Buffer> = colours
-        .iter()
-        .map(|&c| client.create_buffer(&Image::solid(64, 64, c), Format32::Xrgb8888, 256, 0xff).unwrap())
-        .collect();
+    let buffers = solid_buffers(&mut client, 64, &colours);
     client.present(&window.surface, &buffers[1]).unwrap();
     wait_on_crtc(&compositor, "drm-timed-before", |shot| shot.crop(x, y, 64, 64) == Image::solid(64, 64, colours[1]));
 
     let timer = client.commit_timer(&window.surface).unwrap();
     let target = monotonic_now() + Duration::from_millis(1500);
-    let feedback = client.request_feedback(&window.surface);
-    window.surface.attach(Some(&buffers[0].buffer), 0, 0);
-    window.surface.damage_buffer(0, 0, 64, 64);
-    set_target(&timer, target);
-    window.surface.commit();
-    client.flush().unwrap();
+    let feedback = crate::frame_pacing::commit_at(&mut client, &window, &buffers[0], &timer, target);
     let early = kms_grab(&compositor, &["--crtc", "0"]).0;
     if monotonic_now() < target {
         assert_eq!(early.crop(x, y, 64, 64), Image::solid(64, 64, colours[1]), "held until its target");

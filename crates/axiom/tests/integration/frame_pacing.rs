@@ -9,6 +9,8 @@ use axiom_testclient::client::Presented;
 use axiom_testclient::image::{Format32, Rgba};
 use axiom_testclient::pacing::{monotonic_now, set_target};
 use axiom_testclient::{Buffer, Compositor, Image, TestClient, Window};
+use wayland_protocols::wp::commit_timing::v1::client::wp_commit_timer_v1::WpCommitTimerV1;
+use wayland_protocols::wp::presentation_time::client::wp_presentation_feedback::WpPresentationFeedback;
 
 use crate::common::{assert_image, assert_on_refresh_grid, axiom_binary};
 
@@ -25,6 +27,24 @@ fn fullscreen_window(client: &mut TestClient, index: usize) -> (Window, Vec<Buff
         .unwrap();
     client.present(&window.surface, &buffers[1]).unwrap();
     (window, buffers)
+}
+
+/// Commits `buffer` (whole) on `window` with target time `target` through `timer`,
+/// asking for its presentation feedback.
+pub(crate) fn commit_at(
+    client: &mut TestClient,
+    window: &Window,
+    buffer: &Buffer,
+    timer: &WpCommitTimerV1,
+    target: Duration,
+) -> WpPresentationFeedback {
+    let feedback = client.request_feedback(&window.surface);
+    window.surface.attach(Some(&buffer.buffer), 0, 0);
+    window.surface.damage_buffer(0, 0, i32::MAX, i32::MAX);
+    set_target(timer, target);
+    window.surface.commit();
+    client.flush().unwrap();
+    feedback
 }
 
 /// Commits `frames` frames in one go, without waiting for anything, through FIFO
@@ -98,12 +118,7 @@ fn a_commit_with_a_target_time_is_shown_by_the_first_frame_at_or_after_it() {
     let gpu_time = Duration::from_millis(20);
 
     let target = monotonic_now() + Duration::from_millis(650);
-    let feedback = client.request_feedback(&window.surface);
-    window.surface.attach(Some(&buffers[0].buffer), 0, 0);
-    window.surface.damage_buffer(0, 0, 96, 64);
-    set_target(&timer, target);
-    window.surface.commit();
-    client.flush().unwrap();
+    let feedback = commit_at(&mut client, &window, &buffers[0], &timer, target);
     // Held until then: the screen still shows the previous buffer.
     let early = client.screenshot().unwrap();
     if monotonic_now() < target {
@@ -122,13 +137,9 @@ fn a_commit_with_a_target_time_is_shown_by_the_first_frame_at_or_after_it() {
     );
 
     // A target already past is no reason to wait.
-    let feedback = client.request_feedback(&window.surface);
-    window.surface.attach(Some(&buffers[1].buffer), 0, 0);
-    window.surface.damage_buffer(0, 0, 96, 64);
-    set_target(&timer, monotonic_now().saturating_sub(Duration::from_secs(1)));
     let committed = monotonic_now();
-    window.surface.commit();
-    client.flush().unwrap();
+    let feedback =
+        commit_at(&mut client, &window, &buffers[1], &timer, committed.saturating_sub(Duration::from_secs(1)));
     let Presented::Presented { time, .. } = client.wait_for_feedback(&[feedback]).unwrap()[0] else {
         panic!("a timed commit was discarded")
     };

@@ -8,7 +8,7 @@ use axiom_testclient::image::{Format32, Rgba};
 use axiom_testclient::{Buffer, Image, TestClient};
 use wayland_client::protocol::wl_surface::WlSurface;
 
-use crate::common::{axiom_binary, import_stats, start_with};
+use crate::common::{axiom_binary, import_stats, solid_buffers, start_with};
 
 #[test]
 fn presentation_timestamps_increase_at_the_refresh_interval() {
@@ -16,10 +16,7 @@ fn presentation_timestamps_increase_at_the_refresh_interval() {
     let mut client = compositor.connect().unwrap();
     assert_eq!(client.presentation_clock(), Some(1), "CLOCK_MONOTONIC");
     let window = client.create_window("presentation").unwrap();
-    let buffers: Vec<_> = [Rgba::opaque(10, 20, 30), Rgba::opaque(30, 20, 10)]
-        .iter()
-        .map(|&c| client.create_buffer(&Image::solid(16, 16, c), Format32::Xrgb8888, 64, 0xff).unwrap())
-        .collect();
+    let buffers = solid_buffers(&mut client, 16, &[Rgba::opaque(10, 20, 30), Rgba::opaque(30, 20, 10)]);
 
     let mut feedbacks = Vec::new();
     for i in 0..12 {
@@ -153,10 +150,7 @@ fn a_window_only_where_no_output_reaches_is_discarded() {
 
 /// Two 16x16 opaque buffers, red and green.
 fn small_buffers(client: &mut TestClient) -> Vec<Buffer> {
-    [Rgba::opaque(200, 0, 0), Rgba::opaque(0, 200, 0)]
-        .iter()
-        .map(|&c| client.create_buffer(&Image::solid(16, 16, c), Format32::Xrgb8888, 64, 0xff).unwrap())
-        .collect()
+    solid_buffers(client, 16, &[Rgba::opaque(200, 0, 0), Rgba::opaque(0, 200, 0)])
 }
 
 /// Presents `buffer` on `surface` and waits for what became of the frame.
@@ -175,10 +169,7 @@ fn frames_are_counted_per_output_and_read_back_only_for_captures() {
     let compositor = start_with(160, 120, &[]);
     let mut client = compositor.connect().unwrap();
     let window = client.create_window("counters").unwrap();
-    let buffers: Vec<_> = [Rgba::opaque(10, 20, 30), Rgba::opaque(30, 20, 10)]
-        .iter()
-        .map(|&c| client.create_buffer(&Image::solid(16, 16, c), Format32::Xrgb8888, 64, 0xff).unwrap())
-        .collect();
+    let buffers = solid_buffers(&mut client, 16, &[Rgba::opaque(10, 20, 30), Rgba::opaque(30, 20, 10)]);
     let counters = || {
         let stats = import_stats(&compositor);
         let frames: Vec<u64> = stats.iter().filter(|(k, _)| k.starts_with("frames_")).map(|(_, &n)| n).collect();
