@@ -61,6 +61,8 @@ pub struct Axiom {
     pub tearing_control_state: TearingControlState,
     /// Explicit sync, offered once a DRM device that can is driven (`handlers/drm_syncobj.rs`).
     pub drm_syncobj_state: Option<smithay::wayland::drm_syncobj::DrmSyncobjState>,
+    /// The DRM files its timelines are imported into (`handlers/timeline_files.rs`).
+    pub timeline_files: Option<crate::handlers::timeline_files::TimelineFiles>,
 
     pub space: Space<Window>,
     /// Toplevels that have not committed a buffer yet.
@@ -152,6 +154,7 @@ impl Axiom {
             color_representation_state: ColorRepresentationState::new(dh),
             tearing_control_state: TearingControlState::new(dh),
             drm_syncobj_state: None,
+            timeline_files: None,
             space,
             unmapped_windows: Vec::new(),
             popups: PopupManager::default(),

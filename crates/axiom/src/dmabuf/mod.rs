@@ -70,6 +70,9 @@ pub struct LiveImports {
     pub host_imports: usize,
     pub mappings: usize,
     pub textures: usize,
+    /// DRM files holding imported timelines, and the syncobj handles in them.
+    pub timeline_files: usize,
+    pub timeline_handles: usize,
 }
 
 /// What became of composed frames, for the counters: bytes of them read back from
@@ -201,7 +204,7 @@ impl DmabufState {
         let s = self.stats;
         let frames: String = output.frames.iter().map(|(name, n)| format!(" frames_{name}={n}")).collect();
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} held_acquires={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} readback_bytes={} loop_gpu_waits={} malloc_in_use={} malloc_free={}{}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} held_acquires={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} timeline_files={} timeline_handles={} readback_bytes={} loop_gpu_waits={} malloc_in_use={} malloc_free={}{}",
             s.created,
             s.failed,
             s.cpu_imports,
@@ -221,6 +224,8 @@ impl DmabufState {
             live.host_imports,
             live.mappings,
             live.textures,
+            live.timeline_files,
+            live.timeline_handles,
             output.readback_bytes,
             output.loop_gpu_waits,
             output.malloc.0,
@@ -259,11 +264,14 @@ pub fn fd_size(fd: BorrowedFd<'_>) -> Option<u64> {
 
 impl Axiom {
     pub fn log_import_stats(&self) {
+        let timelines = self.timeline_files.as_ref().map_or((0, 0), |files| files.counts());
         let live = LiveImports {
             imports: self.renderer.imports.len(),
             host_imports: self.renderer.host_imports.live(),
             mappings: self.renderer.mappings.len(),
             textures: crate::render::texture::live_textures(),
+            timeline_files: timelines.0,
+            timeline_handles: timelines.1,
         };
         let output = OutputCounters {
             readback_bytes: self.renderer.readback_bytes,

@@ -9,9 +9,11 @@
 //! the event loop: the surface keeps showing its previous buffer and nobody
 //! waits. Each timeline (its syncobj's fd) and each held commit's eventfd
 //! count against the client's fd limit; a held commit's watch goes with its
-//! surface.
+//! surface. Timelines live in DRM files of our own, replaced as timelines go
+//! (`timeline_files.rs`), because smithay never destroys their handles.
 
 use std::cell::RefCell;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,8 +24,9 @@ use smithay::reexports::calloop::RegistrationToken;
 use smithay::reexports::wayland_protocols::wp::linux_drm_syncobj::v1::server::{
     wp_linux_drm_syncobj_manager_v1::{self as manager, WpLinuxDrmSyncobjManagerV1},
     wp_linux_drm_syncobj_surface_v1::{Error, WpLinuxDrmSyncobjSurfaceV1},
-    wp_linux_drm_syncobj_timeline_v1::WpLinuxDrmSyncobjTimelineV1,
+    wp_linux_drm_syncobj_timeline_v1::{self as timeline, WpLinuxDrmSyncobjTimelineV1},
 };
+use smithay::reexports::wayland_server::backend::ClientId;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{delegate_dispatch, delegate_global_dispatch};
 use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, Resource};
@@ -36,6 +39,7 @@ use smithay::wayland::drm_syncobj::{
     DrmSyncobjState, DrmSyncobjSurfaceData, DrmSyncobjTimelineData,
 };
 
+use super::timeline_files::TimelineFiles;
 use crate::Axiom;
 
 impl DrmSyncobjHandler for Axiom {
@@ -44,10 +48,10 @@ impl DrmSyncobjHandler for Axiom {
     }
 }
 
-// smithay's, but for the manager: a timeline holds its syncobj's fd, charged to its client.
+// smithay's, but for the manager (a timeline holds its syncobj's fd, charged to its
+// client) and the timeline (its handle goes with the DRM file it lives in).
 delegate_global_dispatch!(Axiom: [WpLinuxDrmSyncobjManagerV1: DrmSyncobjGlobalData] => DrmSyncobjState);
 delegate_dispatch!(Axiom: [WpLinuxDrmSyncobjSurfaceV1: DrmSyncobjSurfaceData] => DrmSyncobjState);
-delegate_dispatch!(Axiom: [WpLinuxDrmSyncobjTimelineV1: DrmSyncobjTimelineData] => DrmSyncobjState);
 
 impl Dispatch<WpLinuxDrmSyncobjManagerV1, ()> for Axiom {
     fn request(
@@ -59,19 +63,56 @@ impl Dispatch<WpLinuxDrmSyncobjManagerV1, ()> for Axiom {
         dh: &DisplayHandle,
         data_init: &mut DataInit<'_, Self>,
     ) {
-        let timeline = match &request {
-            manager::Request::ImportTimeline { id, .. } => super::new_object_protocol_id(id),
-            _ => None,
+        let (timeline, received) = match &request {
+            manager::Request::ImportTimeline { id, fd } => (super::new_object_protocol_id(id), Some(fd.as_raw_fd())),
+            _ => (None, None),
         };
         <DrmSyncobjState as Dispatch<WpLinuxDrmSyncobjManagerV1, (), Self>>::request(
             state, client, resource, request, data, dh, data_init,
         );
-        let timeline =
-            timeline.and_then(|id| client.object_from_protocol_id::<WpLinuxDrmSyncobjTimelineV1>(dh, id).ok());
-        if let (Some(timeline), Some(usage)) = (timeline, crate::limits::usage(client)) {
+        let Some(timeline) =
+            timeline.and_then(|id| client.object_from_protocol_id::<WpLinuxDrmSyncobjTimelineV1>(dh, id).ok())
+        else {
+            return;
+        };
+        if let (Some(files), Some(received)) = (&mut state.timeline_files, received) {
+            files.imported(timeline.id(), received);
+        }
+        if let Some(usage) = crate::limits::usage(client) {
             if let Err(exceeded) = usage.add_timeline(&state.limits, &timeline) {
                 crate::limits::disconnect(dh, client, &exceeded);
             }
+        }
+    }
+}
+
+impl Dispatch<WpLinuxDrmSyncobjTimelineV1, DrmSyncobjTimelineData> for Axiom {
+    fn request(
+        state: &mut Self,
+        client: &Client,
+        resource: &WpLinuxDrmSyncobjTimelineV1,
+        request: timeline::Request,
+        data: &DrmSyncobjTimelineData,
+        dh: &DisplayHandle,
+        data_init: &mut DataInit<'_, Self>,
+    ) {
+        <DrmSyncobjState as Dispatch<WpLinuxDrmSyncobjTimelineV1, DrmSyncobjTimelineData, Self>>::request(
+            state, client, resource, request, data, dh, data_init,
+        );
+    }
+
+    fn destroyed(
+        state: &mut Self,
+        client: ClientId,
+        resource: &WpLinuxDrmSyncobjTimelineV1,
+        data: &DrmSyncobjTimelineData,
+    ) {
+        let rotate = state.timeline_files.as_mut().is_some_and(|files| files.destroying(&resource.id()));
+        <DrmSyncobjState as Dispatch<WpLinuxDrmSyncobjTimelineV1, DrmSyncobjTimelineData, Self>>::destroyed(
+            state, client, resource, data,
+        );
+        if rotate {
+            state.rotate_timeline_files();
         }
     }
 }
@@ -84,11 +125,54 @@ impl Axiom {
             tracing::info!("explicit sync (wp_linux_drm_syncobj_manager_v1): not offered: {path} has no timeline syncobjs with eventfd waits");
             return;
         }
+        let files = match TimelineFiles::open(device, path) {
+            Ok(files) => Some(files),
+            Err(err) => {
+                tracing::warn!(
+                    "explicit sync: timelines go into {path}'s own file, their handles kept until it closes: {err}"
+                );
+                None
+            }
+        };
+        let import = files.as_ref().map_or(device, TimelineFiles::device).clone();
         match &mut self.drm_syncobj_state {
-            Some(state) => state.update_device(device.clone()),
-            None => self.drm_syncobj_state = Some(DrmSyncobjState::new::<Axiom>(&self.display_handle, device.clone())),
+            Some(state) => state.update_device(import),
+            None => self.drm_syncobj_state = Some(DrmSyncobjState::new::<Axiom>(&self.display_handle, import)),
         }
+        self.timeline_files = match (files, self.timeline_files.take()) {
+            (Some(mut files), Some(older)) => {
+                files.take_over(older);
+                Some(files)
+            }
+            (files, _) => files,
+        };
         tracing::info!("explicit sync (wp_linux_drm_syncobj_manager_v1): offered, timelines imported into {path}");
+    }
+
+    /// A fresh DRM file takes the live timelines over; the older closes once no
+    /// destroyed timeline in it is used (checked each second until it is).
+    fn rotate_timeline_files(&mut self) {
+        let (Some(sync), Some(files)) = (&mut self.drm_syncobj_state, &mut self.timeline_files) else { return };
+        match files.rotate() {
+            Ok(fresh) => sync.update_device(fresh),
+            Err(err) => tracing::warn!("explicit sync: cannot open a fresh DRM file for timelines: {err}"),
+        }
+        if files.sweep() && !files.sweeping {
+            files.sweeping = true;
+            let timer = Timer::from_duration(Duration::from_secs(1));
+            let inserted = self.loop_handle.insert_source(timer, |_, _, state| {
+                let Some(files) = &mut state.timeline_files else { return TimeoutAction::Drop };
+                files.sweeping = files.sweep();
+                match files.sweeping {
+                    true => TimeoutAction::ToDuration(Duration::from_secs(1)),
+                    false => TimeoutAction::Drop,
+                }
+            });
+            if let Err(err) = inserted {
+                files.sweeping = false;
+                tracing::warn!("explicit sync: cannot schedule closing older timeline files: {err}");
+            }
+        }
     }
 
     /// The DRM device goes: so does explicit sync, and the device's fd it held. The
@@ -97,6 +181,8 @@ impl Axiom {
     pub fn withdraw_explicit_sync(&mut self) {
         let Some(state) = self.drm_syncobj_state.take() else { return };
         let global = state.into_global();
+        // Invalidated with the global: nothing signals through these files any more.
+        self.timeline_files = None;
         self.display_handle.disable_global::<Axiom>(global.clone());
         let removal = Timer::from_duration(Duration::from_secs(5));
         let inserted = self.loop_handle.insert_source(removal, move |_, _, state| {

@@ -11,6 +11,7 @@ pub mod seat;
 pub mod shm;
 pub mod strict;
 pub mod tearing_control;
+pub mod timeline_files;
 pub mod xdg_shell;
 
 use std::ffi::CString;

@@ -1641,6 +1641,88 @@ fn imported_timelines_count_against_the_clients_fds() {
     late.roundtrip().unwrap();
 }
 
+/// smithay imports each timeline as a syncobj handle it never destroys: a client
+/// importing and destroying timelines by the hundred must not grow the handles the
+/// compositor holds (they go with the DRM file they live in, replaced every
+/// `ROTATE_AFTER` destroyed timelines). A timeline live across those replacements
+/// still holds commits and releases buffers; one destroyed while its release point is
+/// owed (its buffer on screen) still gets that point signalled after them.
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn timelines_imported_and_destroyed_by_the_hundred_leave_no_handles_behind() {
+    use axiom::handlers::timeline_files::ROTATE_AFTER;
+    const CYCLES: usize = 5 * ROTATE_AFTER;
+    let compositor = start_drm_composing();
+    let card = open_card();
+    let (acquire, acquire_fd) = new_timeline(&card);
+    let (release, release_fd) = new_timeline(&card);
+    let (owed, owed_fd) = new_timeline(&card);
+    let mut client = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut client);
+    let (x, y) = centred(width, height, 32, 32);
+    let colours = [Rgba::opaque(220, 30, 30), Rgba::opaque(30, 200, 30), Rgba::opaque(30, 30, 220)];
+    let images = colours.map(|colour| Image::solid(32, 32, colour));
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let (memory, buffers) = udmabuf_buffers(&compositor, &mut client, &dmabuf, &images);
+    let window = client.create_window("timelines").unwrap();
+    let sync = client.explicit_sync(&window.surface, acquire_fd.as_fd(), release_fd.as_fd()).unwrap();
+    let manager = client.bind_syncobj().unwrap();
+    let commit = |client: &mut TestClient, buffer: &WlBuffer| {
+        window.surface.attach(Some(buffer), 0, 0);
+        window.surface.damage_buffer(0, 0, 32, 32);
+        window.surface.commit();
+        client.roundtrip().unwrap();
+    };
+    signal_point(&card, acquire, 2);
+    sync.set_points(1, 1);
+    commit(&mut client, &buffers[0]);
+    // The second buffer's release point lies on a timeline whose object goes at once.
+    let owed_timeline = manager.import_timeline(owed_fd.as_fd(), &client.qh, ());
+    sync.surface.set_acquire_point(&sync.acquire, 0, 2);
+    sync.surface.set_release_point(&owed_timeline, 0, 1);
+    commit(&mut client, &buffers[1]);
+    owed_timeline.destroy();
+    wait_on_crtc(&compositor, "drm-timelines-owed", |shot| shot.crop(x, y, 32, 32) == images[1]);
+
+    for _ in 0..CYCLES / 32 {
+        let timelines: Vec<_> = (0..32).map(|_| new_timeline(&card)).collect();
+        for (_, fd) in &timelines {
+            manager.import_timeline(fd.as_fd(), &client.qh, ()).destroy();
+        }
+        client.roundtrip().unwrap();
+    }
+    assert_eq!(signalled_point(&card, owed), 0, "the buffer on screen is not released");
+
+    // The live timeline, moved from file to file, still holds a commit for its point.
+    sync.set_points(3, 2);
+    commit(&mut client, &buffers[2]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(crtc_shot(&compositor).crop(x, y, 32, 32), images[1], "nothing shows before its acquire point");
+    signal_point(&card, acquire, 3);
+    wait_on_crtc(&compositor, "drm-timelines-live", |shot| shot.crop(x, y, 32, 32) == images[2]);
+    let deadline = Instant::now() + LIMIT;
+    while signalled_point(&card, owed) < 1 {
+        assert!(Instant::now() < deadline, "a destroyed timeline's owed release point was never signalled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(signalled_point(&card, release), 1, "the first buffer was released on the live timeline");
+
+    // Left: one file, holding the two live timelines and those destroyed since it took over.
+    let bound = 2 + ROTATE_AFTER as u64;
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let stats = import_stats(&compositor);
+        let (files, handles) = (stats["timeline_files"], stats["timeline_handles"]);
+        if files == 1 && handles <= bound {
+            assert!(handles >= 2, "the live timelines' handles are counted: {handles}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{files} timeline files with {handles} handles after {CYCLES} timelines");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(memory);
+}
+
 /// On KMS, wayland-info lists every synchronisation protocol Axiom has: explicit sync,
 /// FIFO, commit timing, tearing control and presentation time (docs/SYNC.md).
 #[test]
