@@ -3,7 +3,10 @@
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("axiom=info,warn"));
+    // smithay asks for DRM master on every DRM file it wraps and warns where it cannot:
+    // the files explicit-sync timelines live in never can, by design (handlers/timeline_files.rs).
+    let default = "axiom=info,warn,smithay::backend::drm::device::fd=error";
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

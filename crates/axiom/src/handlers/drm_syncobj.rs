@@ -64,7 +64,9 @@ impl Dispatch<WpLinuxDrmSyncobjManagerV1, ()> for Axiom {
         data_init: &mut DataInit<'_, Self>,
     ) {
         let (timeline, received) = match &request {
-            manager::Request::ImportTimeline { id, fd } => (super::new_object_protocol_id(id), Some(fd.as_raw_fd())),
+            manager::Request::ImportTimeline { id, fd } => {
+                (super::new_object_protocol_id(id), fd.try_clone().ok().map(|dup| (fd.as_raw_fd(), dup)))
+            }
             _ => (None, None),
         };
         <DrmSyncobjState as Dispatch<WpLinuxDrmSyncobjManagerV1, (), Self>>::request(
@@ -75,8 +77,8 @@ impl Dispatch<WpLinuxDrmSyncobjManagerV1, ()> for Axiom {
         else {
             return;
         };
-        if let (Some(files), Some(received)) = (&mut state.timeline_files, received) {
-            files.imported(timeline.id(), received);
+        if let (Some(files), Some((number, dup))) = (&mut state.timeline_files, received) {
+            files.imported(timeline.id(), number, dup);
         }
         if let Some(usage) = crate::limits::usage(client) {
             if let Err(exceeded) = usage.add_timeline(&state.limits, &timeline) {
@@ -125,7 +127,11 @@ impl Axiom {
             tracing::info!("explicit sync (wp_linux_drm_syncobj_manager_v1): not offered: {path} has no timeline syncobjs with eventfd waits");
             return;
         }
-        let files = match TimelineFiles::open(device, path) {
+        // Another device: what was imported into the last one goes with it.
+        if self.drm_syncobj_state.is_some() {
+            self.withdraw_explicit_sync();
+        }
+        self.timeline_files = match TimelineFiles::open(device, path) {
             Ok(files) => Some(files),
             Err(err) => {
                 tracing::warn!(
@@ -134,27 +140,25 @@ impl Axiom {
                 None
             }
         };
-        let import = files.as_ref().map_or(device, TimelineFiles::device).clone();
-        match &mut self.drm_syncobj_state {
-            Some(state) => state.update_device(import),
-            None => self.drm_syncobj_state = Some(DrmSyncobjState::new::<Axiom>(&self.display_handle, import)),
-        }
-        self.timeline_files = match (files, self.timeline_files.take()) {
-            (Some(mut files), Some(older)) => {
-                files.take_over(older);
-                Some(files)
-            }
-            (files, _) => files,
-        };
+        let import = self.timeline_files.as_ref().map_or(device, TimelineFiles::device).clone();
+        self.drm_syncobj_state = Some(DrmSyncobjState::new::<Axiom>(&self.display_handle, import));
         tracing::info!("explicit sync (wp_linux_drm_syncobj_manager_v1): offered, timelines imported into {path}");
     }
 
     /// A fresh DRM file takes the live timelines over; the older closes once no
     /// destroyed timeline in it is used (checked each second until it is).
     fn rotate_timeline_files(&mut self) {
+        // A primary node opened while the session is away could become its master.
+        let away = self.backend.kms().is_some_and(|kms| !kms.is_active());
         let (Some(sync), Some(files)) = (&mut self.drm_syncobj_state, &mut self.timeline_files) else { return };
+        if away && files.opens_primary_node() {
+            return;
+        }
         match files.rotate() {
-            Ok(fresh) => sync.update_device(fresh),
+            Ok(fresh) => {
+                sync.update_device(fresh);
+                files.check_moved();
+            }
             Err(err) => tracing::warn!("explicit sync: cannot open a fresh DRM file for timelines: {err}"),
         }
         if files.sweep() && !files.sweeping {

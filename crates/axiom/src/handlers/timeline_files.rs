@@ -30,8 +30,10 @@ pub const ROTATE_AFTER: usize = 64;
 /// The DRM files timelines live in: the current one, and older ones kept open while a
 /// timeline destroyed in their time may still be used.
 pub struct TimelineFiles {
-    /// The node new files are opened on.
+    /// The node new files are opened on, and whether it is a primary node (which
+    /// can make its opener master) rather than a render node.
     path: PathBuf,
+    primary: bool,
     current: Generation,
     retiring: Vec<Generation>,
     /// The fd number smithay received with each live timeline object.
@@ -47,8 +49,6 @@ struct Generation {
     destroyed: Vec<HeldTimeline>,
     /// How many were destroyed in its time, in use or not.
     destroyed_count: usize,
-    /// Handles it was given (imports and timelines moved into it): the most its file holds.
-    handles_given: usize,
     /// A destroyed timeline could not be followed: the file stays open for good.
     pinned: bool,
 }
@@ -85,14 +85,15 @@ impl TimelineFiles {
     /// Timelines go into files opened on `device`'s node (its render node where it has
     /// one). Err where no such file opens, or the kernel cannot tell when a timeline goes.
     pub fn open(device: &DrmDeviceFd, path: &str) -> io::Result<Self> {
-        let path = node_path(device).unwrap_or_else(|| PathBuf::from(path));
+        let (path, primary) = node_path(device).unwrap_or_else(|| (PathBuf::from(path), true));
         let probe = open_file(&path)?;
         if same_file(probe.as_fd().as_raw_fd(), probe.as_fd().as_raw_fd()) != Some(true) {
             return Err(io::Error::new(io::ErrorKind::Unsupported, "kcmp cannot compare files"));
         }
         Ok(Self {
             path,
-            current: Generation::new(probe, 0),
+            primary,
+            current: Generation::new(probe),
             retiring: Vec::new(),
             received: HashMap::new(),
             sweeping: false,
@@ -104,18 +105,16 @@ impl TimelineFiles {
         &self.current.device
     }
 
-    /// Files of `older` (another device's, replaced) stay open while their timelines are used.
-    pub fn take_over(&mut self, older: TimelineFiles) {
-        self.retiring.extend(older.retiring);
-        self.retiring.push(older.current);
-        self.received.extend(older.received);
-        self.sweep();
+    pub fn opens_primary_node(&self) -> bool {
+        self.primary
     }
 
-    /// smithay imported a timeline, received as fd `number`, for the object `timeline`.
-    pub fn imported(&mut self, timeline: ObjectId, number: RawFd) {
-        self.received.insert(timeline, number);
-        self.current.handles_given += 1;
+    /// smithay was asked to import a timeline received as fd `number` (`dup`: a dup of
+    /// it taken before) for the object `timeline`: it holds the fd where it imported it.
+    pub fn imported(&mut self, timeline: ObjectId, number: RawFd, dup: OwnedFd) {
+        if same_file(number, dup.as_raw_fd()) == Some(true) {
+            self.received.insert(timeline, number);
+        }
     }
 
     /// The object `timeline` is being destroyed (smithay still holds its timeline).
@@ -142,11 +141,21 @@ impl TimelineFiles {
     /// into. The current one is kept while timelines destroyed in its time are used.
     pub fn rotate(&mut self) -> io::Result<DrmDeviceFd> {
         let file = open_file(&self.path)?;
-        let fresh = Generation::new(file, self.received.len());
+        let fresh = Generation::new(file);
         let device = fresh.device.clone();
         self.retiring.push(std::mem::replace(&mut self.current, fresh));
-        self.sweep();
         Ok(device)
+    }
+
+    /// After smithay moved the live timelines into the current file: where one did not
+    /// move (smithay only logs it), it still lives in the file before, kept for good.
+    pub fn check_moved(&mut self) {
+        if self.current.live_handles() < self.received.len() {
+            tracing::warn!("explicit sync: a live timeline did not move to the fresh DRM file: the old one stays open");
+            if let Some(before) = self.retiring.last_mut() {
+                before.pinned = true;
+            }
+        }
     }
 
     /// Closes each older file no timeline uses any more. True while some stay open.
@@ -167,35 +176,46 @@ impl TimelineFiles {
 }
 
 impl Generation {
-    fn new(device: DrmDeviceFd, handles_given: usize) -> Self {
-        Self { device, destroyed: Vec::new(), destroyed_count: 0, handles_given, pinned: false }
+    fn new(device: DrmDeviceFd) -> Self {
+        Self { device, destroyed: Vec::new(), destroyed_count: 0, pinned: false }
     }
 
-    /// The kernel allocates a file's handles lowest first from 1: every one it holds is
-    /// at most the number given (a little slack for smithay's own temporary ones).
+    /// The kernel gives a file's handles lowest first from 1, and smithay never destroys
+    /// one: they lie together from 1, so counting stops after a long run of gaps.
     fn live_handles(&self) -> usize {
+        const GAPS: u32 = 64;
         let exists = |raw: u32| {
             let Some(handle) = std::num::NonZeroU32::new(raw) else { return false };
             let mut point = [0u64];
             self.device.syncobj_timeline_query(&[syncobj::Handle::from(handle)], &mut point, false).is_ok()
         };
-        (1..=self.handles_given as u32 + 16).filter(|&raw| exists(raw)).count()
+        let (mut count, mut gap, mut raw) = (0, 0, 1);
+        while gap < GAPS {
+            match exists(raw) {
+                true => (count, gap) = (count + 1, 0),
+                false => gap += 1,
+            }
+            raw += 1;
+        }
+        count
     }
 }
 
-/// The path of `device`'s render node, or of its own node where it has none.
-fn node_path(device: &DrmDeviceFd) -> Option<PathBuf> {
+/// The path of `device`'s render node, or of its own node where it has none (true).
+fn node_path(device: &DrmDeviceFd) -> Option<(PathBuf, bool)> {
     let node = DrmNode::from_dev_id(device.dev_id().ok()?).ok()?;
-    let render = node.node_with_type(NodeType::Render).and_then(Result::ok);
-    render.unwrap_or(node).dev_path()
+    match node.node_with_type(NodeType::Render).and_then(Result::ok) {
+        Some(render) => Some((render.dev_path()?, false)),
+        None => Some((node.dev_path()?, node.ty() != NodeType::Render)),
+    }
 }
 
 fn open_file(path: &std::path::Path) -> io::Result<DrmDeviceFd> {
     use rustix::fs::{Mode, OFlags};
     let fd = rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty())?;
     let device = DrmDeviceFd::new(DeviceFd::from(fd));
-    // A primary node opened while no file is its master makes this one master, which
-    // would keep the compositor's own from becoming master again: it must not stay.
+    // smithay asks for master with every DrmDeviceFd; had this file become master (a
+    // primary node while the session is away: not rotated then), it must not stay.
     let _ = device.release_master_lock();
     Ok(device)
 }

@@ -1706,6 +1706,16 @@ fn timelines_imported_and_destroyed_by_the_hundred_leave_no_handles_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(signalled_point(&card, release), 1, "the first buffer was released on the live timeline");
+    // ... and signals a release point set after the moves.
+    signal_point(&card, acquire, 4);
+    sync.set_points(4, 3);
+    commit(&mut client, &buffers[0]);
+    wait_on_crtc(&compositor, "drm-timelines-again", |shot| shot.crop(x, y, 32, 32) == images[0]);
+    let deadline = Instant::now() + LIMIT;
+    while signalled_point(&card, release) < 2 {
+        assert!(Instant::now() < deadline, "the live timeline's release point was never signalled after the moves");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // Left: one file, holding the two live timelines and those destroyed since it took over.
     let bound = 2 + ROTATE_AFTER as u64;

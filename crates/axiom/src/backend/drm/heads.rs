@@ -50,6 +50,11 @@ impl Kms {
         }
     }
 
+    /// Whether the session holds the device now (not switched away).
+    pub fn is_active(&self) -> bool {
+        self.device.is_active()
+    }
+
     pub fn primary(&self) -> Option<&KmsOutput> {
         self.heads.first()
     }
