@@ -47,6 +47,46 @@ impl Image {
         Image::new(width, height, |cx, cy| self.pixel(x + cx, y + cy))
     }
 
+    /// Turned a quarter clockwise.
+    pub fn rotated_clockwise(&self) -> Image {
+        Image::new(self.height, self.width, |x, y| self.pixel(y, self.height - 1 - x))
+    }
+
+    /// Mirrored left to right.
+    pub fn mirrored(&self) -> Image {
+        Image::new(self.width, self.height, |x, y| self.pixel(self.width - 1 - x, y))
+    }
+
+    /// Each pixel made an `n` x `n` block.
+    pub fn enlarged(&self, n: u32) -> Image {
+        Image::new(self.width * n, self.height * n, |x, y| self.pixel(x / n, y / n))
+    }
+
+    /// Resampled to `width` x `height` as a GPU's bilinear filter does: each pixel's
+    /// centre maps back into the image and reads between the four nearest texel
+    /// centres, edges clamped; colours are premultiplied, so they mix as they are.
+    pub fn bilinear(&self, width: u32, height: u32) -> Image {
+        let (sx, sy) = (f64::from(self.width) / f64::from(width), f64::from(self.height) / f64::from(height));
+        let texel = |x: f64, y: f64| {
+            let x = x.clamp(0.0, f64::from(self.width - 1)) as u32;
+            let y = y.clamp(0.0, f64::from(self.height - 1)) as u32;
+            let p = self.pixel(x, y);
+            [p.0, p.1, p.2, p.3].map(f64::from)
+        };
+        Image::new(width, height, |x, y| {
+            let (u, v) = ((f64::from(x) + 0.5) * sx - 0.5, (f64::from(y) + 0.5) * sy - 0.5);
+            let (x0, y0) = (u.floor(), v.floor());
+            let (fx, fy) = (u - x0, v - y0);
+            let [a, b, c, d] = [texel(x0, y0), texel(x0 + 1.0, y0), texel(x0, y0 + 1.0), texel(x0 + 1.0, y0 + 1.0)];
+            let mix = |i: usize| {
+                let top = a[i] + (b[i] - a[i]) * fx;
+                let bottom = c[i] + (d[i] - c[i]) * fx;
+                (top + (bottom - top) * fy).round() as u8
+            };
+            Rgba(mix(0), mix(1), mix(2), mix(3))
+        })
+    }
+
     /// Decodes XRGB8888 / ARGB8888 memory (B, G, R, X bytes), alpha forced to 255.
     pub fn from_xrgb8888(width: u32, height: u32, stride: usize, bytes: &[u8]) -> Self {
         Self::new(width, height, |x, y| {
@@ -153,4 +193,30 @@ pub fn blend_premultiplied(src: Rgba, dst: Rgba) -> Rgba {
     let inv = 255 - u32::from(src.3);
     let c = |s: u8, d: u8| (u32::from(s) + (u32::from(d) * inv + 127) / 255).min(255) as u8;
     Rgba::opaque(c(src.0, dst.0), c(src.1, dst.1), c(src.2, dst.2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bilinear_matches_values_worked_by_hand() {
+        // Two texels, 0 and 255, stretched to four pixels: centres at -0.25, 0.25, 0.75, 1.25 texels.
+        let image = Image::new(2, 1, |x, _| if x == 0 { Rgba::opaque(0, 0, 0) } else { Rgba::opaque(255, 255, 255) });
+        let grey = |v| Rgba::opaque(v, v, v);
+        assert_eq!(image.bilinear(4, 1).pixels, vec![grey(0), grey(64), grey(191), grey(255)]);
+        // Halved: each pixel the mean of two texels.
+        assert_eq!(image.bilinear(1, 1).pixels, vec![grey(128)]);
+    }
+
+    #[test]
+    fn a_quarter_turn_clockwise_takes_the_left_column_to_the_top_row() {
+        let image = Image::new(3, 2, |x, y| Rgba::opaque(x as u8, y as u8, 0));
+        let turned = image.rotated_clockwise();
+        assert_eq!((turned.width, turned.height), (2, 3));
+        // Top row, left to right: the left column, bottom to top.
+        assert_eq!(turned.pixel(0, 0), image.pixel(0, 1));
+        assert_eq!(turned.pixel(1, 0), image.pixel(0, 0));
+        assert_eq!(image.mirrored().pixel(0, 0), image.pixel(2, 0));
+    }
 }

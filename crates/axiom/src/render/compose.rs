@@ -13,6 +13,7 @@ use std::collections::HashSet;
 
 use super::damage::Rect;
 use super::occlusion::{self, Quad};
+use super::source_map::{BufferView, SourceMap};
 use super::texture::{texture_slot, Imported};
 use super::{DrawItem, DrawUniform, Renderer};
 use crate::dmabuf::ImportStats;
@@ -106,30 +107,29 @@ impl Renderer {
                 };
                 let Some(texture) = slot.as_ref() else { return };
                 let position = *location + view.offset;
-                // Buffer transforms are not applied yet: src is the viewport crop in buffer pixels.
-                let scale = f64::from(data.buffer_scale().max(1));
                 let (bw, bh) = texture.size;
-                let mut src = [
-                    (view.src.loc.x * scale) as f32,
-                    (view.src.loc.y * scale) as f32,
-                    (view.src.size.w * scale) as f32,
-                    (view.src.size.h * scale) as f32,
-                ];
-                if texture.y_invert {
-                    // Sample rows bottom-up: start at the far edge and walk backwards.
-                    src[1] = bh as f32 - src[1];
-                    src[3] = -src[3];
-                }
+                let view_of_buffer = BufferView {
+                    src: view.src,
+                    surface_size: data.buffer_size().map_or(view.src.size, |size| size.to_f64()),
+                    transform: data.buffer_transform(),
+                    scale: f64::from(data.buffer_scale().max(1)),
+                    y_inverted_height: texture.y_invert.then_some(f64::from(bh)),
+                };
+                let map = SourceMap::new(&view_of_buffer);
                 let yuv = color_representation::coefficients(states, texture.mode);
                 let s = self.canvas_scale;
+                let dst = [
+                    (f64::from(position.x) * s) as f32,
+                    (f64::from(position.y) * s) as f32,
+                    (f64::from(view.dst.w) * s) as f32,
+                    (f64::from(view.dst.h) * s) as f32,
+                ];
+                let (src, src_y_axis) = map.uniform();
                 let uniform = DrawUniform {
-                    dst: [
-                        (f64::from(position.x) * s) as f32,
-                        (f64::from(position.y) * s) as f32,
-                        (f64::from(view.dst.w) * s) as f32,
-                        (f64::from(view.dst.h) * s) as f32,
-                    ],
+                    dst,
                     src,
+                    src_y_axis,
+                    filter: u32::from(!map.is_texel_exact(dst)),
                     output_size: [output_size.w as f32, output_size.h as f32],
                     buffer_size: [bw as f32, bh as f32],
                     mode: texture.mode as u32,
@@ -140,7 +140,7 @@ impl Renderer {
                 items.push(DrawItem {
                     in_place: texture.in_place_read(),
                     bind_group: texture.bind_group.clone(),
-                    content_damage: rows_on_output(&uploaded_rows, &uniform),
+                    content_damage: rows_on_output(&uploaded_rows, &map, &uniform),
                     uniform,
                     surface: surface.id(),
                     window: window.clone(),
@@ -151,18 +151,24 @@ impl Renderer {
     }
 }
 
-/// The output area showing buffer rows `rows` (first, count) of a quad.
-fn rows_on_output(rows: &[(u32, u32)], uniform: &DrawUniform) -> Option<Rect> {
+/// The output area showing buffer rows `rows` (first, count) of a quad: all of it where
+/// the quad turns rows into columns; a filtered quad reads a texel beyond each edge.
+fn rows_on_output(rows: &[(u32, u32)], map: &SourceMap, uniform: &DrawUniform) -> Option<Rect> {
     let [dx, dy, dw, dh] = uniform.dst;
-    let [_, sy, _, sh] = uniform.src;
-    if sh == 0.0 {
+    let (sy, sh) = (map.origin[1], map.y_axis[1]);
+    if rows.is_empty() {
         return None;
     }
+    if !map.keeps_rows() || sh == 0.0 {
+        return Some(Rect::from_xywh(uniform.dst));
+    }
+    let margin = uniform.filter as f32;
     let to_output = |row: f32| dy + (row - sy) / sh * dh;
     rows.iter()
         .map(|&(first, count)| {
-            let (a, b) = (to_output(first as f32), to_output((first + count) as f32));
-            Rect::from_xywh([dx, a.min(b), dw, (a - b).abs()])
+            let (a, b) = (to_output(first as f32 - margin), to_output((first + count) as f32 + margin));
+            let (top, bottom) = (a.min(b).max(dy), a.max(b).min(dy + dh));
+            Rect::from_xywh([dx, top, dw, (bottom - top).max(0.0)])
         })
         .reduce(Rect::union)
 }

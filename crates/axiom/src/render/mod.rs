@@ -13,6 +13,7 @@ pub mod present;
 pub mod readback;
 pub mod scanout_target;
 mod shm_in_place;
+pub mod source_map;
 pub mod texture;
 #[cfg(feature = "dmabuf-vulkan")]
 pub mod vulkan;
@@ -38,14 +39,17 @@ const UNIFORM_STRIDE: u64 = 256;
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 pub struct DrawUniform {
     pub dst: [f32; 4],
+    /// The map into the buffer (`source_map.rs`): origin and x axis, then y axis.
     pub src: [f32; 4],
+    pub src_y_axis: [f32; 4],
     pub output_size: [f32; 2],
     pub buffer_size: [f32; 2],
     pub mode: u32,
     pub opaque: u32,
     /// 0: planes are textures; 1: planes are read from an imported buffer.
     pub source: u32,
-    pub _pad: u32,
+    /// 1: bilinear filtering (the quad is scaled or between pixels); 0: the texel.
+    pub filter: u32,
     /// (Y, Cb, Cr, 1) to R, G, B.
     pub yuv: [[f32; 4]; 3],
     /// For source 1: per plane byte offsets, strides and texel kinds.
@@ -325,7 +329,7 @@ impl Renderer {
         }
         self.queue.write_buffer(&self.uniform_buffer, 0, &uniforms);
         for (uniform, _) in &draws {
-            self.pipelines.prepare(&self.device, uniform.mode, uniform.source);
+            self.pipelines.prepare(&self.device, uniform.mode, uniform.source, uniform.filter);
         }
 
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
@@ -350,7 +354,7 @@ impl Renderer {
                 (damage.y1 - damage.y0) as u32,
             );
             for (i, (uniform, bind_group)) in draws.iter().enumerate() {
-                let Some(pipeline) = self.pipelines.get(uniform.mode, uniform.source) else { continue };
+                let Some(pipeline) = self.pipelines.get(uniform.mode, uniform.source, uniform.filter) else { continue };
                 pass.set_pipeline(pipeline);
                 pass.set_bind_group(0, &self.uniform_bind_group, &[(i as u64 * UNIFORM_STRIDE) as u32]);
                 pass.set_bind_group(1, *bind_group, &[]);

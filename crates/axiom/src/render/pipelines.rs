@@ -1,4 +1,4 @@
-//! Render pipelines specialised per sample mode and plane source (WGSL
+//! Render pipelines specialised per sample mode, plane source and filter (WGSL
 //! override constants), so that each draw runs only its own branch of the
 //! shader: a software rasteriser otherwise pays for every branch.
 
@@ -9,7 +9,7 @@ use super::OUTPUT_FORMAT;
 pub struct Pipelines {
     shader: wgpu::ShaderModule,
     layout: wgpu::PipelineLayout,
-    cache: HashMap<(u32, u32), wgpu::RenderPipeline>,
+    cache: HashMap<(u32, u32, u32), wgpu::RenderPipeline>,
 }
 
 impl Pipelines {
@@ -17,9 +17,9 @@ impl Pipelines {
         Self { shader, layout, cache: HashMap::new() }
     }
 
-    /// Builds the pipeline for (mode, source) if it does not exist yet.
-    pub fn prepare(&mut self, device: &wgpu::Device, mode: u32, source: u32) {
-        if self.cache.contains_key(&(mode, source)) {
+    /// Builds the pipeline for (mode, source, filter) if it does not exist yet.
+    pub fn prepare(&mut self, device: &wgpu::Device, mode: u32, source: u32, filter: u32) {
+        if self.cache.contains_key(&(mode, source, filter)) {
             return;
         }
         let premultiplied = wgpu::BlendComponent {
@@ -27,7 +27,7 @@ impl Pipelines {
             dst_factor: wgpu::BlendFactor::OneMinusSrcAlpha,
             operation: wgpu::BlendOperation::Add,
         };
-        let constants = [("MODE", f64::from(mode)), ("SOURCE", f64::from(source))];
+        let constants = [("MODE", f64::from(mode)), ("SOURCE", f64::from(source)), ("FILTER", f64::from(filter))];
         let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
             label: Some("compose"),
             layout: Some(&self.layout),
@@ -53,11 +53,11 @@ impl Pipelines {
             multiview_mask: None,
             cache: None,
         });
-        self.cache.insert((mode, source), pipeline);
+        self.cache.insert((mode, source, filter), pipeline);
     }
 
-    /// The pipeline for (mode, source); `prepare` must have been called for it.
-    pub fn get(&self, mode: u32, source: u32) -> Option<&wgpu::RenderPipeline> {
-        self.cache.get(&(mode, source))
+    /// The pipeline for (mode, source, filter); `prepare` must have been called for it.
+    pub fn get(&self, mode: u32, source: u32, filter: u32) -> Option<&wgpu::RenderPipeline> {
+        self.cache.get(&(mode, source, filter))
     }
 }

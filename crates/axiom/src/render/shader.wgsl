@@ -1,12 +1,15 @@
-// One textured quad per surface. Sampling is done with textureLoad at the
-// exact texel (surfaces are placed on whole pixels), which keeps packed
-// formats exact. Multi-plane YUV is converted here, never on the CPU.
+// One textured quad per surface. Sampling is done with textureLoad: at the exact
+// texel where each pixel shows one texel, which keeps packed formats exact, and
+// bilinearly between four converted texels where the quad is scaled. Multi-plane
+// YUV is converted here, never on the CPU.
 
 struct Draw {
     // Destination rectangle in output pixels: x, y, width, height.
     dst: vec4<f32>,
-    // Source rectangle in buffer pixels: x, y, width, height (negative height: y-inverted).
+    // Buffer pixel at quad position t (0 to 1): src.xy + t.x * src.zw + t.y * src_y_axis.xy
+    // (render/source_map.rs: viewport crop, buffer transform and scale, y-invert).
     src: vec4<f32>,
+    src_y_axis: vec4<f32>,
     output_size: vec2<f32>,
     // Buffer size in pixels.
     buffer_size: vec2<f32>,
@@ -16,7 +19,8 @@ struct Draw {
     opaque: u32,
     // 0: planes are textures; 1: planes are read from the imported buffer `words`.
     source: u32,
-    _pad1: u32,
+    // 1: bilinear (the FILTER specialisation).
+    filtered: u32,
     // Rows of the 3x4 matrix from (Y, Cb, Cr, 1) code values to RGB (axiom_formats::convert).
     yuv_r: vec4<f32>,
     yuv_g: vec4<f32>,
@@ -30,6 +34,7 @@ struct Draw {
 // The pipeline's specialisation (render/pipelines.rs): the draw's sample mode and plane source.
 override MODE: u32 = 0u;
 override SOURCE: u32 = 0u;
+override FILTER: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> draw: Draw;
 @group(1) @binding(0) var plane0: texture_2d<f32>;
@@ -130,14 +135,30 @@ fn sample(p: vec2<i32>) -> vec4<f32> {
     }
 }
 
+// Texel `p`, clamped to the buffer, with the alpha of an opaque format forced to one.
+fn texel(p: vec2<i32>) -> vec4<f32> {
+    var c = sample(clamp(p, vec2<i32>(0), vec2<i32>(draw.buffer_size) - 1));
+    if (draw.opaque == 1u) {
+        c.a = 1.0;
+    }
+    return c;
+}
+
 @fragment
 fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
     let t = (in.position.xy - draw.dst.xy) / draw.dst.zw;
-    let pixel = draw.src.xy + t * draw.src.zw;
-    let p = clamp(vec2<i32>(floor(pixel)), vec2<i32>(0), vec2<i32>(draw.buffer_size) - 1);
-    var c = sample(p);
-    if (draw.opaque == 1u) {
-        c.a = 1.0;
+    let pixel = draw.src.xy + t.x * draw.src.zw + t.y * draw.src_y_axis.xy;
+    var c: vec4<f32>;
+    if (FILTER == 1u) {
+        // Premultiplied colour between the four texel centres around the point.
+        let at = pixel - 0.5;
+        let p = vec2<i32>(floor(at));
+        let f = at - floor(at);
+        let top = mix(texel(p), texel(p + vec2<i32>(1, 0)), f.x);
+        let bottom = mix(texel(p + vec2<i32>(0, 1)), texel(p + vec2<i32>(1, 1)), f.x);
+        c = mix(top, bottom, f.y);
+    } else {
+        c = texel(vec2<i32>(floor(pixel)));
     }
     // The output has 8 bits a channel: round here, so that every driver stores the same
     // value (float-to-unorm conversion may round either way at exact halves).

@@ -13,6 +13,7 @@ mod frame_pacing;
 mod fuzz;
 mod headless_outputs;
 mod hostile;
+mod image_quality;
 mod kiosk;
 mod launch;
 mod load;
