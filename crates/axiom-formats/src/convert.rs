@@ -67,8 +67,13 @@ fn to_u8(x: f64) -> u8 {
 
 /// Converts one YCbCr sample (code values of `bits` bits) to 8-bit RGB.
 pub fn yuv_to_rgb(y: u16, cb: u16, cr: u16, matrix: YuvMatrix, range: YuvRange, bits: u32) -> [u8; 3] {
+    ycbcr_to_rgb([y, cb, cr].map(f64::from), matrix, range, bits)
+}
+
+/// As `yuv_to_rgb`, for code values between integers (interpolated chroma).
+pub fn ycbcr_to_rgb(ycbcr: [f64; 3], matrix: YuvMatrix, range: YuvRange, bits: u32) -> [u8; 3] {
     let m = yuv_to_rgb_coefficients(matrix, range, bits);
-    let v = [f64::from(y), f64::from(cb), f64::from(cr), 1.0];
+    let v = [ycbcr[0], ycbcr[1], ycbcr[2], 1.0];
     m.map(|row| to_u8(row.iter().zip(v).map(|(a, b)| a * b).sum()))
 }
 

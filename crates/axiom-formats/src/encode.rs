@@ -2,7 +2,7 @@
 //! to YCbCr through the reference converter), with the image the compositor
 //! should show for it (what the format can represent of the source).
 
-use crate::convert::{rgb_to_yuv, yuv_to_rgb, YuvMatrix, YuvRange};
+use crate::convert::{rgb_to_yuv, ycbcr_to_rgb, YuvMatrix, YuvRange};
 use crate::fourcc;
 use crate::image::{Format32, Image, Rgba};
 use crate::layout::{layout, FormatLayout};
@@ -25,12 +25,38 @@ pub struct Options {
     pub plane_gap: u32,
     pub matrix: YuvMatrix,
     pub range: YuvRange,
+    /// Where the compositor takes 4:2:0 chroma samples to sit (the expected image).
+    pub chroma: ChromaSiting,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { stride_pad: 0, plane_gap: 0, matrix: YuvMatrix::Bt601, range: YuvRange::Limited }
+        Self {
+            stride_pad: 0,
+            plane_gap: 0,
+            matrix: YuvMatrix::Bt601,
+            range: YuvRange::Limited,
+            chroma: ChromaSiting::TYPE_0,
+        }
     }
+}
+
+/// Where a 4:2:0 chroma sample sits, in pixels from the top-left of its 2x2 block
+/// (H.273 Chroma420SampleLocType): between them, pixels take chroma interpolated
+/// bilinearly from the samples around them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChromaSiting {
+    pub x: f64,
+    pub y: f64,
+}
+
+impl ChromaSiting {
+    /// Left, between the block's rows: MPEG-2, H.264 and HEVC's default.
+    pub const TYPE_0: Self = Self { x: 0.0, y: 0.5 };
+    /// The block's centre: JPEG, MPEG-1.
+    pub const TYPE_1: Self = Self { x: 0.5, y: 0.5 };
+    /// The block's top-left pixel: BT.2020 UHD.
+    pub const TYPE_2: Self = Self { x: 0.0, y: 0.0 };
 }
 
 /// An image whose 2x2 blocks are uniform (so that 4:2:0 subsampling loses
@@ -188,12 +214,30 @@ fn encode_yuv(format: &FormatLayout, image: &Image, options: Options, bits: u32)
         }
         _ => unreachable!("every YUV plane is handled"),
     });
-    // Chroma is taken from the top-left pixel of its block, as the encoder above does.
+    // Each chroma sample is the block's top-left pixel's (the encoder above); a pixel's
+    // chroma is interpolated between the samples around it where they sit: 4:2:0 at
+    // (2i, 2j) + siting, YUYV (4:2:2) at (2i, j).
+    let yuyv = code == fourcc::YUYV;
+    let (grid_w, grid_h) = (w.div_ceil(2), if yuyv { h } else { h.div_ceil(2) });
+    let sample = |i: f64, j: f64| {
+        let (i, j) = (i.clamp(0.0, f64::from(grid_w - 1)) as u32, j.clamp(0.0, f64::from(grid_h - 1)) as u32);
+        let [_, u, v] = yuv(i * 2, if yuyv { j } else { j * 2 });
+        [f64::from(u), f64::from(v)]
+    };
+    let siting = if yuyv { ChromaSiting { x: 0.0, y: 0.0 } } else { options.chroma };
     let expected = Image::new(w, h, |x, y| {
         let [luma, _, _] = yuv(x, y);
-        let chroma_y = if code == fourcc::YUYV { y } else { y / 2 * 2 };
-        let [_, u, v] = yuv(x / 2 * 2, chroma_y);
-        let [r, g, b] = yuv_to_rgb(luma, u, v, options.matrix, options.range, bits);
+        let u = (f64::from(x) - siting.x) / 2.0;
+        let v = if yuyv { f64::from(y) } else { (f64::from(y) - siting.y) / 2.0 };
+        let (i, j) = (u.floor(), v.floor());
+        let (fx, fy) = (u - i, v - j);
+        let [a, b, c, d] = [sample(i, j), sample(i + 1.0, j), sample(i, j + 1.0), sample(i + 1.0, j + 1.0)];
+        let mix = |k: usize| {
+            let top = a[k] + (b[k] - a[k]) * fx;
+            let bottom = c[k] + (d[k] - c[k]) * fx;
+            top + (bottom - top) * fy
+        };
+        let [r, g, b] = ycbcr_to_rgb([f64::from(luma), mix(0), mix(1)], options.matrix, options.range, bits);
         Rgba::opaque(r, g, b)
     });
     Encoded { bytes, planes: offsets, expected }
@@ -205,16 +249,22 @@ mod tests {
 
     #[test]
     fn every_format_encodes_and_expected_images_stay_close_to_the_source() {
-        let image = block_pattern(33, 17);
+        // Chroma is interpolated between blocks: a grey ramp (one chroma) stays close for YUV.
+        let blocks = block_pattern(33, 17);
+        let ramp = Image::new(33, 17, |x, y| {
+            let v = ((x * 7 + y * 3) % 256) as u8;
+            Rgba::opaque(v, v, v)
+        });
         for format in crate::layout::FORMATS {
+            let image = if format.yuv_bits.is_some() { &ramp } else { &blocks };
             let encoded =
-                encode(format.fourcc, &image, Options { stride_pad: 16, plane_gap: 64, ..Default::default() }).unwrap();
+                encode(format.fourcc, image, Options { stride_pad: 16, plane_gap: 64, ..Default::default() }).unwrap();
             assert_eq!(encoded.planes.len(), format.planes.len());
             // 565 loses the low bits; YUV loses a little to rounding.
             let tolerance = if format.fourcc == fourcc::RGB565 { 7 } else { 3 };
             encoded
                 .expected
-                .compare(&image, tolerance)
+                .compare(image, tolerance)
                 .unwrap_or_else(|e| panic!("{}: {e}", fourcc::name(format.fourcc)));
         }
     }

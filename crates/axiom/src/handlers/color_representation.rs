@@ -1,5 +1,7 @@
 //! wp_color_representation_v1 (staging): a client chooses, per surface, the
-//! YCbCr matrix and range of its YUV buffers. Without it, BT.601 limited range.
+//! YCbCr matrix and range of its YUV buffers, and where their chroma samples sit.
+//! Without it, BT.601 limited range, chroma at H.273 type 0 (left, between rows:
+//! MPEG-2, H.264 and HEVC's default).
 
 use std::sync::Mutex;
 
@@ -48,6 +50,8 @@ struct SurfaceColorRepresentation {
     object: Option<Weak<WpColorRepresentationSurfaceV1>>,
     pending: Option<(YuvMatrix, YuvRange)>,
     current: Option<(YuvMatrix, YuvRange)>,
+    pending_chroma: Option<ChromaLocation>,
+    current_chroma: Option<ChromaLocation>,
 }
 
 type SurfaceSlot = Mutex<SurfaceColorRepresentation>;
@@ -80,11 +84,12 @@ pub fn commit(surface: &WlSurface) {
         if let Some(slot) = states.data_map.get::<SurfaceSlot>() {
             let mut rep = slot.lock().unwrap_or_else(|e| e.into_inner());
             rep.current = rep.pending;
-            if let (Some(_), true, Some(Ok(object))) = (rep.current, rgb_buffer, rep.object.as_ref().map(Weak::upgrade))
-            {
+            rep.current_chroma = rep.pending_chroma;
+            let ycbcr_set = rep.current.is_some() || rep.current_chroma.is_some();
+            if let (true, true, Some(Ok(object))) = (ycbcr_set, rgb_buffer, rep.object.as_ref().map(Weak::upgrade)) {
                 object.post_error(
                     surface_rep::Error::PixelFormat,
-                    "YCbCr coefficients set on a surface with an RGB buffer",
+                    "YCbCr coefficients or chroma location set on a surface with an RGB buffer",
                 );
             }
         }
@@ -102,6 +107,24 @@ pub fn coefficients(states: &SurfaceData, mode: SampleMode) -> [[f32; 4]; 3] {
         .and_then(|slot| slot.lock().ok().and_then(|rep| rep.current))
         .unwrap_or_default();
     yuv_to_rgb_coefficients(matrix, range, mode.yuv_bits()).map(|row| row.map(|c| c as f32))
+}
+
+/// Where a surface's 4:2:0 chroma samples sit in their 2x2 block, in pixels from its
+/// top-left (H.273 Chroma420SampleLocType); type 0 where the client names none.
+pub fn chroma_siting(states: &SurfaceData) -> (f32, f32) {
+    let location = states
+        .data_map
+        .get::<SurfaceSlot>()
+        .and_then(|slot| slot.lock().ok().and_then(|rep| rep.current_chroma))
+        .unwrap_or(ChromaLocation::Type0);
+    match location {
+        ChromaLocation::Type1 => (0.5, 0.5),
+        ChromaLocation::Type2 => (0.0, 0.0),
+        ChromaLocation::Type3 => (0.5, 0.0),
+        ChromaLocation::Type4 => (0.0, 1.0),
+        ChromaLocation::Type5 => (0.5, 1.0),
+        _ => (0.0, 0.5),
+    }
 }
 
 impl GlobalDispatch<WpColorRepresentationManagerV1, ()> for Axiom {
@@ -163,6 +186,7 @@ impl Dispatch<WpColorRepresentationSurfaceV1, Weak<WlSurface>> for Axiom {
                 with_slot(&surface, |rep| {
                     rep.object = None;
                     rep.pending = None;
+                    rep.pending_chroma = None;
                 });
             }
             return;
@@ -189,22 +213,17 @@ impl Dispatch<WpColorRepresentationSurfaceV1, Weak<WlSurface>> for Axiom {
                     _ => object.post_error(surface_rep::Error::Coefficients, "unsupported coefficients and range"),
                 }
             }
-            // Chroma is sampled at the top-left (co-sited) position whatever the client says.
-            surface_rep::Request::SetChromaLocation { chroma_location }
-                if !matches!(
-                    chroma_location,
-                    WEnum::Value(
-                        ChromaLocation::Type0
-                            | ChromaLocation::Type1
-                            | ChromaLocation::Type2
-                            | ChromaLocation::Type3
-                            | ChromaLocation::Type4
-                            | ChromaLocation::Type5
-                    )
-                ) =>
-            {
-                object.post_error(surface_rep::Error::ChromaLocation, "invalid chroma location");
-            }
+            surface_rep::Request::SetChromaLocation { chroma_location } => match chroma_location {
+                WEnum::Value(
+                    location @ (ChromaLocation::Type0
+                    | ChromaLocation::Type1
+                    | ChromaLocation::Type2
+                    | ChromaLocation::Type3
+                    | ChromaLocation::Type4
+                    | ChromaLocation::Type5),
+                ) => with_slot(&surface, |rep| rep.pending_chroma = Some(location)),
+                _ => object.post_error(surface_rep::Error::ChromaLocation, "invalid chroma location"),
+            },
             _ => {}
         }
     }

@@ -117,6 +117,7 @@ impl Renderer {
                 };
                 let map = SourceMap::new(&view_of_buffer);
                 let yuv = color_representation::coefficients(states, texture.mode);
+                let chroma = color_representation::chroma_siting(states);
                 let s = self.canvas_scale;
                 let dst = [
                     (f64::from(position.x) * s) as f32,
@@ -135,6 +136,7 @@ impl Renderer {
                     mode: texture.mode as u32,
                     opaque: u32::from(texture.opaque),
                     yuv,
+                    chroma: [chroma.0, chroma.1, 0.0, 0.0],
                     ..texture.source_uniform()
                 };
                 items.push(DrawItem {

@@ -56,6 +56,8 @@ pub struct DrawUniform {
     pub plane_offset: [u32; 4],
     pub plane_stride: [u32; 4],
     pub plane_kind: [u32; 4],
+    /// Where 4:2:0 chroma samples sit in their 2x2 block, in pixels (x, y, unused, unused).
+    pub chroma: [f32; 4],
 }
 
 /// One quad of a frame: a surface texture placed on the output.

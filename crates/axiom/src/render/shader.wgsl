@@ -29,6 +29,8 @@ struct Draw {
     plane_offset: vec4<u32>,
     plane_stride: vec4<u32>,
     plane_kind: vec4<u32>,
+    // Where 4:2:0 chroma samples sit, in pixels from their 2x2 block's top-left (xy).
+    chroma: vec4<f32>,
 };
 
 // The pipeline's specialisation (render/pipelines.rs): the draw's sample mode and plane source.
@@ -97,8 +99,52 @@ fn fetch(plane: u32, p: vec2<i32>) -> vec4<f32> {
     }
 }
 
+// Cb and Cr code values of chroma sample `q` (on the chroma grid), by format.
+fn chroma_codes(q: vec2<i32>) -> vec2<f32> {
+    switch MODE {
+        case 4u: { // P010: 16-bit samples, 10 significant bits at the top
+            let c = fetch(1u, q);
+            return vec2<f32>(floor(code16(c.r, c.g) / 64.0), floor(code16(c.b, c.a) / 64.0));
+        }
+        case 5u: { // YUV420: Cb and Cr planes
+            return vec2<f32>(code8(fetch(1u, q).r), code8(fetch(2u, q).r));
+        }
+        case 6u: { // YUYV: Y0 Cb Y1 Cr per texel
+            let t = fetch(0u, q);
+            return vec2<f32>(code8(t.g), code8(t.a));
+        }
+        default: { // NV12: interleaved Cb Cr
+            let c = fetch(1u, q);
+            return vec2<f32>(code8(c.r), code8(c.g));
+        }
+    }
+}
+
+// The chroma of pixel `p`, interpolated between the chroma samples around it (not the
+// one of its block for every pixel): 4:2:0 samples sit at (2i, 2j) + draw.chroma.xy
+// pixels, YUYV's (4:2:2) at (2i, j).
+fn chroma(p: vec2<i32>) -> vec2<f32> {
+    let size = vec2<i32>(draw.buffer_size);
+    if (MODE == 6u) {
+        let at = f32(p.x) / 2.0;
+        let q = i32(floor(at));
+        let last = (size.x + 1) / 2 - 1;
+        let a = chroma_codes(vec2<i32>(clamp(q, 0, last), p.y));
+        let b = chroma_codes(vec2<i32>(clamp(q + 1, 0, last), p.y));
+        return mix(a, b, at - floor(at));
+    }
+    let last = (size + 1) / 2 - 1;
+    let at = (vec2<f32>(p) - draw.chroma.xy) / 2.0;
+    let q = vec2<i32>(floor(at));
+    let f = at - floor(at);
+    let a = chroma_codes(clamp(q, vec2<i32>(0), last));
+    let b = chroma_codes(clamp(q + vec2<i32>(1, 0), vec2<i32>(0), last));
+    let c = chroma_codes(clamp(q + vec2<i32>(0, 1), vec2<i32>(0), last));
+    let d = chroma_codes(clamp(q + vec2<i32>(1, 1), vec2<i32>(0), last));
+    return mix(mix(a, b, f.x), mix(c, d, f.x), f.y);
+}
+
 fn sample(p: vec2<i32>) -> vec4<f32> {
-    let half = p / 2;
     switch MODE {
         case 1u: {
             return fetch(0u, p).bgra;
@@ -106,25 +152,20 @@ fn sample(p: vec2<i32>) -> vec4<f32> {
         case 2u: {
             return unpack_rgb565(fetch(0u, p));
         }
-        case 3u: { // NV12
-            let y = code8(fetch(0u, p).r);
-            let c = fetch(1u, half);
-            return yuv_to_rgb(y, code8(c.r), code8(c.g));
+        case 3u, 5u: { // NV12, YUV420: 8-bit luma plane
+            let c = chroma(p);
+            return yuv_to_rgb(code8(fetch(0u, p).r), c.x, c.y);
         }
-        case 4u: { // P010: 16-bit samples, 10 significant bits at the top
+        case 4u: { // P010
             let t = fetch(0u, p);
-            let c = fetch(1u, half);
-            let y = floor(code16(t.r, t.g) / 64.0);
-            return yuv_to_rgb(y, floor(code16(c.r, c.g) / 64.0), floor(code16(c.b, c.a) / 64.0));
+            let c = chroma(p);
+            return yuv_to_rgb(floor(code16(t.r, t.g) / 64.0), c.x, c.y);
         }
-        case 5u: { // YUV420, three planes
-            let y = code8(fetch(0u, p).r);
-            return yuv_to_rgb(y, code8(fetch(1u, half).r), code8(fetch(2u, half).r));
-        }
-        case 6u: { // YUYV: Y0 Cb Y1 Cr per texel
+        case 6u: { // YUYV
             let t = fetch(0u, vec2<i32>(p.x / 2, p.y));
             let y = select(t.r, t.b, (p.x & 1) == 1);
-            return yuv_to_rgb(code8(y), code8(t.g), code8(t.a));
+            let c = chroma(p);
+            return yuv_to_rgb(code8(y), c.x, c.y);
         }
         case 7u: { // solid colour (premultiplied)
             return draw.yuv_r;

@@ -76,7 +76,13 @@ fn every_format_takes_the_vulkan_step_with_exact_pixels() {
         let encoded = encode(
             code,
             &image,
-            Options { stride_pad: 12, plane_gap: 36, matrix: YuvMatrix::Bt601, range: YuvRange::Limited },
+            Options {
+                stride_pad: 12,
+                plane_gap: 36,
+                matrix: YuvMatrix::Bt601,
+                range: YuvRange::Limited,
+                ..Options::default()
+            },
         )
         .unwrap();
         // Whole pages, as every dma-buf is: lavapipe's images may need a little room past
