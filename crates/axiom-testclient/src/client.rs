@@ -490,6 +490,14 @@ impl TestClient {
         Ok(ids.iter().map(|id| self.state.feedback[id]).collect())
     }
 
+    /// Declares all of `surface` (`width` x `height`) opaque, from its next commit.
+    pub fn set_opaque(&self, surface: &WlSurface, width: i32, height: i32) {
+        let region = self.compositor.create_region(&self.qh, ());
+        region.add(0, 0, width, height);
+        surface.set_opaque_region(Some(&region));
+        region.destroy();
+    }
+
     pub fn viewport(&self, surface: &WlSurface) -> WpViewport {
         self.viewporter.get_viewport(surface, &self.qh, ())
     }
@@ -712,3 +720,4 @@ delegate_noop!(State: ignore XdgPositioner);
 delegate_noop!(State: ignore ZwlrScreencopyManagerV1);
 delegate_noop!(State: ignore WpViewporter);
 delegate_noop!(State: ignore WpViewport);
+delegate_noop!(State: wayland_client::protocol::wl_region::WlRegion);

@@ -1,12 +1,12 @@
 //! Builds a frame: walks the mapped windows bottom to top, each with its
 //! subsurfaces (in their stacking order) and then its popups.
 
-use smithay::backend::renderer::utils::RendererSurfaceStateUserData;
+use smithay::backend::renderer::utils::{RendererSurfaceState, RendererSurfaceStateUserData};
 use smithay::desktop::{PopupManager, Space, Window};
 use smithay::reexports::wayland_server::backend::ObjectId;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::Resource;
-use smithay::utils::{Logical, Point};
+use smithay::utils::{Logical, Point, Size};
 use smithay::wayland::compositor::{with_surface_tree_upward, TraversalAction};
 
 use std::collections::HashSet;
@@ -134,7 +134,7 @@ impl Renderer {
                     output_size: [output_size.w as f32, output_size.h as f32],
                     buffer_size: [bw as f32, bh as f32],
                     mode: texture.mode as u32,
-                    opaque: u32::from(texture.opaque),
+                    opaque: u32::from(texture.opaque || declared_opaque(&data, view.dst)),
                     yuv,
                     chroma: [chroma.0, chroma.1, 0.0, 0.0],
                     ..texture.source_uniform()
@@ -151,6 +151,15 @@ impl Renderer {
             |_, _, _| true,
         );
     }
+}
+
+/// Whether the client declared all of its surface (`size`, after the viewport) opaque:
+/// then its alpha is not read, as weston does, and nothing beneath it is drawn.
+fn declared_opaque(data: &RendererSurfaceState, size: Size<i32, Logical>) -> bool {
+    // smithay keeps the region as rectangles that do not overlap, inside the surface.
+    let area = |w: i32, h: i32| i64::from(w) * i64::from(h);
+    data.opaque_regions()
+        .is_some_and(|rects| rects.iter().map(|r| area(r.size.w, r.size.h)).sum::<i64>() >= area(size.w, size.h))
 }
 
 /// The output area showing buffer rows `rows` (first, count) of a quad: all of it where

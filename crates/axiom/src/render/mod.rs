@@ -331,7 +331,7 @@ impl Renderer {
         }
         self.queue.write_buffer(&self.uniform_buffer, 0, &uniforms);
         for (uniform, _) in &draws {
-            self.pipelines.prepare(&self.device, uniform.mode, uniform.source, uniform.filter);
+            self.pipelines.prepare(&self.device, pipelines::Key::of(uniform));
         }
 
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
@@ -356,7 +356,7 @@ impl Renderer {
                 (damage.y1 - damage.y0) as u32,
             );
             for (i, (uniform, bind_group)) in draws.iter().enumerate() {
-                let Some(pipeline) = self.pipelines.get(uniform.mode, uniform.source, uniform.filter) else { continue };
+                let Some(pipeline) = self.pipelines.get(pipelines::Key::of(uniform)) else { continue };
                 pass.set_pipeline(pipeline);
                 pass.set_bind_group(0, &self.uniform_bind_group, &[(i as u64 * UNIFORM_STRIDE) as u32]);
                 pass.set_bind_group(1, *bind_group, &[]);

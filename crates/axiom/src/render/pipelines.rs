@@ -1,15 +1,33 @@
 //! Render pipelines specialised per sample mode, plane source and filter (WGSL
 //! override constants), so that each draw runs only its own branch of the
-//! shader: a software rasteriser otherwise pays for every branch.
+//! shader: a software rasteriser otherwise pays for every branch. Opaque quads
+//! are drawn without blending, which would read back every pixel beneath them
+//! to the same result.
 
 use std::collections::HashMap;
 
 use super::OUTPUT_FORMAT;
 
+/// What a pipeline is specialised on: a draw's sample mode, plane source, filter and
+/// whether it is opaque (`DrawUniform`'s fields of those names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub mode: u32,
+    pub source: u32,
+    pub filter: u32,
+    pub opaque: u32,
+}
+
+impl Key {
+    pub fn of(uniform: &super::DrawUniform) -> Self {
+        Self { mode: uniform.mode, source: uniform.source, filter: uniform.filter, opaque: uniform.opaque }
+    }
+}
+
 pub struct Pipelines {
     shader: wgpu::ShaderModule,
     layout: wgpu::PipelineLayout,
-    cache: HashMap<(u32, u32, u32), wgpu::RenderPipeline>,
+    cache: HashMap<Key, wgpu::RenderPipeline>,
 }
 
 impl Pipelines {
@@ -17,9 +35,9 @@ impl Pipelines {
         Self { shader, layout, cache: HashMap::new() }
     }
 
-    /// Builds the pipeline for (mode, source, filter) if it does not exist yet.
-    pub fn prepare(&mut self, device: &wgpu::Device, mode: u32, source: u32, filter: u32) {
-        if self.cache.contains_key(&(mode, source, filter)) {
+    /// Builds the pipeline for `key` if it does not exist yet.
+    pub fn prepare(&mut self, device: &wgpu::Device, key: Key) {
+        if self.cache.contains_key(&key) {
             return;
         }
         let premultiplied = wgpu::BlendComponent {
@@ -27,7 +45,10 @@ impl Pipelines {
             dst_factor: wgpu::BlendFactor::OneMinusSrcAlpha,
             operation: wgpu::BlendOperation::Add,
         };
-        let constants = [("MODE", f64::from(mode)), ("SOURCE", f64::from(source)), ("FILTER", f64::from(filter))];
+        let constants =
+            [("MODE", f64::from(key.mode)), ("SOURCE", f64::from(key.source)), ("FILTER", f64::from(key.filter))];
+        // An opaque quad's alpha is one: blending would give the source as it is.
+        let blend = (key.opaque == 0).then_some(wgpu::BlendState { color: premultiplied, alpha: premultiplied });
         let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
             label: Some("compose"),
             layout: Some(&self.layout),
@@ -43,7 +64,7 @@ impl Pipelines {
                 compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() },
                 targets: &[Some(wgpu::ColorTargetState {
                     format: OUTPUT_FORMAT,
-                    blend: Some(wgpu::BlendState { color: premultiplied, alpha: premultiplied }),
+                    blend,
                     write_mask: wgpu::ColorWrites::ALL,
                 })],
             }),
@@ -53,11 +74,11 @@ impl Pipelines {
             multiview_mask: None,
             cache: None,
         });
-        self.cache.insert((mode, source, filter), pipeline);
+        self.cache.insert(key, pipeline);
     }
 
-    /// The pipeline for (mode, source, filter); `prepare` must have been called for it.
-    pub fn get(&self, mode: u32, source: u32, filter: u32) -> Option<&wgpu::RenderPipeline> {
-        self.cache.get(&(mode, source, filter))
+    /// The pipeline for `key`; `prepare` must have been called for it.
+    pub fn get(&self, key: Key) -> Option<&wgpu::RenderPipeline> {
+        self.cache.get(&key)
     }
 }

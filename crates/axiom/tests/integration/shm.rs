@@ -47,6 +47,24 @@ fn alpha_formats_blend_premultiplied_over_the_background() {
     }
 }
 
+/// A surface whose opaque region covers it is drawn without blending: its alpha is not
+/// read (a transparent black pixel shows black, not the background), as weston does.
+#[test]
+fn a_surface_declared_opaque_shows_its_colour_whatever_its_alpha() {
+    let compositor = start(OUT_W, OUT_H);
+    let mut client = compositor.connect().unwrap();
+    let (w, h) = (40, 20);
+    let colours = [Rgba(0, 0, 0, 0), Rgba(100, 50, 10, 128), Rgba(200, 100, 50, 255)];
+    let source = Image::new(w, h, |x, _| colours[(x * 3 / w) as usize]);
+    let window = client.create_window("opaque").unwrap();
+    let buffer = client.create_buffer(&source, Format32::Argb8888, w as usize * 4, 0).unwrap();
+    client.set_opaque(&window.surface, w as i32, h as i32);
+    client.present(&window.surface, &buffer).unwrap();
+    let (x, y) = centred(OUT_W, OUT_H, w, h);
+    let shot = client.screenshot_region(x as i32, y as i32, w as i32, h as i32).unwrap();
+    assert_image(&shot, &source.map(|p| Rgba::opaque(p.0, p.1, p.2)), 0, "declared-opaque");
+}
+
 #[test]
 fn only_damaged_rows_are_uploaded() {
     let compositor = start(OUT_W, OUT_H);
