@@ -1,6 +1,6 @@
-//! Render pipelines specialised per sample mode, plane source and filter (WGSL
-//! override constants), so that each draw runs only its own branch of the
-//! shader: a software rasteriser otherwise pays for every branch. Opaque quads
+//! Render pipelines specialised per sample mode and plane source (WGSL override
+//! constants) and filter (an entry point), so that each draw runs only its own
+//! branch of the shader: a software rasteriser otherwise pays for every branch. Opaque quads
 //! are drawn without blending, which would read back every pixel beneath them
 //! to the same result.
 
@@ -45,8 +45,7 @@ impl Pipelines {
             dst_factor: wgpu::BlendFactor::OneMinusSrcAlpha,
             operation: wgpu::BlendOperation::Add,
         };
-        let constants =
-            [("MODE", f64::from(key.mode)), ("SOURCE", f64::from(key.source)), ("FILTER", f64::from(key.filter))];
+        let constants = [("MODE", f64::from(key.mode)), ("SOURCE", f64::from(key.source))];
         // An opaque quad's alpha is one: blending would give the source as it is.
         let blend = (key.opaque == 0).then_some(wgpu::BlendState { color: premultiplied, alpha: premultiplied });
         let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
@@ -60,7 +59,7 @@ impl Pipelines {
             },
             fragment: Some(wgpu::FragmentState {
                 module: &self.shader,
-                entry_point: Some("fs_main"),
+                entry_point: Some(if key.filter == 1 { "fs_filtered" } else { "fs_main" }),
                 compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() },
                 targets: &[Some(wgpu::ColorTargetState {
                     format: OUTPUT_FORMAT,

@@ -19,7 +19,7 @@ struct Draw {
     opaque: u32,
     // 0: planes are textures; 1: planes are read from the imported buffer `words`.
     source: u32,
-    // 1: bilinear (the FILTER specialisation).
+    // 1: bilinear (drawn with fs_filtered).
     filtered: u32,
     // Rows of the 3x4 matrix from (Y, Cb, Cr, 1) code values to RGB (axiom_formats::convert).
     yuv_r: vec4<f32>,
@@ -36,7 +36,6 @@ struct Draw {
 // The pipeline's specialisation (render/pipelines.rs): the draw's sample mode and plane source.
 override MODE: u32 = 0u;
 override SOURCE: u32 = 0u;
-override FILTER: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> draw: Draw;
 @group(1) @binding(0) var plane0: texture_2d<f32>;
@@ -185,25 +184,34 @@ fn texel(p: vec2<i32>) -> vec4<f32> {
     return c;
 }
 
+// Where pixel `position` reads the buffer, in buffer pixels.
+fn buffer_point(position: vec2<f32>) -> vec2<f32> {
+    let t = (position - draw.dst.xy) / draw.dst.zw;
+    return draw.src.xy + t.x * draw.src.zw + t.y * draw.src_y_axis.xy;
+}
+
+// The output has 8 bits a channel: round here, so that every driver stores the same
+// value (float-to-unorm conversion may round either way at exact halves). Wayland
+// buffers are premultiplied: blended with One, OneMinusSrcAlpha.
+fn output(c: vec4<f32>) -> vec4<f32> {
+    return round(c * 255.0) / 255.0;
+}
+
+// The texel each pixel shows. (Filtered draws use fs_filtered: as a separate entry
+// point its code is not compiled into every pipeline, which costs a software
+// rasteriser's compiler seconds.)
 @fragment
 fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
-    let t = (in.position.xy - draw.dst.xy) / draw.dst.zw;
-    let pixel = draw.src.xy + t.x * draw.src.zw + t.y * draw.src_y_axis.xy;
-    var c: vec4<f32>;
-    if (FILTER == 1u) {
-        // Premultiplied colour between the four texel centres around the point.
-        let at = pixel - 0.5;
-        let p = vec2<i32>(floor(at));
-        let f = at - floor(at);
-        let top = mix(texel(p), texel(p + vec2<i32>(1, 0)), f.x);
-        let bottom = mix(texel(p + vec2<i32>(0, 1)), texel(p + vec2<i32>(1, 1)), f.x);
-        c = mix(top, bottom, f.y);
-    } else {
-        c = texel(vec2<i32>(floor(pixel)));
-    }
-    // The output has 8 bits a channel: round here, so that every driver stores the same
-    // value (float-to-unorm conversion may round either way at exact halves).
-    c = round(c * 255.0) / 255.0;
-    // Wayland buffers are premultiplied: blend with One, OneMinusSrcAlpha.
-    return c;
+    return output(texel(vec2<i32>(floor(buffer_point(in.position.xy)))));
+}
+
+// Premultiplied colour between the four texel centres around the point.
+@fragment
+fn fs_filtered(in: VertexOut) -> @location(0) vec4<f32> {
+    let at = buffer_point(in.position.xy) - 0.5;
+    let p = vec2<i32>(floor(at));
+    let f = at - floor(at);
+    let top = mix(texel(p), texel(p + vec2<i32>(1, 0)), f.x);
+    let bottom = mix(texel(p + vec2<i32>(0, 1)), texel(p + vec2<i32>(1, 1)), f.x);
+    return output(mix(top, bottom, f.y));
 }
