@@ -91,6 +91,58 @@ pub fn rgb_to_yuv(rgb: [u8; 3], matrix: YuvMatrix, range: YuvRange, bits: u32) -
     [code(y_off + y * y_scale), code(c_off + pb * c_scale), code(c_off + pr * c_scale)]
 }
 
+/// An 8-bit RGB colour and its YCbCr code values.
+pub type ColourCodes = ([u8; 3], [u16; 3]);
+
+/// 8-bit YCbCr code values of white, black and the saturated primaries, worked by
+/// hand from the ITU-R definitions (BT.601, BT.709, BT.2020 Kr/Kb; limited range:
+/// Y = 16 + 219 Y', C = 128 + 224 P; full range: Y = 255 Y', C = 128 + 255 P,
+/// clamped to 255), not by this module: the reference the converter and the
+/// compositor's shader are both checked against. BT.601 limited matches the classic
+/// colour-bar tables (red 81/90/240), full range JPEG's (red 76/85/255), BT.709
+/// limited the HD bars (red 63/102/240).
+pub const ITU_PRIMARIES: [(YuvMatrix, YuvRange, [ColourCodes; 5]); 6] = {
+    const W: [u8; 3] = [255, 255, 255];
+    const K: [u8; 3] = [0, 0, 0];
+    const R: [u8; 3] = [255, 0, 0];
+    const G: [u8; 3] = [0, 255, 0];
+    const B: [u8; 3] = [0, 0, 255];
+    use YuvMatrix::*;
+    use YuvRange::*;
+    [
+        (
+            Bt601,
+            Limited,
+            [(W, [235, 128, 128]), (K, [16, 128, 128]), (R, [81, 90, 240]), (G, [145, 54, 34]), (B, [41, 240, 110])],
+        ),
+        (
+            Bt601,
+            Full,
+            [(W, [255, 128, 128]), (K, [0, 128, 128]), (R, [76, 85, 255]), (G, [150, 44, 21]), (B, [29, 255, 107])],
+        ),
+        (
+            Bt709,
+            Limited,
+            [(W, [235, 128, 128]), (K, [16, 128, 128]), (R, [63, 102, 240]), (G, [173, 42, 26]), (B, [32, 240, 118])],
+        ),
+        (
+            Bt709,
+            Full,
+            [(W, [255, 128, 128]), (K, [0, 128, 128]), (R, [54, 99, 255]), (G, [182, 30, 12]), (B, [18, 255, 116])],
+        ),
+        (
+            Bt2020,
+            Limited,
+            [(W, [235, 128, 128]), (K, [16, 128, 128]), (R, [74, 97, 240]), (G, [164, 47, 25]), (B, [29, 240, 119])],
+        ),
+        (
+            Bt2020,
+            Full,
+            [(W, [255, 128, 128]), (K, [0, 128, 128]), (R, [67, 92, 255]), (G, [173, 36, 11]), (B, [15, 255, 118])],
+        ),
+    ]
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +157,21 @@ mod tests {
         assert_eq!(yuv_to_rgb(16, 128, 128, YuvMatrix::Bt601, YuvRange::Limited, 8), [0, 0, 0]);
         assert_eq!(rgb_to_yuv([255, 255, 255], YuvMatrix::Bt709, YuvRange::Limited, 10), [940, 512, 512]);
         assert_eq!(rgb_to_yuv([255, 255, 255], YuvMatrix::Bt709, YuvRange::Full, 8), [255, 128, 128]);
+    }
+
+    #[test]
+    fn the_converter_gives_the_itu_values_worked_by_hand() {
+        for (matrix, range, colours) in ITU_PRIMARIES {
+            for (rgb, ycbcr) in colours {
+                assert_eq!(rgb_to_yuv(rgb, matrix, range, 8), ycbcr, "{matrix:?} {range:?} {rgb:?}");
+                let [y, cb, cr] = ycbcr;
+                let back = yuv_to_rgb(y, cb, cr, matrix, range, 8);
+                assert!(
+                    back.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= 2),
+                    "{matrix:?} {range:?} {ycbcr:?} -> {back:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -56,6 +56,19 @@ fn show(
     seal: bool,
     colour: Option<Colour<'_>>,
 ) -> Image {
+    show_sized(client, encoded, fourcc, (W, H), immed, seal, colour)
+}
+
+/// As `show`, for a buffer of `size`.
+fn show_sized(
+    client: &mut TestClient,
+    encoded: &Encoded,
+    fourcc: u32,
+    (w, h): (u32, u32),
+    immed: bool,
+    seal: bool,
+    colour: Option<Colour<'_>>,
+) -> Image {
     let dmabuf = client.bind_dmabuf(5).unwrap();
     let mut memory = SharedMemory::new(encoded.bytes.len()).unwrap();
     memory.bytes_mut().copy_from_slice(&encoded.bytes);
@@ -66,9 +79,9 @@ fn show(
         encoded.planes.iter().map(|&(offset, stride)| Plane { fd: memory.fd(), offset, stride, modifier: 0 }).collect();
     let params = client.dmabuf_params(&dmabuf, &planes);
     let buffer = if immed {
-        client.dmabuf_create_immed(&params, W as i32, H as i32, fourcc)
+        client.dmabuf_create_immed(&params, w as i32, h as i32, fourcc)
     } else {
-        match client.dmabuf_create(&params, W as i32, H as i32, fourcc).unwrap() {
+        match client.dmabuf_create(&params, w as i32, h as i32, fourcc).unwrap() {
             Created::Buffer(buffer) => buffer,
             Created::Failed => panic!("{}: create failed", name(fourcc)),
         }
@@ -82,10 +95,10 @@ fn show(
         rep
     });
     window.surface.attach(Some(&buffer), 0, 0);
-    window.surface.damage_buffer(0, 0, W as i32, H as i32);
+    window.surface.damage_buffer(0, 0, w as i32, h as i32);
     client.commit_and_wait_frame(&window.surface).unwrap();
-    let (x, y) = centred(OUT_W, OUT_H, W, H);
-    let shot = client.screenshot_region(x as i32, y as i32, W as i32, H as i32).unwrap();
+    let (x, y) = centred(OUT_W, OUT_H, w, h);
+    let shot = client.screenshot_region(x as i32, y as i32, w as i32, h as i32).unwrap();
     window.destroy();
     buffer.destroy();
     shot
@@ -175,6 +188,56 @@ fn chroma_is_interpolated_where_the_client_says_its_samples_sit() {
             let colour = Some((&manager, Coefficients::Bt709, Range::Limited, Some(location)));
             let shot = show(&mut client, &encoded, fourcc, false, true, colour);
             assert_image(&shot, &encoded.expected, 1, &format!("chroma-{}-{location:?}", name(fourcc)));
+        }
+    }
+}
+
+/// White, black and the saturated primaries, as YCbCr code values worked by hand from
+/// the ITU-R definitions (`axiom_formats::convert::ITU_PRIMARIES`, not the converter the
+/// shader shares), show as those colours in every matrix and range, within two codes.
+#[test]
+fn itu_code_values_show_as_the_colours_they_stand_for() {
+    use axiom_testclient::convert::ITU_PRIMARIES;
+    const COLUMN: u32 = 16;
+    let compositor = start(OUT_W, OUT_H);
+    let mut client = compositor.connect().unwrap();
+    let manager = client.bind_color_representation().unwrap();
+    let protocol = |matrix, range| {
+        let coefficients = match matrix {
+            YuvMatrix::Bt601 => Coefficients::Bt601,
+            YuvMatrix::Bt709 => Coefficients::Bt709,
+            YuvMatrix::Bt2020 => Coefficients::Bt2020,
+        };
+        (coefficients, if range == YuvRange::Full { Range::Full } else { Range::Limited })
+    };
+    for (matrix, range, colours) in ITU_PRIMARIES {
+        // NV12, one 16-pixel column a colour: its centre's chroma comes from its own samples.
+        let (w, h) = (COLUMN * colours.len() as u32, 8);
+        let luma: Vec<u8> = (0..w * h).map(|i| colours[(i % w / COLUMN) as usize].1[0] as u8).collect();
+        let chroma: Vec<u8> = (0..w / 2 * h / 2)
+            .flat_map(|i| {
+                let [_, cb, cr] = colours[(i % (w / 2) * 2 / COLUMN) as usize].1;
+                [cb as u8, cr as u8]
+            })
+            .collect();
+        let encoded = Encoded {
+            bytes: [luma, chroma].concat(),
+            planes: vec![(0, w), (w * h, w)],
+            expected: Image::new(w, h, |x, _| {
+                let [r, g, b] = colours[(x / COLUMN) as usize].0;
+                axiom_testclient::Rgba::opaque(r, g, b)
+            }),
+        };
+        let (coefficients, protocol_range) = protocol(matrix, range);
+        let colour = Some((&manager, coefficients, protocol_range, None));
+        let shot = show_sized(&mut client, &encoded, fourcc::NV12, (w, h), false, true, colour);
+        for (i, (rgb, ycbcr)) in colours.iter().enumerate() {
+            let centre = shot.pixel(i as u32 * COLUMN + COLUMN / 2, h / 2);
+            let got = [centre.0, centre.1, centre.2];
+            assert!(
+                got.iter().zip(rgb).all(|(a, b)| a.abs_diff(*b) <= 2),
+                "{matrix:?} {range:?}: {ycbcr:?} shows as {got:?}, not {rgb:?}"
+            );
         }
     }
 }
