@@ -110,6 +110,7 @@ impl Report {
             std::iter::once(w.name.clone()).chain(columns.iter().map(|c| cell(self.get(c, w), &latency))).collect()
         });
         out.push_str("\n## Commit to presentation (median / p99 ms) and frames per second\n\n");
+        out.push_str(LATENCY_METHOD);
         out.push_str(&table(named(&["workload"], &[]), rows));
 
         let rows = workloads.iter().map(|w| {
@@ -156,3 +157,25 @@ fn machine() -> String {
         .unwrap_or(0.0);
     format!("{}, {cores} cores, {mem_gib:.0} GiB", model.unwrap_or_else(|| "unknown CPU".into()))
 }
+
+/// How the latency table is measured, and what each compositor's timestamp means.
+const LATENCY_METHOD: &str = "\
+Measured the same way for every compositor: the client reads CLOCK_MONOTONIC as it
+commits and subtracts it from the wp_presentation feedback's timestamp for that
+commit (both compositors present in CLOCK_MONOTONIC); a feedback stamped before its
+commit would show as a negative number. What the timestamp stands for differs, and
+headless there is no display to say when a frame is seen:
+
+- axiom (headless): the frame is stamped when the GPU finished composing it (or at
+  the output refresh tick it was composed for, if that is later), flags
+  vsync|hw_completion; `seq` counts refresh ticks.
+- weston 14 (headless): the frame is rendered at a repaint (weston starts repaints
+  a few milliseconds before the next refresh), and a timer 16 ms after that repaint
+  stamps it with the time the timer fires, flags 0: one refresh after it was drawn,
+  as a display would show it at the next vblank.
+
+So weston's figure includes one refresh more than axiom's for the same work, and
+neither is a display's scanout time; on KMS both use the page flip's vblank time
+(scripts/bench-kms, docs/PERFORMANCE-KMS.md).
+
+";

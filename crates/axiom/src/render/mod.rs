@@ -106,6 +106,8 @@ pub struct Renderer {
     /// Bound at binding 3 by draws whose planes are textures, when the shader can
     /// read planes from imported buffers.
     pub(crate) no_words: Option<wgpu::Buffer>,
+    /// Samples chroma planes bilinearly (every plane bind group holds it).
+    pub(crate) chroma_sampler: wgpu::Sampler,
     /// Buffer imports per wl_buffer.
     pub imports: buffer_source::ImportCache,
     /// CPU-path mappings per wl_buffer plane.
@@ -217,11 +219,19 @@ impl Renderer {
         });
         let completions = completion::Completions::new(&device)?;
         let empty_texture = create_empty_texture(&device);
+        // Chroma between samples, edges clamped: bilinear in hardware (render/shader.wgsl).
+        let chroma_sampler = device.create_sampler(&wgpu::SamplerDescriptor {
+            label: Some("chroma"),
+            mag_filter: wgpu::FilterMode::Linear,
+            min_filter: wgpu::FilterMode::Linear,
+            ..Default::default()
+        });
         let empty_planes = plane_bind_group(
             &device,
             &texture_layout,
             &[empty_texture.create_view(&Default::default())],
             no_words.as_ref(),
+            &chroma_sampler,
         );
         tracing::info!(
             adapter = %adapter_info.name,
@@ -248,6 +258,7 @@ impl Renderer {
             readback_bytes: 0,
             loop_gpu_waits: 0,
             no_words,
+            chroma_sampler,
             imports: Default::default(),
             mappings: Default::default(),
             host_imports: Default::default(),
@@ -463,18 +474,25 @@ fn create_uniforms(
 
 /// Three texture planes, and with `buffer_source` the storage buffer planes are read from.
 fn plane_layout_entries(buffer_source: bool) -> Vec<wgpu::BindGroupLayoutEntry> {
+    // Planes 1 and 2 (chroma) may be sampled with `chroma_sampler`: filterable.
     let mut entries: Vec<_> = [0, 1, 2]
         .map(|binding| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::FRAGMENT,
             ty: wgpu::BindingType::Texture {
-                sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                sample_type: wgpu::TextureSampleType::Float { filterable: binding > 0 },
                 view_dimension: wgpu::TextureViewDimension::D2,
                 multisampled: false,
             },
             count: None,
         })
         .into();
+    entries.push(wgpu::BindGroupLayoutEntry {
+        binding: 4,
+        visibility: wgpu::ShaderStages::FRAGMENT,
+        ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
+        count: None,
+    });
     if buffer_source {
         entries.push(wgpu::BindGroupLayoutEntry {
             binding: 3,
@@ -491,17 +509,20 @@ fn plane_layout_entries(buffer_source: bool) -> Vec<wgpu::BindGroupLayoutEntry> 
 }
 
 /// The plane bind group: `views` for the three texture planes (the first repeated where
-/// fewer), and `words` for planes in a buffer (the placeholder where none).
+/// fewer), `words` for planes in a buffer (the placeholder where none), and the sampler
+/// chroma planes are interpolated with.
 pub(crate) fn plane_bind_group(
     device: &wgpu::Device,
     layout: &wgpu::BindGroupLayout,
     views: &[wgpu::TextureView],
     words: Option<&wgpu::Buffer>,
+    chroma_sampler: &wgpu::Sampler,
 ) -> wgpu::BindGroup {
     let view = |i: usize| views.get(i).unwrap_or(&views[0]);
     let mut entries: Vec<wgpu::BindGroupEntry<'_>> = (0..3)
         .map(|i| wgpu::BindGroupEntry { binding: i as u32, resource: wgpu::BindingResource::TextureView(view(i)) })
         .collect();
+    entries.push(wgpu::BindGroupEntry { binding: 4, resource: wgpu::BindingResource::Sampler(chroma_sampler) });
     if let Some(words) = words {
         entries.push(wgpu::BindGroupEntry { binding: 3, resource: words.as_entire_binding() });
     }

@@ -41,6 +41,8 @@ override SOURCE: u32 = 0u;
 @group(1) @binding(0) var plane0: texture_2d<f32>;
 @group(1) @binding(1) var plane1: texture_2d<f32>;
 @group(1) @binding(2) var plane2: texture_2d<f32>;
+// Edges clamped: gathers chroma samples (render/mod.rs).
+@group(1) @binding(4) var chroma_sampler: sampler;
 
 struct VertexOut {
     @builtin(position) position: vec4<f32>,
@@ -132,8 +134,27 @@ fn chroma(p: vec2<i32>) -> vec2<f32> {
         let b = chroma_codes(vec2<i32>(clamp(q + 1, 0, last), p.y));
         return mix(a, b, at - floor(at));
     }
-    let last = (size + 1) / 2 - 1;
     let at = (vec2<f32>(p) - draw.chroma.xy) / 2.0;
+    if (SOURCE == 0u && (MODE == 3u || MODE == 5u)) {
+        // 8-bit chroma planes in textures: one gather a channel reads the four samples
+        // (four loads each cost a software rasteriser as much), weighted here exactly
+        // (a sampler's own interpolation may round to 8 bits). The gather point lies
+        // midway between the four samples' centres, far from any footprint edge.
+        let first = floor(at);
+        let f = at - first;
+        let uv = (first + 1.0) / vec2<f32>(textureDimensions(plane1));
+        // Gathered in the order (0, 1), (1, 1), (1, 0), (0, 0) from the first sample.
+        let w = vec4<f32>((1.0 - f.x) * f.y, f.x * f.y, f.x * (1.0 - f.y), (1.0 - f.x) * (1.0 - f.y));
+        let cb = round(textureGather(0, plane1, chroma_sampler, uv) * 255.0);
+        var cr: vec4<f32>;
+        if (MODE == 5u) {
+            cr = round(textureGather(0, plane2, chroma_sampler, uv) * 255.0);
+        } else {
+            cr = round(textureGather(1, plane1, chroma_sampler, uv) * 255.0);
+        }
+        return vec2<f32>(dot(cb, w), dot(cr, w));
+    }
+    let last = (size + 1) / 2 - 1;
     let q = vec2<i32>(floor(at));
     let f = at - floor(at);
     let a = chroma_codes(clamp(q, vec2<i32>(0), last));

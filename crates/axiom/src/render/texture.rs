@@ -439,7 +439,13 @@ impl Renderer {
         y_invert: bool,
     ) {
         let views: Vec<wgpu::TextureView> = planes.iter().map(|t| t.create_view(&Default::default())).collect();
-        let bind_group = super::plane_bind_group(&self.device, &self.texture_layout, &views, self.no_words.as_ref());
+        let bind_group = super::plane_bind_group(
+            &self.device,
+            &self.texture_layout,
+            &views,
+            self.no_words.as_ref(),
+            &self.chroma_sampler,
+        );
         let commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
         *slot = Some(SurfaceTexture::counted(SurfaceTexture {
             planes,
@@ -466,7 +472,8 @@ impl Renderer {
         source: BufferPlanes,
     ) {
         let empty = self.empty_view();
-        let bind_group = super::plane_bind_group(&self.device, &self.texture_layout, &[empty], Some(buffer));
+        let bind_group =
+            super::plane_bind_group(&self.device, &self.texture_layout, &[empty], Some(buffer), &self.chroma_sampler);
         let commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
         *slot = Some(SurfaceTexture::counted(SurfaceTexture {
             planes: Vec::new(),
@@ -590,7 +597,13 @@ impl Renderer {
             })
             .collect();
         let views: Vec<wgpu::TextureView> = planes.iter().map(|t| t.create_view(&Default::default())).collect();
-        let bind_group = super::plane_bind_group(&self.device, &self.texture_layout, &views, self.no_words.as_ref());
+        let bind_group = super::plane_bind_group(
+            &self.device,
+            &self.texture_layout,
+            &views,
+            self.no_words.as_ref(),
+            &self.chroma_sampler,
+        );
         *slot = Some(SurfaceTexture::counted(SurfaceTexture {
             planes,
             buffer_planes: None,

@@ -379,6 +379,43 @@ fn a_fullscreen_dmabuf_goes_on_the_primary_plane_as_it_is() {
     assert_written_back(&compositor);
 }
 
+/// A fullscreen dma-buf with a buffer transform is not put on the primary plane as it is
+/// (vkms's planes cannot turn it): it is composed, the right way round, for a half turn
+/// and for a quarter turn of a buffer as tall as the mode is wide.
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn a_fullscreen_dmabuf_with_a_buffer_transform_is_composed_the_right_way_round() {
+    use wayland_client::protocol::wl_output::Transform;
+    let compositor = start_drm();
+    let mut client = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut client);
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let window = client.create_window("transformed").unwrap();
+    assert_eq!(client.set_fullscreen(&window).unwrap(), (width as i32, height as i32));
+    let half = test_pattern(width, height);
+    let quarter = test_pattern(height, width);
+    for (transform, buffer, shown) in [
+        (Transform::_180, &half, half.rotated_clockwise().rotated_clockwise()),
+        (Transform::_90, &quarter, quarter.rotated_clockwise()),
+    ] {
+        let (memory, fd) = udmabuf_of(buffer);
+        let size = (buffer.width, buffer.height);
+        let wl_buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), buffer.width * 4, size);
+        window.surface.set_buffer_transform(transform);
+        window.surface.attach(Some(&wl_buffer), 0, 0);
+        window.surface.damage_buffer(0, 0, i32::MAX, i32::MAX);
+        client.commit_and_wait_frame(&window.surface).unwrap();
+        let shot = wait_on_crtc(&compositor, &format!("drm-transform-{transform:?}"), |shot| *shot == shown);
+        assert_image(&shot, &shown, 0, &format!("drm-transform-{transform:?}"));
+        std::mem::forget((memory, fd, wl_buffer));
+    }
+    let log = compositor.log();
+    assert!(!log.contains("direct scanout: on:"), "a transformed buffer is composed: {log}");
+    let stats = import_stats(&compositor);
+    let composed = ["cpu_imports", "vulkan_image", "vulkan_buffer"].iter().filter_map(|k| stats.get(*k)).sum::<u64>();
+    assert!(composed >= 2, "both buffers were imported to be composed: {stats:?}");
+}
+
 /// The last screencopy was answered with what vkms's writeback connector captured of the
 /// display, not with a composition made for it (which would have imported the buffers).
 fn assert_written_back(compositor: &Compositor) {
