@@ -22,10 +22,14 @@ pub fn plane_kind(format: wgpu::TextureFormat) -> u32 {
     }
 }
 
-/// The compose shader, with or without reading planes from buffers.
-pub fn shader_source(buffer_source: bool) -> String {
+/// The compose shader, with or without reading planes from buffers, for pipelines whose
+/// planes come from textures (`source` 0) or from a buffer (1).
+pub fn shader_source(buffer_source: bool, source: u32) -> String {
     let planes = if buffer_source { include_str!("buffer_source.wgsl") } else { include_str!("no_buffer_source.wgsl") };
-    format!("{}\n{planes}", include_str!("shader.wgsl"))
+    // Chroma of 4:2:0 planes: sampled from textures, read one by one from a buffer.
+    let chroma = if source == 0 { "chroma_sampled" } else { "chroma_loaded" };
+    let chroma_420 = format!("fn chroma_420(at: vec2<f32>) -> vec2<f32> {{\n    return {chroma}(at);\n}}\n");
+    format!("{}\n{planes}\n{chroma_420}", include_str!("shader.wgsl"))
 }
 
 /// One imported wl_buffer.

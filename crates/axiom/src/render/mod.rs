@@ -106,7 +106,7 @@ pub struct Renderer {
     /// Bound at binding 3 by draws whose planes are textures, when the shader can
     /// read planes from imported buffers.
     pub(crate) no_words: Option<wgpu::Buffer>,
-    /// Samples chroma planes bilinearly (every plane bind group holds it).
+    /// Gathers chroma samples (every plane bind group holds it).
     pub(crate) chroma_sampler: wgpu::Sampler,
     /// Buffer imports per wl_buffer.
     pub imports: buffer_source::ImportCache,
@@ -171,10 +171,16 @@ impl Renderer {
         #[cfg(not(feature = "dmabuf-vulkan"))]
         let buffer_source = false;
 
-        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("axiom compose shader"),
-            source: wgpu::ShaderSource::Wgsl(buffer_source::shader_source(buffer_source).into()),
-        });
+        // One module for each plane source the renderer has (render/buffer_source.rs).
+        let sources = if buffer_source { 0..2 } else { 0..1 };
+        let shaders = sources
+            .map(|source| {
+                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some("axiom compose shader"),
+                    source: wgpu::ShaderSource::Wgsl(buffer_source::shader_source(buffer_source, source).into()),
+                })
+            })
+            .collect();
         let uniform_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("draw uniform"),
             entries: &[wgpu::BindGroupLayoutEntry {
@@ -197,7 +203,7 @@ impl Renderer {
             bind_group_layouts: &[Some(&uniform_layout), Some(&texture_layout)],
             immediate_size: 0,
         });
-        let pipelines = pipelines::Pipelines::new(shader, layout);
+        let pipelines = pipelines::Pipelines::new(shaders, layout);
 
         let (uniform_buffer, uniform_bind_group) = create_uniforms(&device, &uniform_layout, 64);
         // Several outputs side by side can ask for more than the device can hold.
@@ -219,13 +225,9 @@ impl Renderer {
         });
         let completions = completion::Completions::new(&device)?;
         let empty_texture = create_empty_texture(&device);
-        // Chroma between samples, edges clamped: bilinear in hardware (render/shader.wgsl).
-        let chroma_sampler = device.create_sampler(&wgpu::SamplerDescriptor {
-            label: Some("chroma"),
-            mag_filter: wgpu::FilterMode::Linear,
-            min_filter: wgpu::FilterMode::Linear,
-            ..Default::default()
-        });
+        // Gathers chroma samples, edges clamped (render/shader.wgsl, chroma_sampled).
+        let chroma_sampler =
+            device.create_sampler(&wgpu::SamplerDescriptor { label: Some("chroma"), ..Default::default() });
         let empty_planes = plane_bind_group(
             &device,
             &texture_layout,

@@ -25,14 +25,15 @@ impl Key {
 }
 
 pub struct Pipelines {
-    shader: wgpu::ShaderModule,
+    /// The compose shader for each plane source (`Key::source`).
+    shaders: Vec<wgpu::ShaderModule>,
     layout: wgpu::PipelineLayout,
     cache: HashMap<Key, wgpu::RenderPipeline>,
 }
 
 impl Pipelines {
-    pub fn new(shader: wgpu::ShaderModule, layout: wgpu::PipelineLayout) -> Self {
-        Self { shader, layout, cache: HashMap::new() }
+    pub fn new(shaders: Vec<wgpu::ShaderModule>, layout: wgpu::PipelineLayout) -> Self {
+        Self { shaders, layout, cache: HashMap::new() }
     }
 
     /// Builds the pipeline for `key` if it does not exist yet.
@@ -40,6 +41,7 @@ impl Pipelines {
         if self.cache.contains_key(&key) {
             return;
         }
+        let Some(shader) = self.shaders.get(key.source as usize).or(self.shaders.first()) else { return };
         let premultiplied = wgpu::BlendComponent {
             src_factor: wgpu::BlendFactor::One,
             dst_factor: wgpu::BlendFactor::OneMinusSrcAlpha,
@@ -52,13 +54,13 @@ impl Pipelines {
             label: Some("compose"),
             layout: Some(&self.layout),
             vertex: wgpu::VertexState {
-                module: &self.shader,
+                module: shader,
                 entry_point: Some("vs_main"),
                 compilation_options: Default::default(),
                 buffers: &[],
             },
             fragment: Some(wgpu::FragmentState {
-                module: &self.shader,
+                module: shader,
                 entry_point: Some(if key.filter == 1 { "fs_filtered" } else { "fs_main" }),
                 compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() },
                 targets: &[Some(wgpu::ColorTargetState {

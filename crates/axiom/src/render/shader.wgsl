@@ -121,40 +121,38 @@ fn chroma_codes(q: vec2<i32>) -> vec2<f32> {
     }
 }
 
-// The chroma of pixel `p`, interpolated between the chroma samples around it (not the
-// one of its block for every pixel): 4:2:0 samples sit at (2i, 2j) + draw.chroma.xy
-// pixels, YUYV's (4:2:2) at (2i, j).
-fn chroma(p: vec2<i32>) -> vec2<f32> {
-    let size = vec2<i32>(draw.buffer_size);
-    if (MODE == 6u) {
-        let at = f32(p.x) / 2.0;
-        let q = i32(floor(at));
-        let last = (size.x + 1) / 2 - 1;
-        let a = chroma_codes(vec2<i32>(clamp(q, 0, last), p.y));
-        let b = chroma_codes(vec2<i32>(clamp(q + 1, 0, last), p.y));
-        return mix(a, b, at - floor(at));
+// YUYV: between the two texels' chroma around the pixel, on its own row.
+fn chroma_422(p: vec2<i32>) -> vec2<f32> {
+    let at = f32(p.x) / 2.0;
+    let q = i32(floor(at));
+    let last = (i32(draw.buffer_size.x) + 1) / 2 - 1;
+    let a = chroma_codes(vec2<i32>(clamp(q, 0, last), p.y));
+    let b = chroma_codes(vec2<i32>(clamp(q + 1, 0, last), p.y));
+    return mix(a, b, at - floor(at));
+}
+
+// 8-bit chroma planes in textures (NV12, YUV420): one gather a channel reads the four
+// samples around the point (four loads each cost a software rasteriser as much),
+// weighted here exactly (a sampler's own interpolation may round to 8 bits, as
+// lavapipe's does). The gather point lies midway between the four samples' centres,
+// far from any footprint edge; edges are clamped by the sampler.
+fn chroma_sampled(at: vec2<f32>) -> vec2<f32> {
+    let first = floor(at);
+    let f = at - first;
+    let uv = (first + 1.0) / vec2<f32>(textureDimensions(plane1));
+    // Gathered in the order (0, 1), (1, 1), (1, 0), (0, 0) from the first sample.
+    let w = vec4<f32>((1.0 - f.x) * f.y, f.x * f.y, f.x * (1.0 - f.y), (1.0 - f.x) * (1.0 - f.y));
+    let cb = round(textureGather(0, plane1, chroma_sampler, uv) * 255.0);
+    if (MODE == 5u) {
+        return vec2<f32>(dot(cb, w), dot(round(textureGather(0, plane2, chroma_sampler, uv) * 255.0), w));
     }
-    let at = (vec2<f32>(p) - draw.chroma.xy) / 2.0;
-    if (SOURCE == 0u && (MODE == 3u || MODE == 5u)) {
-        // 8-bit chroma planes in textures: one gather a channel reads the four samples
-        // (four loads each cost a software rasteriser as much), weighted here exactly
-        // (a sampler's own interpolation may round to 8 bits). The gather point lies
-        // midway between the four samples' centres, far from any footprint edge.
-        let first = floor(at);
-        let f = at - first;
-        let uv = (first + 1.0) / vec2<f32>(textureDimensions(plane1));
-        // Gathered in the order (0, 1), (1, 1), (1, 0), (0, 0) from the first sample.
-        let w = vec4<f32>((1.0 - f.x) * f.y, f.x * f.y, f.x * (1.0 - f.y), (1.0 - f.x) * (1.0 - f.y));
-        let cb = round(textureGather(0, plane1, chroma_sampler, uv) * 255.0);
-        var cr: vec4<f32>;
-        if (MODE == 5u) {
-            cr = round(textureGather(0, plane2, chroma_sampler, uv) * 255.0);
-        } else {
-            cr = round(textureGather(1, plane1, chroma_sampler, uv) * 255.0);
-        }
-        return vec2<f32>(dot(cb, w), dot(cr, w));
-    }
-    let last = (size + 1) / 2 - 1;
+    return vec2<f32>(dot(cb, w), dot(round(textureGather(1, plane1, chroma_sampler, uv) * 255.0), w));
+}
+
+// Chroma samples read one by one (P010's 16-bit samples, planes in a buffer) and
+// interpolated here.
+fn chroma_loaded(at: vec2<f32>) -> vec2<f32> {
+    let last = (vec2<i32>(draw.buffer_size) + 1) / 2 - 1;
     let q = vec2<i32>(floor(at));
     let f = at - floor(at);
     let a = chroma_codes(clamp(q, vec2<i32>(0), last));
@@ -173,18 +171,22 @@ fn sample(p: vec2<i32>) -> vec4<f32> {
             return unpack_rgb565(fetch(0u, p));
         }
         case 3u, 5u: { // NV12, YUV420: 8-bit luma plane
-            let c = chroma(p);
+            // 4:2:0 chroma sits at (2i, 2j) + draw.chroma.xy pixels; `chroma_420` is
+            // chroma_sampled or chroma_loaded, by the module's plane source
+            // (render/buffer_source.rs: a branch on SOURCE here costs lavapipe half again
+            // the frame, as it runs both paths).
+            let c = chroma_420((vec2<f32>(p) - draw.chroma.xy) / 2.0);
             return yuv_to_rgb(code8(fetch(0u, p).r), c.x, c.y);
         }
-        case 4u: { // P010
+        case 4u: { // P010: its 16-bit chroma samples are read one by one
             let t = fetch(0u, p);
-            let c = chroma(p);
+            let c = chroma_loaded((vec2<f32>(p) - draw.chroma.xy) / 2.0);
             return yuv_to_rgb(floor(code16(t.r, t.g) / 64.0), c.x, c.y);
         }
         case 6u: { // YUYV
             let t = fetch(0u, vec2<i32>(p.x / 2, p.y));
             let y = select(t.r, t.b, (p.x & 1) == 1);
-            let c = chroma(p);
+            let c = chroma_422(p);
             return yuv_to_rgb(code8(y), c.x, c.y);
         }
         case 7u: { // solid colour (premultiplied)
