@@ -12,6 +12,7 @@ use smithay::wayland::compositor::{with_surface_tree_upward, TraversalAction};
 use std::collections::HashSet;
 
 use super::damage::Rect;
+use super::formats::SampleMode;
 use super::occlusion::{self, Quad};
 use super::source_map::{BufferView, SourceMap};
 use super::texture::{texture_slot, Imported};
@@ -117,14 +118,21 @@ impl Renderer {
                 };
                 let map = SourceMap::new(&view_of_buffer);
                 let yuv = color_representation::coefficients(states, texture.mode);
-                let chroma = color_representation::chroma_siting(states);
+                let (chroma_x, chroma_y) = color_representation::chroma_siting(states);
+                // Rows stored bottom-up: the siting is measured from the other side of the
+                // block (of a last, odd, row's half block).
+                let chroma_y = match texture.y_invert {
+                    true if bh % 2 == 0 => 1.0 - chroma_y,
+                    true => -chroma_y,
+                    false => chroma_y,
+                };
                 let s = self.canvas_scale;
-                let dst = [
-                    (f64::from(position.x) * s) as f32,
-                    (f64::from(position.y) * s) as f32,
-                    (f64::from(view.dst.w) * s) as f32,
-                    (f64::from(view.dst.h) * s) as f32,
-                ];
+                // On whole output pixels, as smithay's precise rounding does: a fractional
+                // scale would otherwise put a quad between pixels, and filter it.
+                let (x0, y0) = ((f64::from(position.x) * s).round(), (f64::from(position.y) * s).round());
+                let x1 = (f64::from(position.x + view.dst.w) * s).round();
+                let y1 = (f64::from(position.y + view.dst.h) * s).round();
+                let dst = [x0 as f32, y0 as f32, (x1 - x0) as f32, (y1 - y0) as f32];
                 let (src, src_y_axis) = map.uniform();
                 let uniform = DrawUniform {
                     dst,
@@ -136,13 +144,13 @@ impl Renderer {
                     mode: texture.mode as u32,
                     opaque: u32::from(texture.opaque || declared_opaque(&data, view.dst)),
                     yuv,
-                    chroma: [chroma.0, chroma.1, 0.0, 0.0],
+                    chroma: [chroma_x, chroma_y, 0.0, 0.0],
                     ..texture.source_uniform()
                 };
                 items.push(DrawItem {
                     in_place: texture.in_place_read(),
                     bind_group: texture.bind_group.clone(),
-                    content_damage: rows_on_output(&uploaded_rows, &map, &uniform),
+                    content_damage: rows_on_output(&uploaded_rows, &map, &uniform, texture.mode),
                     uniform,
                     surface: surface.id(),
                     window: window.clone(),
@@ -163,8 +171,9 @@ fn declared_opaque(data: &RendererSurfaceState, size: Size<i32, Logical>) -> boo
 }
 
 /// The output area showing buffer rows `rows` (first, count) of a quad: all of it where
-/// the quad turns rows into columns; a filtered quad reads a texel beyond each edge.
-fn rows_on_output(rows: &[(u32, u32)], map: &SourceMap, uniform: &DrawUniform) -> Option<Rect> {
+/// the quad turns rows into columns; a filtered quad reads a texel beyond each edge, and
+/// 4:2:0 chroma of a row reaches two luma rows on each side.
+fn rows_on_output(rows: &[(u32, u32)], map: &SourceMap, uniform: &DrawUniform, mode: SampleMode) -> Option<Rect> {
     let [dx, dy, dw, dh] = uniform.dst;
     let (sy, sh) = (map.origin[1], map.y_axis[1]);
     if rows.is_empty() {
@@ -173,7 +182,7 @@ fn rows_on_output(rows: &[(u32, u32)], map: &SourceMap, uniform: &DrawUniform) -
     if !map.keeps_rows() || sh == 0.0 {
         return Some(Rect::from_xywh(uniform.dst));
     }
-    let margin = uniform.filter as f32;
+    let margin = uniform.filter as f32 + if mode.is_420() { 2.0 } else { 0.0 };
     let to_output = |row: f32| dy + (row - sy) / sh * dh;
     rows.iter()
         .map(|&(first, count)| {

@@ -32,6 +32,12 @@ impl SampleMode {
         matches!(self, SampleMode::Nv12 | SampleMode::P010 | SampleMode::Yuv420 | SampleMode::Yuyv)
     }
 
+    /// Whether chroma is subsampled vertically (4:2:0): a pixel's chroma is interpolated
+    /// from the chroma rows of the luma rows around it.
+    pub fn is_420(self) -> bool {
+        matches!(self, SampleMode::Nv12 | SampleMode::P010 | SampleMode::Yuv420)
+    }
+
     /// Significant bits per YUV sample.
     pub fn yuv_bits(self) -> u32 {
         if self == SampleMode::P010 {

@@ -9,6 +9,7 @@ use smithay::backend::allocator::Buffer as _;
 use smithay::backend::renderer::utils::{CommitCounter, RendererSurfaceState};
 use smithay::backend::renderer::{buffer_type, BufferType};
 use smithay::reexports::wayland_server::Resource;
+use smithay::utils::Transform;
 use smithay::wayland::compositor::SurfaceData;
 use smithay::wayland::dmabuf::get_dmabuf;
 use smithay::wayland::shm::with_buffer_contents;
@@ -156,8 +157,18 @@ impl Renderer {
             return Imported::Unchanged;
         }
         let since = slot.as_ref().map(|t| t.commit);
-        let damage = surface_state.damage_since(since);
-        let damaged_rows = || damage.iter().map(|r| (r.loc.y, r.size.h));
+        // smithay turns wl_surface.damage into buffer rows with the quarter turns the other
+        // way round from how they are drawn (render/source_map.rs): under one, every row
+        // is read again.
+        let quarter_turn = matches!(
+            surface_state.buffer_transform(),
+            Transform::_90 | Transform::_270 | Transform::Flipped90 | Transform::Flipped270
+        );
+        let rows: Vec<(i32, i32)> = match quarter_turn {
+            true => vec![(0, i32::MAX)],
+            false => surface_state.damage_since(since).iter().map(|r| (r.loc.y, r.size.h)).collect(),
+        };
+        let damaged_rows = || rows.iter().copied();
         let imported = match buffer_type(buffer) {
             Some(BufferType::Shm) if self.import_shm_in_place(buffer, slot, stats).is_some() => {
                 let height = slot.as_ref().map_or(0, |t| t.size.1);

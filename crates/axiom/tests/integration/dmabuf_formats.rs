@@ -241,3 +241,41 @@ fn itu_code_values_show_as_the_colours_they_stand_for() {
         }
     }
 }
+
+/// A 4:2:0 buffer rewritten in a few rows and damaged only there: the interpolated
+/// chroma of those rows reaches two luma rows beyond each side, and those rows are
+/// repainted too (else they would show the old chroma blend).
+#[test]
+fn a_partly_damaged_nv12_buffer_repaints_every_row_its_chroma_reaches() {
+    let compositor = start(OUT_W, OUT_H);
+    let mut client = compositor.connect().unwrap();
+    let before = source();
+    let after = Image::new(W, H, |x, y| match y {
+        4..8 => axiom_testclient::Rgba::opaque(200, 60, 30),
+        _ => before.pixel(x, y),
+    });
+    let [old, new] = [&before, &after].map(|image| encode_as(fourcc::NV12, image, YuvMatrix::Bt601, YuvRange::Limited));
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let mut memory = SharedMemory::new(old.bytes.len()).unwrap();
+    memory.bytes_mut().copy_from_slice(&old.bytes);
+    let planes: Vec<Plane<'_>> =
+        old.planes.iter().map(|&(offset, stride)| Plane { fd: memory.fd(), offset, stride, modifier: 0 }).collect();
+    let params = client.dmabuf_params(&dmabuf, &planes);
+    let Created::Buffer(buffer) = client.dmabuf_create(&params, W as i32, H as i32, fourcc::NV12).unwrap() else {
+        panic!("NV12 create failed")
+    };
+    let window = client.create_window("partial").unwrap();
+    window.surface.attach(Some(&buffer), 0, 0);
+    window.surface.damage_buffer(0, 0, W as i32, H as i32);
+    client.commit_and_wait_frame(&window.surface).unwrap();
+    let (x, y) = centred(OUT_W, OUT_H, W, H);
+    let shot = client.screenshot_region(x as i32, y as i32, W as i32, H as i32).unwrap();
+    assert_image(&shot, &old.expected, 1, "nv12-partial-before");
+
+    memory.bytes_mut().copy_from_slice(&new.bytes);
+    window.surface.attach(Some(&buffer), 0, 0);
+    window.surface.damage_buffer(0, 4, W as i32, 4);
+    client.commit_and_wait_frame(&window.surface).unwrap();
+    let shot = client.screenshot_region(x as i32, y as i32, W as i32, H as i32).unwrap();
+    assert_image(&shot, &new.expected, 1, "nv12-partial-after");
+}

@@ -184,3 +184,41 @@ fn scaled_surfaces_are_filtered_and_unscaled_ones_stay_exact() {
         }
     }
 }
+
+/// A turned wl_shm buffer rewritten in part and damaged in surface coordinates
+/// (wl_surface.damage): what shows is the new content the right way round, every row
+/// the damage names read again.
+#[test]
+fn a_turned_buffer_damaged_in_surface_coordinates_shows_its_new_content() {
+    let compositor = start(OUT_W, OUT_H);
+    let mut client = compositor.connect().unwrap();
+    let before = test_pattern(12, 8);
+    // Buffer rows 0 to 2 change: under a quarter turn they are columns on the surface.
+    let after = Image::new(12, 8, |x, y| if y < 3 { Rgba::opaque(250, 250, 20) } else { before.pixel(x, y) });
+    for transform in [Transform::_90, Transform::_270, Transform::Flipped90, Transform::Flipped270] {
+        let window = client.create_window("turned").unwrap();
+        let mut buffer = client.create_buffer(&before, Format32::Xrgb8888, 48, 0xff).unwrap();
+        window.surface.set_buffer_transform(transform);
+        client.present(&window.surface, &buffer).unwrap();
+        let want = shown(&after, transform);
+        let (w, h) = (want.width, want.height);
+        buffer.memory.bytes_mut().copy_from_slice(&Format32::Xrgb8888.encode_image(&after, 48, 0xff));
+        // The changed buffer rows, as the surface shows them: where `shown` puts them.
+        let changed = shown(&Image::new(12, 8, |_, y| Rgba::opaque(u8::from(y < 3), 0, 0)), transform);
+        let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
+        for y in 0..h {
+            for x in 0..w {
+                if changed.pixel(x, y).0 == 1 {
+                    (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
+                }
+            }
+        }
+        window.surface.attach(Some(&buffer.buffer), 0, 0);
+        window.surface.damage(x0 as i32, y0 as i32, (x1 - x0) as i32, (y1 - y0) as i32);
+        client.commit_and_wait_frame(&window.surface).unwrap();
+        let (x, y) = centred(OUT_W, OUT_H, w, h);
+        let shot = client.screenshot_region(x as i32, y as i32, w as i32, h as i32).unwrap();
+        assert_image(&shot, &want, 0, &format!("turned-damage-{transform:?}"));
+        window.destroy();
+    }
+}

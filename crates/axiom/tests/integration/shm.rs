@@ -63,6 +63,15 @@ fn a_surface_declared_opaque_shows_its_colour_whatever_its_alpha() {
     let (x, y) = centred(OUT_W, OUT_H, w, h);
     let shot = client.screenshot_region(x as i32, y as i32, w as i32, h as i32).unwrap();
     assert_image(&shot, &source.map(|p| Rgba::opaque(p.0, p.1, p.2)), 0, "declared-opaque");
+    window.destroy();
+    // A region one column short leaves the surface blended.
+    let window = client.create_window("almost opaque").unwrap();
+    let buffer = client.create_buffer(&source, Format32::Argb8888, w as usize * 4, 0).unwrap();
+    client.set_opaque(&window.surface, w as i32 - 1, h as i32);
+    client.present(&window.surface, &buffer).unwrap();
+    let shot = client.screenshot_region(x as i32, y as i32, w as i32, h as i32).unwrap();
+    let blended = Image::new(w, h, |x, y| blend_premultiplied(source.pixel(x, y), BACKGROUND));
+    assert_image(&shot, &blended, 1, "almost-opaque");
 }
 
 #[test]
