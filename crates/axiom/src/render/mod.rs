@@ -474,9 +474,10 @@ fn create_uniforms(
     (buffer, bind_group)
 }
 
-/// Three texture planes, and with `buffer_source` the storage buffer planes are read from.
+/// Three texture planes and the chroma sampler, and with `buffer_source` the storage
+/// buffer planes are read from.
 fn plane_layout_entries(buffer_source: bool) -> Vec<wgpu::BindGroupLayoutEntry> {
-    // Planes 1 and 2 (chroma) may be sampled with `chroma_sampler`: filterable.
+    // Planes 1 and 2 (chroma) are gathered with `chroma_sampler`: filterable formats.
     let mut entries: Vec<_> = [0, 1, 2]
         .map(|binding| wgpu::BindGroupLayoutEntry {
             binding,

@@ -1,8 +1,9 @@
 //! Render pipelines specialised per sample mode and plane source (WGSL override
-//! constants) and filter (an entry point), so that each draw runs only its own
-//! branch of the shader: a software rasteriser otherwise pays for every branch. Opaque quads
-//! are drawn without blending, which would read back every pixel beneath them
-//! to the same result.
+//! constants; each plane source also has a shader module of its own, with its chroma
+//! path: render/buffer_source.rs) and filter (an entry point), so that each draw runs
+//! only its own branch of the shader: a software rasteriser otherwise pays for every
+//! branch. Opaque quads are drawn without blending, which would read back every pixel
+//! beneath them to the same result.
 
 use std::collections::HashMap;
 
