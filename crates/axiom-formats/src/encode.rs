@@ -4,7 +4,7 @@
 
 use crate::convert::{rgb_to_yuv, ycbcr_to_rgb, YuvMatrix, YuvRange};
 use crate::fourcc;
-use crate::image::{Format32, Image, Rgba};
+use crate::image::{bilinear_at, Format32, Image, Rgba};
 use crate::layout::{layout, FormatLayout};
 
 /// A buffer of one format in one piece of memory.
@@ -229,15 +229,8 @@ fn encode_yuv(format: &FormatLayout, image: &Image, options: Options, bits: u32)
         let [luma, _, _] = yuv(x, y);
         let u = (f64::from(x) - siting.x) / 2.0;
         let v = if yuyv { f64::from(y) } else { (f64::from(y) - siting.y) / 2.0 };
-        let (i, j) = (u.floor(), v.floor());
-        let (fx, fy) = (u - i, v - j);
-        let [a, b, c, d] = [sample(i, j), sample(i + 1.0, j), sample(i, j + 1.0), sample(i + 1.0, j + 1.0)];
-        let mix = |k: usize| {
-            let top = a[k] + (b[k] - a[k]) * fx;
-            let bottom = c[k] + (d[k] - c[k]) * fx;
-            top + (bottom - top) * fy
-        };
-        let [r, g, b] = ycbcr_to_rgb([f64::from(luma), mix(0), mix(1)], options.matrix, options.range, bits);
+        let [cb, cr] = bilinear_at((u, v), sample);
+        let [r, g, b] = ycbcr_to_rgb([f64::from(luma), cb, cr], options.matrix, options.range, bits);
         Rgba::opaque(r, g, b)
     });
     Encoded { bytes, planes: offsets, expected }

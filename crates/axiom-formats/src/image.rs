@@ -74,16 +74,9 @@ impl Image {
             [p.0, p.1, p.2, p.3].map(f64::from)
         };
         Image::new(width, height, |x, y| {
-            let (u, v) = ((f64::from(x) + 0.5) * sx - 0.5, (f64::from(y) + 0.5) * sy - 0.5);
-            let (x0, y0) = (u.floor(), v.floor());
-            let (fx, fy) = (u - x0, v - y0);
-            let [a, b, c, d] = [texel(x0, y0), texel(x0 + 1.0, y0), texel(x0, y0 + 1.0), texel(x0 + 1.0, y0 + 1.0)];
-            let mix = |i: usize| {
-                let top = a[i] + (b[i] - a[i]) * fx;
-                let bottom = c[i] + (d[i] - c[i]) * fx;
-                (top + (bottom - top) * fy).round() as u8
-            };
-            Rgba(mix(0), mix(1), mix(2), mix(3))
+            let at = ((f64::from(x) + 0.5) * sx - 0.5, (f64::from(y) + 0.5) * sy - 0.5);
+            let [r, g, b, a] = bilinear_at(at, texel).map(|c| c.round() as u8);
+            Rgba(r, g, b, a)
         })
     }
 
@@ -126,6 +119,19 @@ impl Image {
     pub fn rgba_bytes(&self) -> Vec<u8> {
         self.pixels.iter().flat_map(|p| [p.0, p.1, p.2, p.3]).collect()
     }
+}
+
+/// The value at `(u, v)` between the four samples around it (sample (i, j) at (i, j),
+/// read with `sample`, which clamps), each channel mixed by its distance.
+pub fn bilinear_at<const N: usize>((u, v): (f64, f64), sample: impl Fn(f64, f64) -> [f64; N]) -> [f64; N] {
+    let (i, j) = (u.floor(), v.floor());
+    let (fx, fy) = (u - i, v - j);
+    let [a, b, c, d] = [sample(i, j), sample(i + 1.0, j), sample(i, j + 1.0), sample(i + 1.0, j + 1.0)];
+    std::array::from_fn(|k| {
+        let top = a[k] + (b[k] - a[k]) * fx;
+        let bottom = c[k] + (d[k] - c[k]) * fx;
+        top + (bottom - top) * fy
+    })
 }
 
 /// A pattern with distinct values in every channel, so that a channel swap,

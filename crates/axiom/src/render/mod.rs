@@ -511,6 +511,17 @@ fn plane_layout_entries(buffer_source: bool) -> Vec<wgpu::BindGroupLayoutEntry> 
     entries
 }
 
+impl Renderer {
+    /// A surface texture's plane bind group (see `plane_bind_group`).
+    pub(crate) fn planes_bind_group(
+        &self,
+        views: &[wgpu::TextureView],
+        words: Option<&wgpu::Buffer>,
+    ) -> wgpu::BindGroup {
+        plane_bind_group(&self.device, &self.texture_layout, views, words, &self.chroma_sampler)
+    }
+}
+
 /// The plane bind group: `views` for the three texture planes (the first repeated where
 /// fewer), `words` for planes in a buffer (the placeholder where none), and the sampler
 /// chroma planes are interpolated with.

@@ -450,13 +450,7 @@ impl Renderer {
         y_invert: bool,
     ) {
         let views: Vec<wgpu::TextureView> = planes.iter().map(|t| t.create_view(&Default::default())).collect();
-        let bind_group = super::plane_bind_group(
-            &self.device,
-            &self.texture_layout,
-            &views,
-            self.no_words.as_ref(),
-            &self.chroma_sampler,
-        );
+        let bind_group = self.planes_bind_group(&views, self.no_words.as_ref());
         let commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
         *slot = Some(SurfaceTexture::counted(SurfaceTexture {
             planes,
@@ -483,8 +477,7 @@ impl Renderer {
         source: BufferPlanes,
     ) {
         let empty = self.empty_view();
-        let bind_group =
-            super::plane_bind_group(&self.device, &self.texture_layout, &[empty], Some(buffer), &self.chroma_sampler);
+        let bind_group = self.planes_bind_group(&[empty], Some(buffer));
         let commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
         *slot = Some(SurfaceTexture::counted(SurfaceTexture {
             planes: Vec::new(),
@@ -608,13 +601,7 @@ impl Renderer {
             })
             .collect();
         let views: Vec<wgpu::TextureView> = planes.iter().map(|t| t.create_view(&Default::default())).collect();
-        let bind_group = super::plane_bind_group(
-            &self.device,
-            &self.texture_layout,
-            &views,
-            self.no_words.as_ref(),
-            &self.chroma_sampler,
-        );
+        let bind_group = self.planes_bind_group(&views, self.no_words.as_ref());
         *slot = Some(SurfaceTexture::counted(SurfaceTexture {
             planes,
             buffer_planes: None,

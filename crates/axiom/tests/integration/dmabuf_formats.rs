@@ -16,6 +16,8 @@ use wayland_protocols::wp::color_representation::v1::client::wp_color_representa
     ChromaLocation, Coefficients, Range,
 };
 
+use wayland_client::protocol::wl_buffer::WlBuffer;
+
 use crate::common::{assert_image, centred, start};
 
 const OUT_W: u32 = 160;
@@ -59,6 +61,41 @@ fn show(
     show_sized(client, encoded, fourcc, (W, H), immed, seal, colour)
 }
 
+/// `encoded` in a memfd (sealed or not) as a dmabuf of `size` (create or create_immed);
+/// the memory must outlive the buffer's use.
+fn encoded_buffer(
+    client: &mut TestClient,
+    encoded: &Encoded,
+    fourcc: u32,
+    (w, h): (u32, u32),
+    immed: bool,
+    seal: bool,
+) -> (SharedMemory, WlBuffer) {
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let mut memory = SharedMemory::new(encoded.bytes.len()).unwrap();
+    memory.bytes_mut().copy_from_slice(&encoded.bytes);
+    if seal {
+        seal_shrink(memory.fd()).unwrap();
+    }
+    let params = {
+        let planes: Vec<Plane<'_>> = encoded
+            .planes
+            .iter()
+            .map(|&(offset, stride)| Plane { fd: memory.fd(), offset, stride, modifier: 0 })
+            .collect();
+        client.dmabuf_params(&dmabuf, &planes)
+    };
+    let buffer = if immed {
+        client.dmabuf_create_immed(&params, w as i32, h as i32, fourcc)
+    } else {
+        match client.dmabuf_create(&params, w as i32, h as i32, fourcc).unwrap() {
+            Created::Buffer(buffer) => buffer,
+            Created::Failed => panic!("{}: create failed", name(fourcc)),
+        }
+    };
+    (memory, buffer)
+}
+
 /// As `show`, for a buffer of `size`.
 fn show_sized(
     client: &mut TestClient,
@@ -69,23 +106,7 @@ fn show_sized(
     seal: bool,
     colour: Option<Colour<'_>>,
 ) -> Image {
-    let dmabuf = client.bind_dmabuf(5).unwrap();
-    let mut memory = SharedMemory::new(encoded.bytes.len()).unwrap();
-    memory.bytes_mut().copy_from_slice(&encoded.bytes);
-    if seal {
-        seal_shrink(memory.fd()).unwrap();
-    }
-    let planes: Vec<Plane<'_>> =
-        encoded.planes.iter().map(|&(offset, stride)| Plane { fd: memory.fd(), offset, stride, modifier: 0 }).collect();
-    let params = client.dmabuf_params(&dmabuf, &planes);
-    let buffer = if immed {
-        client.dmabuf_create_immed(&params, w as i32, h as i32, fourcc)
-    } else {
-        match client.dmabuf_create(&params, w as i32, h as i32, fourcc).unwrap() {
-            Created::Buffer(buffer) => buffer,
-            Created::Failed => panic!("{}: create failed", name(fourcc)),
-        }
-    };
+    let (_memory, buffer) = encoded_buffer(client, encoded, fourcc, (w, h), immed, seal);
     let window = client.create_window(&name(fourcc)).unwrap();
     let _rep = colour.map(|(manager, c, r, chroma)| {
         let rep = client.set_color_representation(manager, &window.surface, c, r);
@@ -255,15 +276,7 @@ fn a_partly_damaged_nv12_buffer_repaints_every_row_its_chroma_reaches() {
         _ => before.pixel(x, y),
     });
     let [old, new] = [&before, &after].map(|image| encode_as(fourcc::NV12, image, YuvMatrix::Bt601, YuvRange::Limited));
-    let dmabuf = client.bind_dmabuf(5).unwrap();
-    let mut memory = SharedMemory::new(old.bytes.len()).unwrap();
-    memory.bytes_mut().copy_from_slice(&old.bytes);
-    let planes: Vec<Plane<'_>> =
-        old.planes.iter().map(|&(offset, stride)| Plane { fd: memory.fd(), offset, stride, modifier: 0 }).collect();
-    let params = client.dmabuf_params(&dmabuf, &planes);
-    let Created::Buffer(buffer) = client.dmabuf_create(&params, W as i32, H as i32, fourcc::NV12).unwrap() else {
-        panic!("NV12 create failed")
-    };
+    let (mut memory, buffer) = encoded_buffer(&mut client, &old, fourcc::NV12, (W, H), false, false);
     let window = client.create_window("partial").unwrap();
     window.surface.attach(Some(&buffer), 0, 0);
     window.surface.damage_buffer(0, 0, W as i32, H as i32);
