@@ -130,8 +130,9 @@ impl Renderer {
                 // On whole output pixels, as smithay's precise rounding does: a fractional
                 // scale would otherwise put a quad between pixels, and filter it.
                 let (x0, y0) = ((f64::from(position.x) * s).round(), (f64::from(position.y) * s).round());
-                let x1 = (f64::from(position.x + view.dst.w) * s).round();
-                let y1 = (f64::from(position.y + view.dst.h) * s).round();
+                // (In f64: a viewport's destination size is the client's, up to i32::MAX.)
+                let x1 = ((f64::from(position.x) + f64::from(view.dst.w)) * s).round();
+                let y1 = ((f64::from(position.y) + f64::from(view.dst.h)) * s).round();
                 let dst = [x0 as f32, y0 as f32, (x1 - x0) as f32, (y1 - y0) as f32];
                 let (src, src_y_axis) = map.uniform();
                 let uniform = DrawUniform {
