@@ -115,6 +115,11 @@ impl Axiom {
         if let Some(items) = composed {
             let on_plane = direct.is_some() || overlay.is_some();
             damage = self.renderer.render(&items);
+            // Headless and nested outputs show the canvas; KMS outputs are painted into
+            // their scanout buffers when they flip (`backend/drm`).
+            if !self.backend.flips() {
+                self.renderer.paint_canvas();
+            }
             self.renderer.present();
             let frame_barriers = barriers.get_or_insert_default();
             feedback = self.show_frame(feedback, frame_barriers, overlay, direct.is_some());

@@ -1,5 +1,7 @@
-//! The wgpu renderer: one output texture that every mapped surface is
-//! composed into, bottom to top in stacking order.
+//! The wgpu renderer: each frame's scene (every mapped surface, bottom to top in
+//! stacking order) is painted into the targets that show it: the output texture
+//! spanning all outputs (headless, nested, captures) or each display's scanout
+//! buffers (`paint.rs`).
 
 pub mod adapter;
 pub mod buffer_source;
@@ -8,6 +10,7 @@ pub mod compose;
 pub mod damage;
 pub mod formats;
 pub mod occlusion;
+mod paint;
 pub mod pipelines;
 pub mod present;
 pub mod readback;
@@ -22,7 +25,6 @@ use bytemuck::{Pod, Zeroable};
 use smithay::reexports::wayland_server::backend::ObjectId;
 
 use damage::{frame_damage, DrawKey, Rect};
-use formats::SampleMode;
 use smithay::utils::{Physical, Size};
 
 use crate::cli::{DmabufImport, GraphicsApi};
@@ -122,6 +124,13 @@ pub struct Renderer {
     empty_texture: wgpu::Texture,
     /// The quads of the last frame, to find what changed.
     previous: Vec<DrawKey>,
+    /// What the last frame draws, for each target to paint (`paint.rs`).
+    scene: paint::Scene,
+    /// The frame of `history` the output texture holds, if any.
+    canvas_holds: Option<u64>,
+    /// Times the output texture was painted: on KMS, only for captures and where
+    /// the renderer cannot write an output's scanout buffers.
+    pub canvas_paints: u64,
     /// The output texture holds nothing valid yet: repaint all of it.
     full_damage: bool,
     /// What each recent frame repainted, for scanout buffers to copy only that.
@@ -270,6 +279,9 @@ impl Renderer {
             #[cfg(feature = "dmabuf-vulkan")]
             empty_texture,
             previous: Vec::new(),
+            scene: Default::default(),
+            canvas_holds: None,
+            canvas_paints: 0,
             full_damage: true,
             history: Default::default(),
             window,
@@ -292,12 +304,10 @@ impl Renderer {
         self.device.limits().max_texture_dimension_2d
     }
 
-    /// Repaints the part of the output that `items` changed since the last frame,
-    /// without waiting for the GPU: the client memory the frame reads in place is
-    /// kept until it is done (`completion.rs`). Where the frame waits on a client's
-    /// fence on the GPU (implicit sync), that is once the fence signals: the kernel
-    /// guarantees it does, in bounded time. Returns the repainted area, None if
-    /// nothing changed.
+    /// Makes `items` the scene every target paints (`paint.rs`) and records what
+    /// changed since the last one. Draws nothing itself: each target (the canvas, a
+    /// display's scanout buffer) is painted when it is wanted, with only what changed
+    /// since the frame it holds. Returns the changed area, None if nothing changed.
     pub fn render(&mut self, items: &[DrawItem]) -> Option<Rect> {
         let next: Vec<(DrawKey, Option<Rect>)> = items
             .iter()
@@ -309,76 +319,9 @@ impl Renderer {
             damage = Some(Rect { x0: 0, y0: 0, x1: w, y1: h });
         }
         self.previous = next.into_iter().map(|(key, _)| key).collect();
+        self.scene = paint::Scene::of(items);
         let damage = damage?.clamp(w, h)?;
         self.history.record(damage);
-
-        // Draw 0 clears the damaged area to the background; the surfaces follow, bottom first.
-        let background = DrawUniform {
-            dst: [damage.x0 as f32, damage.y0 as f32, (damage.x1 - damage.x0) as f32, (damage.y1 - damage.y0) as f32],
-            output_size: [w as f32, h as f32],
-            buffer_size: [1.0, 1.0],
-            mode: SampleMode::Solid as u32,
-            opaque: 1,
-            yuv: [BACKGROUND.map(|c| f32::from(c) / 255.0), [0.0; 4], [0.0; 4]],
-            ..DrawUniform::zeroed()
-        };
-        // Nothing below a quad that covers the whole damage with opaque pixels can show:
-        // start drawing there, and skip the background too.
-        let covers = |i: &DrawItem| {
-            let r = Rect::from_xywh(i.uniform.dst);
-            i.uniform.opaque == 1 && r.x0 <= damage.x0 && r.y0 <= damage.y0 && r.x1 >= damage.x1 && r.y1 >= damage.y1
-        };
-        let first_visible = items.iter().rposition(covers);
-        let empty_planes = self.empty_planes.clone();
-        let draws: Vec<(&DrawUniform, &wgpu::BindGroup)> = match first_visible {
-            Some(first) => items[first..].iter().map(|i| (&i.uniform, &i.bind_group)).collect(),
-            None => std::iter::once((&background, &empty_planes))
-                .chain(items.iter().map(|i| (&i.uniform, &i.bind_group)))
-                .collect(),
-        };
-        self.ensure_uniform_capacity(draws.len());
-        let mut uniforms = vec![0u8; draws.len() * UNIFORM_STRIDE as usize];
-        for (i, (uniform, _)) in draws.iter().enumerate() {
-            let at = i * UNIFORM_STRIDE as usize;
-            uniforms[at..at + std::mem::size_of::<DrawUniform>()].copy_from_slice(bytemuck::bytes_of(*uniform));
-        }
-        self.queue.write_buffer(&self.uniform_buffer, 0, &uniforms);
-        for (uniform, _) in &draws {
-            self.pipelines.prepare(&self.device, pipelines::Key::of(uniform));
-        }
-
-        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
-        {
-            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("compose"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &self.output_view,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations { load: wgpu::LoadOp::Load, store: wgpu::StoreOp::Store },
-                })],
-                depth_stencil_attachment: None,
-                timestamp_writes: None,
-                occlusion_query_set: None,
-                multiview_mask: None,
-            });
-            pass.set_scissor_rect(
-                damage.x0 as u32,
-                damage.y0 as u32,
-                (damage.x1 - damage.x0) as u32,
-                (damage.y1 - damage.y0) as u32,
-            );
-            for (i, (uniform, bind_group)) in draws.iter().enumerate() {
-                let Some(pipeline) = self.pipelines.get(pipelines::Key::of(uniform)) else { continue };
-                pass.set_pipeline(pipeline);
-                pass.set_bind_group(0, &self.uniform_bind_group, &[(i as u64 * UNIFORM_STRIDE) as u32]);
-                pass.set_bind_group(1, *bind_group, &[]);
-                pass.draw(0..4, 0..1);
-            }
-        }
-        let in_place = items.iter().filter_map(|i| i.in_place.clone()).collect();
-        let id = self.submit(encoder, in_place);
-        self.completions.composed(id);
         Some(damage)
     }
 

@@ -40,6 +40,8 @@ impl Renderer {
                 }),
             });
         }
+        // Where the canvas is not what is shown (KMS), it is painted for this.
+        self.paint_canvas();
         let Some(readback) = self.readback.as_ref() else { unreachable!() };
         let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.copy_texture_to_buffer(

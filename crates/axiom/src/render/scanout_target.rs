@@ -1,7 +1,7 @@
 //! A display's scanout buffers as render targets: each buffer, shared as a
 //! dma-buf, is imported into the renderer's device for writing (step 1 of the
-//! import ladder, made for writing), so that composed frames reach the display
-//! with no CPU byte touched. Where that cannot be (the renderer is not on
+//! import ladder, made for writing), and composition draws straight into it
+//! (`paint.rs`): frames reach the display with no CPU byte touched and no copy. Where that cannot be (the renderer is not on
 //! Vulkan, the device cannot write such a dma-buf, `--dmabuf-import cpu`, a
 //! build without the ladder), the backend reads frames back instead
 //! (`readback.rs`) and says why.
@@ -17,7 +17,8 @@ use super::Renderer;
 /// A scanout buffer the renderer writes composed frames into.
 pub struct ScanoutTarget {
     texture: wgpu::Texture,
-    /// The canvas frame (`damage::History`) and area it holds now, if any.
+    view: wgpu::TextureView,
+    /// The frame of the scene (`damage::History`) and the canvas area it holds, if any.
     holds: Option<(u64, Rectangle<i32, Physical>)>,
 }
 
@@ -55,7 +56,8 @@ impl Renderer {
                 modifier: MODIFIER_LINEAR,
             };
             let texture = importer.import_dmabuf_image(&self.device, buffer.fd, plane, ImageRole::RenderTarget)?;
-            Ok(ScanoutTarget { texture, holds: None })
+            let view = texture.create_view(&Default::default());
+            Ok(ScanoutTarget { texture, view, holds: None })
         }
         #[cfg(not(feature = "dmabuf-vulkan"))]
         {
@@ -64,10 +66,10 @@ impl Renderer {
         }
     }
 
-    /// Writes `region` of the composed canvas into `target` on the GPU: only what
-    /// changed since the frame `target` holds. Returns the submission to wait for
-    /// before the display shows it; None where nothing needed copying.
-    pub fn copy_output_into(
+    /// Paints `region` of the composed scene (canvas pixels) straight into `target` on
+    /// the GPU: only what changed since the frame `target` holds. Returns the submission
+    /// to wait for before the display shows it; None where nothing changed.
+    pub fn paint_scanout(
         &mut self,
         region: Rectangle<i32, Physical>,
         target: &mut ScanoutTarget,
@@ -81,49 +83,16 @@ impl Renderer {
             && region.loc.x + region.size.w <= canvas.w
             && region.loc.y + region.size.h <= canvas.h;
         anyhow::ensure!(fits, "{region:?} is not a {}x{} area of the {canvas:?} canvas", size.width, size.height);
-        let frame = self.history.frame();
-        let whole = Rect {
+        let area = Rect {
             x0: region.loc.x,
             y0: region.loc.y,
             x1: region.loc.x + region.size.w,
             y1: region.loc.y + region.size.h,
         };
-        let changed = match target.holds {
-            Some((held, area)) if area == region => self.history.since(held),
-            _ => None,
-        };
-        target.holds = None;
-        let copy = match changed {
-            // Unknown (never written, resized, too old): all of it.
-            None => Some(whole),
-            Some(damage) => damage.and_then(|d| d.intersect(whole)),
-        };
-        let Some(copy) = copy else {
-            target.holds = Some((frame, region));
-            return Ok(None);
-        };
-        let mut encoder =
-            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("scanout") });
-        encoder.copy_texture_to_texture(
-            wgpu::TexelCopyTextureInfo {
-                texture: &self.output_texture,
-                mip_level: 0,
-                origin: wgpu::Origin3d { x: copy.x0 as u32, y: copy.y0 as u32, z: 0 },
-                aspect: wgpu::TextureAspect::All,
-            },
-            wgpu::TexelCopyTextureInfo {
-                texture: &target.texture,
-                mip_level: 0,
-                origin: wgpu::Origin3d { x: (copy.x0 - whole.x0) as u32, y: (copy.y0 - whole.y0) as u32, z: 0 },
-                aspect: wgpu::TextureAspect::All,
-            },
-            wgpu::Extent3d {
-                width: (copy.x1 - copy.x0) as u32,
-                height: (copy.y1 - copy.y0) as u32,
-                depth_or_array_layers: 1,
-            },
-        );
+        // Moved on the canvas since: what it holds is not known.
+        let holds = target.holds.take().and_then(|(frame, at)| (at == region).then_some(frame));
+        let (frame, submission) = self.paint(&target.view, area, holds);
         target.holds = Some((frame, region));
-        Ok(Some(self.submit(encoder, Vec::new())))
+        Ok(submission)
     }
 }

@@ -470,7 +470,10 @@ impl VulkanImporter {
         ]
         .join("; ")
             + &match &self.fence_waits {
-                Ok(_) => ". Implicit sync: the GPU waits on sync files (semaphores)".to_string(),
+                Ok(waits) => format!(
+                    ". Implicit sync: the GPU waits on sync files (semaphores); sync files exported: {}",
+                    if waits.exports { "yes" } else { "no" }
+                ),
                 Err(why) => format!(". Implicit sync: bounded CPU wait ({why})"),
             }
     }

@@ -49,9 +49,11 @@ fn assert_composed_frames_reach_the_display_on_the_gpu(compositor: &Compositor) 
     let outputs = log.matches("KMS output: the connector's preferred mode").count();
     let readback = stats.get("readback_bytes").copied();
     if crate::common::dmabuf_vulkan_counter(compositor) == Some("vulkan_image") {
-        let written = log.matches("composed frames are written into its scanout buffers by the GPU").count();
+        let written = log.matches("composition draws straight into its scanout buffers on the GPU").count();
         assert_eq!(written, outputs, "every output renders into its scanout buffers:\n{log}");
         assert_eq!(readback, Some(0), "no composed byte read back: {stats:?}");
+        // Nor drawn anywhere else first: the canvas is painted for captures alone.
+        assert_eq!(stats.get("canvas_paints"), Some(&0), "{stats:?}");
         // Flips follow the GPU's completion, heard of in the event loop, which never waited.
         assert_eq!(stats.get("loop_gpu_waits"), Some(&0), "{stats:?}");
     } else {

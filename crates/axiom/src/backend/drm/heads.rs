@@ -198,7 +198,7 @@ impl Axiom {
         );
         match head.share_buffers_with(&self.renderer) {
             Ok(()) => tracing::info!(
-                "KMS: {}: composed frames are written into its scanout buffers by the GPU \
+                "KMS: {}: composition draws straight into its scanout buffers on the GPU \
                  (dumb buffers shared with the renderer as dma-bufs)",
                 connected.name
             ),

@@ -718,14 +718,14 @@ impl KmsOutput {
         Ok(())
     }
 
-    /// Writes this output's part of the composed canvas into dumb buffer `index`: on the
-    /// GPU where the renderer writes it (the submission to wait for, if any), else read
-    /// back and copied by the CPU.
+    /// Writes this output's part of the composed scene into dumb buffer `index`: drawn
+    /// there by the GPU where the renderer can write it (the submission to wait for, if
+    /// any), else read back from the canvas and copied by the CPU.
     fn fill(&mut self, index: usize, renderer: &mut Renderer) -> anyhow::Result<Option<SubmissionId>> {
         let region = Rectangle::new(self.position.into(), self.size.into());
         let buffer = &mut self.buffers[index];
         if let Some(target) = &mut buffer.target {
-            return renderer.copy_output_into(region, target);
+            return renderer.paint_scanout(region, target);
         }
         let pitch = buffer.dumb.pitch() as usize;
         let mut mapping = self.fd.map_dumb_buffer(&mut buffer.dumb)?;

@@ -12,6 +12,9 @@ use wgpu::hal::api::Vulkan;
 
 pub struct FenceWaits {
     semaphore_fd: ash::khr::external_semaphore_fd::Device,
+    /// The driver also exports semaphores as sync files: what a KMS flip could wait on
+    /// (`IN_FENCE_FD`) instead of the event loop hearing of the GPU's completion.
+    pub exports: bool,
     /// Semaphores handed to wgpu's next submission.
     handed: Mutex<Vec<vk::Semaphore>>,
     /// Semaphores a submission waits on, by its id (`completion.rs`), destroyed once it
@@ -49,6 +52,7 @@ impl FenceWaits {
         }
         Ok(Self {
             semaphore_fd: ash::khr::external_semaphore_fd::Device::new(instance, device),
+            exports: features.contains(vk::ExternalSemaphoreFeatureFlags::EXPORTABLE),
             handed: Mutex::new(Vec::new()),
             waited: Mutex::new(Vec::new()),
         })
