@@ -125,7 +125,10 @@ impl Dispatch<WlShmPool, ShmPoolUserData> for Axiom {
                     }
                 }
                 // smithay unmaps the pool's old mapping: no import may alias it then.
-                state.renderer.retire_host_imports(&client.id());
+                if state.renderer.retire_host_imports(&client.id()) {
+                    // The targets not painted yet wait for a frame without the retired imports.
+                    state.schedule_repaint();
+                }
             }
             _ => {}
         }

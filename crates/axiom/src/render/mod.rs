@@ -126,6 +126,9 @@ pub struct Renderer {
     previous: Vec<DrawKey>,
     /// What the last frame draws, for each target to paint (`paint.rs`).
     scene: paint::Scene,
+    /// The scene draws memory that is gone (a retired wl_shm host import): no target
+    /// is painted from it; the next frame replaces it.
+    pub(crate) scene_stale: bool,
     /// The frame of `history` the output texture holds, if any.
     canvas_holds: Option<u64>,
     /// Times the output texture was painted: on KMS, only for captures and where
@@ -280,6 +283,7 @@ impl Renderer {
             empty_texture,
             previous: Vec::new(),
             scene: Default::default(),
+            scene_stale: false,
             canvas_holds: None,
             canvas_paints: 0,
             full_damage: true,
@@ -320,6 +324,7 @@ impl Renderer {
         }
         self.previous = next.into_iter().map(|(key, _)| key).collect();
         self.scene = paint::Scene::of(items);
+        self.scene_stale = false;
         let damage = damage?.clamp(w, h)?;
         self.history.record(damage);
         Some(damage)

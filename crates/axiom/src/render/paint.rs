@@ -2,8 +2,8 @@
 //! that headless and nested outputs show and captures read) or a display's scanout
 //! buffer, which composition then draws straight into. Each target remembers the
 //! frame of `damage::History` it holds, so a paint repaints only what changed since
-//! (for a scanout buffer, since the flip that last showed it); a target nobody looks
-//! at is not painted at all.
+//! (for a scanout buffer, since it was last painted, two flips ago); a target nobody
+//! looks at is not painted at all.
 
 use bytemuck::Zeroable;
 
@@ -31,11 +31,11 @@ impl Scene {
 
 impl Renderer {
     /// Brings the output texture up to the last composed frame; the submission that
-    /// does, None where it held it already.
+    /// does, None where it held it already (or the scene is stale: `scene_stale`).
     pub fn paint_canvas(&mut self) -> Option<SubmissionId> {
         let whole = Rect { x0: 0, y0: 0, x1: self.output_size.w, y1: self.output_size.h };
         let view = self.output_view.clone();
-        let (frame, submission) = self.paint(&view, whole, self.canvas_holds);
+        let (frame, submission) = self.paint(&view, whole, self.canvas_holds)?;
         self.canvas_holds = Some(frame);
         if submission.is_some() {
             self.canvas_paints += 1;
@@ -46,20 +46,24 @@ impl Renderer {
     /// Paints `area` of the scene (canvas pixels; the target's whole size) into
     /// `target`, which holds frame `holds` of the history (None: unknown), without
     /// waiting for the GPU. Returns the frame it holds then, and the submission that
-    /// paints it, None where nothing changed.
+    /// paints it, None where nothing changed; None at all, painting nothing, while the
+    /// scene is stale.
     pub(super) fn paint(
         &mut self,
         target: &wgpu::TextureView,
         area: Rect,
         holds: Option<u64>,
-    ) -> (u64, Option<SubmissionId>) {
+    ) -> Option<(u64, Option<SubmissionId>)> {
+        if self.scene_stale {
+            return None;
+        }
         let frame = self.history.frame();
         let damage = match holds.and_then(|held| self.history.since(held)) {
             // Never painted, or too long ago to know: all of it.
             None => Some(area),
             Some(changed) => changed.and_then(|d| d.intersect(area)),
         };
-        let Some(damage) = damage else { return (frame, None) };
+        let Some(damage) = damage else { return Some((frame, None)) };
 
         // Draw 0 clears the damaged area to the background; the surfaces follow, bottom first.
         let background = DrawUniform {
@@ -134,6 +138,6 @@ impl Renderer {
         let in_place = self.scene.in_place.clone();
         let id = self.submit(encoder, in_place);
         self.completions.composed(id);
-        (frame, Some(id))
+        Some((frame, Some(id)))
     }
 }

@@ -40,7 +40,11 @@ impl Renderer {
                 }),
             });
         }
-        // Where the canvas is not what is shown (KMS), it is painted for this.
+        // Where the canvas is not what is shown (KMS), it is painted for this. Its
+        // paint would not wait on the client fences an output's paint took: wait here.
+        if self.canvas_holds != Some(self.history.frame()) && self.completions.waits_on_client() {
+            self.wait_for_gpu()?;
+        }
         self.paint_canvas();
         let Some(readback) = self.readback.as_ref() else { unreachable!() };
         let mut encoder = self.device.create_command_encoder(&Default::default());

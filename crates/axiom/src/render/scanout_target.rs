@@ -91,7 +91,10 @@ impl Renderer {
         };
         // Moved on the canvas since: what it holds is not known.
         let holds = target.holds.take().and_then(|(frame, at)| (at == region).then_some(frame));
-        let (frame, submission) = self.paint(&target.view, area, holds);
+        let Some((frame, submission)) = self.paint(&target.view, area, holds) else {
+            target.holds = holds.map(|frame| (frame, region));
+            anyhow::bail!("the scene draws a retired import; the next frame replaces it");
+        };
         target.holds = Some((frame, region));
         Ok(submission)
     }

@@ -182,16 +182,21 @@ impl Renderer {
     /// aliases. Surfaces that showed one are imported again, on the CPU path, before
     /// they are drawn. Frames still on the GPU may read the mapping: they are waited
     /// for first (a pool resize of a client whose buffers are read in place is rare).
-    pub fn retire_host_imports(&mut self, client: &smithay::reexports::wayland_server::backend::ClientId) {
+    /// Returns whether any was retired: the scene may draw one, and is not painted
+    /// again until the next frame replaces it (`paint.rs`).
+    pub fn retire_host_imports(&mut self, client: &smithay::reexports::wayland_server::backend::ClientId) -> bool {
         if self.host_imports.any_of(client) && self.completions.in_flight() > 0 {
             if let Err(err) = self.wait_for_gpu() {
                 tracing::error!("waiting for the GPU before a pool resize failed: {err}");
             }
         }
         self.imports.forget_host_imports_of(client);
-        if self.host_imports.retire(client) > 0 {
-            let _ = self.device.poll(wgpu::PollType::Poll);
+        if self.host_imports.retire(client) == 0 {
+            return false;
         }
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        self.scene_stale = true;
+        true
     }
 }
 

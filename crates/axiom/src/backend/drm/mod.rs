@@ -594,6 +594,11 @@ impl KmsOutput {
         if self.next.as_ref().is_some_and(|f| f.frame == Frame::Composed) && renderer.completions.waits_on_client() {
             return;
         }
+        // The scene reads memory that is gone (a wl_shm pool was resized): the frame waits
+        // for the next one, which replaces it.
+        if self.next.as_ref().is_some_and(|f| f.frame == Frame::Composed) && renderer.scene_stale {
+            return;
+        }
         let Some(mut queued) = self.next.take() else { return };
         match queued.frame {
             Frame::Client(fb) => self.commit(queued, fb, None),
