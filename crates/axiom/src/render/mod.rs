@@ -134,9 +134,10 @@ pub struct Renderer {
     /// Times the output texture was painted: on KMS, only for captures and where
     /// the renderer cannot write an output's scanout buffers.
     pub canvas_paints: u64,
-    /// The output texture holds nothing valid yet: repaint all of it.
+    /// The next frame counts as changed everywhere (nothing shown yet, resized, or a
+    /// frame was shown without composition).
     full_damage: bool,
-    /// What each recent frame repainted, for scanout buffers to copy only that.
+    /// What each recent frame changed, for each target to repaint only that.
     pub(crate) history: damage::History,
     /// The window each frame is presented into (nested backend only).
     window: Option<present::WindowSurface>,

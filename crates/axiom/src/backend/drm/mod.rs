@@ -588,15 +588,13 @@ impl KmsOutput {
         if self.flipping.is_some() || self.writing.is_some() {
             return;
         }
-        // While a frame waits on a client's fence, the copy waits for it to be done
-        // (`Axiom::flip_written_frames` comes back then): a submission queued behind it
-        // would block in the driver on some (lavapipe), and the event loop with it.
-        if self.next.as_ref().is_some_and(|f| f.frame == Frame::Composed) && renderer.completions.waits_on_client() {
-            return;
-        }
-        // The scene reads memory that is gone (a wl_shm pool was resized): the frame waits
-        // for the next one, which replaces it.
-        if self.next.as_ref().is_some_and(|f| f.frame == Frame::Composed) && renderer.scene_stale {
+        // A composed frame is not painted yet while a frame waits on a client's fence
+        // (`Axiom::flip_written_frames` comes back when it is done: a submission queued
+        // behind it would block in the driver on some, lavapipe, and the event loop with
+        // it), nor while the scene reads memory that is gone (a wl_shm pool was resized:
+        // the next frame replaces it).
+        let composed = self.next.as_ref().is_some_and(|f| f.frame == Frame::Composed);
+        if composed && (renderer.completions.waits_on_client() || renderer.scene_stale) {
             return;
         }
         let Some(mut queued) = self.next.take() else { return };
