@@ -94,9 +94,28 @@ pub struct OutputInfo {
 #[derive(Default, Clone, Debug)]
 struct CaptureState {
     shm: Option<(wl_shm::Format, u32, u32, u32)>,
+    /// The `linux_dmabuf` offer: DRM fourcc, width, height.
+    dmabuf: Option<(u32, u32, u32)>,
     buffer_done: bool,
     ready: Option<Duration>,
     failed: bool,
+    /// `damage` events: x, y, width, height.
+    damage: Vec<(u32, u32, u32, u32)>,
+}
+
+/// What a screencopy frame offers besides its wl_shm buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureOffer {
+    /// The `linux_dmabuf` event's DRM fourcc, width and height, if it came.
+    pub dmabuf: Option<(u32, u32, u32)>,
+}
+
+/// A screencopy frame that is ready.
+#[derive(Debug, Clone)]
+pub struct CaptureDone {
+    pub presented: Duration,
+    /// Its `damage` events: x, y, width, height.
+    pub damage: Vec<(u32, u32, u32, u32)>,
 }
 
 /// Where a wl_shm buffer lies in its pool.
@@ -440,6 +459,40 @@ impl TestClient {
         self.capture(frame)
     }
 
+    /// Starts a capture of the whole output and waits for the buffers it offers.
+    pub fn start_capture(&mut self) -> anyhow::Result<(ZwlrScreencopyFrameV1, CaptureOffer)> {
+        let frame = self.screencopy()?.capture_output(0, &self.output, &self.qh, ());
+        let id = frame.id();
+        self.wait_until("screencopy buffer_done", |s| s.frames.get(&id).is_some_and(|f| f.buffer_done || f.failed))?;
+        let info = &self.state.frames[&id];
+        anyhow::ensure!(!info.failed, "screencopy failed before a buffer was offered");
+        Ok((frame, CaptureOffer { dmabuf: info.dmabuf }))
+    }
+
+    /// Copies a started capture into `buffer` (with damage: once the output changed)
+    /// and waits: the damage rectangles and presentation time on `ready`, an error on
+    /// `failed`.
+    pub fn finish_capture(
+        &mut self,
+        frame: ZwlrScreencopyFrameV1,
+        buffer: &WlBuffer,
+        with_damage: bool,
+    ) -> anyhow::Result<CaptureDone> {
+        let id = frame.id();
+        if with_damage {
+            frame.copy_with_damage(buffer);
+        } else {
+            frame.copy(buffer);
+        }
+        self.wait_until("screencopy ready", |s| s.frames.get(&id).is_some_and(|f| f.ready.is_some() || f.failed))?;
+        frame.destroy();
+        let info = self.state.frames.remove(&id).unwrap_or_default();
+        match info.ready {
+            Some(presented) if !info.failed => Ok(CaptureDone { presented, damage: info.damage }),
+            _ => bail!("screencopy failed"),
+        }
+    }
+
     fn screencopy(&self) -> anyhow::Result<&ZwlrScreencopyManagerV1> {
         self.screencopy.as_ref().context("the compositor has no zwlr_screencopy_manager_v1")
     }
@@ -699,10 +752,16 @@ impl Dispatch<ZwlrScreencopyFrameV1, ()> for State {
                     entry.shm = Some((format, width, height, stride));
                 }
             }
+            zwlr_screencopy_frame_v1::Event::LinuxDmabuf { format, width, height } => {
+                entry.dmabuf = Some((format, width, height));
+            }
             zwlr_screencopy_frame_v1::Event::BufferDone => entry.buffer_done = true,
             zwlr_screencopy_frame_v1::Event::Ready { tv_sec_hi, tv_sec_lo, tv_nsec } => {
                 let secs = (u64::from(tv_sec_hi) << 32) | u64::from(tv_sec_lo);
                 entry.ready = Some(Duration::new(secs, tv_nsec));
+            }
+            zwlr_screencopy_frame_v1::Event::Damage { x, y, width, height } => {
+                entry.damage.push((x, y, width, height));
             }
             zwlr_screencopy_frame_v1::Event::Failed => entry.failed = true,
             _ => {}

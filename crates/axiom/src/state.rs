@@ -86,6 +86,8 @@ pub struct Axiom {
     pub needs_redraw: bool,
     /// Screencopy requests waiting for the next repaint.
     pub pending_captures: Vec<PendingCapture>,
+    /// Captures painted into clients' dma-bufs, until the GPU is done with them.
+    pub captures_on_gpu: Vec<crate::handlers::screencopy::CaptureOnGpu>,
     /// Sequence number for a KMS flip whose event carried no time (wp_presentation
     /// `seq`); elsewhere a frame's `seq` is its tick's number.
     pub frame_seq: u64,
@@ -168,6 +170,7 @@ impl Axiom {
             renderer,
             needs_redraw: false,
             pending_captures: Vec::new(),
+            captures_on_gpu: Vec::new(),
             frame_seq: 0,
             owed_at_completion: Vec::new(),
             limits: crate::limits::Limits::default(),

@@ -29,12 +29,14 @@ impl Axiom {
     pub fn repaint_tick(&mut self, paced: Option<&Output>, vblank: Duration, tick: u64) {
         let frame_due = self.take_frame_due(paced);
         let capture_waiting = self.pending_captures.iter().any(|c| !c.with_damage);
+        // A capture into a dma-buf is painted on the GPU and waits for nothing.
+        let readback_waiting = self.pending_captures.iter().any(|c| !c.with_damage && c.dmabuf.is_none());
         // While the GPU still composes the last frame (or waits on a client's fence for
         // it), the repaint waits for a later tick; frame callbacks go on. A capture that
         // wants the screen now (not its next damage) wants what clients committed, and
         // waits for its bytes anyway: it waits for the GPU.
         let mut throttled = self.needs_redraw && self.renderer.completions.frames_ahead();
-        if throttled && capture_waiting {
+        if throttled && readback_waiting {
             match self.renderer.wait_for_gpu() {
                 Ok(()) => throttled = false,
                 Err(err) => tracing::error!("waiting for the GPU before a capture failed: {err}"),
@@ -133,7 +135,10 @@ impl Axiom {
         let lacking = self.renderer.frame_forgotten() || self.composed_without_overlay;
         let mut screen = None;
         if lacking && !throttled && (capture_waiting || !self.pending_captures.is_empty()) {
-            screen = self.capture_screen();
+            // A capture into a dma-buf is painted from the scene: it must be whole.
+            if self.pending_captures.iter().all(|c| c.dmabuf.is_none()) {
+                screen = self.capture_screen();
+            }
             if screen.is_none() {
                 let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, None);
                 damage = self.renderer.render(&items);
@@ -203,6 +208,7 @@ impl Axiom {
     /// what they read in place is let go, and the frames written by then are flipped.
     pub(crate) fn on_gpu_finished(&mut self, id: crate::render::completion::SubmissionId) {
         self.renderer.finished_through(id);
+        self.finish_gpu_captures();
         self.flip_written_frames();
         self.present_finished_frames();
         self.apply_released_fifo_commits();

@@ -83,6 +83,8 @@ pub struct OutputCounters {
     pub readback_bytes: u64,
     /// Paints of the canvas (`render/paint.rs`): on KMS only for captures and the CPU copy.
     pub canvas_paints: u64,
+    /// Captures painted straight into a client's dma-buf, with no readback.
+    pub dmabuf_captures: u64,
     /// Times the event loop waited for the GPU to finish (captures, pool resizes).
     pub loop_gpu_waits: u64,
     pub frames: Vec<(String, u64)>,
@@ -206,7 +208,7 @@ impl DmabufState {
         let s = self.stats;
         let frames: String = output.frames.iter().map(|(name, n)| format!(" frames_{name}={n}")).collect();
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} held_acquires={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} timeline_files={} timeline_handles={} readback_bytes={} canvas_paints={} loop_gpu_waits={} malloc_in_use={} malloc_free={}{}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} held_acquires={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} timeline_files={} timeline_handles={} readback_bytes={} canvas_paints={} dmabuf_captures={} loop_gpu_waits={} malloc_in_use={} malloc_free={}{}",
             s.created,
             s.failed,
             s.cpu_imports,
@@ -230,6 +232,7 @@ impl DmabufState {
             live.timeline_handles,
             output.readback_bytes,
             output.canvas_paints,
+            output.dmabuf_captures,
             output.loop_gpu_waits,
             output.malloc.0,
             output.malloc.1,
@@ -279,6 +282,7 @@ impl Axiom {
         let output = OutputCounters {
             readback_bytes: self.renderer.readback_bytes,
             canvas_paints: self.renderer.canvas_paints,
+            dmabuf_captures: self.renderer.dmabuf_captures,
             loop_gpu_waits: self.renderer.loop_gpu_waits,
             frames: self.space.outputs().map(|o| (o.name(), crate::outputs::frames_shown(o))).collect(),
             malloc: crate::malloc_stats::malloc_bytes(),

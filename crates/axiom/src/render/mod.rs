@@ -134,6 +134,8 @@ pub struct Renderer {
     /// Times the output texture was painted: on KMS, only for captures and where
     /// the renderer cannot write an output's scanout buffers.
     pub canvas_paints: u64,
+    /// Captures painted straight into a client's dma-buf (`scanout_target.rs`).
+    pub dmabuf_captures: u64,
     /// The next frame counts as changed everywhere (nothing shown yet, resized, or a
     /// frame was shown without composition).
     full_damage: bool,
@@ -287,6 +289,7 @@ impl Renderer {
             scene_stale: false,
             canvas_holds: None,
             canvas_paints: 0,
+            dmabuf_captures: 0,
             full_damage: true,
             history: Default::default(),
             window,

@@ -1,10 +1,12 @@
-//! A display's scanout buffers as render targets: each buffer, shared as a
-//! dma-buf, is imported into the renderer's device for writing (step 1 of the
-//! import ladder, made for writing), and composition draws straight into it
-//! (`paint.rs`): frames reach the display with no CPU byte touched and no copy. Where that cannot be (the renderer is not on
-//! Vulkan, the device cannot write such a dma-buf, `--dmabuf-import cpu`, a
-//! build without the ladder), the backend reads frames back instead
-//! (`readback.rs`) and says why.
+//! Dma-bufs as render targets: a display's scanout buffers, and the buffers capture
+//! clients hand to screencopy. Each, shared as a dma-buf, is imported into the
+//! renderer's device for writing (step 1 of the import ladder, made for writing),
+//! and the composed scene is painted straight into it (`paint.rs`): frames reach
+//! the display, or a capture client, with no CPU byte touched and no copy. Where
+//! that cannot be (the renderer is not on Vulkan, the device cannot write such a
+//! dma-buf, `--dmabuf-import cpu`, a build without the ladder), the backend reads
+//! frames back instead (`readback.rs`) and says why, and screencopy offers wl_shm
+//! buffers alone.
 
 use std::os::fd::BorrowedFd;
 
@@ -34,6 +36,18 @@ pub struct SharedScanoutBuffer<'a> {
 }
 
 impl Renderer {
+    /// Whether the renderer can write LINEAR XRGB8888 dma-bufs: a display's scanout
+    /// buffers, a capture client's buffers.
+    pub fn writes_dmabufs(&self) -> bool {
+        #[cfg(feature = "dmabuf-vulkan")]
+        {
+            use crate::dmabuf::params::MODIFIER_LINEAR;
+            self.vulkan.as_ref().is_some_and(|v| v.renders_into_modifier(super::OUTPUT_FORMAT, MODIFIER_LINEAR))
+        }
+        #[cfg(not(feature = "dmabuf-vulkan"))]
+        false
+    }
+
     /// Imports `buffer` as a render target; the error says why it cannot be one.
     pub fn import_scanout_target(&self, buffer: SharedScanoutBuffer<'_>) -> anyhow::Result<ScanoutTarget> {
         #[cfg(feature = "dmabuf-vulkan")]
@@ -97,5 +111,29 @@ impl Renderer {
         };
         target.holds = Some((frame, region));
         Ok(submission)
+    }
+
+    /// Paints `region` of the composed scene (canvas pixels) into a capture client's
+    /// dma-buf (XRGB8888 or ARGB8888, LINEAR, one plane, the region's size), whole, on
+    /// the GPU. Returns the target, which must live until the submission (returned
+    /// too, None where nothing was drawn) is done.
+    pub fn paint_into_dmabuf(
+        &mut self,
+        dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
+        region: Rectangle<i32, Physical>,
+    ) -> anyhow::Result<(ScanoutTarget, Option<SubmissionId>)> {
+        use smithay::backend::allocator::Buffer;
+        let (Some(fd), Some(offset), Some(stride)) =
+            (dmabuf.handles().next(), dmabuf.offsets().next(), dmabuf.strides().next())
+        else {
+            anyhow::bail!("the dma-buf has no plane");
+        };
+        let size = dmabuf.size();
+        let shared =
+            SharedScanoutBuffer { fd, width: u32::try_from(size.w)?, height: u32::try_from(size.h)?, offset, stride };
+        let mut target = self.import_scanout_target(shared)?;
+        let submission = self.paint_scanout(region, &mut target)?;
+        self.dmabuf_captures += 1;
+        Ok((target, submission))
     }
 }
