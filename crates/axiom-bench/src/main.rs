@@ -14,7 +14,7 @@ use axiom_formats::fourcc;
 use clap::Parser;
 
 use servers::Server;
-use workload::{BufferPath, Workload};
+use workload::{BufferPath, CaptureInto, Workload};
 
 #[derive(Parser)]
 #[command(about = "Measures what each frame costs a Wayland compositor")]
@@ -73,6 +73,7 @@ fn workloads(quick: bool) -> Vec<Workload> {
         damage_percent,
         frames: frames(n),
         fifo: false,
+        capture: None,
     };
     use BufferPath::*;
     const P1080: (u32, u32) = (1920, 1080);
@@ -95,6 +96,31 @@ fn workloads(quick: bool) -> Vec<Workload> {
         Workload {
             fifo: true,
             ..w("720p XRGB8888 shm, full damage, FIFO (wp_fifo_v1, 2 queued)", 1, P720, fourcc::XRGB8888, Shm, 100, 240)
+        },
+        // The 1080p window above, with the output captured after each frame.
+        Workload {
+            capture: Some(CaptureInto::Shm),
+            ..w(
+                "1080p XRGB8888 shm, full damage, output captured into wl_shm",
+                1,
+                P1080,
+                fourcc::XRGB8888,
+                Shm,
+                100,
+                120,
+            )
+        },
+        Workload {
+            capture: Some(CaptureInto::Dmabuf),
+            ..w(
+                "1080p XRGB8888 shm, full damage, output captured into a dma-buf (memfd)",
+                1,
+                P1080,
+                fourcc::XRGB8888,
+                Shm,
+                100,
+                120,
+            )
         },
     ]
 }
@@ -167,6 +193,7 @@ fn against(socket: &std::path::Path, pid: u32, frames: usize, fifo: bool) -> any
         damage_percent: 100,
         frames,
         fifo,
+        capture: None,
     };
     let m = workload::run(socket, pid, &workload)?;
     println!(

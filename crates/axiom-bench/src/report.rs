@@ -52,7 +52,9 @@ impl Report {
         out.push_str("once at this machine's memcpy bandwidth, measured in the same run. The FIFO row is\n");
         out.push_str("paced by wp_fifo_v1 instead: the client commits as fast as FIFO barriers let it,\n");
         out.push_str("with two frames queued ahead of the screen; its frame rate is presented frames over\n");
-        out.push_str("the time from the first presentation to the last.\n\n");
+        out.push_str("the time from the first presentation to the last. In the capture rows a capture\n");
+        out.push_str("client (zwlr_screencopy) copies the whole output after each frame, into wl_shm or\n");
+        out.push_str("into a dma-buf; their floor adds the output's bytes to the window's.\n\n");
         out.push_str(&format!("Machine: {}\n\n", machine()));
         out.push_str(&format!("memcpy bandwidth: {:.2} GB/s\n\n", self.memcpy_bytes_per_s / 1e9));
         for (column, adapter) in &self.adapters {

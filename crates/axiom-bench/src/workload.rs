@@ -26,6 +26,15 @@ pub enum BufferPath {
     Dmabuf,
 }
 
+/// Where a capture client copies the whole output each frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureInto {
+    /// A wl_shm buffer: the compositor reads the frame back from the GPU.
+    Shm,
+    /// A memfd sent through linux-dmabuf: written by the GPU where the compositor can.
+    Dmabuf,
+}
+
 #[derive(Debug, Clone)]
 pub struct Workload {
     pub name: String,
@@ -41,19 +50,26 @@ pub struct Workload {
     /// and waits on the last one's, and the client queues frames as fast as that lets
     /// it, at most `FIFO_QUEUE` ahead of the screen, as a Vulkan FIFO swapchain does.
     pub fifo: bool,
+    /// After each frame, the whole output is captured (zwlr_screencopy) into this.
+    pub capture: Option<CaptureInto>,
 }
+
+/// Bytes of the output every row runs on (`servers.rs`): what a capture copies.
+const OUTPUT_BYTES: u64 = crate::servers::OUTPUT.0 as u64 * crate::servers::OUTPUT.1 as u64 * 4;
 
 /// Frames a FIFO client keeps committed but not yet presented.
 const FIFO_QUEUE: usize = 2;
 
 impl Workload {
-    /// Bytes the compositor must read per frame (damaged rows of every plane, all surfaces).
+    /// Bytes the compositor must move per frame: the damaged rows of every plane of all
+    /// surfaces, and the captured output where a capture client copies it.
     pub fn damaged_bytes(&self) -> u64 {
         let layout = axiom_formats::layout::layout(self.fourcc).expect("known format");
         let rows = self.damaged_rows();
         let per_surface: u64 =
             layout.planes.iter().map(|p| p.row_bytes(self.width) * u64::from(rows.div_ceil(p.block_h))).sum();
-        per_surface * self.surfaces as u64
+        let captured = if self.capture.is_some() { OUTPUT_BYTES } else { 0 };
+        per_surface * self.surfaces as u64 + captured
     }
 
     fn damaged_rows(&self) -> u32 {
@@ -144,6 +160,10 @@ pub fn run(socket: &Path, pid: u32, workload: &Workload) -> anyhow::Result<Measu
     if workload.damage_percent == 0 {
         return measure_idle(pid);
     }
+    let capture = match workload.capture {
+        Some(into) => Some(CaptureTarget::new(&mut client, into)?),
+        None => None,
+    };
 
     let rows = workload.damaged_rows() as i32;
     // The newest (topmost) surface paces the loop: compositors may send no frame
@@ -186,7 +206,12 @@ pub fn run(socket: &Path, pid: u32, workload: &Workload) -> anyhow::Result<Measu
         }
         let surface = &surfaces[pacer].window.surface;
         match &fifo {
-            None => client.commit_and_wait_frame(surface)?,
+            None => {
+                client.commit_and_wait_frame(surface)?;
+                if let Some(capture) = &capture {
+                    capture.take(&mut client)?;
+                }
+            }
             Some(fifo) => {
                 queued.push_back(client.request_feedback(surface));
                 fifo.set_barrier();
@@ -241,6 +266,44 @@ pub fn run(socket: &Path, pid: u32, workload: &Workload) -> anyhow::Result<Measu
         latency_p99_ms: pick(0.99),
         peak_rss_mib: crate::procstat::peak_rss_kib(pid)? as f64 / 1024.0,
     })
+}
+
+/// A buffer the size of the output that a capture client copies it into.
+struct CaptureTarget {
+    buffer: WlBuffer,
+    _memory: SharedMemory,
+}
+
+impl CaptureTarget {
+    /// A buffer of what a first capture offers: wl_shm, or a sealed memfd through
+    /// linux-dmabuf where the compositor offers a dma-buf.
+    fn new(client: &mut TestClient, into: CaptureInto) -> anyhow::Result<Self> {
+        let (frame, offer) = client.start_capture()?;
+        frame.destroy();
+        let (format, width, height, stride) = offer.shm.context("no wl_shm buffer offered")?;
+        if into == CaptureInto::Shm {
+            let bytes = vec![0; stride as usize * height as usize];
+            let layout = ShmLayout { width, height, stride: stride as usize, offset: 0 };
+            let shm = client.create_shm_buffer(&bytes, layout, u32::from(format), true)?;
+            return Ok(Self { buffer: shm.buffer, _memory: shm.memory });
+        }
+        let (code, width, height) = offer.dmabuf.context("no dma-buf offered for captures")?;
+        let memory = SharedMemory::new(width as usize * 4 * height as usize)?;
+        seal_shrink(memory.fd())?;
+        let dmabuf = client.bind_dmabuf(4)?;
+        let plane = Plane { fd: memory.fd(), offset: 0, stride: width * 4, modifier: 0 };
+        let params = client.dmabuf_params(&dmabuf, &[plane]);
+        let buffer = client.dmabuf_create_immed(&params, width as i32, height as i32, code);
+        params.destroy();
+        Ok(Self { buffer, _memory: memory })
+    }
+
+    /// Captures the whole output into the buffer and waits until it is there.
+    fn take(&self, client: &mut TestClient) -> anyhow::Result<()> {
+        let (frame, _) = client.start_capture()?;
+        client.finish_capture(frame, &self.buffer, false)?;
+        Ok(())
+    }
 }
 
 /// The compositor's CPU time while every client sits still, per refresh interval (60 Hz).

@@ -78,6 +78,7 @@ pub struct State {
     presentation_clock: Option<u32>,
     pub(crate) dmabuf: crate::dmabuf::DmabufEvents,
     pub(crate) color: crate::color::ColorEvents,
+    pub(crate) ext_capture: crate::ext_capture::ExtCaptureEvents,
     output_scales: HashMap<ObjectId, i32>,
     pub(crate) decoration_modes:
         HashMap<ObjectId, wayland_protocols::xdg::decoration::zv1::client::zxdg_toplevel_decoration_v1::Mode>,
@@ -106,6 +107,8 @@ struct CaptureState {
 /// What a screencopy frame offers besides its wl_shm buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct CaptureOffer {
+    /// The `buffer` event's wl_shm format, width, height and stride.
+    pub shm: Option<(wl_shm::Format, u32, u32, u32)>,
     /// The `linux_dmabuf` event's DRM fourcc, width and height, if it came.
     pub dmabuf: Option<(u32, u32, u32)>,
 }
@@ -466,7 +469,7 @@ impl TestClient {
         self.wait_until("screencopy buffer_done", |s| s.frames.get(&id).is_some_and(|f| f.buffer_done || f.failed))?;
         let info = &self.state.frames[&id];
         anyhow::ensure!(!info.failed, "screencopy failed before a buffer was offered");
-        Ok((frame, CaptureOffer { dmabuf: info.dmabuf }))
+        Ok((frame, CaptureOffer { shm: info.shm, dmabuf: info.dmabuf }))
     }
 
     /// Copies a started capture into `buffer` (with damage: once the output changed)

@@ -6,6 +6,7 @@ pub mod client;
 pub mod color;
 pub mod decoration;
 pub mod dmabuf;
+pub mod ext_capture;
 pub mod harness;
 pub mod hostile;
 pub mod memfd;

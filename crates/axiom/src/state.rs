@@ -23,8 +23,9 @@ use smithay::wayland::single_pixel_buffer::SinglePixelBufferState;
 use smithay::wayland::viewporter::ViewporterState;
 
 use crate::dmabuf::DmabufState;
+use crate::handlers::capture::PendingCapture;
 use crate::handlers::color_representation::ColorRepresentationState;
-use crate::handlers::screencopy::{PendingCapture, ScreencopyManagerState};
+use crate::handlers::screencopy::ScreencopyManagerState;
 use crate::handlers::tearing_control::TearingControlState;
 use crate::render::Renderer;
 
@@ -56,6 +57,7 @@ pub struct Axiom {
     pub fractional_scale_state: FractionalScaleManagerState,
     pub single_pixel_buffer_state: SinglePixelBufferState,
     pub screencopy_state: ScreencopyManagerState,
+    pub image_copy_capture: crate::handlers::image_copy_capture::ImageCopyCaptureState,
     pub dmabuf_state: DmabufState,
     pub color_representation_state: ColorRepresentationState,
     pub tearing_control_state: TearingControlState,
@@ -87,7 +89,7 @@ pub struct Axiom {
     /// Screencopy requests waiting for the next repaint.
     pub pending_captures: Vec<PendingCapture>,
     /// Captures painted into clients' dma-bufs, until the GPU is done with them.
-    pub captures_on_gpu: Vec<crate::handlers::screencopy::CaptureOnGpu>,
+    pub captures_on_gpu: Vec<crate::handlers::capture::CaptureOnGpu>,
     /// Sequence number for a KMS flip whose event carried no time (wp_presentation
     /// `seq`); elsewhere a frame's `seq` is its tick's number.
     pub frame_seq: u64,
@@ -152,6 +154,7 @@ impl Axiom {
             fractional_scale_state: FractionalScaleManagerState::new::<Self>(dh),
             single_pixel_buffer_state: SinglePixelBufferState::new::<Self>(dh),
             screencopy_state: ScreencopyManagerState::new(dh),
+            image_copy_capture: crate::handlers::image_copy_capture::ImageCopyCaptureState::new(dh),
             dmabuf_state: DmabufState::new(dh, &renderer.adapter, &renderer.tiled_format_modifiers())?,
             color_representation_state: ColorRepresentationState::new(dh),
             tearing_control_state: TearingControlState::new(dh),

@@ -1,10 +1,12 @@
 //! One file per protocol family, each wiring smithay's handler traits (or, for
 //! protocols smithay lacks, our own dispatch) into [`crate::Axiom`].
 
+pub mod capture;
 pub mod color_representation;
 pub mod compositor;
 pub mod drm_syncobj;
 pub mod frame_pacing;
+pub mod image_copy_capture;
 pub mod misc;
 pub mod screencopy;
 pub mod seat;

@@ -36,13 +36,24 @@ pub struct SharedScanoutBuffer<'a> {
 }
 
 impl Renderer {
-    /// Whether the renderer can write LINEAR XRGB8888 dma-bufs: a display's scanout
-    /// buffers, a capture client's buffers.
-    pub fn writes_dmabufs(&self) -> bool {
+    /// Whether the renderer can render into LINEAR XRGB8888 dma-bufs: a display's
+    /// scanout buffers, a capture client's buffers.
+    pub fn renders_into_dmabufs(&self) -> bool {
         #[cfg(feature = "dmabuf-vulkan")]
         {
             use crate::dmabuf::params::MODIFIER_LINEAR;
             self.vulkan.as_ref().is_some_and(|v| v.renders_into_modifier(super::OUTPUT_FORMAT, MODIFIER_LINEAR))
+        }
+        #[cfg(not(feature = "dmabuf-vulkan"))]
+        false
+    }
+
+    /// Whether the GPU can write a capture into a client's LINEAR XRGB8888 dma-buf:
+    /// rendering into it, or failing that copying into it imported as a buffer.
+    pub fn writes_dmabufs(&self) -> bool {
+        #[cfg(feature = "dmabuf-vulkan")]
+        {
+            self.renders_into_dmabufs() || self.vulkan.as_ref().is_some_and(|v| v.dmabuf_buffers)
         }
         #[cfg(not(feature = "dmabuf-vulkan"))]
         false
@@ -113,15 +124,17 @@ impl Renderer {
         Ok(submission)
     }
 
-    /// Paints `region` of the composed scene (canvas pixels) into a capture client's
+    /// Writes `region` of the composed scene (canvas pixels) into a capture client's
     /// dma-buf (XRGB8888 or ARGB8888, LINEAR, one plane, the region's size), whole, on
-    /// the GPU. Returns the target, which must live until the submission (returned
-    /// too, None where nothing was drawn) is done.
+    /// the GPU: painted straight into it where the renderer renders into dma-bufs, else
+    /// copied from the canvas into it imported as a buffer. Returns what the GPU writes,
+    /// which must live until the submission (returned too, None where nothing was
+    /// written) is done.
     pub fn paint_into_dmabuf(
         &mut self,
         dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
         region: Rectangle<i32, Physical>,
-    ) -> anyhow::Result<(ScanoutTarget, Option<SubmissionId>)> {
+    ) -> anyhow::Result<(CaptureTarget, Option<SubmissionId>)> {
         use smithay::backend::allocator::Buffer;
         let (Some(fd), Some(offset), Some(stride)) =
             (dmabuf.handles().next(), dmabuf.offsets().next(), dmabuf.strides().next())
@@ -131,9 +144,89 @@ impl Renderer {
         let size = dmabuf.size();
         let shared =
             SharedScanoutBuffer { fd, width: u32::try_from(size.w)?, height: u32::try_from(size.h)?, offset, stride };
-        let mut target = self.import_scanout_target(shared)?;
-        let submission = self.paint_scanout(region, &mut target)?;
+        let written = if self.renders_into_dmabufs() {
+            let mut target = self.import_scanout_target(shared)?;
+            let submission = self.paint_scanout(region, &mut target)?;
+            (CaptureTarget::Painted(target), submission)
+        } else {
+            let (buffer, submission) = self.copy_canvas_into(shared, region)?;
+            (CaptureTarget::Copied(buffer), Some(submission))
+        };
         self.dmabuf_captures += 1;
-        Ok((target, submission))
+        Ok(written)
     }
+
+    /// Copies `region` of the canvas, brought up to the scene, into the dma-buf
+    /// `target` imported as a buffer: in one copy where its stride is a multiple of
+    /// 256 bytes (what a buffer copy's rows need), else one copy per row.
+    #[cfg(feature = "dmabuf-vulkan")]
+    fn copy_canvas_into(
+        &mut self,
+        target: SharedScanoutBuffer<'_>,
+        region: Rectangle<i32, Physical>,
+    ) -> anyhow::Result<(wgpu::Buffer, SubmissionId)> {
+        let importer = self.vulkan.as_ref().ok_or_else(|| anyhow::anyhow!("the renderer imports no dma-bufs"))?;
+        let (width, height) = (u32::try_from(region.size.w)?, u32::try_from(region.size.h)?);
+        let (x, y) = (u32::try_from(region.loc.x)?, u32::try_from(region.loc.y)?);
+        let canvas = self.output_size;
+        anyhow::ensure!(
+            (target.width, target.height) == (width, height)
+                && region.loc.x + region.size.w <= canvas.w
+                && region.loc.y + region.size.h <= canvas.h
+                && height > 0,
+            "{region:?} is not a {}x{} area of the {canvas:?} canvas",
+            target.width,
+            target.height
+        );
+        anyhow::ensure!(
+            target.offset.is_multiple_of(4) && target.stride.is_multiple_of(4) && target.stride >= width * 4,
+            "offset {} and stride {} must be whole pixels, the stride at least a row",
+            target.offset,
+            target.stride
+        );
+        let end = u64::from(target.offset) + u64::from(target.stride) * u64::from(height - 1) + u64::from(width) * 4;
+        let buffer = importer.import_dmabuf_for_writing(&self.device, target.fd, end)?;
+        self.paint_canvas();
+        let mut encoder =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("capture") });
+        let source = |row: u32| wgpu::TexelCopyTextureInfo {
+            texture: &self.output_texture,
+            mip_level: 0,
+            origin: wgpu::Origin3d { x, y: y + row, z: 0 },
+            aspect: wgpu::TextureAspect::All,
+        };
+        let aligned = target.stride.is_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
+        let copies = if aligned { [(0, height)].to_vec() } else { (0..height).map(|row| (row, 1)).collect() };
+        for (row, rows) in copies {
+            let layout = wgpu::TexelCopyBufferLayout {
+                offset: u64::from(target.offset) + u64::from(row) * u64::from(target.stride),
+                bytes_per_row: (rows > 1).then_some(target.stride),
+                rows_per_image: None,
+            };
+            encoder.copy_texture_to_buffer(
+                source(row),
+                wgpu::TexelCopyBufferInfo { buffer: &buffer, layout },
+                wgpu::Extent3d { width, height: rows, depth_or_array_layers: 1 },
+            );
+        }
+        let submission = self.submit(encoder, Vec::new());
+        Ok((buffer, submission))
+    }
+
+    #[cfg(not(feature = "dmabuf-vulkan"))]
+    fn copy_canvas_into(
+        &mut self,
+        _target: SharedScanoutBuffer<'_>,
+        _region: Rectangle<i32, Physical>,
+    ) -> anyhow::Result<(wgpu::Buffer, SubmissionId)> {
+        anyhow::bail!("this build has no Vulkan import (built without the dmabuf-vulkan feature)")
+    }
+}
+
+/// A capture client's dma-buf as the GPU writes it, kept until the GPU is done.
+pub enum CaptureTarget {
+    /// Imported as a render target, the scene painted into it.
+    Painted(ScanoutTarget),
+    /// Imported as a buffer, the canvas copied into it.
+    Copied(wgpu::Buffer),
 }

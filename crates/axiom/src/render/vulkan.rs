@@ -188,6 +188,26 @@ impl VulkanImporter {
         fd: BorrowedFd<'_>,
         size: u64,
     ) -> anyhow::Result<wgpu::Buffer> {
+        self.import_dmabuf_as(wgpu_device, fd, size, BufferRole::Read)
+    }
+
+    /// As `import_dmabuf`, as a buffer the GPU copies into (a capture client's dma-buf).
+    pub fn import_dmabuf_for_writing(
+        &self,
+        wgpu_device: &wgpu::Device,
+        fd: BorrowedFd<'_>,
+        size: u64,
+    ) -> anyhow::Result<wgpu::Buffer> {
+        self.import_dmabuf_as(wgpu_device, fd, size, BufferRole::CopyDestination)
+    }
+
+    fn import_dmabuf_as(
+        &self,
+        wgpu_device: &wgpu::Device,
+        fd: BorrowedFd<'_>,
+        size: u64,
+        role: BufferRole,
+    ) -> anyhow::Result<wgpu::Buffer> {
         if !self.dmabuf_buffers {
             bail!("the device cannot import dma-bufs");
         }
@@ -196,9 +216,9 @@ impl VulkanImporter {
             bail!("empty buffer");
         }
         let (fd, fd_types) = self.dup_dmabuf(fd)?;
-        let buffer = self.create_external_buffer(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT, size)?;
+        let buffer = self.create_external_buffer(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT, size, role)?;
         let bound = self.bind_imported_memory(buffer, fd, fd_types, size);
-        self.hand_to_wgpu(wgpu_device, buffer, bound, size, "imported dma-buf")
+        self.hand_to_wgpu(wgpu_device, buffer, bound, size, role, "imported dma-buf")
     }
 
     /// Imports `len` bytes of this process's memory at `ptr` as a storage buffer the
@@ -233,19 +253,20 @@ impl VulkanImporter {
         if queried != vk::Result::SUCCESS {
             bail!("vkGetMemoryHostPointerPropertiesEXT: {queried}");
         }
-        let buffer = self.create_external_buffer(handle_type, len)?;
+        let buffer = self.create_external_buffer(handle_type, len, BufferRole::Read)?;
         let bound = self.bind_host_memory(buffer, ptr, len, host_properties.memory_type_bits);
-        self.hand_to_wgpu(wgpu_device, buffer, bound, len, "imported shm")
+        self.hand_to_wgpu(wgpu_device, buffer, bound, len, BufferRole::Read, "imported shm")
     }
 
-    /// Wraps `buffer`, bound to `memory`, as a wgpu storage buffer of `size` bytes, which
-    /// then owns (and frees) both; on a binding error, destroys the buffer.
+    /// Wraps `buffer`, bound to `memory`, as a wgpu buffer of `size` bytes for `role`,
+    /// which then owns (and frees) both; on a binding error, destroys the buffer.
     fn hand_to_wgpu(
         &self,
         wgpu_device: &wgpu::Device,
         buffer: vk::Buffer,
         memory: anyhow::Result<vk::DeviceMemory>,
         size: u64,
+        role: BufferRole,
         label: &'static str,
     ) -> anyhow::Result<wgpu::Buffer> {
         match memory {
@@ -255,10 +276,10 @@ impl VulkanImporter {
                 let desc = wgpu::BufferDescriptor {
                     label: Some(label),
                     size,
-                    usage: wgpu::BufferUsages::STORAGE,
+                    usage: role.wgpu_usage(),
                     mapped_at_creation: false,
                 };
-                // SAFETY: the hal buffer was created on this device with STORAGE usage and `size` bytes.
+                // SAFETY: the hal buffer was created on this device with `role`'s usage and `size` bytes.
                 Ok(unsafe { wgpu_device.create_buffer_from_hal::<Vulkan>(hal_buffer, &desc) })
             }
             Err(err) => {
@@ -348,16 +369,17 @@ impl VulkanImporter {
         self.bind(buffer, memory)
     }
 
-    /// A storage buffer of `size` bytes whose memory will be imported as `handle_type`.
+    /// A buffer of `size` bytes for `role` whose memory will be imported as `handle_type`.
     fn create_external_buffer(
         &self,
         handle_type: vk::ExternalMemoryHandleTypeFlags,
         size: u64,
+        role: BufferRole,
     ) -> anyhow::Result<vk::Buffer> {
         let mut external = vk::ExternalMemoryBufferCreateInfo::default().handle_types(handle_type);
         let info = vk::BufferCreateInfo::default()
             .size(size)
-            .usage(vk::BufferUsageFlags::STORAGE_BUFFER)
+            .usage(role.vk_usage())
             .sharing_mode(vk::SharingMode::EXCLUSIVE)
             .push_next(&mut external);
         // SAFETY: valid create info; the caller destroys the buffer on failure or hands it to wgpu.
@@ -476,5 +498,30 @@ impl VulkanImporter {
                 ),
                 Err(why) => format!(". Implicit sync: bounded CPU wait ({why})"),
             }
+    }
+}
+
+/// What an imported buffer is for.
+#[derive(Debug, Clone, Copy)]
+enum BufferRole {
+    /// The shader reads it in place (a client's dma-buf or wl_shm pool).
+    Read,
+    /// The GPU copies a captured frame into it (a capture client's dma-buf).
+    CopyDestination,
+}
+
+impl BufferRole {
+    fn vk_usage(self) -> vk::BufferUsageFlags {
+        match self {
+            Self::Read => vk::BufferUsageFlags::STORAGE_BUFFER,
+            Self::CopyDestination => vk::BufferUsageFlags::TRANSFER_DST,
+        }
+    }
+
+    fn wgpu_usage(self) -> wgpu::BufferUsages {
+        match self {
+            Self::Read => wgpu::BufferUsages::STORAGE,
+            Self::CopyDestination => wgpu::BufferUsages::COPY_DST,
+        }
     }
 }

@@ -295,3 +295,64 @@ fn two_hundred_clients_with_a_window_each_all_get_frame_callbacks() {
         }
     }
 }
+
+/// Captures into dma-bufs made and dropped by the thousand, in every ordering (answered,
+/// the buffer destroyed while the capture may be on the GPU, the frame destroyed before
+/// it is answered, a client gone with its capture pending), leave the compositor's fds,
+/// imports and malloc'd memory at their baseline. Where no dma-buf can be written
+/// (the CPU step forced) each capture fails, and the same holds.
+#[test]
+fn captures_into_dmabufs_by_the_thousand_in_every_ordering_leave_nothing_behind() {
+    let compositor = start_with(W, H, &["--refresh", "500"]);
+    let _bystander = Bystander::new(&compositor, W, H, COLOUR);
+    let socket = compositor.socket_path();
+    let pid = compositor.pid();
+    let round = |clients: usize, cycles: usize| {
+        std::thread::scope(|s| {
+            let socket = &socket;
+            let churns: Vec<_> = (0..clients)
+                .map(|_| s.spawn(move || stress::capture_churn(socket, W as i32, H as i32, cycles)))
+                .collect();
+            for churn in churns {
+                churn.join().unwrap().unwrap_or_else(|e| panic!("capture churn: {e:#}"));
+            }
+        });
+    };
+    let footprint = || {
+        let (fds, _) = settled_footprint(pid);
+        let stats = import_stats(&compositor);
+        let live: Vec<u64> = LIVE.iter().map(|k| stats.get(*k).copied().unwrap_or(u64::MAX)).collect();
+        (fds, live, stats.get("malloc_in_use").copied().unwrap_or(u64::MAX), stats)
+    };
+    // Warm-up: pipelines, pools and caches reach their working size.
+    round(2, 100);
+    let (fds, live, malloc, before) = footprint();
+    round(5, 200);
+    let mut after = footprint();
+    for _ in 0..20 {
+        if after.0 <= fds && after.2 <= malloc + MALLOC_SLACK {
+            break;
+        }
+        after = footprint();
+    }
+    let (fds_after, live_after, malloc_after, stats) = after;
+    let captured = stats["dmabuf_captures"] - before["dmabuf_captures"];
+    eprintln!(
+        "capture soak: 1000 captures into dma-bufs by 5 clients, {captured} written: fds {fds} -> {fds_after}, malloc in use {} KiB -> {} KiB",
+        malloc / 1024,
+        malloc_after / 1024
+    );
+    if crate::common::dmabuf_vulkan_counter(&compositor).is_some() {
+        // Each client's every third capture waits for its answer: those all were written.
+        let waited = 5 * (0..200).filter(|cycle| cycle % 3 == 0 && cycle + 1 != 200).count() as u64;
+        assert!(captured >= waited, "the captures waited for were written: {captured} of {waited}");
+    }
+    assert_eq!(live_after, live, "{LIVE:?} back at the baseline");
+    assert_eq!(fds_after, fds, "open fds back at the baseline: {:?}", open_fds(pid));
+    assert!(
+        malloc_after <= malloc + MALLOC_SLACK,
+        "malloc in use {} KiB -> {} KiB",
+        malloc / 1024,
+        malloc_after / 1024
+    );
+}

@@ -4,6 +4,7 @@
 //! third-party clients, and checks pixels on screenshots or on the CRTC.
 
 mod adapter;
+mod capture;
 mod common;
 mod dmabuf;
 mod dmabuf_formats;

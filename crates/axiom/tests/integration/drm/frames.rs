@@ -607,8 +607,9 @@ fn real_dmabufs_made_and_dropped_by_the_thousand_leave_nothing_behind() {
 /// 1 of the ladder live), the frame offers one (`linux_dmabuf`), and the scene is painted
 /// straight into the client's udmabuf: exact pixels, no byte read back, the canvas not
 /// painted; `copy_with_damage` reports what changed; a buffer destroyed while its capture
-/// is on the GPU harms nothing. With the CPU step forced no dma-buf is offered, and one
-/// sent anyway gets `failed`, never a black frame.
+/// is on the GPU harms nothing; an ext-image-copy-capture session writes the same way.
+/// With the CPU step forced no dma-buf is offered, and one sent anyway gets `failed`,
+/// never a black frame.
 #[test]
 #[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
 fn a_capture_into_a_dmabuf_is_painted_there_on_the_gpu() {
@@ -620,7 +621,7 @@ fn a_capture_into_a_dmabuf_is_painted_there_on_the_gpu() {
     wait_on_crtc(&compositor, "capture-shown", |shot| shot.crop(x, y, 200, 150) == pattern);
     let dmabuf = client.bind_dmabuf(4).unwrap();
     let red = Rgba::opaque(255, 0, 0);
-    let (memory, fd) = udmabuf_of(&Image::solid(w, h, red));
+    let (mut memory, fd) = udmabuf_of(&Image::solid(w, h, red));
     let target = xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), w * 4, (w, h));
     let before = import_stats(&compositor);
 
@@ -661,6 +662,24 @@ fn a_capture_into_a_dmabuf_is_painted_there_on_the_gpu() {
     for &(dx, dy, dw, dh) in &done.damage {
         assert!(dx >= x && dy >= y && dx + dw <= x + 200 && dy + dh <= y + 150, "{:?} within the window", done.damage);
     }
+
+    // ext-image-copy-capture's output session writes the same way.
+    let output = client.output.clone();
+    let (session, constraints) = client.ext_capture_session(&output).unwrap();
+    assert_eq!(constraints.dmabuf_formats.first(), Some(&(Fourcc::Xrgb8888 as u32, vec![0])), "{constraints:?}");
+    memory.bytes_mut().fill(0);
+    let before = import_stats(&compositor);
+    let done = client.ext_capture_frame(&session, &target).unwrap();
+    assert!(done.ready, "{done:?}");
+    let shot = Image::from_xrgb8888(w, h, w as usize * 4, memory.bytes());
+    assert!(
+        shot.crop(x, y, 200, 150) == Image::solid(200, 150, green),
+        "{}",
+        crate::common::save_png(&shot, "ext-dmabuf")
+    );
+    let after = import_stats(&compositor);
+    assert_eq!(after.get("dmabuf_captures"), Some(&(before["dmabuf_captures"] + 1)), "{after:?}");
+    assert_eq!(after.get("readback_bytes"), before.get("readback_bytes"), "{after:?}");
 
     // Destroyed while its paint may still be on the GPU: the buffer and the frame.
     let (frame, _) = client.start_capture().unwrap();

@@ -167,3 +167,70 @@ fn the_cpu_switch_takes_the_cpu_step_where_the_ladder_would_read_in_place() {
         "a sealed memfd dma-buf, read by the CPU: {stats:?}"
     );
 }
+
+/// Screencopy into a dma-buf: the frame offers one, and the frame reaches the client's
+/// buffer on the GPU, never through the CPU: painted into it where step 1 is live (the
+/// VM rig), else copied from the output into it imported as a buffer (step 2: the CI
+/// host), at any stride (a multiple of 256 bytes is one copy, any other a copy per
+/// row), the padding between rows left as it was.
+#[test]
+fn a_capture_into_a_memfd_dmabuf_gets_exact_pixels_from_the_gpu() {
+    let compositor = start(OUT_W, OUT_H);
+    let mut client = compositor.connect().unwrap();
+    let (_window, _buffer, pattern) = crate::common::show_pattern(&mut client, 40, 30);
+    let (x, y) = centred(OUT_W, OUT_H, 40, 30);
+    let dmabuf = client.bind_dmabuf(4).unwrap();
+    const UNTOUCHED: u8 = 0x55;
+    for stride in [OUT_W * 4, 1024] {
+        assert!(stride >= OUT_W * 4);
+        let before = import_stats(&compositor);
+        let (frame, offer) = client.start_capture().unwrap();
+        assert_eq!(offer.dmabuf, Some((Fourcc::Xrgb8888 as u32, OUT_W, OUT_H)), "{}", compositor.log());
+        let mut memory = SharedMemory::new((stride * OUT_H) as usize).unwrap();
+        memory.bytes_mut().fill(UNTOUCHED);
+        seal_shrink(memory.fd()).unwrap();
+        let params = client.dmabuf_params(&dmabuf, &[Plane { fd: memory.fd(), offset: 0, stride, modifier: 0 }]);
+        let created = client.dmabuf_create(&params, OUT_W as i32, OUT_H as i32, Fourcc::Xrgb8888 as u32).unwrap();
+        let Created::Buffer(target) = created else { panic!("create failed\n{}", compositor.log()) };
+        client.finish_capture(frame, &target, false).unwrap();
+
+        let shot = Image::from_xrgb8888(OUT_W, OUT_H, stride as usize, memory.bytes());
+        assert_image(&shot.crop(x, y, 40, 30), &pattern, 0, &format!("capture-memfd-{stride}"));
+        assert_eq!(crate::common::non_background(&shot, 0, 0, OUT_W, OUT_H), 40 * 30, "stride {stride}");
+        let padding = memory.bytes().chunks(stride as usize).flat_map(|row| &row[OUT_W as usize * 4..]);
+        assert!(padding.into_iter().all(|&b| b == UNTOUCHED), "stride {stride}: the padding is the client's");
+        let after = import_stats(&compositor);
+        assert_eq!(after["dmabuf_captures"], before["dmabuf_captures"] + 1, "{after:?}");
+        assert_eq!(after.get("readback_bytes"), before.get("readback_bytes"), "nothing read back: {after:?}");
+        target.destroy();
+    }
+}
+
+/// A dma-buf that is not what a capture offered (another size, another format) is the
+/// protocol's `invalid_buffer` error for that client; the compositor and its other
+/// clients' captures go on.
+#[test]
+fn a_capture_into_the_wrong_dmabuf_is_the_protocols_invalid_buffer_error() {
+    const INVALID_BUFFER: u32 = 1;
+    let compositor = start(OUT_W, OUT_H);
+    for (width, height, fourcc) in [(32, 16, Fourcc::Xrgb8888), (OUT_W, OUT_H, Fourcc::Abgr8888)] {
+        let mut client = compositor.connect().unwrap();
+        let dmabuf = client.bind_dmabuf(4).unwrap();
+        let memory = SharedMemory::new((width * 4 * height) as usize).unwrap();
+        seal_shrink(memory.fd()).unwrap();
+        let params =
+            client.dmabuf_params(&dmabuf, &[Plane { fd: memory.fd(), offset: 0, stride: width * 4, modifier: 0 }]);
+        let created = client.dmabuf_create(&params, width as i32, height as i32, fourcc as u32).unwrap();
+        let Created::Buffer(target) = created else { panic!("create failed\n{}", compositor.log()) };
+        let (frame, _) = client.start_capture().unwrap();
+        frame.copy(&target);
+        let (interface, code) = client.expect_protocol_error().unwrap();
+        assert_eq!(
+            (interface.as_str(), code),
+            ("zwlr_screencopy_frame_v1", INVALID_BUFFER),
+            "{width}x{height} {fourcc:?}"
+        );
+    }
+    let mut client = compositor.connect().unwrap();
+    client.screenshot().unwrap();
+}

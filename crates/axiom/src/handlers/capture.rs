@@ -1,0 +1,314 @@
+//! Captures of what outputs show, answered from the repaint step for both capture
+//! protocols: zwlr_screencopy (`screencopy.rs`) and ext-image-copy-capture
+//! (`image_copy_capture.rs`), which only dispatch requests and queue a
+//! `PendingCapture`.
+//!
+//! A capture goes into a wl_shm buffer (the frame read back from the GPU) or, where
+//! the GPU can write dma-bufs (`Renderer::writes_dmabufs`) and the protocol so offers
+//! them, into the client's LINEAR dma-buf: the scene is painted straight into it
+//! where the renderer renders into dma-bufs, else the canvas is copied into it
+//! imported as a buffer, on the GPU either way, with no CPU byte of the frame
+//! touched; `ready` follows when the GPU is done (`dmabuf_captures=` in the stats
+//! line).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use smithay::backend::allocator::dmabuf::Dmabuf;
+use smithay::backend::allocator::{Buffer, Fourcc, Modifier};
+use smithay::output::Output;
+use smithay::reexports::wayland_protocols::ext::image_copy_capture::v1::server::ext_image_copy_capture_frame_v1::{
+    ExtImageCopyCaptureFrameV1, FailureReason,
+};
+use smithay::reexports::wayland_protocols_wlr::screencopy::v1::server::zwlr_screencopy_frame_v1::{
+    self, ZwlrScreencopyFrameV1,
+};
+use smithay::reexports::wayland_server::protocol::{wl_buffer::WlBuffer, wl_output, wl_shm};
+use smithay::reexports::wayland_server::Resource;
+use smithay::utils::{Physical, Rectangle};
+use smithay::wayland::dmabuf::get_dmabuf;
+use smithay::wayland::shm::with_buffer_contents;
+
+use crate::render::completion::SubmissionId;
+use crate::render::damage::Rect;
+use crate::render::scanout_target::CaptureTarget;
+use crate::Axiom;
+
+/// What captures write: the output texture's bytes (B,G,R,A in memory), XRGB8888 or
+/// ARGB8888 with no conversion.
+pub const SHM_FORMATS: [wl_shm::Format; 2] = [wl_shm::Format::Xrgb8888, wl_shm::Format::Argb8888];
+pub const DMABUF_FORMATS: [Fourcc; 2] = [Fourcc::Xrgb8888, Fourcc::Argb8888];
+pub const BYTES_PER_PIXEL: i32 = 4;
+
+/// The frame object a capture answers, of either protocol.
+pub enum CaptureFrame {
+    Wlr(ZwlrScreencopyFrameV1),
+    Ext(ExtImageCopyCaptureFrameV1),
+}
+
+impl CaptureFrame {
+    fn is_alive(&self) -> bool {
+        match self {
+            Self::Wlr(frame) => frame.is_alive(),
+            Self::Ext(frame) => frame.is_alive(),
+        }
+    }
+
+    fn failed(&self) {
+        match self {
+            Self::Wlr(frame) => frame.failed(),
+            Self::Ext(frame) => frame.failed(FailureReason::Unknown),
+        }
+    }
+
+    /// The captured output is gone.
+    fn stopped(&self) {
+        match self {
+            Self::Wlr(frame) => frame.failed(),
+            Self::Ext(frame) => super::image_copy_capture::stop(frame),
+        }
+    }
+
+    /// Tells the client its frame is in its buffer: what changed, then `ready` with
+    /// the presentation time. `damage` is this repaint's (zwlr, `copy_with_damage`);
+    /// an ext frame reports what changed since its session's last frame.
+    fn ready(&self, damage: Option<Rect>, presented: Duration) {
+        let secs = presented.as_secs();
+        let (hi, lo, nsec) = ((secs >> 32) as u32, secs as u32, presented.subsec_nanos());
+        match self {
+            Self::Wlr(frame) => {
+                frame.flags(zwlr_screencopy_frame_v1::Flags::empty());
+                if let Some(c) = damage {
+                    frame.damage(c.x0 as u32, c.y0 as u32, (c.x1 - c.x0) as u32, (c.y1 - c.y0) as u32);
+                }
+                frame.ready(hi, lo, nsec);
+            }
+            Self::Ext(frame) => {
+                frame.transform(wl_output::Transform::Normal);
+                if let Some(c) = super::image_copy_capture::take_damage(frame) {
+                    frame.damage(c.x0, c.y0, c.x1 - c.x0, c.y1 - c.y0);
+                }
+                frame.presentation_time(hi, lo, nsec);
+                frame.ready();
+            }
+        }
+    }
+}
+
+/// A capture waiting for a repaint to answer it.
+pub struct PendingCapture {
+    pub frame: CaptureFrame,
+    pub buffer: WlBuffer,
+    pub output: Output,
+    /// In output pixels.
+    pub region: Rectangle<i32, Physical>,
+    /// Answered only once the region has changed (zwlr `copy_with_damage`; an ext
+    /// frame whose session has seen no change since its last one).
+    pub with_damage: bool,
+    /// The client's dma-buf to write; None for a wl_shm buffer.
+    pub dmabuf: Option<Dmabuf>,
+    /// Damage of the repaint that answered it, for a capture into a dma-buf whose
+    /// paint had to wait for a later tick (relative to the region).
+    pub damage: Option<Rect>,
+}
+
+/// A capture written into a client's dma-buf, waiting for the GPU to finish it.
+pub struct CaptureOnGpu {
+    frame: CaptureFrame,
+    submission: SubmissionId,
+    /// The client's dma-buf as the GPU writes it: kept until it is done.
+    _target: CaptureTarget,
+    damage: Option<Rect>,
+    presented: Duration,
+}
+
+/// Checks the client's buffer against what was offered; returns its dma-buf, if it is one.
+pub(super) fn check_buffer(buffer: &WlBuffer, region: Rectangle<i32, Physical>) -> Result<Option<Dmabuf>, String> {
+    if let Ok(dmabuf) = get_dmabuf(buffer) {
+        let format = dmabuf.format();
+        let size = dmabuf.size();
+        if !matches!(format.code, Fourcc::Xrgb8888 | Fourcc::Argb8888) || format.modifier != Modifier::Linear {
+            return Err(format!(
+                "dma-buf format {:?} modifier {:#x}, expected XRGB8888 or ARGB8888, LINEAR",
+                format.code,
+                u64::from(format.modifier)
+            ));
+        }
+        if dmabuf.num_planes() != 1 || (size.w, size.h) != (region.size.w, region.size.h) {
+            return Err(format!(
+                "dma-buf is {}x{} with {} planes, expected {}x{} with one",
+                size.w,
+                size.h,
+                dmabuf.num_planes(),
+                region.size.w,
+                region.size.h
+            ));
+        }
+        return Ok(Some(dmabuf.clone()));
+    }
+    let info = with_buffer_contents(buffer, |_, _, info| info)
+        .map_err(|_| "screencopy needs a wl_shm buffer or a dma-buf".to_string())?;
+    let min_stride = region.size.w.checked_mul(BYTES_PER_PIXEL).unwrap_or(i32::MAX);
+    if !SHM_FORMATS.contains(&info.format) {
+        return Err(format!("buffer format {:?}, expected one of {SHM_FORMATS:?}", info.format));
+    }
+    if info.width != region.size.w || info.height != region.size.h || info.stride < min_stride {
+        return Err(format!(
+            "buffer is {}x{} stride {}, expected {}x{} stride >= {min_stride}",
+            info.width, info.height, info.stride, region.size.w, region.size.h
+        ));
+    }
+    Ok(None)
+}
+
+impl Axiom {
+    /// Answers the captures that can be answered after a repaint.
+    /// `damage` is the part of the canvas this repaint changed; `screen`, where given,
+    /// is what the primary output's display shows (written back), else the renderer's
+    /// last frame is read.
+    pub fn answer_captures(
+        &mut self,
+        damage: Option<Rect>,
+        presented: Duration,
+        screen: Option<&crate::backend::Captured>,
+    ) {
+        self.note_capture_damage(damage);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_captures)
+            .into_iter()
+            .filter(|c| c.frame.is_alive())
+            // Damage elsewhere on the canvas does not answer a capture that waits for it; one
+            // whose output is gone is answered (failed).
+            .partition(|c| {
+                !c.with_damage
+                    || damage.is_some_and(|d| self.on_canvas(c).is_none_or(|r| damage_within(d, r).is_some()))
+            });
+        self.pending_captures = waiting;
+        for mut capture in ready {
+            let Some(on_canvas) = self.on_canvas(&capture) else {
+                // Unplugged since the request.
+                capture.frame.stopped();
+                continue;
+            };
+            if capture.with_damage && capture.damage.is_none() {
+                capture.damage = damage.and_then(|d| damage_within(d, on_canvas));
+            }
+            if capture.dmabuf.is_some() {
+                self.paint_capture(capture, on_canvas, presented);
+                continue;
+            }
+            let screen = screen.filter(|_| capture.output == self.output);
+            let copied = with_buffer_contents_mut_checked(&capture.buffer, |dst, stride| match screen {
+                Some(screen) => copy_region(screen, capture.region, dst, stride),
+                None => self.renderer.read_output(on_canvas, dst, stride),
+            });
+            match copied {
+                Ok(()) => {
+                    capture.frame.ready(capture.damage, presented);
+                }
+                Err(err) => {
+                    tracing::warn!("screencopy failed: {err:#}");
+                    capture.frame.failed();
+                }
+            }
+        }
+    }
+}
+
+impl Axiom {
+    /// Paints the scene into a capture's dma-buf; `ready` follows when the GPU is done
+    /// (`finish_gpu_captures`). The capture waits for a later tick while the GPU waits
+    /// on a client's fence (a submission behind it would block the event loop on some
+    /// drivers), while the scene draws retired memory, and while it lacks what a
+    /// plane shows (the repaint composes it whole for captures when it can).
+    fn paint_capture(&mut self, capture: PendingCapture, on_canvas: Rectangle<i32, Physical>, presented: Duration) {
+        let Some(dmabuf) = capture.dmabuf.as_ref() else { return };
+        let lacking = self.renderer.frame_forgotten() || self.composed_without_overlay;
+        if self.renderer.completions.waits_on_client() || self.renderer.scene_stale || lacking {
+            self.pending_captures.push(PendingCapture { with_damage: false, ..capture });
+            self.arm_vblank();
+            return;
+        }
+        match self.renderer.paint_into_dmabuf(dmabuf, on_canvas) {
+            Ok((target, Some(submission))) if !self.renderer.completions.has_finished(submission) => {
+                self.captures_on_gpu.push(CaptureOnGpu {
+                    frame: capture.frame,
+                    submission,
+                    _target: target,
+                    damage: capture.damage,
+                    presented,
+                });
+            }
+            Ok(_) => capture.frame.ready(capture.damage, presented),
+            Err(err) => {
+                tracing::warn!("screencopy into a dma-buf failed: {err:#}");
+                capture.frame.failed();
+            }
+        }
+    }
+
+    /// Sends `ready` for the captures whose paint the GPU has finished.
+    pub fn finish_gpu_captures(&mut self) {
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.captures_on_gpu)
+            .into_iter()
+            .partition(|c| self.renderer.completions.has_finished(c.submission));
+        self.captures_on_gpu = waiting;
+        for capture in done.into_iter().filter(|c| c.frame.is_alive()) {
+            capture.frame.ready(capture.damage, capture.presented);
+        }
+    }
+
+    /// Where a capture lies on the canvas; None once its output is gone.
+    fn on_canvas(&self, capture: &PendingCapture) -> Option<Rectangle<i32, Physical>> {
+        let area = self.canvas_area(&capture.output)?;
+        Some(Rectangle::new(capture.region.loc + area.loc, capture.region.size))
+    }
+}
+
+/// The part of `damage` inside `region` (both on the canvas), relative to the region.
+fn damage_within(damage: Rect, region: Rectangle<i32, Physical>) -> Option<Rect> {
+    let (x, y) = (region.loc.x, region.loc.y);
+    Rect { x0: damage.x0 - x, y0: damage.y0 - y, x1: damage.x1 - x, y1: damage.y1 - y }
+        .clamp(region.size.w, region.size.h)
+}
+
+/// Copies `region` of a written-back frame into `dst`, rows `stride` bytes apart.
+fn copy_region(
+    screen: &crate::backend::Captured,
+    region: Rectangle<i32, Physical>,
+    dst: &mut [u8],
+    stride: usize,
+) -> anyhow::Result<()> {
+    let (x, y) = (usize::try_from(region.loc.x)?, usize::try_from(region.loc.y)?);
+    let row_bytes = usize::try_from(region.size.w)? * 4;
+    for row in 0..usize::try_from(region.size.h)? {
+        let from = (y + row).checked_mul(screen.stride).and_then(|r| r.checked_add(x * 4));
+        let src = from
+            .and_then(|from| screen.bytes.get(from..from.checked_add(row_bytes)?))
+            .context("region outside the written-back frame")?;
+        let to = row.checked_mul(stride).context("buffer too small")?;
+        dst.get_mut(to..to.saturating_add(row_bytes)).context("buffer too small")?.copy_from_slice(src);
+    }
+    Ok(())
+}
+
+/// Runs `f` over the client's buffer bytes (from the buffer's offset) with its stride,
+/// through smithay's SIGBUS-safe pool access.
+fn with_buffer_contents_mut_checked(
+    buffer: &WlBuffer,
+    f: impl FnOnce(&mut [u8], usize) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    smithay::wayland::shm::with_buffer_contents_mut(buffer, |ptr, len, info| {
+        let offset = usize::try_from(info.offset)?;
+        let stride = usize::try_from(info.stride)?;
+        let needed = stride
+            .checked_mul(usize::try_from(info.height)?)
+            .and_then(|n| n.checked_add(offset))
+            .ok_or_else(|| anyhow::anyhow!("buffer size overflows"))?;
+        anyhow::ensure!(needed <= len, "buffer ends past its pool");
+        // SAFETY: the pool mapping is `len` bytes long and stays mapped for this closure;
+        // the range [offset, needed) lies inside it (checked above).
+        let bytes = unsafe { std::slice::from_raw_parts_mut(ptr.add(offset), needed - offset) };
+        f(bytes, stride)
+    })
+    .map_err(|err| anyhow::anyhow!("cannot access the buffer: {err:?}"))?
+}

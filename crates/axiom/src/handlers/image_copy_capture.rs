@@ -1,0 +1,390 @@
+//! ext-image-copy-capture-v1 with output sources
+//! (ext_output_image_capture_source_manager_v1): the capture protocol screen
+//! recorders and xdg-desktop-portal backends move to. smithay 0.7 has no
+//! implementation, so the dispatch is ours; frames are answered from the repaint
+//! step with zwlr_screencopy's (`capture.rs`).
+//!
+//! A session announces its buffer constraints: the output's size, the wl_shm
+//! formats, and where the GPU can write dma-bufs, the render device and the LINEAR
+//! XRGB8888 and ARGB8888 dma-buf formats. Its first frame is answered at the next
+//! repaint with full damage; each later one once the output has changed since the
+//! frame before, with the bounding box of what changed since then. A capture that
+//! cannot be written into the client's buffer fails with `buffer_constraints`; one of
+//! an output that is gone with `stopped`, and its session is stopped.
+//!
+//! Pointer cursor sessions are accepted but never see the cursor enter: no
+//! compositor cursor is drawn on an output here, so there is no image to capture
+//! and their capture sessions stop at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use smithay::output::Output;
+use smithay::reexports::wayland_protocols::ext::image_capture_source::v1::server::{
+    ext_image_capture_source_v1::{self, ExtImageCaptureSourceV1},
+    ext_output_image_capture_source_manager_v1::{self, ExtOutputImageCaptureSourceManagerV1},
+};
+use smithay::reexports::wayland_protocols::ext::image_copy_capture::v1::server::{
+    ext_image_copy_capture_cursor_session_v1::{self, ExtImageCopyCaptureCursorSessionV1},
+    ext_image_copy_capture_frame_v1::{self, ExtImageCopyCaptureFrameV1, FailureReason},
+    ext_image_copy_capture_manager_v1::{self, ExtImageCopyCaptureManagerV1},
+    ext_image_copy_capture_session_v1::{self, ExtImageCopyCaptureSessionV1},
+};
+use smithay::reexports::wayland_server::backend::{ClientId, ObjectId};
+use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
+use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource};
+use smithay::utils::Rectangle;
+
+use super::capture::{check_buffer, CaptureFrame, PendingCapture, DMABUF_FORMATS, SHM_FORMATS};
+use super::screencopy::output_size;
+use crate::render::damage::Rect;
+use crate::Axiom;
+
+/// DRM_FORMAT_MOD_LINEAR, as the `dmabuf_format` event's array holds it.
+const LINEAR: u64 = 0;
+
+pub struct ImageCopyCaptureState {
+    /// Every session alive, to gather what changed on its output between frames.
+    sessions: Vec<Weak<SessionShared>>,
+}
+
+impl ImageCopyCaptureState {
+    pub fn new(dh: &DisplayHandle) -> Self {
+        dh.create_global::<Axiom, ExtImageCopyCaptureManagerV1, ()>(1, ());
+        dh.create_global::<Axiom, ExtOutputImageCaptureSourceManagerV1, ()>(1, ());
+        Self { sessions: Vec::new() }
+    }
+}
+
+/// What an ext_image_capture_source_v1 captures: an output (None: gone when the
+/// source was made).
+pub struct SourceData {
+    output: Option<Output>,
+}
+
+/// A session, shared by its frames.
+pub struct SessionShared {
+    output: Option<Output>,
+    resource: OnceLock<ExtImageCopyCaptureSessionV1>,
+    damage: Mutex<SessionDamage>,
+    /// Its frame alive, if any: a session has one at a time.
+    frame: Mutex<Option<ObjectId>>,
+    stopped: AtomicBool,
+}
+
+/// What changed on the session's output since its last frame was ready.
+#[derive(Default)]
+struct SessionDamage {
+    /// A frame was ready already (the first carries full damage).
+    had_frame: bool,
+    since_ready: Option<Rect>,
+}
+
+pub struct FrameData {
+    session: Arc<SessionShared>,
+    buffer: Mutex<Option<WlBuffer>>,
+    captured: AtomicBool,
+}
+
+impl GlobalDispatch<ExtImageCopyCaptureManagerV1, ()> for Axiom {
+    fn bind(
+        _: &mut Self,
+        _: &DisplayHandle,
+        _: &Client,
+        resource: New<ExtImageCopyCaptureManagerV1>,
+        _: &(),
+        data_init: &mut DataInit<'_, Self>,
+    ) {
+        data_init.init(resource, ());
+    }
+}
+
+impl GlobalDispatch<ExtOutputImageCaptureSourceManagerV1, ()> for Axiom {
+    fn bind(
+        _: &mut Self,
+        _: &DisplayHandle,
+        _: &Client,
+        resource: New<ExtOutputImageCaptureSourceManagerV1>,
+        _: &(),
+        data_init: &mut DataInit<'_, Self>,
+    ) {
+        data_init.init(resource, ());
+    }
+}
+
+impl Dispatch<ExtOutputImageCaptureSourceManagerV1, ()> for Axiom {
+    fn request(
+        _: &mut Self,
+        _: &Client,
+        _: &ExtOutputImageCaptureSourceManagerV1,
+        request: ext_output_image_capture_source_manager_v1::Request,
+        _: &(),
+        _: &DisplayHandle,
+        data_init: &mut DataInit<'_, Self>,
+    ) {
+        if let ext_output_image_capture_source_manager_v1::Request::CreateSource { source, output } = request {
+            data_init.init(source, SourceData { output: Output::from_resource(&output) });
+        }
+    }
+}
+
+impl Dispatch<ExtImageCaptureSourceV1, SourceData> for Axiom {
+    fn request(
+        _: &mut Self,
+        _: &Client,
+        _: &ExtImageCaptureSourceV1,
+        _: ext_image_capture_source_v1::Request,
+        _: &SourceData,
+        _: &DisplayHandle,
+        _: &mut DataInit<'_, Self>,
+    ) {
+    }
+}
+
+impl Dispatch<ExtImageCopyCaptureManagerV1, ()> for Axiom {
+    fn request(
+        state: &mut Self,
+        _: &Client,
+        manager: &ExtImageCopyCaptureManagerV1,
+        request: ext_image_copy_capture_manager_v1::Request,
+        _: &(),
+        _: &DisplayHandle,
+        data_init: &mut DataInit<'_, Self>,
+    ) {
+        match request {
+            ext_image_copy_capture_manager_v1::Request::CreateSession { session, source, options } => {
+                if options.into_result().is_err() {
+                    manager.post_error(ext_image_copy_capture_manager_v1::Error::InvalidOption, "unknown options");
+                    return;
+                }
+                let output = source.data::<SourceData>().and_then(|s| s.output.clone());
+                let shared = Arc::new(SessionShared {
+                    output,
+                    resource: OnceLock::new(),
+                    damage: Mutex::default(),
+                    frame: Mutex::new(None),
+                    stopped: AtomicBool::new(false),
+                });
+                let session = data_init.init(session, shared.clone());
+                let _ = shared.resource.set(session.clone());
+                state.image_copy_capture.sessions.push(Arc::downgrade(&shared));
+                let shown = shared.output.as_ref().filter(|o| state.output_area(o).is_some());
+                let Some(output) = shown else {
+                    stop_session(&shared);
+                    return;
+                };
+                let size = output_size(output);
+                session.buffer_size(size.w as u32, size.h as u32);
+                for format in SHM_FORMATS {
+                    session.shm_format(format);
+                }
+                // Only where the GPU can write the client's dma-buf: never a black frame.
+                if state.renderer.writes_dmabufs() {
+                    let device = state.dmabuf_state.default_feedback.main_device;
+                    session.dmabuf_device(device.to_ne_bytes().to_vec());
+                    for format in DMABUF_FORMATS {
+                        session.dmabuf_format(format as u32, LINEAR.to_ne_bytes().to_vec());
+                    }
+                }
+                session.done();
+            }
+            ext_image_copy_capture_manager_v1::Request::CreatePointerCursorSession { session, .. } => {
+                data_init.init(session, ());
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Dispatch<ExtImageCopyCaptureCursorSessionV1, ()> for Axiom {
+    fn request(
+        _: &mut Self,
+        _: &Client,
+        _: &ExtImageCopyCaptureCursorSessionV1,
+        request: ext_image_copy_capture_cursor_session_v1::Request,
+        _: &(),
+        _: &DisplayHandle,
+        data_init: &mut DataInit<'_, Self>,
+    ) {
+        if let ext_image_copy_capture_cursor_session_v1::Request::GetCaptureSession { session } = request {
+            // No cursor image to capture (module comment): the session stops at once.
+            let shared = Arc::new(SessionShared {
+                output: None,
+                resource: OnceLock::new(),
+                damage: Mutex::default(),
+                frame: Mutex::new(None),
+                stopped: AtomicBool::new(false),
+            });
+            let session = data_init.init(session, shared.clone());
+            let _ = shared.resource.set(session);
+            stop_session(&shared);
+        }
+    }
+}
+
+impl Dispatch<ExtImageCopyCaptureSessionV1, Arc<SessionShared>> for Axiom {
+    fn request(
+        _: &mut Self,
+        _: &Client,
+        session: &ExtImageCopyCaptureSessionV1,
+        request: ext_image_copy_capture_session_v1::Request,
+        shared: &Arc<SessionShared>,
+        _: &DisplayHandle,
+        data_init: &mut DataInit<'_, Self>,
+    ) {
+        if let ext_image_copy_capture_session_v1::Request::CreateFrame { frame } = request {
+            let mut current = shared.frame.lock().unwrap_or_else(|e| e.into_inner());
+            if current.is_some() {
+                session.post_error(
+                    ext_image_copy_capture_session_v1::Error::DuplicateFrame,
+                    "the session's frame is still alive",
+                );
+                return;
+            }
+            let data =
+                FrameData { session: shared.clone(), buffer: Mutex::new(None), captured: AtomicBool::new(false) };
+            let frame = data_init.init(frame, data);
+            *current = Some(frame.id());
+        }
+    }
+}
+
+impl Dispatch<ExtImageCopyCaptureFrameV1, FrameData> for Axiom {
+    fn request(
+        state: &mut Self,
+        _: &Client,
+        frame: &ExtImageCopyCaptureFrameV1,
+        request: ext_image_copy_capture_frame_v1::Request,
+        data: &FrameData,
+        _: &DisplayHandle,
+        _: &mut DataInit<'_, Self>,
+    ) {
+        use ext_image_copy_capture_frame_v1::Error;
+        match request {
+            ext_image_copy_capture_frame_v1::Request::AttachBuffer { buffer } => {
+                *data.buffer.lock().unwrap_or_else(|e| e.into_inner()) = Some(buffer);
+            }
+            // Every capture writes the whole buffer: the client's damage needs no more.
+            ext_image_copy_capture_frame_v1::Request::DamageBuffer { x, y, width, height }
+                if x < 0 || y < 0 || width <= 0 || height <= 0 =>
+            {
+                frame.post_error(Error::InvalidBufferDamage, "damage must lie in the buffer and not be empty");
+            }
+            ext_image_copy_capture_frame_v1::Request::Capture => {
+                if data.captured.swap(true, Ordering::SeqCst) {
+                    frame.post_error(Error::AlreadyCaptured, "capture was already sent");
+                    return;
+                }
+                let Some(buffer) = data.buffer.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+                    frame.post_error(Error::NoBuffer, "no buffer attached");
+                    return;
+                };
+                state.queue_ext_capture(frame, data, buffer);
+            }
+            _ => {}
+        }
+    }
+
+    fn destroyed(_: &mut Self, _: ClientId, frame: &ExtImageCopyCaptureFrameV1, data: &FrameData) {
+        let mut current = data.session.frame.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref() == Some(&frame.id()) {
+            *current = None;
+        }
+    }
+}
+
+impl Axiom {
+    /// Queues a frame's capture for the repaint step, or fails it at once.
+    fn queue_ext_capture(&mut self, frame: &ExtImageCopyCaptureFrameV1, data: &FrameData, buffer: WlBuffer) {
+        let session = &data.session;
+        let shown = session.output.as_ref().filter(|o| self.output_area(o).is_some());
+        let Some(output) = shown.filter(|_| !session.stopped.load(Ordering::SeqCst)).cloned() else {
+            stop(frame);
+            return;
+        };
+        let region = Rectangle::from_size(output_size(&output));
+        let dmabuf = match check_buffer(&buffer, region) {
+            Ok(dmabuf) => dmabuf,
+            Err(reason) => {
+                tracing::debug!("ext-image-copy-capture: {reason}");
+                frame.failed(FailureReason::BufferConstraints);
+                return;
+            }
+        };
+        if dmabuf.is_some() && !self.renderer.writes_dmabufs() {
+            frame.failed(FailureReason::BufferConstraints);
+            return;
+        }
+        let frame = CaptureFrame::Ext(frame.clone());
+        // Answered at once where it has something new to show (`note_capture_damage`).
+        let capture = PendingCapture { frame, buffer, output, region, with_damage: true, dmabuf, damage: None };
+        self.pending_captures.push(capture);
+        self.note_capture_damage(None);
+        self.arm_vblank();
+    }
+
+    /// Adds a repaint's damage (canvas pixels) to what every session's output has
+    /// changed since its last frame, stops the sessions whose output is gone, and
+    /// lets the ext frames that have something new to show be answered.
+    pub(super) fn note_capture_damage(&mut self, damage: Option<Rect>) {
+        let mut sessions = std::mem::take(&mut self.image_copy_capture.sessions);
+        sessions.retain(|weak| {
+            let Some(session) = weak.upgrade() else { return false };
+            let Some(area) = session.output.as_ref().and_then(|o| self.canvas_area(o)) else {
+                stop_session(&session);
+                return false;
+            };
+            if let Some(changed) = damage.and_then(|d| d.intersect(to_rect(area))) {
+                let (x, y) = (area.loc.x, area.loc.y);
+                let relative = Rect { x0: changed.x0 - x, y0: changed.y0 - y, x1: changed.x1 - x, y1: changed.y1 - y };
+                let mut since = session.damage.lock().unwrap_or_else(|e| e.into_inner());
+                since.since_ready = Some(since.since_ready.map_or(relative, |r| r.union(relative)));
+            }
+            true
+        });
+        self.image_copy_capture.sessions = sessions;
+        for capture in &mut self.pending_captures {
+            if let CaptureFrame::Ext(frame) = &capture.frame {
+                if let Some(data) = frame.data::<FrameData>() {
+                    let since = data.session.damage.lock().unwrap_or_else(|e| e.into_inner());
+                    capture.with_damage = since.had_frame && since.since_ready.is_none();
+                }
+            }
+        }
+    }
+}
+
+fn to_rect(area: Rectangle<i32, smithay::utils::Physical>) -> Rect {
+    Rect { x0: area.loc.x, y0: area.loc.y, x1: area.loc.x + area.size.w, y1: area.loc.y + area.size.h }
+}
+
+/// What changed on `frame`'s output since its session's last frame (all of it for the
+/// first), as the frame is ready; starts gathering again.
+pub(super) fn take_damage(frame: &ExtImageCopyCaptureFrameV1) -> Option<Rect> {
+    let data = frame.data::<FrameData>()?;
+    let mut since = data.session.damage.lock().unwrap_or_else(|e| e.into_inner());
+    let changed = since.since_ready.take();
+    if std::mem::replace(&mut since.had_frame, true) {
+        changed
+    } else {
+        let size = data.session.output.as_ref().map(output_size).unwrap_or_default();
+        Some(Rect { x0: 0, y0: 0, x1: size.w, y1: size.h })
+    }
+}
+
+/// Fails `frame` because its output is gone, and stops its session.
+pub(super) fn stop(frame: &ExtImageCopyCaptureFrameV1) {
+    frame.failed(FailureReason::Stopped);
+    if let Some(data) = frame.data::<FrameData>() {
+        stop_session(&data.session);
+    }
+}
+
+/// Sends `stopped` on a session, once.
+fn stop_session(session: &SessionShared) {
+    if !session.stopped.swap(true, Ordering::SeqCst) {
+        if let Some(resource) = session.resource.get().filter(|r| r.is_alive()) {
+            resource.stopped();
+        }
+    }
+}
