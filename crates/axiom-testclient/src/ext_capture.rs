@@ -47,6 +47,8 @@ pub struct FrameEvents {
 
 #[derive(Default)]
 pub(crate) struct ExtCaptureEvents {
+    /// The two globals, bound once.
+    managers: Option<(ExtOutputImageCaptureSourceManagerV1, ExtImageCopyCaptureManagerV1)>,
     sessions: HashMap<ObjectId, SessionEvents>,
     frames: HashMap<ObjectId, FrameEvents>,
 }
@@ -61,10 +63,17 @@ impl TestClient {
     /// Starts a capture session of `output` and waits for its constraints (`done`) or
     /// its `stopped`.
     pub fn ext_capture_session(&mut self, output: &WlOutput) -> anyhow::Result<(ExtSession, SessionEvents)> {
-        let sources: ExtOutputImageCaptureSourceManagerV1 =
-            self.globals.bind(&self.qh, 1..=1, ()).context("ext_output_image_capture_source_manager_v1")?;
-        let manager: ExtImageCopyCaptureManagerV1 =
-            self.globals.bind(&self.qh, 1..=1, ()).context("ext_image_copy_capture_manager_v1")?;
+        let (sources, manager) = match self.state.ext_capture.managers.clone() {
+            Some(managers) => managers,
+            None => {
+                let sources: ExtOutputImageCaptureSourceManagerV1 =
+                    self.globals.bind(&self.qh, 1..=1, ()).context("ext_output_image_capture_source_manager_v1")?;
+                let manager: ExtImageCopyCaptureManagerV1 =
+                    self.globals.bind(&self.qh, 1..=1, ()).context("ext_image_copy_capture_manager_v1")?;
+                self.state.ext_capture.managers = Some((sources.clone(), manager.clone()));
+                (sources, manager)
+            }
+        };
         let source = sources.create_source(output, &self.qh, ());
         let session = manager.create_session(&source, Options::empty(), &self.qh, ());
         let id = session.id();

@@ -146,12 +146,13 @@ impl Axiom {
             }
         }
 
+        // This tick's frame is the last submission before captures (a capture's own is none).
+        let submission = self.renderer.completions.last();
         self.answer_captures(damage, vblank, screen.as_ref());
 
         // Off KMS a frame is presented when the GPU has finished it, or at this tick where
         // it has already: its feedback, FIFO barriers and frame events wait for that.
         let interval = self.clock_interval(paced);
-        let submission = self.renderer.completions.last();
         let unfinished = !self.renderer.completions.has_finished(submission);
         if send_frames && !self.backend.flips() {
             for output in self.outputs_paced_by(paced) {

@@ -73,6 +73,8 @@ pub struct LiveImports {
     /// DRM files holding imported timelines, and the syncobj handles in them.
     pub timeline_files: usize,
     pub timeline_handles: usize,
+    /// ext-image-copy-capture sessions the compositor tracks (each freed with its object).
+    pub capture_sessions: usize,
 }
 
 /// What became of composed frames, for the counters: bytes of them read back from
@@ -208,7 +210,7 @@ impl DmabufState {
         let s = self.stats;
         let frames: String = output.frames.iter().map(|(name, n)| format!(" frames_{name}={n}")).collect();
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} held_acquires={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} timeline_files={} timeline_handles={} readback_bytes={} canvas_paints={} dmabuf_captures={} loop_gpu_waits={} malloc_in_use={} malloc_free={}{}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} held_acquires={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} timeline_files={} timeline_handles={} capture_sessions={} readback_bytes={} canvas_paints={} dmabuf_captures={} loop_gpu_waits={} malloc_in_use={} malloc_free={}{}",
             s.created,
             s.failed,
             s.cpu_imports,
@@ -230,6 +232,7 @@ impl DmabufState {
             live.textures,
             live.timeline_files,
             live.timeline_handles,
+            live.capture_sessions,
             output.readback_bytes,
             output.canvas_paints,
             output.dmabuf_captures,
@@ -278,6 +281,7 @@ impl Axiom {
             textures: crate::render::texture::live_textures(),
             timeline_files: timelines.0,
             timeline_handles: timelines.1,
+            capture_sessions: self.image_copy_capture.live_sessions(),
         };
         let output = OutputCounters {
             readback_bytes: self.renderer.readback_bytes,

@@ -54,10 +54,11 @@ impl CaptureFrame {
         }
     }
 
+    /// The frame could not be written into the client's buffer.
     fn failed(&self) {
         match self {
             Self::Wlr(frame) => frame.failed(),
-            Self::Ext(frame) => frame.failed(FailureReason::Unknown),
+            Self::Ext(frame) => frame.failed(FailureReason::BufferConstraints),
         }
     }
 
@@ -69,9 +70,19 @@ impl CaptureFrame {
         }
     }
 
+    /// What to report as changed for a capture being written now: zwlr's
+    /// `copy_with_damage` what the repaints that answered it changed (`damage`); an
+    /// ext frame what changed since its session's frame before (taken: the session
+    /// gathers from here on for its next frame).
+    fn damage_to_report(&self, damage: Option<Rect>) -> Option<Rect> {
+        match self {
+            Self::Wlr(_) => damage,
+            Self::Ext(frame) => super::image_copy_capture::take_damage(frame),
+        }
+    }
+
     /// Tells the client its frame is in its buffer: what changed, then `ready` with
-    /// the presentation time. `damage` is this repaint's (zwlr, `copy_with_damage`);
-    /// an ext frame reports what changed since its session's last frame.
+    /// the presentation time.
     fn ready(&self, damage: Option<Rect>, presented: Duration) {
         let secs = presented.as_secs();
         let (hi, lo, nsec) = ((secs >> 32) as u32, secs as u32, presented.subsec_nanos());
@@ -85,7 +96,7 @@ impl CaptureFrame {
             }
             Self::Ext(frame) => {
                 frame.transform(wl_output::Transform::Normal);
-                if let Some(c) = super::image_copy_capture::take_damage(frame) {
+                if let Some(c) = damage {
                     frame.damage(c.x0, c.y0, c.x1 - c.x0, c.y1 - c.y0);
                 }
                 frame.presentation_time(hi, lo, nsec);
@@ -105,10 +116,12 @@ pub struct PendingCapture {
     /// Answered only once the region has changed (zwlr `copy_with_damage`; an ext
     /// frame whose session has seen no change since its last one).
     pub with_damage: bool,
+    /// Reports what changed with `ready` (zwlr `copy_with_damage`).
+    pub reports_damage: bool,
     /// The client's dma-buf to write; None for a wl_shm buffer.
     pub dmabuf: Option<Dmabuf>,
-    /// Damage of the repaint that answered it, for a capture into a dma-buf whose
-    /// paint had to wait for a later tick (relative to the region).
+    /// What the repaints since it was answered changed, for `reports_damage`: more
+    /// than one where its paint into a dma-buf had to wait (relative to the region).
     pub damage: Option<Rect>,
 }
 
@@ -180,7 +193,10 @@ impl Axiom {
             // whose output is gone is answered (failed).
             .partition(|c| {
                 !c.with_damage
-                    || damage.is_some_and(|d| self.on_canvas(c).is_none_or(|r| damage_within(d, r).is_some()))
+                    || match self.on_canvas(c) {
+                        None => true,
+                        Some(region) => damage.is_some_and(|d| damage_within(d, region).is_some()),
+                    }
             });
         self.pending_captures = waiting;
         for mut capture in ready {
@@ -189,8 +205,8 @@ impl Axiom {
                 capture.frame.stopped();
                 continue;
             };
-            if capture.with_damage && capture.damage.is_none() {
-                capture.damage = damage.and_then(|d| damage_within(d, on_canvas));
+            if let Some(changed) = damage.and_then(|d| damage_within(d, on_canvas)).filter(|_| capture.reports_damage) {
+                capture.damage = Some(capture.damage.map_or(changed, |earlier| earlier.union(changed)));
             }
             if capture.dmabuf.is_some() {
                 self.paint_capture(capture, on_canvas, presented);
@@ -203,7 +219,8 @@ impl Axiom {
             });
             match copied {
                 Ok(()) => {
-                    capture.frame.ready(capture.damage, presented);
+                    let damage = capture.frame.damage_to_report(capture.damage);
+                    capture.frame.ready(damage, presented);
                 }
                 Err(err) => {
                     tracing::warn!("screencopy failed: {err:#}");
@@ -230,15 +247,12 @@ impl Axiom {
         }
         match self.renderer.paint_into_dmabuf(dmabuf, on_canvas) {
             Ok((target, Some(submission))) if !self.renderer.completions.has_finished(submission) => {
-                self.captures_on_gpu.push(CaptureOnGpu {
-                    frame: capture.frame,
-                    submission,
-                    _target: target,
-                    damage: capture.damage,
-                    presented,
-                });
+                // What changed up to this paint: a change after it is the next frame's.
+                let damage = capture.frame.damage_to_report(capture.damage);
+                let frame = capture.frame;
+                self.captures_on_gpu.push(CaptureOnGpu { frame, submission, _target: target, damage, presented });
             }
-            Ok(_) => capture.frame.ready(capture.damage, presented),
+            Ok(_) => capture.frame.ready(capture.frame.damage_to_report(capture.damage), presented),
             Err(err) => {
                 tracing::warn!("screencopy into a dma-buf failed: {err:#}");
                 capture.frame.failed();

@@ -32,8 +32,10 @@ use smithay::reexports::wayland_protocols::ext::image_copy_capture::v1::server::
 };
 use smithay::reexports::wayland_server::backend::{ClientId, ObjectId};
 use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
-use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource};
-use smithay::utils::Rectangle;
+use smithay::reexports::wayland_server::{
+    Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource, Weak as WeakResource,
+};
+use smithay::utils::{Physical, Rectangle, Size};
 
 use super::capture::{check_buffer, CaptureFrame, PendingCapture, DMABUF_FORMATS, SHM_FORMATS};
 use super::screencopy::output_size;
@@ -54,6 +56,11 @@ impl ImageCopyCaptureState {
         dh.create_global::<Axiom, ExtOutputImageCaptureSourceManagerV1, ()>(1, ());
         Self { sessions: Vec::new() }
     }
+
+    /// Sessions alive, for the counters (`capture_sessions=`).
+    pub fn live_sessions(&self) -> usize {
+        self.sessions.iter().filter(|s| s.strong_count() > 0).count()
+    }
 }
 
 /// What an ext_image_capture_source_v1 captures: an output (None: gone when the
@@ -65,7 +72,10 @@ pub struct SourceData {
 /// A session, shared by its frames.
 pub struct SessionShared {
     output: Option<Output>,
-    resource: OnceLock<ExtImageCopyCaptureSessionV1>,
+    /// Weak: the resource's data holds this, and a strong handle would keep both alive.
+    resource: OnceLock<WeakResource<ExtImageCopyCaptureSessionV1>>,
+    /// The buffer size last announced: announced again when the output's mode changes.
+    size: Mutex<Size<i32, Physical>>,
     damage: Mutex<SessionDamage>,
     /// Its frame alive, if any: a session has one at a time.
     frame: Mutex<Option<ObjectId>>,
@@ -158,15 +168,9 @@ impl Dispatch<ExtImageCopyCaptureManagerV1, ()> for Axiom {
                     return;
                 }
                 let output = source.data::<SourceData>().and_then(|s| s.output.clone());
-                let shared = Arc::new(SessionShared {
-                    output,
-                    resource: OnceLock::new(),
-                    damage: Mutex::default(),
-                    frame: Mutex::new(None),
-                    stopped: AtomicBool::new(false),
-                });
+                let shared = Arc::new(SessionShared::new(output));
                 let session = data_init.init(session, shared.clone());
-                let _ = shared.resource.set(session.clone());
+                let _ = shared.resource.set(session.downgrade());
                 state.image_copy_capture.sessions.push(Arc::downgrade(&shared));
                 let shown = shared.output.as_ref().filter(|o| state.output_area(o).is_some());
                 let Some(output) = shown else {
@@ -174,49 +178,40 @@ impl Dispatch<ExtImageCopyCaptureManagerV1, ()> for Axiom {
                     return;
                 };
                 let size = output_size(output);
-                session.buffer_size(size.w as u32, size.h as u32);
-                for format in SHM_FORMATS {
-                    session.shm_format(format);
-                }
-                // Only where the GPU can write the client's dma-buf: never a black frame.
-                if state.renderer.writes_dmabufs() {
-                    let device = state.dmabuf_state.default_feedback.main_device;
-                    session.dmabuf_device(device.to_ne_bytes().to_vec());
-                    for format in DMABUF_FORMATS {
-                        session.dmabuf_format(format as u32, LINEAR.to_ne_bytes().to_vec());
-                    }
-                }
-                session.done();
+                *shared.size.lock().unwrap_or_else(|e| e.into_inner()) = size;
+                state.announce_constraints(&session, size);
             }
             ext_image_copy_capture_manager_v1::Request::CreatePointerCursorSession { session, .. } => {
-                data_init.init(session, ());
+                data_init.init(session, AtomicBool::new(false));
             }
             _ => {}
         }
     }
 }
 
-impl Dispatch<ExtImageCopyCaptureCursorSessionV1, ()> for Axiom {
+/// A cursor session's data: whether it gave out its capture session.
+impl Dispatch<ExtImageCopyCaptureCursorSessionV1, AtomicBool> for Axiom {
     fn request(
         _: &mut Self,
         _: &Client,
-        _: &ExtImageCopyCaptureCursorSessionV1,
+        cursor_session: &ExtImageCopyCaptureCursorSessionV1,
         request: ext_image_copy_capture_cursor_session_v1::Request,
-        _: &(),
+        cursor: &AtomicBool,
         _: &DisplayHandle,
         data_init: &mut DataInit<'_, Self>,
     ) {
         if let ext_image_copy_capture_cursor_session_v1::Request::GetCaptureSession { session } = request {
+            if cursor.swap(true, Ordering::SeqCst) {
+                cursor_session.post_error(
+                    ext_image_copy_capture_cursor_session_v1::Error::DuplicateSession,
+                    "the cursor session has its capture session",
+                );
+                return;
+            }
             // No cursor image to capture (module comment): the session stops at once.
-            let shared = Arc::new(SessionShared {
-                output: None,
-                resource: OnceLock::new(),
-                damage: Mutex::default(),
-                frame: Mutex::new(None),
-                stopped: AtomicBool::new(false),
-            });
+            let shared = Arc::new(SessionShared::new(None));
             let session = data_init.init(session, shared.clone());
-            let _ = shared.resource.set(session);
+            let _ = shared.resource.set(session.downgrade());
             stop_session(&shared);
         }
     }
@@ -261,6 +256,12 @@ impl Dispatch<ExtImageCopyCaptureFrameV1, FrameData> for Axiom {
     ) {
         use ext_image_copy_capture_frame_v1::Error;
         match request {
+            ext_image_copy_capture_frame_v1::Request::AttachBuffer { .. }
+            | ext_image_copy_capture_frame_v1::Request::DamageBuffer { .. }
+                if data.captured.load(Ordering::SeqCst) =>
+            {
+                frame.post_error(Error::AlreadyCaptured, "the frame was captured already");
+            }
             ext_image_copy_capture_frame_v1::Request::AttachBuffer { buffer } => {
                 *data.buffer.lock().unwrap_or_else(|e| e.into_inner()) = Some(buffer);
             }
@@ -293,7 +294,41 @@ impl Dispatch<ExtImageCopyCaptureFrameV1, FrameData> for Axiom {
     }
 }
 
+impl SessionShared {
+    fn new(output: Option<Output>) -> Self {
+        SessionShared {
+            output,
+            resource: OnceLock::new(),
+            size: Mutex::default(),
+            damage: Mutex::default(),
+            frame: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    fn resource(&self) -> Option<ExtImageCopyCaptureSessionV1> {
+        self.resource.get().and_then(|weak| weak.upgrade().ok())
+    }
+}
+
 impl Axiom {
+    /// The buffer constraints of a session of an output of `size`.
+    fn announce_constraints(&self, session: &ExtImageCopyCaptureSessionV1, size: Size<i32, Physical>) {
+        session.buffer_size(size.w as u32, size.h as u32);
+        for format in SHM_FORMATS {
+            session.shm_format(format);
+        }
+        // Only where the GPU can write the client's dma-buf: never a black frame.
+        if self.renderer.writes_dmabufs() {
+            let device = self.dmabuf_state.default_feedback.main_device;
+            session.dmabuf_device(device.to_ne_bytes().to_vec());
+            for format in DMABUF_FORMATS {
+                session.dmabuf_format(format as u32, LINEAR.to_ne_bytes().to_vec());
+            }
+        }
+        session.done();
+    }
+
     /// Queues a frame's capture for the repaint step, or fails it at once.
     fn queue_ext_capture(&mut self, frame: &ExtImageCopyCaptureFrameV1, data: &FrameData, buffer: WlBuffer) {
         let session = &data.session;
@@ -317,7 +352,17 @@ impl Axiom {
         }
         let frame = CaptureFrame::Ext(frame.clone());
         // Answered at once where it has something new to show (`note_capture_damage`).
-        let capture = PendingCapture { frame, buffer, output, region, with_damage: true, dmabuf, damage: None };
+        // What it reports as changed, its session gathers (`take_damage`).
+        let capture = PendingCapture {
+            frame,
+            buffer,
+            output,
+            region,
+            with_damage: true,
+            reports_damage: false,
+            dmabuf,
+            damage: None,
+        };
         self.pending_captures.push(capture);
         self.note_capture_damage(None);
         self.arm_vblank();
@@ -330,10 +375,18 @@ impl Axiom {
         let mut sessions = std::mem::take(&mut self.image_copy_capture.sessions);
         sessions.retain(|weak| {
             let Some(session) = weak.upgrade() else { return false };
+            let Some(resource) = session.resource() else { return false };
             let Some(area) = session.output.as_ref().and_then(|o| self.canvas_area(o)) else {
                 stop_session(&session);
                 return false;
             };
+            // The output's mode changed: the client's buffers must follow.
+            let mut size = session.size.lock().unwrap_or_else(|e| e.into_inner());
+            if *size != area.size {
+                *size = area.size;
+                self.announce_constraints(&resource, area.size);
+            }
+            drop(size);
             if let Some(changed) = damage.and_then(|d| d.intersect(to_rect(area))) {
                 let (x, y) = (area.loc.x, area.loc.y);
                 let relative = Rect { x0: changed.x0 - x, y0: changed.y0 - y, x1: changed.x1 - x, y1: changed.y1 - y };
@@ -383,7 +436,7 @@ pub(super) fn stop(frame: &ExtImageCopyCaptureFrameV1) {
 /// Sends `stopped` on a session, once.
 fn stop_session(session: &SessionShared) {
     if !session.stopped.swap(true, Ordering::SeqCst) {
-        if let Some(resource) = session.resource.get().filter(|r| r.is_alive()) {
+        if let Some(resource) = session.resource() {
             resource.stopped();
         }
     }

@@ -141,7 +141,9 @@ impl Dispatch<ZwlrScreencopyFrameV1, FrameData> for Axiom {
             return;
         }
         let frame = CaptureFrame::Wlr(frame.clone());
-        let capture = PendingCapture { frame, buffer, output, region, with_damage, dmabuf, damage: None };
+        let reports_damage = with_damage;
+        let capture =
+            PendingCapture { frame, buffer, output, region, with_damage, reports_damage, dmabuf, damage: None };
         state.pending_captures.push(capture);
         state.arm_vblank();
     }

@@ -91,6 +91,13 @@ impl Completions {
         }
     }
 
+    /// Submission `id`, painted from the scene, is no output's frame (a capture).
+    pub(super) fn not_a_frame(&mut self, id: SubmissionId) {
+        if let Some(submission) = self.in_flight.iter_mut().rfind(|f| f.id == id) {
+            submission.frame = false;
+        }
+    }
+
     /// As many composed frames are on the GPU as may be, or one waits on a client's
     /// fence: composing waits.
     pub fn frames_ahead(&self) -> bool {

@@ -147,6 +147,10 @@ impl Renderer {
         let written = if self.renders_into_dmabufs() {
             let mut target = self.import_scanout_target(shared)?;
             let submission = self.paint_scanout(region, &mut target)?;
+            // A capture is no frame of an output's: it holds back no repaint.
+            if let Some(id) = submission {
+                self.completions.not_a_frame(id);
+            }
             (CaptureTarget::Painted(target), submission)
         } else {
             let (buffer, submission) = self.copy_canvas_into(shared, region)?;

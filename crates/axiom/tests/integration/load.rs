@@ -356,3 +356,35 @@ fn captures_into_dmabufs_by_the_thousand_in_every_ordering_leave_nothing_behind(
         malloc_after / 1024
     );
 }
+
+/// ext-image-copy-capture sessions made and destroyed by the thousand are each freed
+/// with its object: the compositor tracks none afterwards (`capture_sessions=`).
+#[test]
+fn capture_sessions_made_and_destroyed_by_the_thousand_are_freed() {
+    let compositor = start_with(W, H, &[]);
+    let mut client = compositor.connect().unwrap();
+    let output = client.output.clone();
+    let mut kept = Vec::new();
+    for n in 0..1000 {
+        let (session, events) = client.ext_capture_session(&output).unwrap();
+        assert!(events.done, "{events:?}");
+        // Every tenth stays until the count below.
+        if n % 10 == 0 {
+            kept.push(session);
+        } else {
+            session.session.destroy();
+            session.source.destroy();
+        }
+    }
+    let sessions = |client: &mut axiom_testclient::TestClient| {
+        // A repaint drops what the compositor still tracks of sessions that are gone.
+        let _shown = crate::common::show_pattern(client, 16, 16);
+        import_stats(&compositor).get("capture_sessions").copied()
+    };
+    assert_eq!(sessions(&mut client), Some(100), "the sessions alive");
+    for session in kept {
+        session.session.destroy();
+        session.source.destroy();
+    }
+    assert_eq!(sessions(&mut client), Some(0), "none once all are destroyed");
+}
