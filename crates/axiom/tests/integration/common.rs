@@ -244,10 +244,21 @@ pub fn open_fds(pid: u32) -> Vec<String> {
     dir.flatten().map(|e| std::fs::read_link(e.path()).map(|p| p.display().to_string()).unwrap_or_default()).collect()
 }
 
-/// The footprint once the compositor has finished with the clients that just left.
+/// The footprint once the compositor has finished with the clients that just left:
+/// its open fds the same in two readings 300 ms apart (under the VM rig's emulation,
+/// letting go of what many clients left takes longer than one such pause).
 pub fn settled_footprint(pid: u32) -> (usize, u64) {
     std::thread::sleep(Duration::from_millis(300));
-    footprint(pid)
+    let mut last = footprint(pid);
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = footprint(pid);
+        if now.0 == last.0 {
+            return now;
+        }
+        last = now;
+    }
+    last
 }
 
 /// Asserts that presented frames (`Presented::Presented`, in order) sit on one
