@@ -278,8 +278,13 @@ impl Axiom {
     }
 }
 
+/// The size of `output`'s current mode: what a capture of all of it holds.
+pub(super) fn output_size(output: &Output) -> smithay::utils::Size<i32, Physical> {
+    output.current_mode().map(|m| m.size).unwrap_or_default()
+}
+
 /// The part of `damage` inside `region` (both on the canvas), relative to the region.
-fn damage_within(damage: Rect, region: Rectangle<i32, Physical>) -> Option<Rect> {
+pub(super) fn damage_within(damage: Rect, region: Rectangle<i32, Physical>) -> Option<Rect> {
     let (x, y) = (region.loc.x, region.loc.y);
     Rect { x0: damage.x0 - x, y0: damage.y0 - y, x1: damage.x1 - x, y1: damage.y1 - y }
         .clamp(region.size.w, region.size.h)

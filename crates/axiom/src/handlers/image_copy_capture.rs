@@ -37,8 +37,9 @@ use smithay::reexports::wayland_server::{
 };
 use smithay::utils::{Physical, Rectangle, Size};
 
-use super::capture::{check_buffer, CaptureFrame, PendingCapture, DMABUF_FORMATS, SHM_FORMATS};
-use super::screencopy::output_size;
+use super::capture::{
+    check_buffer, damage_within, output_size, CaptureFrame, PendingCapture, DMABUF_FORMATS, SHM_FORMATS,
+};
 use crate::render::damage::Rect;
 use crate::Axiom;
 
@@ -387,9 +388,7 @@ impl Axiom {
                 self.announce_constraints(&resource, area.size);
             }
             drop(size);
-            if let Some(changed) = damage.and_then(|d| d.intersect(to_rect(area))) {
-                let (x, y) = (area.loc.x, area.loc.y);
-                let relative = Rect { x0: changed.x0 - x, y0: changed.y0 - y, x1: changed.x1 - x, y1: changed.y1 - y };
+            if let Some(relative) = damage.and_then(|d| damage_within(d, area)) {
                 let mut since = session.damage.lock().unwrap_or_else(|e| e.into_inner());
                 since.since_ready = Some(since.since_ready.map_or(relative, |r| r.union(relative)));
             }
@@ -405,10 +404,6 @@ impl Axiom {
             }
         }
     }
-}
-
-fn to_rect(area: Rectangle<i32, smithay::utils::Physical>) -> Rect {
-    Rect { x0: area.loc.x, y0: area.loc.y, x1: area.loc.x + area.size.w, y1: area.loc.y + area.size.h }
 }
 
 /// What changed on `frame`'s output since its session's last frame (all of it for the

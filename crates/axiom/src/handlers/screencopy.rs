@@ -17,7 +17,7 @@ use smithay::reexports::wayland_protocols_wlr::screencopy::v1::server::{
 use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource};
 use smithay::utils::{Logical, Physical, Rectangle};
 
-use super::capture::{check_buffer, CaptureFrame, PendingCapture, BYTES_PER_PIXEL, SHM_FORMATS};
+use super::capture::{check_buffer, output_size, CaptureFrame, PendingCapture, BYTES_PER_PIXEL, SHM_FORMATS};
 use crate::Axiom;
 
 const MANAGER_VERSION: u32 = 3;
@@ -147,8 +147,4 @@ impl Dispatch<ZwlrScreencopyFrameV1, FrameData> for Axiom {
         state.pending_captures.push(capture);
         state.arm_vblank();
     }
-}
-
-pub(super) fn output_size(output: &Output) -> smithay::utils::Size<i32, Physical> {
-    output.current_mode().map(|m| m.size).unwrap_or_default()
 }

@@ -59,6 +59,20 @@ impl Renderer {
         false
     }
 
+    /// Checks that `region` is a `width` x `height` area of the canvas: what a target
+    /// of that size can be given.
+    fn ensure_canvas_area(&self, region: Rectangle<i32, Physical>, width: u32, height: u32) -> anyhow::Result<()> {
+        let canvas = self.output_size;
+        let fits = region.loc.x >= 0
+            && region.loc.y >= 0
+            && i32::try_from(width).is_ok_and(|w| w == region.size.w)
+            && i32::try_from(height).is_ok_and(|h| h == region.size.h)
+            && region.loc.x + region.size.w <= canvas.w
+            && region.loc.y + region.size.h <= canvas.h;
+        anyhow::ensure!(fits, "{region:?} is not a {width}x{height} area of the {canvas:?} canvas");
+        Ok(())
+    }
+
     /// Imports `buffer` as a render target; the error says why it cannot be one.
     pub fn import_scanout_target(&self, buffer: SharedScanoutBuffer<'_>) -> anyhow::Result<ScanoutTarget> {
         #[cfg(feature = "dmabuf-vulkan")]
@@ -68,10 +82,7 @@ impl Renderer {
             let importer = self.vulkan.as_ref().ok_or_else(|| {
                 anyhow::anyhow!("the renderer imports no dma-bufs (`--dmabuf-import cpu`, or it is not on Vulkan)")
             })?;
-            anyhow::ensure!(
-                importer.renders_into_modifier(super::OUTPUT_FORMAT, MODIFIER_LINEAR),
-                "the GPU cannot render into LINEAR XRGB8888 dma-bufs"
-            );
+            anyhow::ensure!(self.renders_into_dmabufs(), "the GPU cannot render into LINEAR XRGB8888 dma-bufs");
             let plane = ImagePlane {
                 format: super::OUTPUT_FORMAT,
                 width: buffer.width,
@@ -100,14 +111,7 @@ impl Renderer {
         target: &mut ScanoutTarget,
     ) -> anyhow::Result<Option<SubmissionId>> {
         let size = target.texture.size();
-        let canvas = self.output_size;
-        let fits = region.loc.x >= 0
-            && region.loc.y >= 0
-            && region.size.w == size.width as i32
-            && region.size.h == size.height as i32
-            && region.loc.x + region.size.w <= canvas.w
-            && region.loc.y + region.size.h <= canvas.h;
-        anyhow::ensure!(fits, "{region:?} is not a {}x{} area of the {canvas:?} canvas", size.width, size.height);
+        self.ensure_canvas_area(region, size.width, size.height)?;
         let area = Rect {
             x0: region.loc.x,
             y0: region.loc.y,
@@ -170,18 +174,10 @@ impl Renderer {
         region: Rectangle<i32, Physical>,
     ) -> anyhow::Result<(wgpu::Buffer, SubmissionId)> {
         let importer = self.vulkan.as_ref().ok_or_else(|| anyhow::anyhow!("the renderer imports no dma-bufs"))?;
-        let (width, height) = (u32::try_from(region.size.w)?, u32::try_from(region.size.h)?);
+        self.ensure_canvas_area(region, target.width, target.height)?;
+        let (width, height) = (target.width, target.height);
         let (x, y) = (u32::try_from(region.loc.x)?, u32::try_from(region.loc.y)?);
-        let canvas = self.output_size;
-        anyhow::ensure!(
-            (target.width, target.height) == (width, height)
-                && region.loc.x + region.size.w <= canvas.w
-                && region.loc.y + region.size.h <= canvas.h
-                && height > 0,
-            "{region:?} is not a {}x{} area of the {canvas:?} canvas",
-            target.width,
-            target.height
-        );
+        anyhow::ensure!(height > 0, "an empty capture");
         anyhow::ensure!(
             target.offset.is_multiple_of(4) && target.stride.is_multiple_of(4) && target.stride >= width * 4,
             "offset {} and stride {} must be whole pixels, the stride at least a row",
