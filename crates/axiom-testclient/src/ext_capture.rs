@@ -1,4 +1,5 @@
-//! ext-image-copy-capture-v1 with output sources, from the client side.
+//! ext-image-copy-capture-v1 with output and toplevel sources, and the
+//! ext_foreign_toplevel_list_v1 handles that name toplevels, from the client side.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,7 +10,12 @@ use wayland_client::protocol::wl_buffer::WlBuffer;
 use wayland_client::protocol::wl_output::WlOutput;
 use wayland_client::protocol::wl_shm;
 use wayland_client::{delegate_noop, Connection, Dispatch, Proxy, QueueHandle, WEnum};
+use wayland_protocols::ext::foreign_toplevel_list::v1::client::{
+    ext_foreign_toplevel_handle_v1::{self, ExtForeignToplevelHandleV1},
+    ext_foreign_toplevel_list_v1::{self, ExtForeignToplevelListV1},
+};
 use wayland_protocols::ext::image_capture_source::v1::client::{
+    ext_foreign_toplevel_image_capture_source_manager_v1::ExtForeignToplevelImageCaptureSourceManagerV1,
     ext_image_capture_source_v1::ExtImageCaptureSourceV1,
     ext_output_image_capture_source_manager_v1::ExtOutputImageCaptureSourceManagerV1,
 };
@@ -45,10 +51,26 @@ pub struct FrameEvents {
     pub failed: Option<u32>,
 }
 
+/// A toplevel as ext_foreign_toplevel_list_v1 tells of it.
+#[derive(Debug, Clone)]
+pub struct Toplevel {
+    pub handle: ExtForeignToplevelHandleV1,
+    pub identifier: String,
+    pub title: String,
+    pub app_id: String,
+    /// Its first `done` came.
+    pub done: bool,
+    pub closed: bool,
+}
+
 #[derive(Default)]
 pub(crate) struct ExtCaptureEvents {
-    /// The two globals, bound once.
+    /// The globals, each bound once.
     managers: Option<(ExtOutputImageCaptureSourceManagerV1, ExtImageCopyCaptureManagerV1)>,
+    toplevel_sources: Option<ExtForeignToplevelImageCaptureSourceManagerV1>,
+    toplevel_list: Option<ExtForeignToplevelListV1>,
+    /// In the order they were announced.
+    toplevels: Vec<Toplevel>,
     sessions: HashMap<ObjectId, SessionEvents>,
     frames: HashMap<ObjectId, FrameEvents>,
 }
@@ -63,18 +85,75 @@ impl TestClient {
     /// Starts a capture session of `output` and waits for its constraints (`done`) or
     /// its `stopped`.
     pub fn ext_capture_session(&mut self, output: &WlOutput) -> anyhow::Result<(ExtSession, SessionEvents)> {
-        let (sources, manager) = match self.state.ext_capture.managers.clone() {
-            Some(managers) => managers,
+        let (sources, _) = self.ext_managers()?;
+        let source = sources.create_source(output, &self.qh, ());
+        self.ext_session_of(source)
+    }
+
+    /// Starts a capture session of the toplevel `handle` names and waits for its
+    /// constraints (`done`) or its `stopped`.
+    pub fn ext_toplevel_capture_session(
+        &mut self,
+        handle: &ExtForeignToplevelHandleV1,
+    ) -> anyhow::Result<(ExtSession, SessionEvents)> {
+        let sources = match self.state.ext_capture.toplevel_sources.clone() {
+            Some(sources) => sources,
             None => {
-                let sources: ExtOutputImageCaptureSourceManagerV1 =
-                    self.globals.bind(&self.qh, 1..=1, ()).context("ext_output_image_capture_source_manager_v1")?;
-                let manager: ExtImageCopyCaptureManagerV1 =
-                    self.globals.bind(&self.qh, 1..=1, ()).context("ext_image_copy_capture_manager_v1")?;
-                self.state.ext_capture.managers = Some((sources.clone(), manager.clone()));
-                (sources, manager)
+                let sources: ExtForeignToplevelImageCaptureSourceManagerV1 = self
+                    .globals
+                    .bind(&self.qh, 1..=1, ())
+                    .context("ext_foreign_toplevel_image_capture_source_manager_v1")?;
+                self.state.ext_capture.toplevel_sources = Some(sources.clone());
+                sources
             }
         };
-        let source = sources.create_source(output, &self.qh, ());
+        let source = sources.create_source(handle, &self.qh, ());
+        self.ext_session_of(source)
+    }
+
+    /// The toplevels ext_foreign_toplevel_list_v1 told of so far (binding it the
+    /// first time), each once its first `done` came, in the order announced.
+    pub fn foreign_toplevels(&mut self) -> anyhow::Result<Vec<Toplevel>> {
+        if self.state.ext_capture.toplevel_list.is_none() {
+            let list: ExtForeignToplevelListV1 =
+                self.globals.bind(&self.qh, 1..=1, ()).context("ext_foreign_toplevel_list_v1")?;
+            self.state.ext_capture.toplevel_list = Some(list);
+        }
+        self.roundtrip()?;
+        Ok(self.state.ext_capture.toplevels.iter().filter(|t| t.done).cloned().collect())
+    }
+
+    /// The toplevel titled `title`, waiting until the list tells of it.
+    pub fn foreign_toplevel(&mut self, title: &str) -> anyhow::Result<Toplevel> {
+        self.foreign_toplevels()?;
+        self.wait_until("the toplevel in the list", |s| {
+            s.ext_capture.toplevels.iter().any(|t| t.done && !t.closed && t.title == title)
+        })?;
+        let toplevels = &self.state.ext_capture.toplevels;
+        toplevels.iter().find(|t| t.done && !t.closed && t.title == title).cloned().context("gone")
+    }
+
+    /// Waits until the list closes the toplevel whose identifier is `identifier`.
+    pub fn wait_toplevel_closed(&mut self, identifier: &str) -> anyhow::Result<()> {
+        self.wait_until("the toplevel closed", |s| {
+            s.ext_capture.toplevels.iter().any(|t| t.identifier == identifier && t.closed)
+        })
+    }
+
+    fn ext_managers(&mut self) -> anyhow::Result<(ExtOutputImageCaptureSourceManagerV1, ExtImageCopyCaptureManagerV1)> {
+        if let Some(managers) = self.state.ext_capture.managers.clone() {
+            return Ok(managers);
+        }
+        let sources: ExtOutputImageCaptureSourceManagerV1 =
+            self.globals.bind(&self.qh, 1..=1, ()).context("ext_output_image_capture_source_manager_v1")?;
+        let manager: ExtImageCopyCaptureManagerV1 =
+            self.globals.bind(&self.qh, 1..=1, ()).context("ext_image_copy_capture_manager_v1")?;
+        self.state.ext_capture.managers = Some((sources.clone(), manager.clone()));
+        Ok((sources, manager))
+    }
+
+    fn ext_session_of(&mut self, source: ExtImageCaptureSourceV1) -> anyhow::Result<(ExtSession, SessionEvents)> {
+        let (_, manager) = self.ext_managers()?;
         let session = manager.create_session(&source, Options::empty(), &self.qh, ());
         let id = session.id();
         self.wait_until("the session's constraints", |s| {
@@ -177,6 +256,55 @@ impl Dispatch<ExtImageCopyCaptureFrameV1, ()> for State {
     }
 }
 
+impl Dispatch<ExtForeignToplevelListV1, ()> for State {
+    fn event(
+        state: &mut Self,
+        _: &ExtForeignToplevelListV1,
+        event: ext_foreign_toplevel_list_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let ext_foreign_toplevel_list_v1::Event::Toplevel { toplevel } = event {
+            state.ext_capture.toplevels.push(Toplevel {
+                handle: toplevel,
+                identifier: String::new(),
+                title: String::new(),
+                app_id: String::new(),
+                done: false,
+                closed: false,
+            });
+        }
+    }
+
+    wayland_client::event_created_child!(State, ExtForeignToplevelListV1, [
+        ext_foreign_toplevel_list_v1::EVT_TOPLEVEL_OPCODE => (ExtForeignToplevelHandleV1, ()),
+    ]);
+}
+
+impl Dispatch<ExtForeignToplevelHandleV1, ()> for State {
+    fn event(
+        state: &mut Self,
+        handle: &ExtForeignToplevelHandleV1,
+        event: ext_foreign_toplevel_handle_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        use ext_foreign_toplevel_handle_v1::Event;
+        let Some(entry) = state.ext_capture.toplevels.iter_mut().find(|t| t.handle == *handle) else { return };
+        match event {
+            Event::Identifier { identifier } => entry.identifier = identifier,
+            Event::Title { title } => entry.title = title,
+            Event::AppId { app_id } => entry.app_id = app_id,
+            Event::Done => entry.done = true,
+            Event::Closed => entry.closed = true,
+            _ => {}
+        }
+    }
+}
+
 delegate_noop!(State: ignore ExtOutputImageCaptureSourceManagerV1);
+delegate_noop!(State: ignore ExtForeignToplevelImageCaptureSourceManagerV1);
 delegate_noop!(State: ignore ExtImageCopyCaptureManagerV1);
 delegate_noop!(State: ignore ExtImageCaptureSourceV1);

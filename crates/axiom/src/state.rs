@@ -58,6 +58,9 @@ pub struct Axiom {
     pub single_pixel_buffer_state: SinglePixelBufferState,
     pub screencopy_state: ScreencopyManagerState,
     pub image_copy_capture: crate::handlers::image_copy_capture::ImageCopyCaptureState,
+    /// A handle for each mapped window (ext_foreign_toplevel_list_v1), by which capture
+    /// clients name one.
+    pub foreign_toplevels: crate::handlers::foreign_toplevel::ForeignToplevels,
     pub dmabuf_state: DmabufState,
     pub color_representation_state: ColorRepresentationState,
     pub tearing_control_state: TearingControlState,
@@ -155,6 +158,7 @@ impl Axiom {
             single_pixel_buffer_state: SinglePixelBufferState::new::<Self>(dh),
             screencopy_state: ScreencopyManagerState::new(dh),
             image_copy_capture: crate::handlers::image_copy_capture::ImageCopyCaptureState::new(dh),
+            foreign_toplevels: crate::handlers::foreign_toplevel::ForeignToplevels::new(dh),
             dmabuf_state: DmabufState::new(dh, &renderer.adapter, &renderer.tiled_format_modifiers())?,
             color_representation_state: ColorRepresentationState::new(dh),
             tearing_control_state: TearingControlState::new(dh),

@@ -2,6 +2,7 @@
 //! the compositor's resources, written at the wire level where a client
 //! library would refuse to send them.
 
+pub mod capture;
 pub mod fuzz;
 pub mod requests;
 pub mod scenarios;

@@ -98,57 +98,6 @@ fn new_buffer(
     })
 }
 
-/// zwlr_screencopy_frame_v1 requests and events.
-const FRAME_COPY: u16 = 0;
-const FRAME_DESTROY: u16 = 1;
-const FRAME_READY: u16 = 2;
-const FRAME_FAILED: u16 = 3;
-const FRAME_BUFFER_DONE: u16 = 6;
-
-/// A capture client's life: `cycles` times capture the whole `width` x `height`
-/// output into a fresh memfd dma-buf, and in turn wait for the frame (ready, or
-/// failed where no dma-buf can be written), destroy the buffer while its capture
-/// may still be on the GPU, or destroy the frame before it is answered; then
-/// disconnect with its last capture unanswered.
-pub fn capture_churn(socket: &Path, width: i32, height: i32, cycles: usize) -> anyhow::Result<()> {
-    let mut c = WireClient::connect(socket)?;
-    let dmabuf = c.bind("zwp_linux_dmabuf_v1", 3)?;
-    let screencopy = c.bind("zwlr_screencopy_manager_v1", 3)?;
-    let output = c.bind("wl_output", 1)?;
-    for cycle in 0..cycles {
-        let frame = c.new_id();
-        c.send(screencopy, 0, &[Arg::Uint(frame), Arg::Int(0), Arg::Uint(output)])?;
-        c.wait_event(frame, FRAME_BUFFER_DONE)?;
-        let bytes = (width * height * 4) as u64;
-        let fd = memfd(bytes)?;
-        rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK)?;
-        let buffer = c.dmabuf_buffer(dmabuf, &fd, width, height, (width * 4) as u32, DRM_XRGB8888)?;
-        c.send(frame, FRAME_COPY, &[Arg::Uint(buffer)])?;
-        let last = cycle + 1 == cycles;
-        match cycle % 3 {
-            _ if last => return Ok(()),
-            0 => {
-                while !c.events.iter().any(|e| e.object == frame && matches!(e.opcode, FRAME_READY | FRAME_FAILED)) {
-                    c.roundtrip()?;
-                }
-                c.destroy(buffer)?;
-                c.send(frame, FRAME_DESTROY, &[])?;
-            }
-            1 => {
-                c.destroy(buffer)?;
-                c.send(frame, FRAME_DESTROY, &[])?;
-            }
-            _ => {
-                c.send(frame, FRAME_DESTROY, &[])?;
-                c.destroy(buffer)?;
-            }
-        }
-        c.events.clear();
-    }
-    c.roundtrip()?;
-    Ok(())
-}
-
 /// A client that leaves in the middle of a frame: it maps a window, then attaches a
 /// buffer of `kind`, asks for a frame callback and presentation feedback, commits,
 /// and disconnects `linger` later without reading anything, so that the compositor

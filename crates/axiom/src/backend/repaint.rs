@@ -65,6 +65,7 @@ impl Axiom {
         let mut direct = None;
         let mut composed = None;
         if redraw {
+            self.sync_foreign_toplevels();
             self.update_scanout_feedback();
             // A client buffer on the display plane needs no composition; failing that, the
             // top window may go on an overlay plane, and only the rest is composed.
@@ -135,8 +136,9 @@ impl Axiom {
         let lacking = self.renderer.frame_forgotten() || self.composed_without_overlay;
         let mut screen = None;
         if lacking && !throttled && (capture_waiting || !self.pending_captures.is_empty()) {
-            // A capture into a dma-buf is painted from the scene: it must be whole.
-            if self.pending_captures.iter().all(|c| c.dmabuf.is_none()) {
+            // A capture into a dma-buf, or of a window, is painted from the scene: it must
+            // be whole.
+            if self.pending_captures.iter().all(|c| c.dmabuf.is_none() && c.source.output().is_some()) {
                 screen = self.capture_screen();
             }
             if screen.is_none() {

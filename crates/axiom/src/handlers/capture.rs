@@ -1,7 +1,7 @@
-//! Captures of what outputs show, answered from the repaint step for both capture
-//! protocols: zwlr_screencopy (`screencopy.rs`) and ext-image-copy-capture
-//! (`image_copy_capture.rs`), which only dispatch requests and queue a
-//! `PendingCapture`.
+//! Captures of what outputs show, and of one window alone, answered from the
+//! repaint step for both capture protocols: zwlr_screencopy (`screencopy.rs`, outputs)
+//! and ext-image-copy-capture (`image_copy_capture.rs`, outputs and toplevels), which
+//! only dispatch requests and queue a `PendingCapture`.
 //!
 //! A capture goes into a wl_shm buffer (the frame read back from the GPU) or, where
 //! the GPU can write dma-bufs (`Renderer::writes_dmabufs`) and the protocol so offers
@@ -29,9 +29,12 @@ use smithay::utils::{Physical, Rectangle};
 use smithay::wayland::dmabuf::get_dmabuf;
 use smithay::wayland::shm::with_buffer_contents;
 
+use smithay::reexports::wayland_server::backend::ObjectId;
+use smithay::wayland::foreign_toplevel_list::ForeignToplevelWeakHandle;
+
+use crate::render::capture::{CaptureOf, CaptureTarget};
 use crate::render::completion::SubmissionId;
 use crate::render::damage::Rect;
-use crate::render::scanout_target::CaptureTarget;
 use crate::Axiom;
 
 /// What captures write: the output texture's bytes (B,G,R,A in memory), XRGB8888 or
@@ -106,12 +109,38 @@ impl CaptureFrame {
     }
 }
 
+/// What a capture shows.
+#[derive(Clone)]
+pub enum Source {
+    Output(Output),
+    /// A window alone, named by its ext_foreign_toplevel_list handle
+    /// (`foreign_toplevel.rs`): its geometry, parts other windows cover included.
+    Toplevel(ForeignToplevelWeakHandle),
+}
+
+impl Source {
+    pub fn output(&self) -> Option<&Output> {
+        match self {
+            Self::Output(output) => Some(output),
+            Self::Toplevel(_) => None,
+        }
+    }
+}
+
+/// Where a capture's source lies on the canvas now.
+pub struct SourceArea {
+    /// Canvas pixels.
+    pub area: Rectangle<i32, Physical>,
+    /// The window's toplevel surface, for a window captured alone.
+    pub window: Option<ObjectId>,
+}
+
 /// A capture waiting for a repaint to answer it.
 pub struct PendingCapture {
     pub frame: CaptureFrame,
     pub buffer: WlBuffer,
-    pub output: Output,
-    /// In output pixels.
+    pub source: Source,
+    /// In the source's pixels (an output's, or a window's).
     pub region: Rectangle<i32, Physical>,
     /// Answered only once the region has changed (zwlr `copy_with_damage`; an ext
     /// frame whose session has seen no change since its last one).
@@ -190,32 +219,44 @@ impl Axiom {
             .into_iter()
             .filter(|c| c.frame.is_alive())
             // Damage elsewhere on the canvas does not answer a capture that waits for it; one
-            // whose output is gone is answered (failed).
+            // whose source is gone is answered (failed). An ext frame's session has said
+            // whether its source changed (`note_capture_damage`, above).
             .partition(|c| {
                 !c.with_damage
                     || match self.on_canvas(c) {
                         None => true,
-                        Some(region) => damage.is_some_and(|d| damage_within(d, region).is_some()),
+                        Some(_) if matches!(c.frame, CaptureFrame::Ext(_)) => false,
+                        Some((region, _)) => damage.is_some_and(|d| damage_within(d, region).is_some()),
                     }
             });
         self.pending_captures = waiting;
         for mut capture in ready {
-            let Some(on_canvas) = self.on_canvas(&capture) else {
-                // Unplugged since the request.
+            let Some((on_canvas, shown)) = self.on_canvas(&capture) else {
+                // Unplugged, or unmapped, since the request.
                 capture.frame.stopped();
                 continue;
+            };
+            let window = shown.window;
+            if window.is_some() && shown.area.size != on_canvas.size {
+                // Resized since the request: its session has announced the new size.
+                capture.frame.failed();
+                continue;
+            }
+            let of = match &window {
+                Some(window) => CaptureOf::Window { window, area: on_canvas },
+                None => CaptureOf::Canvas(on_canvas),
             };
             if let Some(changed) = damage.and_then(|d| damage_within(d, on_canvas)).filter(|_| capture.reports_damage) {
                 capture.damage = Some(capture.damage.map_or(changed, |earlier| earlier.union(changed)));
             }
             if capture.dmabuf.is_some() {
-                self.paint_capture(capture, on_canvas, presented);
+                self.paint_capture(capture, of, presented);
                 continue;
             }
-            let screen = screen.filter(|_| capture.output == self.output);
+            let screen = screen.filter(|_| capture.source.output() == Some(&self.output));
             let copied = with_buffer_contents_mut_checked(&capture.buffer, |dst, stride| match screen {
                 Some(screen) => copy_region(screen, capture.region, dst, stride),
-                None => self.renderer.read_output(on_canvas, dst, stride),
+                None => self.renderer.read_capture(of, dst, stride),
             });
             match copied {
                 Ok(()) => {
@@ -237,7 +278,7 @@ impl Axiom {
     /// on a client's fence (a submission behind it would block the event loop on some
     /// drivers), while the scene draws retired memory, and while it lacks what a
     /// plane shows (the repaint composes it whole for captures when it can).
-    fn paint_capture(&mut self, capture: PendingCapture, on_canvas: Rectangle<i32, Physical>, presented: Duration) {
+    fn paint_capture(&mut self, capture: PendingCapture, of: CaptureOf<'_>, presented: Duration) {
         let Some(dmabuf) = capture.dmabuf.as_ref() else { return };
         let lacking = self.renderer.frame_forgotten() || self.composed_without_overlay;
         if self.renderer.completions.waits_on_client() || self.renderer.scene_stale || lacking {
@@ -245,7 +286,7 @@ impl Axiom {
             self.arm_vblank();
             return;
         }
-        match self.renderer.paint_into_dmabuf(dmabuf, on_canvas) {
+        match self.renderer.paint_into_dmabuf(dmabuf, of) {
             Ok((target, Some(submission))) if !self.renderer.completions.has_finished(submission) => {
                 // What changed up to this paint: a change after it is the next frame's.
                 let damage = capture.frame.damage_to_report(capture.damage);
@@ -271,10 +312,22 @@ impl Axiom {
         }
     }
 
-    /// Where a capture lies on the canvas; None once its output is gone.
-    fn on_canvas(&self, capture: &PendingCapture) -> Option<Rectangle<i32, Physical>> {
-        let area = self.canvas_area(&capture.output)?;
-        Some(Rectangle::new(capture.region.loc + area.loc, capture.region.size))
+    /// Where a capture lies on the canvas, and where its source does; None once its
+    /// source is gone.
+    fn on_canvas(&self, capture: &PendingCapture) -> Option<(Rectangle<i32, Physical>, SourceArea)> {
+        let shown = self.source_area(&capture.source)?;
+        Some((Rectangle::new(capture.region.loc + shown.area.loc, capture.region.size), shown))
+    }
+
+    /// Where `source` lies on the canvas now; None once it is gone.
+    pub fn source_area(&self, source: &Source) -> Option<SourceArea> {
+        match source {
+            Source::Output(output) => Some(SourceArea { area: self.canvas_area(output)?, window: None }),
+            Source::Toplevel(handle) => {
+                let (window, area) = self.toplevel_area(&handle.upgrade()?)?;
+                Some(SourceArea { area, window: Some(window) })
+            }
+        }
     }
 }
 

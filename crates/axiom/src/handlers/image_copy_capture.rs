@@ -1,16 +1,21 @@
 //! ext-image-copy-capture-v1 with output sources
-//! (ext_output_image_capture_source_manager_v1): the capture protocol screen
-//! recorders and xdg-desktop-portal backends move to. smithay 0.7 has no
-//! implementation, so the dispatch is ours; frames are answered from the repaint
-//! step with zwlr_screencopy's (`capture.rs`).
+//! (ext_output_image_capture_source_manager_v1) and toplevel sources
+//! (ext_foreign_toplevel_image_capture_source_manager_v1, of the handles
+//! `foreign_toplevel.rs` gives out): the capture protocol screen recorders and
+//! xdg-desktop-portal backends move to. smithay 0.7 has no implementation, so the
+//! dispatch is ours; frames are answered from the repaint step with
+//! zwlr_screencopy's (`capture.rs`).
 //!
-//! A session announces its buffer constraints: the output's size, the wl_shm
-//! formats, and where the GPU can write dma-bufs, the render device and the LINEAR
-//! XRGB8888 and ARGB8888 dma-buf formats. Its first frame is answered at the next
-//! repaint with full damage; each later one once the output has changed since the
-//! frame before, with the bounding box of what changed since then. A capture that
-//! cannot be written into the client's buffer fails with `buffer_constraints`; one of
-//! an output that is gone with `stopped`, and its session is stopped.
+//! A session announces its buffer constraints: the source's size (an output's mode;
+//! a window's geometry, in canvas pixels), the wl_shm formats, and where the GPU can
+//! write dma-bufs, the render device and the LINEAR XRGB8888 and ARGB8888 dma-buf
+//! formats; again whenever that size changes. Its first frame is answered at the
+//! next repaint with full damage; each later one once the source's area has changed
+//! since the frame before, with the bounding box of what changed since then. A
+//! toplevel's frame shows the window alone, over transparency, the parts other
+//! windows cover included. A capture that cannot be written into the client's
+//! buffer (a window resized since) fails with `buffer_constraints`; one of an output
+//! or window that is gone with `stopped`, and its session is stopped.
 //!
 //! Pointer cursor sessions are accepted but never see the cursor enter: no
 //! compositor cursor is drawn on an output here, so there is no image to capture
@@ -21,6 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use smithay::output::Output;
 use smithay::reexports::wayland_protocols::ext::image_capture_source::v1::server::{
+    ext_foreign_toplevel_image_capture_source_manager_v1::{self, ExtForeignToplevelImageCaptureSourceManagerV1},
     ext_image_capture_source_v1::{self, ExtImageCaptureSourceV1},
     ext_output_image_capture_source_manager_v1::{self, ExtOutputImageCaptureSourceManagerV1},
 };
@@ -37,9 +43,9 @@ use smithay::reexports::wayland_server::{
 };
 use smithay::utils::{Physical, Rectangle, Size};
 
-use super::capture::{
-    check_buffer, damage_within, output_size, CaptureFrame, PendingCapture, DMABUF_FORMATS, SHM_FORMATS,
-};
+use smithay::wayland::foreign_toplevel_list::ForeignToplevelHandle;
+
+use super::capture::{check_buffer, damage_within, CaptureFrame, PendingCapture, Source, DMABUF_FORMATS, SHM_FORMATS};
 use crate::render::damage::Rect;
 use crate::Axiom;
 
@@ -55,6 +61,7 @@ impl ImageCopyCaptureState {
     pub fn new(dh: &DisplayHandle) -> Self {
         dh.create_global::<Axiom, ExtImageCopyCaptureManagerV1, ()>(1, ());
         dh.create_global::<Axiom, ExtOutputImageCaptureSourceManagerV1, ()>(1, ());
+        dh.create_global::<Axiom, ExtForeignToplevelImageCaptureSourceManagerV1, ()>(1, ());
         Self { sessions: Vec::new() }
     }
 
@@ -64,15 +71,14 @@ impl ImageCopyCaptureState {
     }
 }
 
-/// What an ext_image_capture_source_v1 captures: an output (None: gone when the
-/// source was made).
+/// What an ext_image_capture_source_v1 captures (None: gone when the source was made).
 pub struct SourceData {
-    output: Option<Output>,
+    source: Option<Source>,
 }
 
 /// A session, shared by its frames.
 pub struct SessionShared {
-    output: Option<Output>,
+    source: Option<Source>,
     /// Weak: the resource's data holds this, and a strong handle would keep both alive.
     resource: OnceLock<WeakResource<ExtImageCopyCaptureSessionV1>>,
     /// The buffer size last announced: announced again when the output's mode changes.
@@ -123,6 +129,39 @@ impl GlobalDispatch<ExtOutputImageCaptureSourceManagerV1, ()> for Axiom {
     }
 }
 
+impl GlobalDispatch<ExtForeignToplevelImageCaptureSourceManagerV1, ()> for Axiom {
+    fn bind(
+        _: &mut Self,
+        _: &DisplayHandle,
+        _: &Client,
+        resource: New<ExtForeignToplevelImageCaptureSourceManagerV1>,
+        _: &(),
+        data_init: &mut DataInit<'_, Self>,
+    ) {
+        data_init.init(resource, ());
+    }
+}
+
+impl Dispatch<ExtForeignToplevelImageCaptureSourceManagerV1, ()> for Axiom {
+    fn request(
+        _: &mut Self,
+        _: &Client,
+        _: &ExtForeignToplevelImageCaptureSourceManagerV1,
+        request: ext_foreign_toplevel_image_capture_source_manager_v1::Request,
+        _: &(),
+        _: &DisplayHandle,
+        data_init: &mut DataInit<'_, Self>,
+    ) {
+        if let ext_foreign_toplevel_image_capture_source_manager_v1::Request::CreateSource { source, toplevel_handle } =
+            request
+        {
+            let handle = ForeignToplevelHandle::from_resource(&toplevel_handle);
+            let source_of = handle.map(|h| Source::Toplevel(h.downgrade()));
+            data_init.init(source, SourceData { source: source_of });
+        }
+    }
+}
+
 impl Dispatch<ExtOutputImageCaptureSourceManagerV1, ()> for Axiom {
     fn request(
         _: &mut Self,
@@ -134,7 +173,7 @@ impl Dispatch<ExtOutputImageCaptureSourceManagerV1, ()> for Axiom {
         data_init: &mut DataInit<'_, Self>,
     ) {
         if let ext_output_image_capture_source_manager_v1::Request::CreateSource { source, output } = request {
-            data_init.init(source, SourceData { output: Output::from_resource(&output) });
+            data_init.init(source, SourceData { source: Output::from_resource(&output).map(Source::Output) });
         }
     }
 }
@@ -168,17 +207,16 @@ impl Dispatch<ExtImageCopyCaptureManagerV1, ()> for Axiom {
                     manager.post_error(ext_image_copy_capture_manager_v1::Error::InvalidOption, "unknown options");
                     return;
                 }
-                let output = source.data::<SourceData>().and_then(|s| s.output.clone());
-                let shared = Arc::new(SessionShared::new(output));
+                let source = source.data::<SourceData>().and_then(|s| s.source.clone());
+                let shared = Arc::new(SessionShared::new(source));
                 let session = data_init.init(session, shared.clone());
                 let _ = shared.resource.set(session.downgrade());
                 state.image_copy_capture.sessions.push(Arc::downgrade(&shared));
-                let shown = shared.output.as_ref().filter(|o| state.output_area(o).is_some());
-                let Some(output) = shown else {
+                let Some(shown) = shared.source.as_ref().and_then(|s| state.source_area(s)) else {
                     stop_session(&shared);
                     return;
                 };
-                let size = output_size(output);
+                let size = shown.area.size;
                 *shared.size.lock().unwrap_or_else(|e| e.into_inner()) = size;
                 state.announce_constraints(&session, size);
             }
@@ -296,9 +334,9 @@ impl Dispatch<ExtImageCopyCaptureFrameV1, FrameData> for Axiom {
 }
 
 impl SessionShared {
-    fn new(output: Option<Output>) -> Self {
+    fn new(source: Option<Source>) -> Self {
         SessionShared {
-            output,
+            source,
             resource: OnceLock::new(),
             size: Mutex::default(),
             damage: Mutex::default(),
@@ -333,12 +371,12 @@ impl Axiom {
     /// Queues a frame's capture for the repaint step, or fails it at once.
     fn queue_ext_capture(&mut self, frame: &ExtImageCopyCaptureFrameV1, data: &FrameData, buffer: WlBuffer) {
         let session = &data.session;
-        let shown = session.output.as_ref().filter(|o| self.output_area(o).is_some());
-        let Some(output) = shown.filter(|_| !session.stopped.load(Ordering::SeqCst)).cloned() else {
+        let live = session.source.as_ref().filter(|_| !session.stopped.load(Ordering::SeqCst));
+        let Some((source, shown)) = live.and_then(|s| Some((s.clone(), self.source_area(s)?))) else {
             stop(frame);
             return;
         };
-        let region = Rectangle::from_size(output_size(&output));
+        let region = Rectangle::from_size(shown.area.size);
         let dmabuf = match check_buffer(&buffer, region) {
             Ok(dmabuf) => dmabuf,
             Err(reason) => {
@@ -357,7 +395,7 @@ impl Axiom {
         let capture = PendingCapture {
             frame,
             buffer,
-            output,
+            source,
             region,
             with_damage: true,
             reports_damage: false,
@@ -374,26 +412,39 @@ impl Axiom {
     /// lets the ext frames that have something new to show be answered.
     pub(super) fn note_capture_damage(&mut self, damage: Option<Rect>) {
         let mut sessions = std::mem::take(&mut self.image_copy_capture.sessions);
+        // A window captured alone changes with its own quads only (not with what other
+        // windows do over it): the renderer gathers those for the windows watched.
+        let window_damage = self.renderer.take_window_damage();
+        let mut watched = Vec::new();
         sessions.retain(|weak| {
             let Some(session) = weak.upgrade() else { return false };
             let Some(resource) = session.resource() else { return false };
-            let Some(area) = session.output.as_ref().and_then(|o| self.canvas_area(o)) else {
+            let Some(shown) = session.source.as_ref().and_then(|s| self.source_area(s)) else {
                 stop_session(&session);
                 return false;
             };
-            // The output's mode changed: the client's buffers must follow.
+            let area = shown.area;
+            // The output's mode, or the window's size, changed: the client's buffers must follow.
             let mut size = session.size.lock().unwrap_or_else(|e| e.into_inner());
             if *size != area.size {
                 *size = area.size;
                 self.announce_constraints(&resource, area.size);
             }
             drop(size);
-            if let Some(relative) = damage.and_then(|d| damage_within(d, area)) {
+            let changed = match &shown.window {
+                Some(window) => {
+                    watched.push(window.clone());
+                    window_damage.iter().find(|(w, _)| w == window).map(|(_, d)| *d)
+                }
+                None => damage,
+            };
+            if let Some(relative) = changed.and_then(|d| damage_within(d, area)) {
                 let mut since = session.damage.lock().unwrap_or_else(|e| e.into_inner());
                 since.since_ready = Some(since.since_ready.map_or(relative, |r| r.union(relative)));
             }
             true
         });
+        self.renderer.watch_windows(watched);
         self.image_copy_capture.sessions = sessions;
         for capture in &mut self.pending_captures {
             if let CaptureFrame::Ext(frame) = &capture.frame {
@@ -406,7 +457,7 @@ impl Axiom {
     }
 }
 
-/// What changed on `frame`'s output since its session's last frame (all of it for the
+/// What changed on `frame`'s source since its session's last frame (all of it for the
 /// first), as the frame is ready; starts gathering again.
 pub(super) fn take_damage(frame: &ExtImageCopyCaptureFrameV1) -> Option<Rect> {
     let data = frame.data::<FrameData>()?;
@@ -415,12 +466,12 @@ pub(super) fn take_damage(frame: &ExtImageCopyCaptureFrameV1) -> Option<Rect> {
     if std::mem::replace(&mut since.had_frame, true) {
         changed
     } else {
-        let size = data.session.output.as_ref().map(output_size).unwrap_or_default();
+        let size = *data.session.size.lock().unwrap_or_else(|e| e.into_inner());
         Some(Rect { x0: 0, y0: 0, x1: size.w, y1: size.h })
     }
 }
 
-/// Fails `frame` because its output is gone, and stops its session.
+/// Fails `frame` because its output or window is gone, and stops its session.
 pub(super) fn stop(frame: &ExtImageCopyCaptureFrameV1) {
     frame.failed(FailureReason::Stopped);
     if let Some(data) = frame.data::<FrameData>() {

@@ -5,6 +5,7 @@ pub mod capture;
 pub mod color_representation;
 pub mod compositor;
 pub mod drm_syncobj;
+pub mod foreign_toplevel;
 pub mod frame_pacing;
 pub mod image_copy_capture;
 pub mod misc;

@@ -17,7 +17,7 @@ use smithay::reexports::wayland_protocols_wlr::screencopy::v1::server::{
 use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource};
 use smithay::utils::{Logical, Physical, Rectangle};
 
-use super::capture::{check_buffer, output_size, CaptureFrame, PendingCapture, BYTES_PER_PIXEL, SHM_FORMATS};
+use super::capture::{check_buffer, output_size, CaptureFrame, PendingCapture, Source, BYTES_PER_PIXEL, SHM_FORMATS};
 use crate::Axiom;
 
 const MANAGER_VERSION: u32 = 3;
@@ -142,8 +142,16 @@ impl Dispatch<ZwlrScreencopyFrameV1, FrameData> for Axiom {
         }
         let frame = CaptureFrame::Wlr(frame.clone());
         let reports_damage = with_damage;
-        let capture =
-            PendingCapture { frame, buffer, output, region, with_damage, reports_damage, dmabuf, damage: None };
+        let capture = PendingCapture {
+            frame,
+            buffer,
+            source: Source::Output(output),
+            region,
+            with_damage,
+            reports_damage,
+            dmabuf,
+            damage: None,
+        };
         state.pending_captures.push(capture);
         state.arm_vblank();
     }

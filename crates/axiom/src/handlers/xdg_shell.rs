@@ -92,6 +92,14 @@ impl XdgShellHandler for Axiom {
         self.request_toplevel_mode(&surface, State::Fullscreen, false, None);
     }
 
+    fn title_changed(&mut self, _surface: ToplevelSurface) {
+        self.sync_foreign_toplevels();
+    }
+
+    fn app_id_changed(&mut self, _surface: ToplevelSurface) {
+        self.sync_foreign_toplevels();
+    }
+
     fn popup_destroyed(&mut self, surface: PopupSurface) {
         self.popup_gone(&surface);
         self.refresh_pointer_focus();

@@ -54,6 +54,8 @@ fn union(acc: Option<Rect>, r: Rect) -> Option<Rect> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DrawKey {
     pub surface: ObjectId,
+    /// The window whose tree or popup the surface is (`DrawItem::window`).
+    pub window: ObjectId,
     pub uniform: DrawUniform,
 }
 
@@ -98,7 +100,11 @@ mod tests {
     fn key(id: u32, dst: [f32; 4]) -> DrawKey {
         // ObjectIds cannot be made by hand; the null id differs per test only by uniform.
         let _ = id;
-        DrawKey { surface: ObjectId::null(), uniform: DrawUniform { dst, ..DrawUniform::zeroed() } }
+        DrawKey {
+            surface: ObjectId::null(),
+            window: ObjectId::null(),
+            uniform: DrawUniform { dst, ..DrawUniform::zeroed() },
+        }
     }
 
     #[test]

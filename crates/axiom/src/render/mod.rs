@@ -5,6 +5,7 @@
 
 pub mod adapter;
 pub mod buffer_source;
+pub mod capture;
 pub mod completion;
 pub mod compose;
 pub mod damage;
@@ -96,6 +97,8 @@ pub struct Renderer {
     uniform_bind_group: wgpu::BindGroup,
     output_texture: wgpu::Texture,
     output_view: wgpu::TextureView,
+    /// What a capture of one window is painted into, kept for the next (`capture.rs`).
+    window_texture: Option<(wgpu::Texture, wgpu::TextureView)>,
     output_size: Size<i32, Physical>,
     /// Canvas pixels per logical unit (`--scale`): surfaces are placed and sized in
     /// logical units and drawn this much larger.
@@ -139,6 +142,10 @@ pub struct Renderer {
     /// The next frame counts as changed everywhere (nothing shown yet, resized, or a
     /// frame was shown without composition).
     full_damage: bool,
+    /// The windows captured alone (`capture.rs`), whose own damage `render` gathers.
+    watched_windows: Vec<ObjectId>,
+    /// What changed of each watched window since it was last taken (canvas pixels).
+    window_damage: Vec<(ObjectId, Rect)>,
     /// What each recent frame changed, for each target to repaint only that.
     pub(crate) history: damage::History,
     /// The window each frame is presented into (nested backend only).
@@ -288,9 +295,12 @@ impl Renderer {
             scene: Default::default(),
             scene_stale: false,
             canvas_holds: None,
+            window_texture: None,
             canvas_paints: 0,
             dmabuf_captures: 0,
             full_damage: true,
+            watched_windows: Vec::new(),
+            window_damage: Vec::new(),
             history: Default::default(),
             window,
             completions,
@@ -319,8 +329,12 @@ impl Renderer {
     pub fn render(&mut self, items: &[DrawItem]) -> Option<Rect> {
         let next: Vec<(DrawKey, Option<Rect>)> = items
             .iter()
-            .map(|i| (DrawKey { surface: i.surface.clone(), uniform: i.uniform }, i.content_damage))
+            .map(|i| {
+                let key = DrawKey { surface: i.surface.clone(), window: i.window.clone(), uniform: i.uniform };
+                (key, i.content_damage)
+            })
             .collect();
+        self.note_window_damage(&next, self.full_damage);
         let (w, h) = (self.output_size.w, self.output_size.h);
         let mut damage = frame_damage(&self.previous, &next);
         if std::mem::take(&mut self.full_damage) {

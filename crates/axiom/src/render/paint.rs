@@ -3,9 +3,11 @@
 //! buffer, which composition then draws straight into. Each target remembers the
 //! frame of `damage::History` it holds, so a paint repaints only what changed since
 //! (for a scanout buffer, since it was last painted, two flips ago); a target nobody
-//! looks at is not painted at all.
+//! looks at is not painted at all. A window alone (a toplevel capture) is painted
+//! from the same scene: its quads only, over transparency, covered parts included.
 
 use bytemuck::Zeroable;
+use smithay::reexports::wayland_server::backend::ObjectId;
 
 use super::completion::SubmissionId;
 use super::damage::Rect;
@@ -17,6 +19,8 @@ use super::{pipelines, DrawItem, DrawUniform, InPlaceRead, Renderer, BACKGROUND,
 #[derive(Default)]
 pub(crate) struct Scene {
     draws: Vec<(DrawUniform, wgpu::BindGroup)>,
+    /// The window (its toplevel surface) each draw belongs to.
+    windows: Vec<ObjectId>,
     in_place: Vec<InPlaceRead>,
 }
 
@@ -24,9 +28,18 @@ impl Scene {
     pub(crate) fn of(items: &[DrawItem]) -> Self {
         Scene {
             draws: items.iter().map(|i| (i.uniform, i.bind_group.clone())).collect(),
+            windows: items.iter().map(|i| i.window.clone()).collect(),
             in_place: items.iter().filter_map(|i| i.in_place.clone()).collect(),
         }
     }
+}
+
+/// What a paint clears its damage to before the quads: the background, drawn under
+/// them (a whole-screen target), or transparency (a window painted alone).
+#[derive(Clone, Copy, PartialEq)]
+enum Under {
+    Background,
+    Transparent,
 }
 
 impl Renderer {
@@ -65,7 +78,63 @@ impl Renderer {
         };
         let Some(damage) = damage else { return Some((frame, None)) };
 
-        // Draw 0 clears the damaged area to the background; the surfaces follow, bottom first.
+        let draws = self.visible_draws(damage, None);
+        let id = self.draw(target, area, damage, draws, Under::Background);
+        self.completions.composed(id);
+        Some((frame, Some(id)))
+    }
+
+    /// Paints `window`'s quads alone (canvas pixels, `area` the target's whole size)
+    /// into `target` over transparency: what a capture of that window shows, parts
+    /// that other windows cover included; no output's frame. None while the scene is
+    /// stale.
+    pub(super) fn paint_window(
+        &mut self,
+        target: &wgpu::TextureView,
+        window: &ObjectId,
+        area: Rect,
+    ) -> Option<SubmissionId> {
+        if self.scene_stale {
+            return None;
+        }
+        let draws = self.visible_draws(area, Some(window));
+        Some(self.draw(target, area, area, draws, Under::Transparent))
+    }
+
+    /// The scene's quads that show in `damage` (of `window`'s only, where given),
+    /// bottom first: from the last one that covers it all with opaque pixels.
+    fn visible_draws(&self, damage: Rect, window: Option<&ObjectId>) -> Vec<(DrawUniform, wgpu::BindGroup)> {
+        let chosen: Vec<&(DrawUniform, wgpu::BindGroup)> = self
+            .scene
+            .draws
+            .iter()
+            .zip(&self.scene.windows)
+            .filter(|(_, w)| window.is_none_or(|window| *w == window))
+            .map(|(draw, _)| draw)
+            .collect();
+        // Nothing below a quad that covers the whole damage with opaque pixels can show.
+        let first = chosen.iter().rposition(|(uniform, _)| covers(uniform, damage)).unwrap_or(0);
+        // Quads outside the damage (another output's, on a scanout buffer) draw nothing.
+        chosen[first..]
+            .iter()
+            .filter(|(uniform, _)| Rect::from_xywh(uniform.dst).intersect(damage).is_some())
+            .map(|&draw| draw.clone())
+            .collect()
+    }
+
+    /// Draws `draws` (canvas pixels) into `target`, whose pixel (0, 0) is the canvas's
+    /// (area.x0, area.y0), within `damage`, over what `under` says where no opaque
+    /// quad covers it all; returns the submission.
+    fn draw(
+        &mut self,
+        target: &wgpu::TextureView,
+        area: Rect,
+        damage: Rect,
+        draws: Vec<(DrawUniform, wgpu::BindGroup)>,
+        under: Under,
+    ) -> SubmissionId {
+        let covered = draws.first().is_some_and(|(uniform, _)| covers(uniform, damage));
+        // The background is draw 0, under the damaged area; transparency clears the target.
         let background = DrawUniform {
             dst: [damage.x0 as f32, damage.y0 as f32, (damage.x1 - damage.x0) as f32, (damage.y1 - damage.y0) as f32],
             buffer_size: [1.0, 1.0],
@@ -74,21 +143,12 @@ impl Renderer {
             yuv: [BACKGROUND.map(|c| f32::from(c) / 255.0), [0.0; 4], [0.0; 4]],
             ..DrawUniform::zeroed()
         };
-        let scene = &self.scene.draws;
-        // Nothing below a quad that covers the whole damage with opaque pixels can show:
-        // start drawing there, and skip the background too.
-        let covers = |(uniform, _): &(DrawUniform, wgpu::BindGroup)| {
-            let r = Rect::from_xywh(uniform.dst);
-            uniform.opaque == 1 && r.x0 <= damage.x0 && r.y0 <= damage.y0 && r.x1 >= damage.x1 && r.y1 >= damage.y1
+        let background = (under == Under::Background && !covered).then_some((background, self.empty_planes.clone()));
+        let draws: Vec<(DrawUniform, wgpu::BindGroup)> = background.into_iter().chain(draws).collect();
+        let load = match under {
+            Under::Transparent if !covered => wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
+            _ => wgpu::LoadOp::Load,
         };
-        let first = scene.iter().rposition(covers);
-        let background = first.is_none().then_some((background, self.empty_planes.clone()));
-        let visible = &scene[first.unwrap_or(0)..];
-        // Quads outside the damage (another output's, on a scanout buffer) draw nothing.
-        let touches =
-            |(uniform, _): &&(DrawUniform, wgpu::BindGroup)| Rect::from_xywh(uniform.dst).intersect(damage).is_some();
-        let draws: Vec<(DrawUniform, wgpu::BindGroup)> =
-            background.into_iter().chain(visible.iter().filter(touches).cloned()).collect();
         // The target's pixel (0, 0) is the canvas's (area.x0, area.y0).
         let size = [(area.x1 - area.x0) as f32, (area.y1 - area.y0) as f32];
         self.ensure_uniform_capacity(draws.len());
@@ -114,7 +174,7 @@ impl Renderer {
                     view: target,
                     depth_slice: None,
                     resolve_target: None,
-                    ops: wgpu::Operations { load: wgpu::LoadOp::Load, store: wgpu::StoreOp::Store },
+                    ops: wgpu::Operations { load, store: wgpu::StoreOp::Store },
                 })],
                 depth_stencil_attachment: None,
                 timestamp_writes: None,
@@ -136,8 +196,12 @@ impl Renderer {
             }
         }
         let in_place = self.scene.in_place.clone();
-        let id = self.submit(encoder, in_place);
-        self.completions.composed(id);
-        Some((frame, Some(id)))
+        self.submit(encoder, in_place)
     }
+}
+
+/// Whether `uniform`'s quad covers all of `damage` with opaque pixels.
+fn covers(uniform: &DrawUniform, damage: Rect) -> bool {
+    let r = Rect::from_xywh(uniform.dst);
+    uniform.opaque == 1 && r.x0 <= damage.x0 && r.y0 <= damage.y0 && r.x1 >= damage.x1 && r.y1 >= damage.y1
 }

@@ -1,8 +1,10 @@
-//! Reads part of the output texture back to the CPU: for screencopy, and on the
-//! DRM backend for each output's dumb buffer.
+//! Reads what a capture shows back to the CPU (`capture.rs`): for captures into
+//! wl_shm, and on the DRM backend for each output's dumb buffer where the renderer
+//! cannot write its scanout buffers.
 
 use smithay::utils::{Physical, Rectangle};
 
+use super::capture::CaptureOf;
 use super::{Renderer, OUTPUT_FORMAT};
 
 const BYTES_PER_PIXEL: u32 = 4;
@@ -12,17 +14,23 @@ pub(crate) struct ReadbackBuffer {
 }
 
 impl Renderer {
-    /// Copies `region` of the last rendered frame into `dst`, rows `stride` bytes apart,
-    /// as XRGB8888 (the output texture's own byte order).
+    /// Copies `region` of the last composed frame into `dst`, rows `stride` bytes
+    /// apart, as XRGB8888 (the output texture's own byte order).
     pub fn read_output(
         &mut self,
         region: Rectangle<i32, Physical>,
         dst: &mut [u8],
         stride: usize,
     ) -> anyhow::Result<()> {
+        self.read_capture(CaptureOf::Canvas(region), dst, stride)
+    }
+
+    /// Copies what `of` shows of the last composed frame into `dst`, rows `stride`
+    /// bytes apart, as XRGB8888 or ARGB8888 (the output texture's own byte order).
+    pub fn read_capture(&mut self, of: CaptureOf<'_>, dst: &mut [u8], stride: usize) -> anyhow::Result<()> {
         debug_assert_eq!(OUTPUT_FORMAT, wgpu::TextureFormat::Bgra8Unorm);
-        let width = u32::try_from(region.size.w)?;
-        let height = u32::try_from(region.size.h)?;
+        let width = u32::try_from(of.size().w)?;
+        let height = u32::try_from(of.size().h)?;
         let row_bytes = (width * BYTES_PER_PIXEL) as usize;
         anyhow::ensure!(width > 0 && height > 0, "empty region");
         anyhow::ensure!(stride >= row_bytes, "stride too small");
@@ -40,19 +48,21 @@ impl Renderer {
                 }),
             });
         }
-        // Where the canvas is not what is shown (KMS), it is painted for this. Its
-        // paint would not wait on the client fences an output's paint took: wait here.
-        if self.canvas_holds != Some(self.history.frame()) && self.completions.waits_on_client() {
+        // Where the canvas is not what is shown (KMS), or a window is painted alone, it
+        // is painted for this. That paint would not wait on the client fences an
+        // output's paint took: wait here.
+        let paints = matches!(of, CaptureOf::Window { .. }) || self.canvas_holds != Some(self.history.frame());
+        if paints && self.completions.waits_on_client() {
             self.wait_for_gpu()?;
         }
-        self.paint_canvas();
+        let (texture, (x, y)) = self.capture_source(of)?;
         let Some(readback) = self.readback.as_ref() else { unreachable!() };
         let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.copy_texture_to_buffer(
             wgpu::TexelCopyTextureInfo {
-                texture: &self.output_texture,
+                texture: &texture,
                 mip_level: 0,
-                origin: wgpu::Origin3d { x: region.loc.x as u32, y: region.loc.y as u32, z: 0 },
+                origin: wgpu::Origin3d { x, y, z: 0 },
                 aspect: wgpu::TextureAspect::All,
             },
             wgpu::TexelCopyBufferInfo {

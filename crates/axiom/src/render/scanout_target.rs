@@ -1,5 +1,5 @@
 //! Dma-bufs as render targets: a display's scanout buffers, and the buffers capture
-//! clients hand to screencopy. Each, shared as a dma-buf, is imported into the
+//! clients hand to screencopy (`capture.rs`). Each, shared as a dma-buf, is imported into the
 //! renderer's device for writing (step 1 of the import ladder, made for writing),
 //! and the composed scene is painted straight into it (`paint.rs`): frames reach
 //! the display, or a capture client, with no CPU byte touched and no copy. Where
@@ -18,8 +18,8 @@ use super::Renderer;
 
 /// A scanout buffer the renderer writes composed frames into.
 pub struct ScanoutTarget {
-    texture: wgpu::Texture,
-    view: wgpu::TextureView,
+    pub(super) texture: wgpu::Texture,
+    pub(super) view: wgpu::TextureView,
     /// The frame of the scene (`damage::History`) and the canvas area it holds, if any.
     holds: Option<(u64, Rectangle<i32, Physical>)>,
 }
@@ -61,7 +61,12 @@ impl Renderer {
 
     /// Checks that `region` is a `width` x `height` area of the canvas: what a target
     /// of that size can be given.
-    fn ensure_canvas_area(&self, region: Rectangle<i32, Physical>, width: u32, height: u32) -> anyhow::Result<()> {
+    pub(super) fn ensure_canvas_area(
+        &self,
+        region: Rectangle<i32, Physical>,
+        width: u32,
+        height: u32,
+    ) -> anyhow::Result<()> {
         let canvas = self.output_size;
         let fits = region.loc.x >= 0
             && region.loc.y >= 0
@@ -122,111 +127,9 @@ impl Renderer {
         let holds = target.holds.take().and_then(|(frame, at)| (at == region).then_some(frame));
         let Some((frame, submission)) = self.paint(&target.view, area, holds) else {
             target.holds = holds.map(|frame| (frame, region));
-            anyhow::bail!("the scene draws a retired import; the next frame replaces it");
+            anyhow::bail!(super::capture::STALE);
         };
         target.holds = Some((frame, region));
         Ok(submission)
     }
-
-    /// Writes `region` of the composed scene (canvas pixels) into a capture client's
-    /// dma-buf (XRGB8888 or ARGB8888, LINEAR, one plane, the region's size), whole, on
-    /// the GPU: painted straight into it where the renderer renders into dma-bufs, else
-    /// copied from the canvas into it imported as a buffer. Returns what the GPU writes,
-    /// which must live until the submission (returned too, None where nothing was
-    /// written) is done.
-    pub fn paint_into_dmabuf(
-        &mut self,
-        dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
-        region: Rectangle<i32, Physical>,
-    ) -> anyhow::Result<(CaptureTarget, Option<SubmissionId>)> {
-        use smithay::backend::allocator::Buffer;
-        let (Some(fd), Some(offset), Some(stride)) =
-            (dmabuf.handles().next(), dmabuf.offsets().next(), dmabuf.strides().next())
-        else {
-            anyhow::bail!("the dma-buf has no plane");
-        };
-        let size = dmabuf.size();
-        let shared =
-            SharedScanoutBuffer { fd, width: u32::try_from(size.w)?, height: u32::try_from(size.h)?, offset, stride };
-        let written = if self.renders_into_dmabufs() {
-            let mut target = self.import_scanout_target(shared)?;
-            let submission = self.paint_scanout(region, &mut target)?;
-            // A capture is no frame of an output's: it holds back no repaint.
-            if let Some(id) = submission {
-                self.completions.not_a_frame(id);
-            }
-            (CaptureTarget::Painted(target), submission)
-        } else {
-            let (buffer, submission) = self.copy_canvas_into(shared, region)?;
-            (CaptureTarget::Copied(buffer), Some(submission))
-        };
-        self.dmabuf_captures += 1;
-        Ok(written)
-    }
-
-    /// Copies `region` of the canvas, brought up to the scene, into the dma-buf
-    /// `target` imported as a buffer: in one copy where its stride is a multiple of
-    /// 256 bytes (what a buffer copy's rows need), else one copy per row.
-    #[cfg(feature = "dmabuf-vulkan")]
-    fn copy_canvas_into(
-        &mut self,
-        target: SharedScanoutBuffer<'_>,
-        region: Rectangle<i32, Physical>,
-    ) -> anyhow::Result<(wgpu::Buffer, SubmissionId)> {
-        let importer = self.vulkan.as_ref().ok_or_else(|| anyhow::anyhow!("the renderer imports no dma-bufs"))?;
-        self.ensure_canvas_area(region, target.width, target.height)?;
-        let (width, height) = (target.width, target.height);
-        let (x, y) = (u32::try_from(region.loc.x)?, u32::try_from(region.loc.y)?);
-        anyhow::ensure!(height > 0, "an empty capture");
-        anyhow::ensure!(
-            target.offset.is_multiple_of(4) && target.stride.is_multiple_of(4) && target.stride >= width * 4,
-            "offset {} and stride {} must be whole pixels, the stride at least a row",
-            target.offset,
-            target.stride
-        );
-        let end = u64::from(target.offset) + u64::from(target.stride) * u64::from(height - 1) + u64::from(width) * 4;
-        let buffer = importer.import_dmabuf_for_writing(&self.device, target.fd, end)?;
-        self.paint_canvas();
-        let mut encoder =
-            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("capture") });
-        let source = |row: u32| wgpu::TexelCopyTextureInfo {
-            texture: &self.output_texture,
-            mip_level: 0,
-            origin: wgpu::Origin3d { x, y: y + row, z: 0 },
-            aspect: wgpu::TextureAspect::All,
-        };
-        let aligned = target.stride.is_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
-        let copies = if aligned { [(0, height)].to_vec() } else { (0..height).map(|row| (row, 1)).collect() };
-        for (row, rows) in copies {
-            let layout = wgpu::TexelCopyBufferLayout {
-                offset: u64::from(target.offset) + u64::from(row) * u64::from(target.stride),
-                bytes_per_row: (rows > 1).then_some(target.stride),
-                rows_per_image: None,
-            };
-            encoder.copy_texture_to_buffer(
-                source(row),
-                wgpu::TexelCopyBufferInfo { buffer: &buffer, layout },
-                wgpu::Extent3d { width, height: rows, depth_or_array_layers: 1 },
-            );
-        }
-        let submission = self.submit(encoder, Vec::new());
-        Ok((buffer, submission))
-    }
-
-    #[cfg(not(feature = "dmabuf-vulkan"))]
-    fn copy_canvas_into(
-        &mut self,
-        _target: SharedScanoutBuffer<'_>,
-        _region: Rectangle<i32, Physical>,
-    ) -> anyhow::Result<(wgpu::Buffer, SubmissionId)> {
-        anyhow::bail!("this build has no Vulkan import (built without the dmabuf-vulkan feature)")
-    }
-}
-
-/// A capture client's dma-buf as the GPU writes it, kept until the GPU is done.
-pub enum CaptureTarget {
-    /// Imported as a render target, the scene painted into it.
-    Painted(ScanoutTarget),
-    /// Imported as a buffer, the canvas copied into it.
-    Copied(wgpu::Buffer),
 }

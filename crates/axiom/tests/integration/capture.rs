@@ -1,6 +1,7 @@
-//! ext-image-copy-capture-v1 with output sources: the buffer constraints a session
-//! announces, frames into wl_shm and into dma-bufs with exact pixels, damage since
-//! the session's last frame, and the protocol's errors and failures. (zwlr_screencopy
+//! ext-image-copy-capture-v1 with output and toplevel sources: the buffer
+//! constraints a session announces, frames into wl_shm and into dma-bufs with exact
+//! pixels (a window's covered parts included), damage since the session's last
+//! frame, and the protocol's errors and failures. (zwlr_screencopy
 //! into dma-bufs: `vulkan::dmabuf`, and on KMS `drm::frames`.)
 
 use axiom_testclient::dmabuf::{seal_shrink, Created, Plane};
@@ -17,6 +18,7 @@ const W: u32 = 160;
 const H: u32 = 120;
 /// ext_image_copy_capture_frame_v1.failure_reason
 const BUFFER_CONSTRAINTS: u32 = 1;
+const STOPPED: u32 = 2;
 
 fn shm_target(client: &mut TestClient, width: u32, height: u32) -> Buffer {
     let bytes = vec![0x55; (width * height * 4) as usize];
@@ -85,12 +87,7 @@ fn an_output_session_captures_into_a_dmabuf_on_the_gpu_where_one_is_announced() 
     let (_window, _buffer, pattern) = show_pattern(&mut client, 40, 30);
     let (x, y) = centred(W, H, 40, 30);
     let (session, constraints) = output_session(&mut client);
-    let dmabuf = client.bind_dmabuf(4).unwrap();
-    let memory = SharedMemory::new((W * H * 4) as usize).unwrap();
-    seal_shrink(memory.fd()).unwrap();
-    let params = client.dmabuf_params(&dmabuf, &[Plane { fd: memory.fd(), offset: 0, stride: W * 4, modifier: 0 }]);
-    let created = client.dmabuf_create(&params, W as i32, H as i32, Fourcc::Xrgb8888 as u32).unwrap();
-    let Created::Buffer(target) = created else { panic!("create failed\n{}", compositor.log()) };
+    let (target, memory) = dmabuf_target(&mut client, W, H);
     let before = import_stats(&compositor);
     let frame = client.ext_capture_frame(&session, &target).unwrap();
 
@@ -159,4 +156,139 @@ fn ext_capture_errors_are_the_protocols_own() {
     let (session, _) = output_session(&mut client);
     let target = shm_target(&mut client, W, H);
     assert!(client.ext_capture_frame(&session, &target.buffer).unwrap().ready, "others' captures go on");
+}
+
+/// A window `width` x `height` titled `title` showing one colour.
+fn show_solid(client: &mut TestClient, title: &str, width: u32, height: u32, colour: Rgba) -> axiom_testclient::Window {
+    let window = client.create_window(title).unwrap();
+    let buffer =
+        client.create_buffer(&Image::solid(width, height, colour), Format32::Xrgb8888, width as usize * 4, 0xff);
+    client.present(&window.surface, &buffer.unwrap()).unwrap();
+    window
+}
+
+/// A memfd dma-buf `width` x `height`, XRGB8888 LINEAR, for a capture to write.
+fn dmabuf_target(
+    client: &mut TestClient,
+    width: u32,
+    height: u32,
+) -> (wayland_client::protocol::wl_buffer::WlBuffer, SharedMemory) {
+    let dmabuf = client.bind_dmabuf(4).unwrap();
+    let memory = SharedMemory::new((width * height * 4) as usize).unwrap();
+    seal_shrink(memory.fd()).unwrap();
+    let params = client.dmabuf_params(&dmabuf, &[Plane { fd: memory.fd(), offset: 0, stride: width * 4, modifier: 0 }]);
+    let created = client.dmabuf_create(&params, width as i32, height as i32, Fourcc::Xrgb8888 as u32).unwrap();
+    let Created::Buffer(buffer) = created else { panic!("create failed") };
+    (buffer, memory)
+}
+
+/// A toplevel source captures its window alone: the parts another window covers
+/// included, the size of its geometry; a frame waits for the window's own change (not
+/// for what another window does over it); the list follows its title; its session
+/// stops when it is unmapped.
+#[test]
+fn a_toplevel_session_captures_its_window_alone_covered_parts_included() {
+    let compositor = start(W, H);
+    let mut client = compositor.connect().unwrap();
+    let (window, _buffer, pattern) = show_pattern(&mut client, 40, 30);
+    let (x, y) = centred(W, H, 40, 30);
+    // Centred over the pattern: covers its rows 10..20, all across.
+    let red = Rgba::opaque(255, 0, 0);
+    let cover = show_solid(&mut client, "cover", 60, 10, red);
+    let screen = client.screenshot_of(&client.output.clone()).unwrap();
+    assert!(screen.crop(x, y + 10, 40, 10) == Image::solid(40, 10, red), "the pattern is covered on screen");
+
+    let toplevel = client.foreign_toplevel("pattern").unwrap();
+    assert_eq!(toplevel.app_id, "axiom-testclient");
+    assert_eq!(toplevel.identifier.len(), 32, "{toplevel:?}");
+    let (session, constraints) = client.ext_toplevel_capture_session(&toplevel.handle).unwrap();
+    assert_eq!(constraints.buffer_size, Some((40, 30)), "{constraints:?}");
+    assert!(!constraints.stopped);
+
+    let target = shm_target(&mut client, 40, 30);
+    let first = client.ext_capture_frame(&session, &target.buffer).unwrap();
+    assert!(first.ready, "{first:?}\n{}", compositor.log());
+    assert_eq!(first.damage, vec![(0, 0, 40, 30)]);
+    let shot = Image::from_xrgb8888(40, 30, 40 * 4, target.memory.bytes());
+    assert_image(&shot, &pattern, 0, "toplevel-first");
+
+    // The window over it changes: nothing of this window did, and its frame waits.
+    let frame = client.ext_start_frame(&session, &target.buffer);
+    let green = Rgba::opaque(0, 255, 0);
+    let recoloured = client.create_buffer(&Image::solid(60, 10, green), Format32::Xrgb8888, 60 * 4, 0xff).unwrap();
+    client.present(&cover.surface, &recoloured).unwrap();
+    client.commit_and_wait_frame(&cover.surface).unwrap();
+    let waiting = client.ext_frame_events(&frame).unwrap();
+    assert!(!waiting.ready && waiting.failed.is_none(), "{waiting:?}");
+    // Its own rows 2..4 change: the frame is answered with them.
+    let mut changed = pattern.clone();
+    for row in 2..4 {
+        for col in 0..40 {
+            changed.pixels[(row * 40 + col) as usize] = green;
+        }
+    }
+    let update = client.create_buffer(&changed, Format32::Xrgb8888, 40 * 4, 0xff).unwrap();
+    window.surface.attach(Some(&update.buffer), 0, 0);
+    window.surface.damage_buffer(0, 2, 40, 2);
+    window.surface.commit();
+    let second = client.ext_finish_frame(frame).unwrap();
+    assert!(second.ready, "{second:?}");
+    assert!(!second.damage.is_empty(), "{second:?}");
+    for &(dx, dy, dw, dh) in &second.damage {
+        assert!(dx >= 0 && dy >= 0 && dx + dw <= 40 && dy + dh <= 30, "{second:?}: within the window");
+        assert!(dy <= 2 && dy + dh >= 4, "{second:?}: covers the rows that changed");
+    }
+    let shot = Image::from_xrgb8888(40, 30, 40 * 4, target.memory.bytes());
+    assert_image(&shot, &changed, 0, "toplevel-second");
+
+    // The list follows the title.
+    window.toplevel.set_title("renamed".into());
+    let renamed = client.foreign_toplevel("renamed").unwrap();
+    assert_eq!(renamed.identifier, toplevel.identifier);
+
+    // Unmapped: a frame fails `stopped`, the session stops, the handle is closed.
+    let frame = client.ext_start_frame(&session, &target.buffer);
+    window.destroy();
+    let stopped = client.ext_finish_frame(frame).unwrap();
+    assert_eq!(stopped.failed, Some(STOPPED), "{stopped:?}");
+    assert!(client.ext_session_events(&session).unwrap().stopped);
+    client.wait_toplevel_closed(&toplevel.identifier).unwrap();
+}
+
+/// Into a dma-buf a window's frame is written on the GPU, nothing read back; resized,
+/// its session announces the new size, and a frame into a buffer of the old one fails
+/// with `buffer_constraints`.
+#[test]
+fn a_toplevel_capture_follows_its_windows_size_and_goes_into_dmabufs() {
+    let compositor = start(W, H);
+    let mut client = compositor.connect().unwrap();
+    let (window, _buffer, pattern) = show_pattern(&mut client, 40, 30);
+    let toplevel = client.foreign_toplevel("pattern").unwrap();
+    let (session, constraints) = client.ext_toplevel_capture_session(&toplevel.handle).unwrap();
+    if crate::common::dmabuf_vulkan_counter(&compositor).is_some() {
+        assert!(!constraints.dmabuf_formats.is_empty(), "{constraints:?}");
+        let (target, memory) = dmabuf_target(&mut client, 40, 30);
+        let before = import_stats(&compositor);
+        let frame = client.ext_capture_frame(&session, &target).unwrap();
+        assert!(frame.ready, "{frame:?}\n{}", compositor.log());
+        assert_image(&Image::from_xrgb8888(40, 30, 40 * 4, memory.bytes()), &pattern, 0, "toplevel-dmabuf");
+        let after = import_stats(&compositor);
+        assert_eq!(after["dmabuf_captures"], before["dmabuf_captures"] + 1, "{after:?}");
+        assert_eq!(after.get("readback_bytes"), before.get("readback_bytes"), "nothing read back: {after:?}");
+    } else {
+        assert!(constraints.dmabuf_formats.is_empty(), "{constraints:?}");
+    }
+
+    let old = shm_target(&mut client, 40, 30);
+    let blue = Rgba::opaque(0, 0, 255);
+    let resized = client.create_buffer(&Image::solid(50, 20, blue), Format32::Xrgb8888, 50 * 4, 0xff).unwrap();
+    client.present(&window.surface, &resized).unwrap();
+    let announced = client.ext_session_events(&session).unwrap();
+    assert_eq!(announced.buffer_size, Some((50, 20)), "{announced:?}");
+    let failed = client.ext_capture_frame(&session, &old.buffer).unwrap();
+    assert_eq!(failed.failed, Some(BUFFER_CONSTRAINTS), "{failed:?}");
+    let target = shm_target(&mut client, 50, 20);
+    let frame = client.ext_capture_frame(&session, &target.buffer).unwrap();
+    assert!(frame.ready, "{frame:?}");
+    assert!(Image::from_xrgb8888(50, 20, 50 * 4, target.memory.bytes()) == Image::solid(50, 20, blue));
 }

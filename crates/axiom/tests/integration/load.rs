@@ -3,6 +3,7 @@
 //! never reading its socket, and 200 clients at once. Figures are printed for
 //! docs/RELIABILITY.md; the assertions are on counts, never on timings.
 
+use axiom_testclient::hostile::capture;
 use axiom_testclient::hostile::requests::{memfd, XRGB8888};
 use axiom_testclient::hostile::stress::{self, BufferKind, Reading};
 use axiom_testclient::hostile::WireClient;
@@ -296,11 +297,13 @@ fn two_hundred_clients_with_a_window_each_all_get_frame_callbacks() {
     }
 }
 
-/// Captures into dma-bufs made and dropped by the thousand, in every ordering (answered,
-/// the buffer destroyed while the capture may be on the GPU, the frame destroyed before
-/// it is answered, a client gone with its capture pending), leave the compositor's fds,
-/// imports and malloc'd memory at their baseline. Where no dma-buf can be written
-/// (the CPU step forced) each capture fails, and the same holds.
+/// Captures into dma-bufs made and dropped by the thousand, through zwlr_screencopy
+/// and ext-image-copy-capture (output and toplevel sources), in every ordering
+/// (answered, the buffer destroyed while the capture may be on the GPU, the frame
+/// destroyed before it is answered, an ext session and source destroyed under a
+/// pending frame, a client gone with its capture pending), leave the compositor's
+/// fds, imports, sessions and malloc'd memory at their baseline. Where no dma-buf can
+/// be written (the CPU step forced) each capture fails, and the same holds.
 #[test]
 fn captures_into_dmabufs_by_the_thousand_in_every_ordering_leave_nothing_behind() {
     let compositor = start_with(W, H, &["--refresh", "500"]);
@@ -311,7 +314,12 @@ fn captures_into_dmabufs_by_the_thousand_in_every_ordering_leave_nothing_behind(
         std::thread::scope(|s| {
             let socket = &socket;
             let churns: Vec<_> = (0..clients)
-                .map(|_| s.spawn(move || stress::capture_churn(socket, W as i32, H as i32, cycles)))
+                .map(|n| {
+                    s.spawn(move || match n % 2 {
+                        0 => capture::capture_churn(socket, W as i32, H as i32, cycles),
+                        _ => capture::ext_capture_churn(socket, cycles),
+                    })
+                })
                 .collect();
             for churn in churns {
                 churn.join().unwrap().unwrap_or_else(|e| panic!("capture churn: {e:#}"));
@@ -343,11 +351,14 @@ fn captures_into_dmabufs_by_the_thousand_in_every_ordering_leave_nothing_behind(
         malloc_after / 1024
     );
     if crate::common::dmabuf_vulkan_counter(&compositor).is_some() {
-        // Each client's every third capture waits for its answer: those all were written.
-        let waited = 5 * (0..200).filter(|cycle| cycle % 3 == 0 && cycle + 1 != 200).count() as u64;
+        // Each zwlr client's (0, 2, 4) every third capture and each ext client's (1, 3)
+        // every fourth waits for its answer: those all were written.
+        let every = |n: usize| (0..200).filter(|cycle| cycle % n == 0 && cycle + 1 != 200).count() as u64;
+        let waited = 3 * every(3) + 2 * every(4);
         assert!(captured >= waited, "the captures waited for were written: {captured} of {waited}");
     }
     assert_eq!(live_after, live, "{LIVE:?} back at the baseline");
+    assert_eq!(stats.get("capture_sessions"), Some(&0), "every session freed: {stats:?}");
     assert_eq!(fds_after, fds, "open fds back at the baseline: {:?}", open_fds(pid));
     assert!(
         malloc_after <= malloc + MALLOC_SLACK,

@@ -607,7 +607,8 @@ fn real_dmabufs_made_and_dropped_by_the_thousand_leave_nothing_behind() {
 /// 1 of the ladder live), the frame offers one (`linux_dmabuf`), and the scene is painted
 /// straight into the client's udmabuf: exact pixels, no byte read back, the canvas not
 /// painted; `copy_with_damage` reports what changed; a buffer destroyed while its capture
-/// is on the GPU harms nothing; an ext-image-copy-capture session writes the same way.
+/// is on the GPU harms nothing; ext-image-copy-capture sessions of the output and of the
+/// window write the same way.
 /// With the CPU step forced no dma-buf is offered, and one sent anyway gets `failed`,
 /// never a black frame.
 #[test]
@@ -677,6 +678,22 @@ fn a_capture_into_a_dmabuf_is_painted_there_on_the_gpu() {
         "{}",
         crate::common::save_png(&shot, "ext-dmabuf")
     );
+    let after = import_stats(&compositor);
+    assert_eq!(after.get("dmabuf_captures"), Some(&(before["dmabuf_captures"] + 1)), "{after:?}");
+    assert_eq!(after.get("readback_bytes"), before.get("readback_bytes"), "{after:?}");
+
+    // A toplevel session paints the window alone straight into a dma-buf the same way
+    // (rows 1024 bytes apart: a udmabuf is whole pages).
+    let toplevel = client.foreign_toplevel("pattern").unwrap();
+    let (session, constraints) = client.ext_toplevel_capture_session(&toplevel.handle).unwrap();
+    assert_eq!(constraints.buffer_size, Some((200, 150)), "{constraints:?}");
+    let (window_memory, window_fd) = udmabuf_of(&Image::solid(256, 160, red));
+    let window_target = xrgb_buffer(&compositor, &mut client, &dmabuf, window_fd.as_fd(), 1024, (200, 150));
+    let before = import_stats(&compositor);
+    let done = client.ext_capture_frame(&session, &window_target).unwrap();
+    assert!(done.ready, "{done:?}");
+    let shot = Image::from_xrgb8888(200, 150, 1024, window_memory.bytes());
+    assert!(shot == Image::solid(200, 150, green), "{}", crate::common::save_png(&shot, "toplevel-dmabuf"));
     let after = import_stats(&compositor);
     assert_eq!(after.get("dmabuf_captures"), Some(&(before["dmabuf_captures"] + 1)), "{after:?}");
     assert_eq!(after.get("readback_bytes"), before.get("readback_bytes"), "{after:?}");
