@@ -198,7 +198,7 @@ fn grim_screenshot_shows_weston_simple_shm() {
 }
 
 #[test]
-fn glxgears_through_xwayland_is_drawn_centred() {
+fn glxgears_through_xwayland_is_drawn_centred_and_listed_and_captured_alone() {
     let compositor =
         Compositor::start_with_xwayland(&crate::common::axiom_binary(), 640, 480, &[]).expect("start axiom");
     let mut child = spawn_glxgears(&compositor);
@@ -209,7 +209,8 @@ fn glxgears_through_xwayland_is_drawn_centred() {
     // Its three gears: red, green and blue pixels. The window can show before its first
     // frame does (black), on a loaded machine for a while.
     let (x, y, w, h) = rect;
-    let gear_pixels = |shot: &Image| {
+    // In the window's area of `shot`, at (x, y).
+    let gear_pixels = |shot: &Image, (x, y): (u32, u32)| {
         let gears = shot.crop(x, y, w, h);
         let count = |is: fn(&axiom_testclient::Rgba) -> bool| gears.pixels.iter().filter(|p| is(p)).count();
         let red = count(|p| p.0 > 150 && p.1 < 60 && p.2 < 60);
@@ -219,12 +220,26 @@ fn glxgears_through_xwayland_is_drawn_centred() {
     };
     let mut client = compositor.connect().unwrap();
     let deadline = Instant::now() + CLIENT_LIMIT;
-    while gear_pixels(&shot).iter().any(|&(_, n)| n <= 500) && Instant::now() < deadline {
+    while gear_pixels(&shot, (x, y)).iter().any(|&(_, n)| n <= 500) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
         shot = client.screenshot().unwrap();
     }
-    for (name, n) in gear_pixels(&shot) {
+    for (name, n) in gear_pixels(&shot, (x, y)) {
         assert!(n > 500, "only {n} {name} pixels (screenshot {})", save_png(&shot, "glxgears"));
+    }
+    // The X11 window is in ext_foreign_toplevel_list_v1 by its title, and a toplevel
+    // capture session shows it alone, at its size, gears and all.
+    let toplevel = client.foreign_toplevel("glxgears").unwrap();
+    let (session, constraints) = client.ext_toplevel_capture_session(&toplevel.handle).unwrap();
+    assert_eq!(constraints.buffer_size, Some((w, h)), "{constraints:?}");
+    let layout = axiom_testclient::ShmLayout { width: w, height: h, stride: w as usize * 4, offset: 0 };
+    let format = axiom_testclient::image::Format32::Xrgb8888.shm_code();
+    let target = client.create_shm_buffer(&vec![0; (w * h * 4) as usize], layout, format, true).unwrap();
+    let frame = client.ext_capture_frame(&session, &target.buffer).unwrap();
+    assert!(frame.ready, "{frame:?}");
+    let alone = Image::from_xrgb8888(w, h, w as usize * 4, target.memory.bytes());
+    for (name, n) in gear_pixels(&alone, (0, 0)) {
+        assert!(n > 500, "only {n} {name} pixels in its capture ({})", save_png(&alone, "glxgears-alone"));
     }
     let _ = child.kill();
     let _ = child.wait();
