@@ -28,6 +28,14 @@ pub struct Options {
     #[arg(long = "output", value_name = "WxH[@HZ]", value_parser = parse_output, conflicts_with = "size")]
     pub outputs: Vec<OutputSpec>,
 
+    /// The mode of a display connector (drm backend), as NAME=WxH[@HZ] (e.g.
+    /// `Virtual-2=800x600@75`): the mode of that size closest to HZ (its preferred
+    /// refresh where none is given) instead of its preferred mode; repeat it for others.
+    /// A connector with no such mode keeps its preferred one (logged). Each output is
+    /// paced at its own mode's refresh.
+    #[arg(long = "mode", value_name = "NAME=WxH[@HZ]", value_parser = parse_mode_choice)]
+    pub modes: Vec<ModeChoice>,
+
     /// Scale factor of the headless outputs (1.5, 2...): clients see logical sizes of
     /// WIDTH/SCALE by HEIGHT/SCALE and are asked for buffers this much larger.
     #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
@@ -91,6 +99,13 @@ pub struct Options {
 pub struct OutputSpec {
     pub size: (u32, u32),
     pub refresh: Option<f64>,
+}
+
+/// A connector's mode asked for with `--mode`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModeChoice {
+    pub connector: String,
+    pub output: OutputSpec,
 }
 
 impl Options {
@@ -206,6 +221,14 @@ fn parse_output(text: &str) -> Result<OutputSpec, String> {
     Ok(OutputSpec { size: parse_size(size)?, refresh })
 }
 
+fn parse_mode_choice(text: &str) -> Result<ModeChoice, String> {
+    let (connector, mode) = text.split_once('=').ok_or_else(|| format!("{text:?}: expected NAME=WxH[@HZ]"))?;
+    if connector.is_empty() {
+        return Err(format!("{text:?}: no connector name"));
+    }
+    Ok(ModeChoice { connector: connector.to_string(), output: parse_output(mode)? })
+}
+
 fn parse_scale(text: &str) -> Result<f64, String> {
     let scale: f64 = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
     // As smithay's fractional scales: multiples of 1/120.
@@ -239,6 +262,9 @@ mod tests {
         assert_eq!(parse_output("1024x768@30"), Ok(OutputSpec { size: (1024, 768), refresh: Some(30.0) }));
         assert_eq!(parse_output("800x600"), Ok(OutputSpec { size: (800, 600), refresh: None }));
         assert!(parse_output("800x600@0").is_err() && parse_output("@60").is_err());
+        let choice = parse_mode_choice("Virtual-2=800x600@75").unwrap();
+        assert_eq!(choice, ModeChoice { connector: "Virtual-2".into(), output: parse_output("800x600@75").unwrap() });
+        assert!(parse_mode_choice("800x600").is_err() && parse_mode_choice("=800x600").is_err());
         assert_eq!(parse_scale("1.5"), Ok(1.5));
         assert!(parse_scale("0").is_err() && parse_scale("1.001").is_err());
     }

@@ -27,7 +27,12 @@ pub fn run(options: cli::Options) -> anyhow::Result<u8> {
     if let Some(fd) = options.ready_fd {
         launch::claim_ready_fd(fd)?;
     }
-    match options.backend() {
+    let backend = options.backend();
+    anyhow::ensure!(
+        options.modes.is_empty() || backend == cli::Backend::Drm,
+        "--mode names display connectors: it is for the drm backend only"
+    );
+    match backend {
         cli::Backend::Winit => backend::winit::run(options),
         cli::Backend::Drm => backend::drm::run(options),
         _ => backend::headless::run(options),

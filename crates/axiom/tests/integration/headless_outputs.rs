@@ -87,6 +87,17 @@ fn several_outputs_are_refused_where_the_backend_has_one() {
     assert!(stderr.contains("several --output are for the headless backend only"), "{stderr}");
 }
 
+#[test]
+fn a_connector_mode_is_refused_where_there_are_no_connectors() {
+    let output = std::process::Command::new(axiom_binary())
+        .args(["--backend", "headless", "--mode", "HDMI-A-1=1920x1080@75"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--mode names display connectors: it is for the drm backend only"), "{stderr}");
+}
+
 /// An image whose every pixel differs from its neighbours': a scaled draw that is
 /// off by one pixel anywhere shows.
 fn pattern(width: u32, height: u32) -> Image {

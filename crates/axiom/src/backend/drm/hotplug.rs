@@ -21,7 +21,7 @@ use smithay::reexports::calloop::LoopHandle;
 use smithay::reexports::drm::control::{connector, Device as _, Mode};
 use smithay::reexports::wayland_server::backend::GlobalId;
 
-use super::{connected_outputs, kms_device_paths, open_with_connected, preferred_mode, ConnectedOutput, KmsOutput};
+use super::{chosen_mode, connected_outputs, kms_device_paths, open_with_connected, ConnectedOutput, KmsOutput};
 use crate::Axiom;
 
 /// How long a removed output's global stays disabled before it is destroyed, so that
@@ -83,7 +83,7 @@ impl Axiom {
         let mut changed = false;
         let mut remode = Vec::new();
         for (index, head) in kms.heads.iter_mut().enumerate() {
-            let now = kms.fd.get_connector(head.connector, true).ok().and_then(|info| preferred_mode(&info));
+            let now = kms.fd.get_connector(head.connector, true).ok().and_then(|info| chosen_mode(&info));
             let probed = match now {
                 None if head.connected => Probed::Unplugged,
                 None => Probed::Same,

@@ -1,7 +1,8 @@
 //! The DRM/KMS backend: a seat session through libseat, the first KMS device
 //! with a connected connector (found through udev, or in /dev/dri where there
 //! is no udev database; none connected yet, it waits for one: `hotplug.rs`),
-//! one output per connected connector at its preferred mode (`heads.rs`), and
+//! one output per connected connector at its preferred mode or the one `--mode`
+//! asks for (`heads.rs`), and
 //! on each CRTC page flips between two dumb buffers, paced by its vblank events.
 //!
 //! Each frame is composed by the renderer as on every backend, and each output's
@@ -60,6 +61,7 @@ use super::serve::{block_signals, init_output, serve};
 
 pub fn run(options: Options) -> anyhow::Result<u8> {
     let options = options.with_one_output()?;
+    let _ = MODE_CHOICES.set(options.modes.clone());
     let signals = block_signals()?;
     let (mut session, session_events) = LibSeatSession::new().map_err(|err| {
         anyhow::anyhow!(
@@ -265,8 +267,8 @@ fn connected_outputs(
         if info.interface() == connector::Interface::Writeback {
             continue;
         }
-        let Some(mode) = preferred_mode(&info) else { continue };
-        let name = format!("{}-{}", info.interface().as_str(), info.interface_id());
+        let Some(mode) = chosen_mode(&info) else { continue };
+        let name = connector_name(&info);
         let crtc = info
             .encoders()
             .iter()
@@ -283,14 +285,44 @@ fn connected_outputs(
     Ok(outputs)
 }
 
-/// The mode a connected connector prefers (its first, where it names none); None
+/// The connectors' modes `--mode` asks for, set once at start.
+static MODE_CHOICES: std::sync::OnceLock<Vec<crate::cli::ModeChoice>> = std::sync::OnceLock::new();
+
+/// A connector's name as outputs are named after it (`Virtual-1`, `HDMI-A-2`).
+fn connector_name(info: &connector::Info) -> String {
+    format!("{}-{}", info.interface().as_str(), info.interface_id())
+}
+
+/// The mode a connected connector is driven at: the one `--mode` asks for where it
+/// lists a mode of that size (the refresh closest to the one asked for, else to its
+/// preferred mode's), else the one it prefers (its first, where it names none); None
 /// while it is disconnected or lists no mode.
-fn preferred_mode(info: &connector::Info) -> Option<Mode> {
+fn chosen_mode(info: &connector::Info) -> Option<Mode> {
     if info.state() != connector::State::Connected {
         return None;
     }
     let modes = info.modes();
-    modes.iter().find(|m| m.mode_type().contains(ModeTypeFlags::PREFERRED)).or(modes.first()).copied()
+    let preferred = modes.iter().find(|m| m.mode_type().contains(ModeTypeFlags::PREFERRED)).or(modes.first())?;
+    let name = connector_name(info);
+    let Some(choice) = MODE_CHOICES.get().and_then(|c| c.iter().find(|c| c.connector == name)) else {
+        return Some(*preferred);
+    };
+    let (w, h) = choice.output.size;
+    let want = choice.output.refresh.unwrap_or_else(|| refresh_hz(preferred));
+    let distance = |m: &&Mode| (refresh_hz(m) - want).abs();
+    let sized = modes.iter().filter(|m| (u32::from(m.size().0), u32::from(m.size().1)) == (w, h));
+    match sized.min_by(|a, b| distance(a).total_cmp(&distance(b))) {
+        Some(mode) => Some(*mode),
+        None => {
+            tracing::warn!("KMS: {name} lists no {w}x{h} mode: it keeps its preferred one");
+            Some(*preferred)
+        }
+    }
+}
+
+/// A mode's refresh rate in Hz, to the millihertz.
+fn refresh_hz(mode: &Mode) -> f64 {
+    f64::from(smithay::output::Mode::from(*mode).refresh) / 1000.0
 }
 
 /// dev_t for the linux-dmabuf feedback: the device's render node, or the KMS node

@@ -196,3 +196,55 @@ fn a_surface_that_asks_to_tear_is_flipped_asynchronously() {
     assert!(!compositor.log().contains("its frames flip at vblank"), "no flip fell back: {}", compositor.log());
     drop(memory);
 }
+
+/// Presents `frames` frames of a small window made fullscreen on output `index`; the
+/// shown frames' times and refresh intervals.
+fn frames_on_output(client: &mut TestClient, index: usize, frames: usize) -> Vec<(Duration, u32)> {
+    client.roundtrip().unwrap();
+    let output = client.bind_output(client.output_globals()[index]).unwrap();
+    let window = client.create_window("paced").unwrap();
+    client.set_fullscreen_on(&window, &output).unwrap();
+    // Small buffers: the VM's CPU is emulated, and only the flips are looked at.
+    let buffers = solid_buffers(client, 32, &[Rgba::opaque(200, 0, 0), Rgba::opaque(0, 0, 200)]);
+    let mut feedbacks = Vec::new();
+    for i in 0..frames {
+        feedbacks.push(client.request_feedback(&window.surface));
+        client.present(&window.surface, &buffers[i % 2]).unwrap();
+    }
+    let results = client.wait_for_feedback(&feedbacks).unwrap();
+    window.destroy();
+    let shown = results.into_iter().filter_map(|r| match r {
+        Presented::Presented { time, refresh_ns, .. } => Some((time, refresh_ns)),
+        _ => None,
+    });
+    shown.collect()
+}
+
+/// Two CRTCs at different refresh rates (`--mode` drives the second at 800x600, 75
+/// Hz, a mode the VM's vkms is patched to list): a window on each is presented by its
+/// own CRTC's flips, on that CRTC's vblank grid, with its mode's refresh.
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn each_crtc_flips_at_its_own_modes_refresh() {
+    let compositor = Compositor::start_drm(&axiom_binary(), &["--mode", "Virtual-2=800x600@75"]).expect("starts");
+    let mut client = compositor.connect().unwrap();
+    let infos: Vec<OutputInfo> = outputs(&mut client).into_iter().map(|(_, info)| info).collect();
+    let second = OutputInfo { name: "Virtual-2".into(), position: (1024, 0), size: (800, 600) };
+    assert_eq!(infos, vec![output_info("Virtual-1", 0), second], "{}", compositor.log());
+
+    for (index, hz) in [(0, 60.0), (1, 75.0)] {
+        let shown = frames_on_output(&mut client, index, 12);
+        assert!(shown.len() >= 8, "{hz} Hz: most frames shown: {shown:?}");
+        let refresh = Duration::from_secs_f64(1.0 / hz);
+        for &(_, refresh_ns) in &shown {
+            let reported = Duration::from_nanos(u64::from(refresh_ns));
+            assert!(reported.abs_diff(refresh) < Duration::from_micros(100), "{hz} Hz: refresh {reported:?}");
+        }
+        // Flip times a whole number of this CRTC's refreshes apart.
+        let period = shown[0].1 as f64;
+        for pair in shown.windows(2) {
+            let vblanks = (pair[1].0 - pair[0].0).as_nanos() as f64 / period;
+            assert!(vblanks >= 0.99 && (vblanks - vblanks.round()).abs() < 0.02, "{hz} Hz: {shown:?}");
+        }
+    }
+}
