@@ -6,8 +6,9 @@
 //! A capture goes into a wl_shm buffer (the frame read back from the GPU) or, where
 //! the GPU can write dma-bufs (`Renderer::writes_dmabufs`) and the protocol so offers
 //! them, into the client's LINEAR dma-buf: the scene is painted straight into it
-//! where the renderer renders into dma-bufs, else the canvas is copied into it
-//! imported as a buffer, on the GPU either way, with no CPU byte of the frame
+//! where the renderer renders into dma-bufs, else the canvas (or the window, painted
+//! into a texture of its own) is copied into it imported as a buffer, on the GPU
+//! either way, with no CPU byte of the frame
 //! touched; `ready` follows when the GPU is done (`dmabuf_captures=` in the stats
 //! line).
 
@@ -65,7 +66,7 @@ impl CaptureFrame {
         }
     }
 
-    /// The captured output is gone.
+    /// The captured output, or window, is gone.
     fn stopped(&self) {
         match self {
             Self::Wlr(frame) => frame.failed(),
@@ -240,6 +241,13 @@ impl Axiom {
             if window.is_some() && shown.area.size != on_canvas.size {
                 // Resized since the request: its session has announced the new size.
                 capture.frame.failed();
+                continue;
+            }
+            if window.is_some() && self.renderer.scene_stale {
+                // A window is painted from the scene, which draws retired memory now: the
+                // next frame replaces it.
+                self.pending_captures.push(PendingCapture { with_damage: false, ..capture });
+                self.arm_vblank();
                 continue;
             }
             let of = match &window {

@@ -52,7 +52,9 @@ impl Axiom {
             }
             keep
         });
-        for window in mapped {
+        // An X11 override-redirect window (a menu, a tooltip) is no toplevel.
+        let toplevels = mapped.into_iter().filter(|w| w.x11_surface().is_none_or(|x| !x.is_override_redirect()));
+        for window in toplevels {
             let Some(surface) = toplevel_surface(&window) else { continue };
             let (title, app_id) = title_and_app_id(&window, &surface);
             match list.handles.iter().find(|(w, _)| *w == window) {
@@ -84,9 +86,10 @@ impl Axiom {
         let surface = handle.user_data().get::<WindowSurface>()?.0.clone();
         let location = self.space.element_location(window)?;
         let scale = self.renderer.canvas_scale;
+        // Edges rounded as the window's quads are (`render/compose.rs`), each on its own.
         let origin = location.to_f64().to_physical(scale).to_i32_round();
-        let size = window.geometry().size.to_f64().to_physical(scale).to_i32_round();
-        Some((surface, Rectangle::new(origin, size)))
+        let end = (location + window.geometry().size).to_f64().to_physical(scale).to_i32_round::<i32>();
+        Some((surface, Rectangle::new(origin, (end.x - origin.x, end.y - origin.y).into())))
     }
 }
 

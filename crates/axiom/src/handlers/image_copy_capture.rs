@@ -81,7 +81,8 @@ pub struct SessionShared {
     source: Option<Source>,
     /// Weak: the resource's data holds this, and a strong handle would keep both alive.
     resource: OnceLock<WeakResource<ExtImageCopyCaptureSessionV1>>,
-    /// The buffer size last announced: announced again when the output's mode changes.
+    /// The buffer size last announced: announced again when the output's mode, or the
+    /// window's size, changes.
     size: Mutex<Size<i32, Physical>>,
     damage: Mutex<SessionDamage>,
     /// Its frame alive, if any: a session has one at a time.
@@ -89,7 +90,7 @@ pub struct SessionShared {
     stopped: AtomicBool,
 }
 
-/// What changed on the session's output since its last frame was ready.
+/// What changed of the session's source since its last frame was ready.
 #[derive(Default)]
 struct SessionDamage {
     /// A frame was ready already (the first carries full damage).
@@ -351,7 +352,7 @@ impl SessionShared {
 }
 
 impl Axiom {
-    /// The buffer constraints of a session of an output of `size`.
+    /// The buffer constraints of a session of a source of `size`.
     fn announce_constraints(&self, session: &ExtImageCopyCaptureSessionV1, size: Size<i32, Physical>) {
         session.buffer_size(size.w as u32, size.h as u32);
         for format in SHM_FORMATS {
@@ -426,16 +427,21 @@ impl Axiom {
             let area = shown.area;
             // The output's mode, or the window's size, changed: the client's buffers must follow.
             let mut size = session.size.lock().unwrap_or_else(|e| e.into_inner());
-            if *size != area.size {
+            let resized = *size != area.size;
+            if resized {
                 *size = area.size;
                 self.announce_constraints(&resource, area.size);
             }
             drop(size);
+            if let Some(window) = shown.window.as_ref().filter(|w| !watched.contains(*w)) {
+                watched.push(window.clone());
+            }
+            let whole =
+                Rect { x0: area.loc.x, y0: area.loc.y, x1: area.loc.x + area.size.w, y1: area.loc.y + area.size.h };
             let changed = match &shown.window {
-                Some(window) => {
-                    watched.push(window.clone());
-                    window_damage.iter().find(|(w, _)| w == window).map(|(_, d)| *d)
-                }
+                // A frame into a buffer of the new size has all of it to show.
+                _ if resized => Some(whole),
+                Some(window) => window_damage.iter().find(|(w, _)| w == window).map(|(_, d)| *d),
                 None => damage,
             };
             if let Some(relative) = changed.and_then(|d| damage_within(d, area)) {

@@ -40,15 +40,29 @@ pub enum CaptureTarget {
 }
 
 fn rect(area: Rectangle<i32, Physical>) -> Rect {
-    Rect { x0: area.loc.x, y0: area.loc.y, x1: area.loc.x + area.size.w, y1: area.loc.y + area.size.h }
+    let (x1, y1) = (area.loc.x.saturating_add(area.size.w), area.loc.y.saturating_add(area.size.h));
+    Rect { x0: area.loc.x, y0: area.loc.y, x1, y1 }
 }
 
 impl Renderer {
     /// Gathers, from each frame on, what changes of these windows alone (by their
-    /// toplevel surfaces): for their captures' damage (`take_window_damage`).
+    /// toplevel surfaces): for their captures' damage (`take_window_damage`). With
+    /// none watched, the texture window captures are painted into goes too.
     pub fn watch_windows(&mut self, windows: Vec<ObjectId>) {
         self.window_damage.retain(|(w, _)| windows.contains(w));
+        if windows.is_empty() {
+            self.window_texture = None;
+        }
         self.watched_windows = windows;
+    }
+
+    /// Checks that a window of `size` can be painted alone: no side past the
+    /// device's largest texture (a client can make its window that large).
+    fn ensure_window_fits(&self, size: Size<i32, Physical>) -> anyhow::Result<()> {
+        let limit = i64::from(self.max_texture_dimension());
+        let fits = (1..=limit).contains(&i64::from(size.w)) && (1..=limit).contains(&i64::from(size.h));
+        anyhow::ensure!(fits, "a {}x{} window: past the device's {limit}-pixel textures", size.w, size.h);
+        Ok(())
     }
 
     /// What changed of each watched window since the last call (canvas pixels): its
@@ -85,6 +99,7 @@ impl Renderer {
                 Ok((self.output_texture.clone(), (region.loc.x as u32, region.loc.y as u32)))
             }
             CaptureOf::Window { window, area } => {
+                self.ensure_window_fits(size)?;
                 let fits = |t: &wgpu::Texture| (t.width(), t.height()) == (size.w as u32, size.h as u32);
                 let (texture, view) = match self.window_texture.take().filter(|(t, _)| fits(t)) {
                     Some(kept) => kept,
@@ -122,6 +137,7 @@ impl Renderer {
             let submission = match of {
                 CaptureOf::Canvas(region) => self.paint_scanout(region, &mut target)?,
                 CaptureOf::Window { window, area } => {
+                    self.ensure_window_fits(area.size)?;
                     let view = target.view.clone();
                     Some(self.paint_window(&view, window, rect(area)).context(STALE)?)
                 }

@@ -292,3 +292,27 @@ fn a_toplevel_capture_follows_its_windows_size_and_goes_into_dmabufs() {
     assert!(frame.ready, "{frame:?}");
     assert!(Image::from_xrgb8888(50, 20, 50 * 4, target.memory.bytes()) == Image::solid(50, 20, blue));
 }
+
+/// A window past the device's largest texture (a 1x1 buffer stretched by wp_viewport)
+/// cannot be painted alone: its session announces its size, and a frame fails with
+/// `buffer_constraints`, with nothing sent to the GPU that it would refuse (the harness
+/// fails any test whose log shows a wgpu error).
+#[test]
+fn a_window_too_large_to_paint_alone_fails_its_frames() {
+    let compositor = start(W, H);
+    let mut client = compositor.connect().unwrap();
+    let window = client.create_window("huge").unwrap();
+    let buffer = client.create_buffer(&Image::solid(1, 1, Rgba::opaque(255, 0, 0)), Format32::Xrgb8888, 4, 0xff);
+    let viewport = client.viewport(&window.surface);
+    viewport.set_destination(20000, 10);
+    client.present(&window.surface, &buffer.unwrap()).unwrap();
+    let toplevel = client.foreign_toplevel("huge").unwrap();
+    let (session, constraints) = client.ext_toplevel_capture_session(&toplevel.handle).unwrap();
+    assert_eq!(constraints.buffer_size, Some((20000, 10)), "{constraints:?}");
+    let target = shm_target(&mut client, 20000, 10);
+    let frame = client.ext_capture_frame(&session, &target.buffer).unwrap();
+    assert_eq!(frame.failed, Some(BUFFER_CONSTRAINTS), "{frame:?}");
+    let (others, _) = output_session(&mut client);
+    let target = shm_target(&mut client, W, H);
+    assert!(client.ext_capture_frame(&others, &target.buffer).unwrap().ready, "the output's captures go on");
+}

@@ -42,7 +42,7 @@ use smithay::backend::session::{Event as SessionEvent, Session};
 use smithay::desktop::utils::OutputPresentationFeedback;
 use smithay::reexports::drm::buffer::{Buffer as _, DrmFourcc};
 use smithay::reexports::drm::control::{
-    connector, crtc, dumbbuffer::DumbBuffer, framebuffer, plane, Device as _, Mode, ModeTypeFlags,
+    connector, crtc, dumbbuffer::DumbBuffer, framebuffer, plane, Device as _, Mode, ModeFlags, ModeTypeFlags,
 };
 use smithay::reexports::rustix::fs::OFlags;
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback::Kind;
@@ -294,8 +294,9 @@ fn connector_name(info: &connector::Info) -> String {
 }
 
 /// The mode a connected connector is driven at: the one `--mode` asks for where it
-/// lists a mode of that size (the refresh closest to the one asked for, else to its
-/// preferred mode's), else the one it prefers (its first, where it names none); None
+/// lists a progressive mode of that size (the refresh closest to the one asked for;
+/// with none asked for, its preferred mode where that is the size, else the closest
+/// to its refresh), else the one it prefers (its first, where it names none); None
 /// while it is disconnected or lists no mode.
 fn chosen_mode(info: &connector::Info) -> Option<Mode> {
     if info.state() != connector::State::Connected {
@@ -308,9 +309,15 @@ fn chosen_mode(info: &connector::Info) -> Option<Mode> {
         return Some(*preferred);
     };
     let (w, h) = choice.output.size;
+    let of_size = |m: &Mode| (u32::from(m.size().0), u32::from(m.size().1)) == (w, h);
+    if choice.output.refresh.is_none() && of_size(preferred) {
+        return Some(*preferred);
+    }
     let want = choice.output.refresh.unwrap_or_else(|| refresh_hz(preferred));
     let distance = |m: &&Mode| (refresh_hz(m) - want).abs();
-    let sized = modes.iter().filter(|m| (u32::from(m.size().0), u32::from(m.size().1)) == (w, h));
+    // Progressive modes only: an interlaced or double-scanned one is never what is meant.
+    let odd = ModeFlags::INTERLACE | ModeFlags::DBLSCAN;
+    let sized = modes.iter().filter(|m| of_size(m) && !m.flags().intersects(odd));
     match sized.min_by(|a, b| distance(a).total_cmp(&distance(b))) {
         Some(mode) => Some(*mode),
         None => {
