@@ -31,8 +31,7 @@ pub struct Options {
     /// The mode of a display connector (drm backend), as NAME=WxH[@HZ] (e.g.
     /// `Virtual-2=800x600@75`): the mode of that size closest to HZ (its preferred
     /// refresh where none is given) instead of its preferred mode; repeat it for others.
-    /// A connector with no such mode keeps its preferred one (logged). Each output is
-    /// paced at its own mode's refresh.
+    /// A connector with no such mode keeps its preferred one (logged).
     #[arg(long = "mode", value_name = "NAME=WxH[@HZ]", value_parser = parse_mode_choice)]
     pub modes: Vec<ModeChoice>,
 

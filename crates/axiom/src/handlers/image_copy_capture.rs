@@ -436,11 +436,9 @@ impl Axiom {
             if let Some(window) = shown.window.as_ref().filter(|w| !watched.contains(*w)) {
                 watched.push(window.clone());
             }
-            let whole =
-                Rect { x0: area.loc.x, y0: area.loc.y, x1: area.loc.x + area.size.w, y1: area.loc.y + area.size.h };
             let changed = match &shown.window {
                 // A frame into a buffer of the new size has all of it to show.
-                _ if resized => Some(whole),
+                _ if resized => Some(Rect::of_area(area)),
                 Some(window) => window_damage.iter().find(|(w, _)| w == window).map(|(_, d)| *d),
                 None => damage,
             };

@@ -39,11 +39,6 @@ pub enum CaptureTarget {
     Copied(wgpu::Buffer),
 }
 
-fn rect(area: Rectangle<i32, Physical>) -> Rect {
-    let (x1, y1) = (area.loc.x.saturating_add(area.size.w), area.loc.y.saturating_add(area.size.h));
-    Rect { x0: area.loc.x, y0: area.loc.y, x1, y1 }
-}
-
 impl Renderer {
     /// Gathers, from each frame on, what changes of these windows alone (by their
     /// toplevel surfaces): for their captures' damage (`take_window_damage`). With
@@ -106,7 +101,7 @@ impl Renderer {
                     None => super::create_output(&self.device, size),
                 };
                 self.window_texture = Some((texture.clone(), view.clone()));
-                self.paint_window(&view, window, rect(area)).context(STALE)?;
+                self.paint_window(&view, window, Rect::of_area(area)).context(STALE)?;
                 Ok((texture, (0, 0)))
             }
         }
@@ -139,7 +134,7 @@ impl Renderer {
                 CaptureOf::Window { window, area } => {
                     self.ensure_window_fits(area.size)?;
                     let view = target.view.clone();
-                    Some(self.paint_window(&view, window, rect(area)).context(STALE)?)
+                    Some(self.paint_window(&view, window, Rect::of_area(area)).context(STALE)?)
                 }
             };
             // A capture is no frame of an output's: it holds back no repaint.

@@ -20,6 +20,12 @@ impl Rect {
         Rect { x0: x.floor() as i32, y0: y.floor() as i32, x1: (x + w).ceil() as i32, y1: (y + h).ceil() as i32 }
     }
 
+    /// The same area as `area` (canvas pixels).
+    pub fn of_area(area: smithay::utils::Rectangle<i32, smithay::utils::Physical>) -> Self {
+        let (x1, y1) = (area.loc.x.saturating_add(area.size.w), area.loc.y.saturating_add(area.size.h));
+        Rect { x0: area.loc.x, y0: area.loc.y, x1, y1 }
+    }
+
     pub fn union(self, other: Rect) -> Rect {
         Rect {
             x0: self.x0.min(other.x0),

@@ -78,8 +78,8 @@ impl Renderer {
         };
         let Some(damage) = damage else { return Some((frame, None)) };
 
-        let draws = self.visible_draws(damage, None);
-        let id = self.draw(target, area, damage, draws, Under::Background);
+        let (draws, covered) = self.visible_draws(damage, None);
+        let id = self.draw(target, area, damage, draws, covered, Under::Background);
         self.completions.composed(id);
         Some((frame, Some(id)))
     }
@@ -97,13 +97,14 @@ impl Renderer {
         if self.scene_stale {
             return None;
         }
-        let draws = self.visible_draws(area, Some(window));
-        Some(self.draw(target, area, area, draws, Under::Transparent))
+        let (draws, covered) = self.visible_draws(area, Some(window));
+        Some(self.draw(target, area, area, draws, covered, Under::Transparent))
     }
 
     /// The scene's quads that show in `damage` (of `window`'s only, where given),
-    /// bottom first: from the last one that covers it all with opaque pixels.
-    fn visible_draws(&self, damage: Rect, window: Option<&ObjectId>) -> Vec<(DrawUniform, wgpu::BindGroup)> {
+    /// bottom first: from the last one that covers it all with opaque pixels; and
+    /// whether there is such a quad (then nothing shows under them).
+    fn visible_draws(&self, damage: Rect, window: Option<&ObjectId>) -> (Vec<(DrawUniform, wgpu::BindGroup)>, bool) {
         let chosen: Vec<&(DrawUniform, wgpu::BindGroup)> = self
             .scene
             .draws
@@ -113,27 +114,28 @@ impl Renderer {
             .map(|(draw, _)| draw)
             .collect();
         // Nothing below a quad that covers the whole damage with opaque pixels can show.
-        let first = chosen.iter().rposition(|(uniform, _)| covers(uniform, damage)).unwrap_or(0);
+        let covering = chosen.iter().rposition(|(uniform, _)| covers(uniform, damage));
         // Quads outside the damage (another output's, on a scanout buffer) draw nothing.
-        chosen[first..]
+        let draws = chosen[covering.unwrap_or(0)..]
             .iter()
             .filter(|(uniform, _)| Rect::from_xywh(uniform.dst).intersect(damage).is_some())
             .map(|&draw| draw.clone())
-            .collect()
+            .collect();
+        (draws, covering.is_some())
     }
 
     /// Draws `draws` (canvas pixels) into `target`, whose pixel (0, 0) is the canvas's
-    /// (area.x0, area.y0), within `damage`, over what `under` says where no opaque
-    /// quad covers it all; returns the submission.
+    /// (area.x0, area.y0), within `damage`, over what `under` says unless an opaque
+    /// quad covers it all (`covered`); returns the submission.
     fn draw(
         &mut self,
         target: &wgpu::TextureView,
         area: Rect,
         damage: Rect,
         draws: Vec<(DrawUniform, wgpu::BindGroup)>,
+        covered: bool,
         under: Under,
     ) -> SubmissionId {
-        let covered = draws.first().is_some_and(|(uniform, _)| covers(uniform, damage));
         // The background is draw 0, under the damaged area; transparency clears the target.
         let background = DrawUniform {
             dst: [damage.x0 as f32, damage.y0 as f32, (damage.x1 - damage.x0) as f32, (damage.y1 - damage.y0) as f32],

@@ -117,12 +117,7 @@ impl Renderer {
     ) -> anyhow::Result<Option<SubmissionId>> {
         let size = target.texture.size();
         self.ensure_canvas_area(region, size.width, size.height)?;
-        let area = Rect {
-            x0: region.loc.x,
-            y0: region.loc.y,
-            x1: region.loc.x + region.size.w,
-            y1: region.loc.y + region.size.h,
-        };
+        let area = Rect::of_area(region);
         // Moved on the canvas since: what it holds is not known.
         let holds = target.holds.take().and_then(|(frame, at)| (at == region).then_some(frame));
         let Some((frame, submission)) = self.paint(&target.view, area, holds) else {

@@ -1,9 +1,10 @@
 //! One output per connected connector of the KMS device, each on a CRTC of its
 //! own at its connector's preferred mode (or the one `--mode` asks for). The
-//! renderer composes one canvas with the outputs side by side (`outputs.rs`); each CRTC shows its part of it. The
-//! first output is the primary one: its planes may show client buffers (direct
-//! scanout, overlay), its flips carry the frame's presentation feedback, and its
-//! writeback connector answers screencopy while they do.
+//! renderer composes one canvas with the outputs side by side (`outputs.rs`); each
+//! CRTC shows its part of it. The first output is the primary one: its planes may
+//! show client buffers (direct scanout, overlay), its flips carry the frame's
+//! presentation feedback, and its writeback connector answers screencopy while they
+//! do.
 
 use std::os::fd::OwnedFd;
 
