@@ -261,18 +261,17 @@ pub fn settled_footprint(pid: u32) -> (usize, u64) {
     last
 }
 
-/// Asserts that presented frames (`Presented::Presented`, in order) sit on one
-/// output's refresh grid. Headless presentation time is when the frame's GPU work
-/// finished, after the refresh (`seq`) that composed it: so each frame has a refresh
-/// of its own (seq increases), and time less seq times `interval` (when that
-/// output's refresh 0 was, plus the frame's GPU time) varies by less than
-/// `slack`, the most GPU time allowed. Every frame reports the refresh `interval`.
-pub fn assert_on_refresh_grid(
-    presented: &[axiom_testclient::client::Presented],
-    interval: Duration,
-    slack: Duration,
-    what: &str,
-) {
+/// Asserts that presented frames (`Presented::Presented`, in order) are paced by one
+/// output's clock at `interval`: each has a refresh of its own (seq increases), every
+/// frame reports the refresh `interval`, and the refreshes are `interval` apart in
+/// time. Headless presentation time is when the frame's GPU work finished, after the
+/// refresh (`seq`) that composed it, so any one frame may be late by however long a
+/// loaded machine takes; the check is on the rate, not on that lateness. Time less seq
+/// times `interval` is when refresh 0 was plus the frame's lateness; a clock running
+/// at another rate moves it by the difference at every refresh. Over the refreshes the
+/// frames span, it may move by a quarter of that span: a clock 25% off the interval
+/// fails, a frame late by a few refreshes does not.
+pub fn assert_on_refresh_grid(presented: &[axiom_testclient::client::Presented], interval: Duration, what: &str) {
     use axiom_testclient::client::Presented;
     let frames: Vec<(Duration, u64, u32)> = presented
         .iter()
@@ -285,13 +284,17 @@ pub fn assert_on_refresh_grid(
     assert!(frames.iter().all(|f| f.2 == refresh), "{what}: every frame reports refresh {refresh} ns: {frames:?}");
     assert!(frames.windows(2).all(|w| w[0].1 < w[1].1), "{what}: one refresh per frame (seq): {frames:?}");
     assert!(frames.windows(2).all(|w| w[0].0 < w[1].0), "{what}: times increase: {frames:?}");
+    let span = frames.last().map_or(0, |f| f.1) - frames.first().map_or(0, |f| f.1);
+    assert!(span >= 4, "{what}: the frames span at least 4 refreshes, for their rate to show: {frames:?}");
     let offsets: Vec<i128> = frames
         .iter()
         .map(|&(time, seq, _)| time.as_nanos() as i128 - i128::from(seq) * interval.as_nanos() as i128)
         .collect();
     let spread = offsets.iter().max().unwrap_or(&0) - offsets.iter().min().unwrap_or(&0);
+    let allowed = i128::from(span) * interval.as_nanos() as i128 / 4;
     assert!(
-        spread < slack.as_nanos() as i128,
-        "{what}: time less seq refreshes of {interval:?} varies by {spread} ns, more than {slack:?}: {frames:?}"
+        spread < allowed,
+        "{what}: time less seq refreshes of {interval:?} varies by {spread} ns over {span} refreshes, more than \
+         {allowed} ns (a quarter of them): the refreshes are not {interval:?} apart: {frames:?}"
     );
 }
