@@ -79,6 +79,7 @@ pub struct State {
     pub(crate) dmabuf: crate::dmabuf::DmabufEvents,
     pub(crate) color: crate::color::ColorEvents,
     pub(crate) ext_capture: crate::ext_capture::ExtCaptureEvents,
+    pub(crate) pointer: crate::pointer::PointerEvents,
     output_scales: HashMap<ObjectId, i32>,
     pub(crate) decoration_modes:
         HashMap<ObjectId, wayland_protocols::xdg::decoration::zv1::client::zxdg_toplevel_decoration_v1::Mode>,
@@ -453,6 +454,12 @@ impl TestClient {
     /// Takes a screenshot of the whole output through zwlr_screencopy.
     pub fn screenshot(&mut self) -> anyhow::Result<Image> {
         let frame = self.screencopy()?.capture_output(0, &self.output, &self.qh, ());
+        self.capture(frame)
+    }
+
+    /// Takes a screenshot of the whole output with the cursor painted on (`overlay_cursor`).
+    pub fn screenshot_with_cursor(&mut self) -> anyhow::Result<Image> {
+        let frame = self.screencopy()?.capture_output(1, &self.output, &self.qh, ());
         self.capture(frame)
     }
 

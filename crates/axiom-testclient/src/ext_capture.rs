@@ -8,6 +8,7 @@ use anyhow::Context;
 use wayland_client::backend::ObjectId;
 use wayland_client::protocol::wl_buffer::WlBuffer;
 use wayland_client::protocol::wl_output::WlOutput;
+use wayland_client::protocol::wl_pointer::WlPointer;
 use wayland_client::protocol::wl_shm;
 use wayland_client::{delegate_noop, Connection, Dispatch, Proxy, QueueHandle, WEnum};
 use wayland_protocols::ext::foreign_toplevel_list::v1::client::{
@@ -20,6 +21,7 @@ use wayland_protocols::ext::image_capture_source::v1::client::{
     ext_output_image_capture_source_manager_v1::ExtOutputImageCaptureSourceManagerV1,
 };
 use wayland_protocols::ext::image_copy_capture::v1::client::{
+    ext_image_copy_capture_cursor_session_v1::{self, ExtImageCopyCaptureCursorSessionV1},
     ext_image_copy_capture_frame_v1::{self, ExtImageCopyCaptureFrameV1},
     ext_image_copy_capture_manager_v1::{ExtImageCopyCaptureManagerV1, Options},
     ext_image_copy_capture_session_v1::{self, ExtImageCopyCaptureSessionV1},
@@ -73,6 +75,23 @@ pub(crate) struct ExtCaptureEvents {
     toplevels: Vec<Toplevel>,
     sessions: HashMap<ObjectId, SessionEvents>,
     frames: HashMap<ObjectId, FrameEvents>,
+    cursors: HashMap<ObjectId, CursorEvents>,
+}
+
+/// What a cursor session told: `enter` and `leave` in order (true: enter), and the
+/// last `position` and `hotspot`.
+#[derive(Default, Debug, Clone, PartialEq)]
+pub struct CursorEvents {
+    pub crossings: Vec<bool>,
+    pub position: Option<(i32, i32)>,
+    pub hotspot: Option<(i32, i32)>,
+}
+
+impl CursorEvents {
+    /// Whether the cursor is in the captured area, as last told.
+    pub fn inside(&self) -> bool {
+        self.crossings.last() == Some(&true)
+    }
 }
 
 /// A session of a capture of this client's output, with its announced constraints.
@@ -87,7 +106,38 @@ impl TestClient {
     pub fn ext_capture_session(&mut self, output: &WlOutput) -> anyhow::Result<(ExtSession, SessionEvents)> {
         let (sources, _) = self.ext_managers()?;
         let source = sources.create_source(output, &self.qh, ());
-        self.ext_session_of(source)
+        self.ext_session_of(source, Options::empty())
+    }
+
+    /// As `ext_capture_session`, with the `paint_cursors` option.
+    pub fn ext_capture_session_painting_cursors(
+        &mut self,
+        output: &WlOutput,
+    ) -> anyhow::Result<(ExtSession, SessionEvents)> {
+        let (sources, _) = self.ext_managers()?;
+        let source = sources.create_source(output, &self.qh, ());
+        self.ext_session_of(source, Options::PaintCursors)
+    }
+
+    /// Starts a cursor session of `pointer`'s cursor on `output` and the capture
+    /// session it gives out; waits for that one's constraints (`done`) or `stopped`.
+    pub fn ext_cursor_session(
+        &mut self,
+        output: &WlOutput,
+        pointer: &WlPointer,
+    ) -> anyhow::Result<(ExtImageCopyCaptureCursorSessionV1, ExtSession, SessionEvents)> {
+        let (sources, manager) = self.ext_managers()?;
+        let source = sources.create_source(output, &self.qh, ());
+        let cursor = manager.create_pointer_cursor_session(&source, pointer, &self.qh, ());
+        let session = cursor.get_capture_session(&self.qh, ());
+        let (session, events) = self.ext_wait_constraints(session, source)?;
+        Ok((cursor, session, events))
+    }
+
+    /// What `cursor` told so far.
+    pub fn ext_cursor_events(&mut self, cursor: &ExtImageCopyCaptureCursorSessionV1) -> anyhow::Result<CursorEvents> {
+        self.roundtrip()?;
+        Ok(self.state.ext_capture.cursors.get(&cursor.id()).cloned().unwrap_or_default())
     }
 
     /// Starts a capture session of the toplevel `handle` names and waits for its
@@ -108,7 +158,7 @@ impl TestClient {
             }
         };
         let source = sources.create_source(handle, &self.qh, ());
-        self.ext_session_of(source)
+        self.ext_session_of(source, Options::empty())
     }
 
     /// The toplevels ext_foreign_toplevel_list_v1 told of so far (binding it the
@@ -152,9 +202,21 @@ impl TestClient {
         Ok((sources, manager))
     }
 
-    fn ext_session_of(&mut self, source: ExtImageCaptureSourceV1) -> anyhow::Result<(ExtSession, SessionEvents)> {
+    fn ext_session_of(
+        &mut self,
+        source: ExtImageCaptureSourceV1,
+        options: Options,
+    ) -> anyhow::Result<(ExtSession, SessionEvents)> {
         let (_, manager) = self.ext_managers()?;
-        let session = manager.create_session(&source, Options::empty(), &self.qh, ());
+        let session = manager.create_session(&source, options, &self.qh, ());
+        self.ext_wait_constraints(session, source)
+    }
+
+    fn ext_wait_constraints(
+        &mut self,
+        session: ExtImageCopyCaptureSessionV1,
+        source: ExtImageCaptureSourceV1,
+    ) -> anyhow::Result<(ExtSession, SessionEvents)> {
         let id = session.id();
         self.wait_until("the session's constraints", |s| {
             s.ext_capture.sessions.get(&id).is_some_and(|e| e.done || e.stopped)
@@ -299,6 +361,27 @@ impl Dispatch<ExtForeignToplevelHandleV1, ()> for State {
             Event::AppId { app_id } => entry.app_id = app_id,
             Event::Done => entry.done = true,
             Event::Closed => entry.closed = true,
+            _ => {}
+        }
+    }
+}
+
+impl Dispatch<ExtImageCopyCaptureCursorSessionV1, ()> for State {
+    fn event(
+        state: &mut Self,
+        cursor: &ExtImageCopyCaptureCursorSessionV1,
+        event: ext_image_copy_capture_cursor_session_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        use ext_image_copy_capture_cursor_session_v1::Event;
+        let entry = state.ext_capture.cursors.entry(cursor.id()).or_default();
+        match event {
+            Event::Enter => entry.crossings.push(true),
+            Event::Leave => entry.crossings.push(false),
+            Event::Position { x, y } => entry.position = Some((x, y)),
+            Event::Hotspot { x, y } => entry.hotspot = Some((x, y)),
             _ => {}
         }
     }

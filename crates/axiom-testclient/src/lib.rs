@@ -11,6 +11,7 @@ pub mod harness;
 pub mod hostile;
 pub mod memfd;
 pub mod pacing;
+pub mod pointer;
 pub mod syncobj;
 pub mod tearing;
 pub mod uinput;

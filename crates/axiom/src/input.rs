@@ -62,6 +62,7 @@ impl Axiom {
         *self.pointer_target() = Some(under.clone());
         pointer.motion(self, under, &MotionEvent { location, serial: SERIAL_COUNTER.next_serial(), time });
         pointer.frame(self);
+        self.cursor_moved();
     }
 
     /// A key went down or up (`keycode`: XKB's, the Linux code plus 8); it goes to
@@ -91,6 +92,7 @@ impl Axiom {
         let utime = u64::from(time) * 1000;
         pointer.relative_motion(self, under, &RelativeMotionEvent { delta, delta_unaccel: delta, utime });
         pointer.frame(self);
+        self.cursor_moved();
     }
 
     /// A button (a Linux `BTN_*` code) was pressed or released. A press on a

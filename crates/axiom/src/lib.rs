@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod cursor;
 pub mod dmabuf;
 pub mod handlers;
 pub mod input;

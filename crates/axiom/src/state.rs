@@ -74,6 +74,8 @@ pub struct Axiom {
     pub unmapped_windows: Vec<Window>,
     pub popups: PopupManager,
     pub seat: Seat<Axiom>,
+    /// The pointer's cursor (`cursor.rs`).
+    pub cursor: crate::cursor::Cursor,
     /// The primary output (`outputs.rs`); the only one on every backend but DRM.
     pub output: Output,
     /// Its wl_output global, where the backend may take it away.
@@ -168,6 +170,7 @@ impl Axiom {
             unmapped_windows: Vec::new(),
             popups: PopupManager::default(),
             seat,
+            cursor: Default::default(),
             output,
             output_global: None,
             vblank: crate::backend::vblank::Vblank::new(refresh_interval),

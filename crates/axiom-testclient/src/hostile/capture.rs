@@ -74,14 +74,23 @@ const EXT_FRAME_READY: u16 = 3;
 const EXT_FRAME_FAILED: u16 = 4;
 /// ext_foreign_toplevel_list_v1.toplevel
 const LIST_TOPLEVEL: u16 = 0;
+/// wl_seat.get_pointer; ext_image_copy_capture_manager_v1.create_pointer_cursor_session;
+/// ext_image_copy_capture_cursor_session_v1 requests.
+const SEAT_GET_POINTER: u16 = 0;
+const CREATE_POINTER_CURSOR_SESSION: u16 = 1;
+const CURSOR_SESSION_DESTROY: u16 = 0;
+const CURSOR_SESSION_GET_CAPTURE_SESSION: u16 = 1;
 
 /// The same life through ext-image-copy-capture: each cycle a new source (in turn
 /// the output, and the first toplevel the list tells of, where there is one), a
 /// session of it, and a frame into a fresh memfd dma-buf of the announced size;
 /// then in turn: wait for the frame and destroy everything; destroy the buffer, then
 /// the frame, while it may be on the GPU; destroy the session and source while the
-/// frame is pending, then the frame; destroy the frame first. It disconnects with its
-/// last capture unanswered.
+/// frame is pending, then the frame; destroy the frame first. Every other round of
+/// the three orderings that do not wait uses a pointer cursor session's capture
+/// session instead: of the output (its frames wait for a cursor, which no pointer
+/// shows here) or of the toplevel (stopped at once). It disconnects with its last
+/// capture unanswered.
 pub fn ext_capture_churn(socket: &Path, cycles: usize) -> anyhow::Result<()> {
     let mut c = WireClient::connect(socket)?;
     let dmabuf = c.bind("zwp_linux_dmabuf_v1", 3)?;
@@ -90,6 +99,9 @@ pub fn ext_capture_churn(socket: &Path, cycles: usize) -> anyhow::Result<()> {
     let manager = c.bind("ext_image_copy_capture_manager_v1", 1)?;
     let output = c.bind("wl_output", 1)?;
     let list = c.bind("ext_foreign_toplevel_list_v1", 1)?;
+    let seat = c.bind("wl_seat", 1)?;
+    let pointer = c.new_id();
+    c.send(seat, SEAT_GET_POINTER, &[Arg::Uint(pointer)])?;
     c.roundtrip()?;
     let toplevel = c.last_event_word(list, LIST_TOPLEVEL);
     for cycle in 0..cycles {
@@ -98,8 +110,17 @@ pub fn ext_capture_churn(socket: &Path, cycles: usize) -> anyhow::Result<()> {
             Some(toplevel) => c.send(toplevels, CREATE_SOURCE, &[Arg::Uint(source), Arg::Uint(toplevel)])?,
             None => c.send(outputs, CREATE_SOURCE, &[Arg::Uint(source), Arg::Uint(output)])?,
         }
+        // Ids are used in the order they are taken.
+        let cursor = (cycle % 4 != 0 && (cycle / 4) % 2 == 1).then(|| c.new_id());
         let session = c.new_id();
-        c.send(manager, CREATE_SESSION, &[Arg::Uint(session), Arg::Uint(source), Arg::Uint(0)])?;
+        match cursor {
+            Some(cursor) => {
+                let args = [Arg::Uint(cursor), Arg::Uint(source), Arg::Uint(pointer)];
+                c.send(manager, CREATE_POINTER_CURSOR_SESSION, &args)?;
+                c.send(cursor, CURSOR_SESSION_GET_CAPTURE_SESSION, &[Arg::Uint(session)])?;
+            }
+            None => c.send(manager, CREATE_SESSION, &[Arg::Uint(session), Arg::Uint(source), Arg::Uint(0)])?,
+        }
         while !c.events.iter().any(|e| e.object == session && matches!(e.opcode, SESSION_DONE | SESSION_STOPPED)) {
             c.roundtrip()?;
         }
@@ -132,6 +153,9 @@ pub fn ext_capture_churn(socket: &Path, cycles: usize) -> anyhow::Result<()> {
             }
             2 => {
                 c.send(session, SESSION_DESTROY, &[])?;
+                if let Some(cursor) = cursor {
+                    c.send(cursor, CURSOR_SESSION_DESTROY, &[])?;
+                }
                 c.send(source, SOURCE_DESTROY, &[])?;
                 c.send(frame, EXT_FRAME_DESTROY, &[])?;
                 c.destroy(buffer)?;
@@ -142,6 +166,10 @@ pub fn ext_capture_churn(socket: &Path, cycles: usize) -> anyhow::Result<()> {
             }
         }
         if cycle % 4 != 2 {
+            // A cursor session goes before the capture session it gave out, here.
+            if let Some(cursor) = cursor {
+                c.send(cursor, CURSOR_SESSION_DESTROY, &[])?;
+            }
             c.send(session, SESSION_DESTROY, &[])?;
             c.send(source, SOURCE_DESTROY, &[])?;
         }

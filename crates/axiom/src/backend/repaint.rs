@@ -69,6 +69,9 @@ impl Axiom {
             self.update_scanout_feedback();
             // A client buffer on the display plane needs no composition; failing that, the
             // top window may go on an overlay plane, and only the rest is composed.
+            // (The cursor is composed: where it shows on the primary output, no plane
+            // shows a client's buffer there.)
+            let cursor = self.cursor_image();
             let accepted = self.accept_direct_scanout();
             if accepted.is_none() {
                 overlay = self.try_overlay_scanout();
@@ -76,7 +79,12 @@ impl Axiom {
             let on_plane = accepted.as_ref().map(|(surface, ..)| surface).or(overlay.as_ref().map(|o| &o.surface));
             // Other outputs still show the composed canvas while the primary's plane shows a client buffer.
             if accepted.is_none() || self.kms_shows_more_than_primary() {
-                composed = Some(self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, on_plane));
+                composed = Some(self.renderer.collect_draws(
+                    &self.space,
+                    &mut self.dmabuf_state.stats,
+                    on_plane,
+                    cursor.as_ref(),
+                ));
             }
             // A window on the overlay plane hides what lies wholly under it, as an opaque quad would.
             let on_top = overlay.as_ref().map(|o| {
@@ -136,13 +144,19 @@ impl Axiom {
         let lacking = self.renderer.frame_forgotten() || self.composed_without_overlay;
         let mut screen = None;
         if lacking && !throttled && (capture_waiting || !self.pending_captures.is_empty()) {
-            // A capture into a dma-buf, or of a window, is painted from the scene: it must
-            // be whole.
-            if self.pending_captures.iter().all(|c| c.dmabuf.is_none() && c.source.output().is_some()) {
+            // A capture into a dma-buf, of a window, or of an output without the cursor
+            // where the display shows it, is painted from the scene: it must be whole.
+            let cursor_shown = self.renderer.scene_cursor_area().is_some();
+            let from_screen = |c: &crate::handlers::capture::PendingCapture| {
+                c.dmabuf.is_none() && c.source.output().is_some() && (c.cursors || !cursor_shown)
+            };
+            if self.pending_captures.iter().all(from_screen) {
                 screen = self.capture_screen();
             }
             if screen.is_none() {
-                let items = self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, None);
+                let cursor = self.cursor_image();
+                let items =
+                    self.renderer.collect_draws(&self.space, &mut self.dmabuf_state.stats, None, cursor.as_ref());
                 damage = self.renderer.render(&items);
                 self.composed_without_overlay = false;
             }
@@ -242,6 +256,10 @@ impl Axiom {
             if let (None, Some(surface)) = (window.wl_surface(), crate::xwayland::wl_surface_of(window)) {
                 send_frames_surface_tree(&surface, &output, time, Some(interval), |_, _| Some(output.clone()));
             }
+        }
+        // An animated cursor draws its next image on the primary clock's frames.
+        if let Some(surface) = self.cursor_surface().filter(|_| paced.is_none()) {
+            send_frames_surface_tree(&surface, &output, time, Some(interval), |_, _| Some(output.clone()));
         }
     }
 

@@ -55,6 +55,8 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
     #[allow(deprecated)]
     let window =
         Arc::new(winit_loop.create_window(attributes).map_err(|e| anyhow::anyhow!("cannot open a window: {e}"))?);
+    // The compositor draws its own cursor in the window (`cursor.rs`), which the host's would hide.
+    window.set_cursor_visible(false);
     let target = WindowTarget { display: Arc::new(winit_loop.owned_display_handle()), window: window.clone() };
 
     let (event_loop, mut state) = init_output(&options, ("WINIT-1", "Nested"), Some(&target), None)?;
@@ -162,6 +164,7 @@ impl Axiom {
             WindowEvent::CursorMoved { position, .. } => {
                 self.pointer_motion_absolute((position.x, position.y).into(), time)
             }
+            WindowEvent::CursorLeft { .. } => self.cursor_gone(),
             WindowEvent::MouseInput { state, button, .. } => {
                 if let Some(code) = button_code(button) {
                     self.pointer_button(code, button_state(state), time);

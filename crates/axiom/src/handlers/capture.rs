@@ -117,20 +117,22 @@ pub enum Source {
     /// A window alone, named by its ext_foreign_toplevel_list handle
     /// (`foreign_toplevel.rs`): its geometry, parts other windows cover included.
     Toplevel(ForeignToplevelWeakHandle),
+    /// The pointer's cursor alone, while it shows on this output (a cursor session's).
+    Cursor(Output),
 }
 
 impl Source {
     pub fn output(&self) -> Option<&Output> {
         match self {
             Self::Output(output) => Some(output),
-            Self::Toplevel(_) => None,
+            Self::Toplevel(_) | Self::Cursor(_) => None,
         }
     }
 }
 
 /// Where a capture's source lies on the canvas now.
 pub struct SourceArea {
-    /// Canvas pixels.
+    /// Canvas pixels; empty for a cursor that does not show on its output now.
     pub area: Rectangle<i32, Physical>,
     /// The window's toplevel surface, for a window captured alone.
     pub window: Option<ObjectId>,
@@ -150,6 +152,9 @@ pub struct PendingCapture {
     pub reports_damage: bool,
     /// The client's dma-buf to write; None for a wl_shm buffer.
     pub dmabuf: Option<Dmabuf>,
+    /// The cursor is painted onto an output's frame (zwlr `overlay_cursor`, ext
+    /// `paint_cursors`); else it is left out.
+    pub cursors: bool,
     /// What the repaints since it was answered changed, for `reports_damage`: more
     /// than one where its paint into a dma-buf had to wait (relative to the region).
     pub damage: Option<Rect>,
@@ -215,7 +220,9 @@ impl Axiom {
         presented: Duration,
         screen: Option<&crate::backend::Captured>,
     ) {
-        self.note_capture_damage(damage);
+        // For captures that leave the cursor out, what changed without it.
+        let cursorless = damage.and(self.renderer.damage_without_cursor());
+        self.note_capture_damage(damage, cursorless);
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_captures)
             .into_iter()
             .filter(|c| c.frame.is_alive())
@@ -227,7 +234,10 @@ impl Axiom {
                     || match self.on_canvas(c) {
                         None => true,
                         Some(_) if matches!(c.frame, CaptureFrame::Ext(_)) => false,
-                        Some((region, _)) => damage.is_some_and(|d| damage_within(d, region).is_some()),
+                        Some((region, _)) => {
+                            let damage = if c.cursors { damage } else { cursorless };
+                            damage.is_some_and(|d| damage_within(d, region).is_some())
+                        }
                     }
             });
         self.pending_captures = waiting;
@@ -238,30 +248,48 @@ impl Axiom {
                 continue;
             };
             let window = shown.window;
-            if window.is_some() && shown.area.size != on_canvas.size {
-                // Resized since the request: its session has announced the new size.
-                capture.frame.failed();
+            let cursor = matches!(capture.source, Source::Cursor(_));
+            if cursor && shown.area.is_empty() {
+                // A cursor session's frame waits while the cursor does not show on its output.
+                self.pending_captures.push(PendingCapture { with_damage: true, ..capture });
                 continue;
             }
-            if window.is_some() && self.renderer.scene_stale {
-                // A window is painted from the scene, which draws retired memory now: the
-                // next frame replaces it.
+            if cursor && self.needs_redraw {
+                // The scene still draws the cursor where it was: the next frame draws it here.
                 self.pending_captures.push(PendingCapture { with_damage: false, ..capture });
                 self.arm_vblank();
                 continue;
             }
+            if (window.is_some() || cursor) && shown.area.size != on_canvas.size {
+                // Resized since the request: its session has announced the new size.
+                capture.frame.failed();
+                continue;
+            }
             let of = match &window {
                 Some(window) => CaptureOf::Window { window, area: on_canvas },
+                None if cursor => CaptureOf::Cursor(on_canvas),
+                None if !capture.cursors && self.cursor_over(on_canvas) => CaptureOf::CanvasWithoutCursor(on_canvas),
                 None => CaptureOf::Canvas(on_canvas),
             };
-            if let Some(changed) = damage.and_then(|d| damage_within(d, on_canvas)).filter(|_| capture.reports_damage) {
+            if !matches!(of, CaptureOf::Canvas(_)) && self.renderer.scene_stale {
+                // What is painted from the scene (a window, the cursor, an output without
+                // it) waits while the scene draws retired memory: the next frame replaces it.
+                self.pending_captures.push(PendingCapture { with_damage: false, ..capture });
+                self.arm_vblank();
+                continue;
+            }
+            let changes = if capture.cursors { damage } else { cursorless };
+            if let Some(changed) = changes.and_then(|d| damage_within(d, on_canvas)).filter(|_| capture.reports_damage)
+            {
                 capture.damage = Some(capture.damage.map_or(changed, |earlier| earlier.union(changed)));
             }
             if capture.dmabuf.is_some() {
                 self.paint_capture(capture, of, presented);
                 continue;
             }
-            let screen = screen.filter(|_| capture.source.output() == Some(&self.output));
+            // The display's own pixels show the cursor: for an output as composed only.
+            let composed = matches!(of, CaptureOf::Canvas(_));
+            let screen = screen.filter(|_| composed && capture.source.output() == Some(&self.output));
             let copied = with_buffer_contents_mut_checked(&capture.buffer, |dst, stride| match screen {
                 Some(screen) => copy_region(screen, capture.region, dst, stride),
                 None => self.renderer.read_capture(of, dst, stride),
@@ -320,6 +348,12 @@ impl Axiom {
         }
     }
 
+    /// Whether the scene draws the cursor in `area` of the canvas.
+    fn cursor_over(&self, area: Rectangle<i32, Physical>) -> bool {
+        let area = Rect::of_area(area);
+        self.renderer.scene_cursor_area().is_some_and(|c| c.intersect(area).is_some())
+    }
+
     /// Where a capture lies on the canvas, and where its source does; None once its
     /// source is gone.
     fn on_canvas(&self, capture: &PendingCapture) -> Option<(Rectangle<i32, Physical>, SourceArea)> {
@@ -331,6 +365,11 @@ impl Axiom {
     pub fn source_area(&self, source: &Source) -> Option<SourceArea> {
         match source {
             Source::Output(output) => Some(SourceArea { area: self.canvas_area(output)?, window: None }),
+            Source::Cursor(output) => {
+                self.canvas_area(output)?;
+                let area = self.cursor_shown_on(output).map_or_else(Rectangle::default, |c| c.area);
+                Some(SourceArea { area, window: None })
+            }
             Source::Toplevel(handle) => {
                 let (window, area) = self.toplevel_area(&handle.upgrade()?)?;
                 Some(SourceArea { area, window: Some(window) })

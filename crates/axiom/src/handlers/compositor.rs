@@ -61,6 +61,7 @@ impl CompositorHandler for Axiom {
             if let Some(window) = self.window_for_surface(&root) {
                 window.on_commit();
             }
+            self.cursor_committed(&root);
         }
 
         crate::shell::handle_commit(self, surface);

@@ -17,11 +17,12 @@
 //! buffer (a window resized since) fails with `buffer_constraints`; one of an output
 //! or window that is gone with `stopped`, and its session is stopped.
 //!
-//! Pointer cursor sessions are accepted but never see the cursor enter: no
-//! compositor cursor is drawn on an output here, so there is no image to capture
-//! and their capture sessions stop at once.
+//! Without `paint_cursors`, an output's frames leave the cursor out (painted from the
+//! scene where it shows); with it, they show it. Pointer cursor sessions of an
+//! output source tell where the cursor is (`cursor_session.rs`), and their capture
+//! sessions' frames are the cursor's image alone.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use smithay::output::Output;
@@ -31,9 +32,9 @@ use smithay::reexports::wayland_protocols::ext::image_capture_source::v1::server
     ext_output_image_capture_source_manager_v1::{self, ExtOutputImageCaptureSourceManagerV1},
 };
 use smithay::reexports::wayland_protocols::ext::image_copy_capture::v1::server::{
-    ext_image_copy_capture_cursor_session_v1::{self, ExtImageCopyCaptureCursorSessionV1},
+    ext_image_copy_capture_cursor_session_v1::ExtImageCopyCaptureCursorSessionV1,
     ext_image_copy_capture_frame_v1::{self, ExtImageCopyCaptureFrameV1, FailureReason},
-    ext_image_copy_capture_manager_v1::{self, ExtImageCopyCaptureManagerV1},
+    ext_image_copy_capture_manager_v1::{self, ExtImageCopyCaptureManagerV1, Options},
     ext_image_copy_capture_session_v1::{self, ExtImageCopyCaptureSessionV1},
 };
 use smithay::reexports::wayland_server::backend::{ClientId, ObjectId};
@@ -54,7 +55,10 @@ const LINEAR: u64 = 0;
 
 pub struct ImageCopyCaptureState {
     /// Every session alive, to gather what changed on its output between frames.
-    sessions: Vec<Weak<SessionShared>>,
+    pub(super) sessions: Vec<Weak<SessionShared>>,
+    /// Every cursor session alive, to tell of the cursor on its output (`cursor_session.rs`).
+    pub(super) cursor_sessions:
+        Vec<(WeakResource<ExtImageCopyCaptureCursorSessionV1>, Arc<super::cursor_session::CursorSessionData>)>,
 }
 
 impl ImageCopyCaptureState {
@@ -62,25 +66,33 @@ impl ImageCopyCaptureState {
         dh.create_global::<Axiom, ExtImageCopyCaptureManagerV1, ()>(1, ());
         dh.create_global::<Axiom, ExtOutputImageCaptureSourceManagerV1, ()>(1, ());
         dh.create_global::<Axiom, ExtForeignToplevelImageCaptureSourceManagerV1, ()>(1, ());
-        Self { sessions: Vec::new() }
+        Self { sessions: Vec::new(), cursor_sessions: Vec::new() }
     }
 
-    /// Sessions alive, for the counters (`capture_sessions=`).
+    /// Sessions alive, cursor sessions included, for the counters (`capture_sessions=`).
     pub fn live_sessions(&self) -> usize {
-        self.sessions.iter().filter(|s| s.strong_count() > 0).count()
+        let cursors = self.cursor_sessions.iter().filter(|(s, _)| s.upgrade().is_ok()).count();
+        self.sessions.iter().filter(|s| s.strong_count() > 0).count() + cursors
     }
 }
 
 /// What an ext_image_capture_source_v1 captures (None: gone when the source was made).
 pub struct SourceData {
-    source: Option<Source>,
+    pub(super) source: Option<Source>,
 }
 
 /// A session, shared by its frames.
 pub struct SessionShared {
     source: Option<Source>,
+    /// `paint_cursors`: the cursor is painted onto an output's frames.
+    paint_cursors: bool,
     /// Weak: the resource's data holds this, and a strong handle would keep both alive.
-    resource: OnceLock<WeakResource<ExtImageCopyCaptureSessionV1>>,
+    pub(super) resource: OnceLock<WeakResource<ExtImageCopyCaptureSessionV1>>,
+    /// A cursor session's: the cursor's image changes (`Cursor::changes`) its last
+    /// frame showed.
+    cursor_changes_seen: AtomicU64,
+    /// A cursor session's: the cursor does not show on its output; frames wait.
+    paused: AtomicBool,
     /// The buffer size last announced: announced again when the output's mode, or the
     /// window's size, changes.
     size: Mutex<Size<i32, Physical>>,
@@ -209,51 +221,34 @@ impl Dispatch<ExtImageCopyCaptureManagerV1, ()> for Axiom {
                     return;
                 }
                 let source = source.data::<SourceData>().and_then(|s| s.source.clone());
-                let shared = Arc::new(SessionShared::new(source));
-                let session = data_init.init(session, shared.clone());
-                let _ = shared.resource.set(session.downgrade());
-                state.image_copy_capture.sessions.push(Arc::downgrade(&shared));
-                let Some(shown) = shared.source.as_ref().and_then(|s| state.source_area(s)) else {
-                    stop_session(&shared);
-                    return;
-                };
-                let size = shown.area.size;
-                *shared.size.lock().unwrap_or_else(|e| e.into_inner()) = size;
-                state.announce_constraints(&session, size);
+                let paint_cursors = options.into_result().is_ok_and(|o| o.contains(Options::PaintCursors));
+                let shared = Arc::new(SessionShared::new(source, paint_cursors));
+                state.start_session(data_init.init(session, shared.clone()), shared);
             }
-            ext_image_copy_capture_manager_v1::Request::CreatePointerCursorSession { session, .. } => {
-                data_init.init(session, AtomicBool::new(false));
+            ext_image_copy_capture_manager_v1::Request::CreatePointerCursorSession { session, source, .. } => {
+                state.start_cursor_session(data_init, session, &source);
             }
             _ => {}
         }
     }
 }
 
-/// A cursor session's data: whether it gave out its capture session.
-impl Dispatch<ExtImageCopyCaptureCursorSessionV1, AtomicBool> for Axiom {
-    fn request(
-        _: &mut Self,
-        _: &Client,
-        cursor_session: &ExtImageCopyCaptureCursorSessionV1,
-        request: ext_image_copy_capture_cursor_session_v1::Request,
-        cursor: &AtomicBool,
-        _: &DisplayHandle,
-        data_init: &mut DataInit<'_, Self>,
-    ) {
-        if let ext_image_copy_capture_cursor_session_v1::Request::GetCaptureSession { session } = request {
-            if cursor.swap(true, Ordering::SeqCst) {
-                cursor_session.post_error(
-                    ext_image_copy_capture_cursor_session_v1::Error::DuplicateSession,
-                    "the cursor session has its capture session",
-                );
-                return;
-            }
-            // No cursor image to capture (module comment): the session stops at once.
-            let shared = Arc::new(SessionShared::new(None));
-            let session = data_init.init(session, shared.clone());
-            let _ = shared.resource.set(session.downgrade());
+impl Axiom {
+    /// Announces a new session's buffer constraints, or stops it where its source is gone.
+    pub(super) fn start_session(&mut self, session: ExtImageCopyCaptureSessionV1, shared: Arc<SessionShared>) {
+        let _ = shared.resource.set(session.downgrade());
+        self.image_copy_capture.sessions.push(Arc::downgrade(&shared));
+        let Some(shown) = shared.source.as_ref().and_then(|s| self.source_area(s)) else {
             stop_session(&shared);
-        }
+            return;
+        };
+        // A cursor that does not show yet: the arrow's size, until it shows.
+        let size = match shown.area.is_empty() {
+            true => crate::render::cursor::arrow_canvas_size(self.renderer.canvas_scale),
+            false => shown.area.size,
+        };
+        *shared.size.lock().unwrap_or_else(|e| e.into_inner()) = size;
+        self.announce_constraints(&session, size);
     }
 }
 
@@ -335,10 +330,13 @@ impl Dispatch<ExtImageCopyCaptureFrameV1, FrameData> for Axiom {
 }
 
 impl SessionShared {
-    fn new(source: Option<Source>) -> Self {
+    pub(super) fn new(source: Option<Source>, paint_cursors: bool) -> Self {
         SessionShared {
             source,
+            paint_cursors,
             resource: OnceLock::new(),
+            cursor_changes_seen: AtomicU64::new(u64::MAX),
+            paused: AtomicBool::new(false),
             size: Mutex::default(),
             damage: Mutex::default(),
             frame: Mutex::new(None),
@@ -377,7 +375,12 @@ impl Axiom {
             stop(frame);
             return;
         };
-        let region = Rectangle::from_size(shown.area.size);
+        // A cursor that does not show now: a buffer of the size last announced waits for it.
+        let size = match shown.area.is_empty() {
+            true => *session.size.lock().unwrap_or_else(|e| e.into_inner()),
+            false => shown.area.size,
+        };
+        let region = Rectangle::from_size(size);
         let dmabuf = match check_buffer(&buffer, region) {
             Ok(dmabuf) => dmabuf,
             Err(reason) => {
@@ -401,17 +404,18 @@ impl Axiom {
             with_damage: true,
             reports_damage: false,
             dmabuf,
+            cursors: session.paint_cursors,
             damage: None,
         };
         self.pending_captures.push(capture);
-        self.note_capture_damage(None);
+        self.note_capture_damage(None, None);
         self.arm_vblank();
     }
 
     /// Adds a repaint's damage (canvas pixels) to what every session's output has
     /// changed since its last frame, stops the sessions whose output is gone, and
     /// lets the ext frames that have something new to show be answered.
-    pub(super) fn note_capture_damage(&mut self, damage: Option<Rect>) {
+    pub(super) fn note_capture_damage(&mut self, damage: Option<Rect>, cursorless: Option<Rect>) {
         let mut sessions = std::mem::take(&mut self.image_copy_capture.sessions);
         // A window captured alone changes with its own quads only (not with what other
         // windows do over it): the renderer gathers those for the windows watched.
@@ -425,6 +429,14 @@ impl Axiom {
                 return false;
             };
             let area = shown.area;
+            let cursor = matches!(session.source, Some(Source::Cursor(_)));
+            session.paused.store(cursor && area.is_empty(), Ordering::SeqCst);
+            if area.is_empty() {
+                return true;
+            }
+            // The cursor's image changed since its session's last look: all of it is new.
+            let cursor_changed = cursor
+                && session.cursor_changes_seen.swap(self.cursor.changes, Ordering::SeqCst) != self.cursor.changes;
             // The output's mode, or the window's size, changed: the client's buffers must follow.
             let mut size = session.size.lock().unwrap_or_else(|e| e.into_inner());
             let resized = *size != area.size;
@@ -438,9 +450,12 @@ impl Axiom {
             }
             let changed = match &shown.window {
                 // A frame into a buffer of the new size has all of it to show.
-                _ if resized => Some(Rect::of_area(area)),
+                _ if resized || cursor_changed => Some(Rect::of_area(area)),
+                // A cursor's frame shows its image: where it moves, its session says.
+                None if cursor => None,
                 Some(window) => window_damage.iter().find(|(w, _)| w == window).map(|(_, d)| *d),
-                None => damage,
+                None if session.paint_cursors => damage,
+                None => cursorless,
             };
             if let Some(relative) = changed.and_then(|d| damage_within(d, area)) {
                 let mut since = session.damage.lock().unwrap_or_else(|e| e.into_inner());
@@ -448,13 +463,18 @@ impl Axiom {
             }
             true
         });
+        self.update_cursor_sessions();
         self.renderer.watch_windows(watched);
+        if sessions.is_empty() && self.pending_captures.is_empty() {
+            self.renderer.drop_capture_texture();
+        }
         self.image_copy_capture.sessions = sessions;
         for capture in &mut self.pending_captures {
             if let CaptureFrame::Ext(frame) = &capture.frame {
                 if let Some(data) = frame.data::<FrameData>() {
                     let since = data.session.damage.lock().unwrap_or_else(|e| e.into_inner());
-                    capture.with_damage = since.had_frame && since.since_ready.is_none();
+                    let paused = data.session.paused.load(Ordering::SeqCst);
+                    capture.with_damage = paused || since.had_frame && since.since_ready.is_none();
                 }
             }
         }
@@ -484,7 +504,7 @@ pub(super) fn stop(frame: &ExtImageCopyCaptureFrameV1) {
 }
 
 /// Sends `stopped` on a session, once.
-fn stop_session(session: &SessionShared) {
+pub(super) fn stop_session(session: &SessionShared) {
     if !session.stopped.swap(true, Ordering::SeqCst) {
         if let Some(resource) = session.resource() {
             resource.stopped();

@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod color_representation;
 pub mod compositor;
+pub mod cursor_session;
 pub mod drm_syncobj;
 pub mod foreign_toplevel;
 pub mod frame_pacing;

@@ -34,6 +34,8 @@ impl ScreencopyManagerState {
 pub struct FrameData {
     /// The captured output and part of it, in output pixels; `None` if the capture failed at once.
     region: Option<(Output, Rectangle<i32, Physical>)>,
+    /// `overlay_cursor`: the cursor is painted onto the frame.
+    cursors: bool,
     used: AtomicBool,
 }
 
@@ -60,13 +62,21 @@ impl Dispatch<ZwlrScreencopyManagerV1, ()> for Axiom {
         _dh: &DisplayHandle,
         data_init: &mut DataInit<'_, Self>,
     ) {
-        let (frame, output, region) = match request {
-            zwlr_screencopy_manager_v1::Request::CaptureOutput { frame, output, .. } => {
+        let (frame, output, region, overlay_cursor) = match request {
+            zwlr_screencopy_manager_v1::Request::CaptureOutput { frame, output, overlay_cursor } => {
                 let output = Output::from_resource(&output);
                 let region = output.as_ref().map(|o| Rectangle::from_size(output_size(o)));
-                (frame, output, region)
+                (frame, output, region, overlay_cursor)
             }
-            zwlr_screencopy_manager_v1::Request::CaptureOutputRegion { frame, output, x, y, width, height, .. } => {
+            zwlr_screencopy_manager_v1::Request::CaptureOutputRegion {
+                frame,
+                output,
+                x,
+                y,
+                width,
+                height,
+                overlay_cursor,
+            } => {
                 let output = Output::from_resource(&output);
                 // Given in the output's logical coordinates.
                 let region = output.as_ref().and_then(|o| {
@@ -78,14 +88,17 @@ impl Dispatch<ZwlrScreencopyManagerV1, ()> for Axiom {
                         .to_i32_round()
                         .intersection(Rectangle::from_size(output_size(o)))
                 });
-                (frame, output, region)
+                (frame, output, region, overlay_cursor)
             }
             zwlr_screencopy_manager_v1::Request::Destroy => return,
             _ => return,
         };
         let shown = output.filter(|o| state.output_area(o).is_some());
         let region = shown.zip(region.filter(|r| r.size.w > 0 && r.size.h > 0));
-        let frame = data_init.init(frame, FrameData { region: region.clone(), used: AtomicBool::new(false) });
+        let frame = data_init.init(
+            frame,
+            FrameData { region: region.clone(), cursors: overlay_cursor != 0, used: AtomicBool::new(false) },
+        );
         let Some((_, region)) = region else {
             frame.failed();
             return;
@@ -150,6 +163,7 @@ impl Dispatch<ZwlrScreencopyFrameV1, FrameData> for Axiom {
             with_damage,
             reports_damage,
             dmabuf,
+            cursors: data.cursors,
             damage: None,
         };
         state.pending_captures.push(capture);

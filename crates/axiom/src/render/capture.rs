@@ -10,23 +10,41 @@ use smithay::utils::{Physical, Rectangle, Size};
 
 use super::completion::SubmissionId;
 use super::damage::{frame_damage, DrawKey, Rect};
+use super::paint::{Quads, Under};
 use super::scanout_target::{ScanoutTarget, SharedScanoutBuffer};
 use super::Renderer;
 
 /// What a capture shows.
 #[derive(Clone, Copy, Debug)]
 pub enum CaptureOf<'a> {
-    /// This area of the canvas (canvas pixels): an output's.
+    /// This area of the canvas (canvas pixels): an output's, as composed.
     Canvas(Rectangle<i32, Physical>),
+    /// This area of the canvas without the cursor, painted from the scene.
+    CanvasWithoutCursor(Rectangle<i32, Physical>),
     /// The window whose toplevel surface is `window`, alone: `area` is where it lies
     /// on the canvas (canvas pixels), the capture's size.
     Window { window: &'a ObjectId, area: Rectangle<i32, Physical> },
+    /// The cursor alone, over transparency: `area` is where it lies on the canvas.
+    Cursor(Rectangle<i32, Physical>),
 }
 
-impl CaptureOf<'_> {
+impl<'a> CaptureOf<'a> {
     pub fn size(&self) -> Size<i32, Physical> {
         match self {
-            Self::Canvas(region) | Self::Window { area: region, .. } => region.size,
+            Self::Canvas(area) | Self::CanvasWithoutCursor(area) | Self::Window { area, .. } | Self::Cursor(area) => {
+                area.size
+            }
+        }
+    }
+
+    /// What is painted from the scene for it (all but the canvas as composed): which
+    /// quads, where, and over what.
+    fn painted(&self) -> Option<(Quads<'a>, Rectangle<i32, Physical>, Under)> {
+        match *self {
+            Self::Canvas(_) => None,
+            Self::CanvasWithoutCursor(area) => Some((Quads::AllButCursor, area, Under::Background)),
+            Self::Window { window, area } => Some((Quads::Window(window), area, Under::Transparent)),
+            Self::Cursor(area) => Some((Quads::Cursor, area, Under::Transparent)),
         }
     }
 }
@@ -41,14 +59,16 @@ pub enum CaptureTarget {
 
 impl Renderer {
     /// Gathers, from each frame on, what changes of these windows alone (by their
-    /// toplevel surfaces): for their captures' damage (`take_window_damage`). With
-    /// none watched, the texture window captures are painted into goes too.
+    /// toplevel surfaces): for their captures' damage (`take_window_damage`).
     pub fn watch_windows(&mut self, windows: Vec<ObjectId>) {
         self.window_damage.retain(|(w, _)| windows.contains(w));
-        if windows.is_empty() {
-            self.window_texture = None;
-        }
         self.watched_windows = windows;
+    }
+
+    /// Lets the texture captures are painted into go (no capture waits, no session
+    /// will ask for more).
+    pub fn drop_capture_texture(&mut self) {
+        self.painted_capture_texture = None;
     }
 
     /// Checks that a window of `size` can be painted alone: no side past the
@@ -87,21 +107,22 @@ impl Renderer {
     pub(super) fn capture_source(&mut self, of: CaptureOf<'_>) -> anyhow::Result<(wgpu::Texture, (u32, u32))> {
         let size = of.size();
         anyhow::ensure!(size.w > 0 && size.h > 0, "an empty capture");
-        match of {
-            CaptureOf::Canvas(region) => {
+        match of.painted() {
+            None => {
+                let CaptureOf::Canvas(region) = of else { anyhow::bail!("{of:?} is painted") };
                 self.ensure_canvas_area(region, size.w as u32, size.h as u32)?;
                 self.paint_canvas();
                 Ok((self.output_texture.clone(), (region.loc.x as u32, region.loc.y as u32)))
             }
-            CaptureOf::Window { window, area } => {
+            Some((quads, area, under)) => {
                 self.ensure_window_fits(size)?;
                 let fits = |t: &wgpu::Texture| (t.width(), t.height()) == (size.w as u32, size.h as u32);
-                let (texture, view) = match self.window_texture.take().filter(|(t, _)| fits(t)) {
+                let (texture, view) = match self.painted_capture_texture.take().filter(|(t, _)| fits(t)) {
                     Some(kept) => kept,
                     None => super::create_output(&self.device, size),
                 };
-                self.window_texture = Some((texture.clone(), view.clone()));
-                self.paint_window(&view, window, Rect::of_area(area)).context(STALE)?;
+                self.painted_capture_texture = Some((texture.clone(), view.clone()));
+                self.paint_alone(&view, quads, Rect::of_area(area), under).context(STALE)?;
                 Ok((texture, (0, 0)))
             }
         }
@@ -129,13 +150,14 @@ impl Renderer {
             SharedScanoutBuffer { fd, width: u32::try_from(size.w)?, height: u32::try_from(size.h)?, offset, stride };
         let written = if self.renders_into_dmabufs() {
             let mut target = self.import_scanout_target(shared)?;
-            let submission = match of {
-                CaptureOf::Canvas(region) => self.paint_scanout(region, &mut target)?,
-                CaptureOf::Window { window, area } => {
+            let submission = match (of, of.painted()) {
+                (CaptureOf::Canvas(region), _) => self.paint_scanout(region, &mut target)?,
+                (_, Some((quads, area, under))) => {
                     self.ensure_window_fits(area.size)?;
                     let view = target.view.clone();
-                    Some(self.paint_window(&view, window, Rect::of_area(area)).context(STALE)?)
+                    Some(self.paint_alone(&view, quads, Rect::of_area(area), under).context(STALE)?)
                 }
+                (_, None) => anyhow::bail!("{of:?} is not painted"),
             };
             // A capture is no frame of an output's: it holds back no repaint.
             if let Some(id) = submission {

@@ -17,17 +17,19 @@ use super::occlusion::{self, Quad};
 use super::source_map::{BufferView, SourceMap};
 use super::texture::{texture_slot, Imported};
 use super::{DrawItem, DrawUniform, Renderer};
+use crate::cursor::CursorImage;
 use crate::dmabuf::ImportStats;
 use crate::handlers::color_representation;
 
 impl Renderer {
     /// Imports what changed and returns the quads of the whole output, bottom first,
-    /// leaving out the window of `on_plane` (a display plane shows it).
+    /// leaving out the window of `on_plane` (a display plane shows it), the cursor's last.
     pub fn collect_draws(
         &self,
         space: &Space<Window>,
         stats: &mut ImportStats,
         on_plane: Option<&WlSurface>,
+        cursor: Option<&CursorImage>,
     ) -> Vec<DrawItem> {
         let mut items = Vec::new();
         for window in space.elements() {
@@ -49,6 +51,9 @@ impl Renderer {
                 let origin = location + popup_offset - popup.geometry().loc;
                 self.collect_surface_tree(popup.wl_surface(), &window, origin, &mut items, stats);
             }
+        }
+        if let Some(cursor) = cursor {
+            self.collect_cursor(cursor, &mut items, stats);
         }
         items
     }
@@ -74,7 +79,7 @@ impl Renderer {
         occlusion::hidden_windows(&quads, outputs)
     }
 
-    fn collect_surface_tree(
+    pub(super) fn collect_surface_tree(
         &self,
         root: &WlSurface,
         window: &ObjectId,
@@ -155,6 +160,7 @@ impl Renderer {
                     uniform,
                     surface: surface.id(),
                     window: window.clone(),
+                    cursor: false,
                 });
             },
             |_, _, _| true,

@@ -8,6 +8,7 @@ pub mod buffer_source;
 pub mod capture;
 pub mod completion;
 pub mod compose;
+pub mod cursor;
 pub mod damage;
 pub mod formats;
 pub mod occlusion;
@@ -74,6 +75,8 @@ pub struct DrawItem {
     pub content_damage: Option<Rect>,
     /// The client memory the draw reads in place, kept until the frame's GPU work is done.
     pub in_place: Option<InPlaceRead>,
+    /// A quad of the cursor (`cursor.rs`), above every window's.
+    pub cursor: bool,
 }
 
 /// Client memory a frame reads in place (ladder steps 1 to 3): the client's buffer,
@@ -97,8 +100,10 @@ pub struct Renderer {
     uniform_bind_group: wgpu::BindGroup,
     output_texture: wgpu::Texture,
     output_view: wgpu::TextureView,
-    /// What a capture of one window is painted into, kept for the next (`capture.rs`).
-    window_texture: Option<(wgpu::Texture, wgpu::TextureView)>,
+    /// What a capture painted from the scene (a window, the cursor, an output without
+    /// the cursor) is painted into before it is read or copied, kept for the next
+    /// (`capture.rs`).
+    painted_capture_texture: Option<(wgpu::Texture, wgpu::TextureView)>,
     output_size: Size<i32, Physical>,
     /// Canvas pixels per logical unit (`--scale`): surfaces are placed and sized in
     /// logical units and drawn this much larger.
@@ -123,10 +128,16 @@ pub struct Renderer {
     pub(crate) vulkan: Option<vulkan::VulkanImporter>,
     /// Plane bindings for draws that sample nothing (the background).
     empty_planes: wgpu::BindGroup,
+    /// The compositor's cursor.
+    arrow: cursor::Arrow,
     #[cfg(feature = "dmabuf-vulkan")]
     empty_texture: wgpu::Texture,
     /// The quads of the last frame, to find what changed.
     previous: Vec<DrawKey>,
+    /// How many of them are not the cursor's (which come last).
+    previous_windows_only: usize,
+    /// What the last frame changed, leaving the cursor out.
+    damage_without_cursor: Option<Rect>,
     /// What the last frame draws, for each target to paint (`paint.rs`).
     scene: paint::Scene,
     /// The scene draws memory that is gone (a retired wl_shm host import): no target
@@ -257,6 +268,7 @@ impl Renderer {
             no_words.as_ref(),
             &chroma_sampler,
         );
+        let arrow = cursor::Arrow::new(&device, &queue, &texture_layout, no_words.as_ref(), &chroma_sampler);
         tracing::info!(
             adapter = %adapter_info.name,
             backend = ?adapter_info.backend,
@@ -289,13 +301,16 @@ impl Renderer {
             #[cfg(feature = "dmabuf-vulkan")]
             vulkan,
             empty_planes,
+            arrow,
             #[cfg(feature = "dmabuf-vulkan")]
             empty_texture,
             previous: Vec::new(),
+            previous_windows_only: 0,
+            damage_without_cursor: None,
             scene: Default::default(),
             scene_stale: false,
             canvas_holds: None,
-            window_texture: None,
+            painted_capture_texture: None,
             canvas_paints: 0,
             dmabuf_captures: 0,
             full_damage: true,
@@ -337,15 +352,26 @@ impl Renderer {
         self.note_window_damage(&next, self.full_damage);
         let (w, h) = (self.output_size.w, self.output_size.h);
         let mut damage = frame_damage(&self.previous, &next);
+        // The cursor's quads come last: what changed without them, for captures that leave it out.
+        let windows_only = items.iter().position(|i| i.cursor).unwrap_or(items.len());
+        let mut without_cursor = frame_damage(&self.previous[..self.previous_windows_only], &next[..windows_only]);
         if std::mem::take(&mut self.full_damage) {
             damage = Some(Rect { x0: 0, y0: 0, x1: w, y1: h });
+            without_cursor = damage;
         }
+        self.damage_without_cursor = without_cursor.and_then(|d| d.clamp(w, h));
         self.previous = next.into_iter().map(|(key, _)| key).collect();
+        self.previous_windows_only = windows_only;
         self.scene = paint::Scene::of(items);
         self.scene_stale = false;
         let damage = damage?.clamp(w, h)?;
         self.history.record(damage);
         Some(damage)
+    }
+
+    /// What the last frame (`render`) changed, leaving the cursor out.
+    pub fn damage_without_cursor(&self) -> Option<Rect> {
+        self.damage_without_cursor
     }
 
     /// Submits `encoder`'s work, which reads `in_place` until done, and the GPU waits

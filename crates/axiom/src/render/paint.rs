@@ -4,7 +4,8 @@
 //! frame of `damage::History` it holds, so a paint repaints only what changed since
 //! (for a scanout buffer, since it was last painted, two flips ago); a target nobody
 //! looks at is not painted at all. A window alone (a toplevel capture) is painted
-//! from the same scene: its quads only, over transparency, covered parts included.
+//! from the same scene: its quads only, over transparency, covered parts included;
+//! so are the cursor alone, and an output without the cursor (`Quads`).
 
 use bytemuck::Zeroable;
 use smithay::reexports::wayland_server::backend::ObjectId;
@@ -21,6 +22,8 @@ pub(crate) struct Scene {
     draws: Vec<(DrawUniform, wgpu::BindGroup)>,
     /// The window (its toplevel surface) each draw belongs to.
     windows: Vec<ObjectId>,
+    /// Whether each draw is the cursor's.
+    cursor: Vec<bool>,
     in_place: Vec<InPlaceRead>,
 }
 
@@ -29,15 +32,37 @@ impl Scene {
         Scene {
             draws: items.iter().map(|i| (i.uniform, i.bind_group.clone())).collect(),
             windows: items.iter().map(|i| i.window.clone()).collect(),
+            cursor: items.iter().map(|i| i.cursor).collect(),
             in_place: items.iter().filter_map(|i| i.in_place.clone()).collect(),
+        }
+    }
+}
+
+/// Which of the scene's quads a paint draws, besides all of them.
+#[derive(Clone, Copy, Debug)]
+pub enum Quads<'a> {
+    /// One window's (by its toplevel surface).
+    Window(&'a ObjectId),
+    /// All but the cursor's.
+    AllButCursor,
+    /// The cursor's.
+    Cursor,
+}
+
+impl Quads<'_> {
+    fn include(&self, window: &ObjectId, cursor: bool) -> bool {
+        match self {
+            Quads::Window(w) => *w == window && !cursor,
+            Quads::AllButCursor => !cursor,
+            Quads::Cursor => cursor,
         }
     }
 }
 
 /// What a paint clears its damage to before the quads: the background, drawn under
 /// them (a whole-screen target), or transparency (a window painted alone).
-#[derive(Clone, Copy, PartialEq)]
-enum Under {
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Under {
     Background,
     Transparent,
 }
@@ -84,33 +109,42 @@ impl Renderer {
         Some((frame, Some(id)))
     }
 
-    /// Paints `window`'s quads alone (canvas pixels, `area` the target's whole size)
-    /// into `target` over transparency: what a capture of that window shows, parts
-    /// that other windows cover included; no output's frame. None while the scene is
-    /// stale.
-    pub(super) fn paint_window(
+    /// Paints some of the scene's quads (`quads`; canvas pixels, `area` the target's
+    /// whole size) into `target` over what `under` says: a window alone over
+    /// transparency (what a capture of it shows, parts that other windows cover
+    /// included), the cursor alone, or an output's area without the cursor; no
+    /// output's frame. None while the scene is stale.
+    pub(super) fn paint_alone(
         &mut self,
         target: &wgpu::TextureView,
-        window: &ObjectId,
+        quads: Quads<'_>,
         area: Rect,
+        under: Under,
     ) -> Option<SubmissionId> {
         if self.scene_stale {
             return None;
         }
-        let (draws, covered) = self.visible_draws(area, Some(window));
-        Some(self.draw(target, area, area, draws, covered, Under::Transparent))
+        let (draws, covered) = self.visible_draws(area, Some(quads));
+        Some(self.draw(target, area, area, draws, covered, under))
     }
 
-    /// The scene's quads that show in `damage` (of `window`'s only, where given),
+    /// Where the scene draws the cursor (canvas pixels), if it does: what a frame
+    /// composed now shows, which the pointer may have left since.
+    pub fn scene_cursor_area(&self) -> Option<Rect> {
+        let cursor = self.scene.draws.iter().zip(&self.scene.cursor).filter(|(_, cursor)| **cursor);
+        cursor.map(|((uniform, _), _)| Rect::from_xywh(uniform.dst)).reduce(Rect::union)
+    }
+
+    /// The scene's quads that show in `damage` (those `quads` names, where given),
     /// bottom first: from the last one that covers it all with opaque pixels; and
     /// whether there is such a quad (then nothing shows under them).
-    fn visible_draws(&self, damage: Rect, window: Option<&ObjectId>) -> (Vec<(DrawUniform, wgpu::BindGroup)>, bool) {
+    fn visible_draws(&self, damage: Rect, quads: Option<Quads<'_>>) -> (Vec<(DrawUniform, wgpu::BindGroup)>, bool) {
         let chosen: Vec<&(DrawUniform, wgpu::BindGroup)> = self
             .scene
             .draws
             .iter()
-            .zip(&self.scene.windows)
-            .filter(|(_, w)| window.is_none_or(|window| *w == window))
+            .zip(self.scene.windows.iter().zip(&self.scene.cursor))
+            .filter(|(_, (w, c))| quads.is_none_or(|q| q.include(w, **c)))
             .map(|(draw, _)| draw)
             .collect();
         // Nothing below a quad that covers the whole damage with opaque pixels can show.

@@ -6,6 +6,7 @@
 mod adapter;
 mod capture;
 mod common;
+mod cursor;
 mod dmabuf;
 mod dmabuf_formats;
 mod drm;

@@ -15,18 +15,18 @@ use x11rb::rust_connection::RustConnection;
 use crate::common::{assert_image, axiom_binary, centred, non_background, BACKGROUND};
 use crate::third_party::{spawn, wait_exit, window_rect};
 
-const LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 
 /// An X server of our own, on the first free display.
-struct Xvfb {
+pub(crate) struct Xvfb {
     child: Child,
     display: String,
-    conn: RustConnection,
-    root: Window,
+    pub(crate) conn: RustConnection,
+    pub(crate) root: Window,
 }
 
 impl Xvfb {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let mut child = Command::new("Xvfb")
             .args(["-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
             .stdout(Stdio::piped())
@@ -43,7 +43,7 @@ impl Xvfb {
     }
 
     /// The compositor's window: the only top-level window Xvfb has (no window manager runs).
-    fn axiom_window(&self) -> (Window, i16, i16, u16, u16) {
+    pub(crate) fn axiom_window(&self) -> (Window, i16, i16, u16, u16) {
         let deadline = Instant::now() + LIMIT;
         loop {
             let children = self.conn.query_tree(self.root).unwrap().reply().unwrap().children;
@@ -67,9 +67,16 @@ impl Xvfb {
     }
 
     /// The compositor's window as shown on the screen.
-    fn window_shot(&self) -> Image {
+    pub(crate) fn window_shot(&self) -> Image {
         let (_, x, y, width, height) = self.axiom_window();
         self.screenshot(x, y, width, height)
+    }
+
+    /// Moves the X pointer to (x, y) of the root window through XTEST.
+    pub(crate) fn move_pointer(&self, x: i16, y: i16) {
+        const MOTION: u8 = 6;
+        self.conn.xtest_fake_input(MOTION, 0, 0, self.root, x, y, 0).unwrap();
+        self.conn.get_input_focus().unwrap().reply().unwrap();
     }
 
     /// Sends a key press and release through XTEST (`code`: Linux input event code).
@@ -91,12 +98,12 @@ impl Drop for Xvfb {
     }
 }
 
-fn start_nested(xvfb: &Xvfb, width: u32, height: u32) -> Compositor {
+pub(crate) fn start_nested(xvfb: &Xvfb, width: u32, height: u32) -> Compositor {
     Compositor::start_nested(&axiom_binary(), width, height, &xvfb.display).expect("start axiom --backend winit")
 }
 
 /// Waits until the window on the X screen passes `check`, or fails with the last shot saved.
-fn wait_for_screen(xvfb: &Xvfb, what: &str, mut check: impl FnMut(&Image) -> bool) -> Image {
+pub(crate) fn wait_for_screen(xvfb: &Xvfb, what: &str, mut check: impl FnMut(&Image) -> bool) -> Image {
     let deadline = Instant::now() + LIMIT;
     loop {
         let shot = xvfb.window_shot();

@@ -84,6 +84,16 @@ impl Axiom {
         if !Rectangle::from_size((area.size.w, area.size.h).into()).contains_rect(dst) {
             return Err("the top window is not wholly on the primary output".into());
         }
+        // The composed cursor lies under the overlay plane: where it would show over the
+        // window, the window is composed too.
+        let cursor = self.cursor_image().map(|c| c.area()).map(|c| (c.loc - area.loc, c.size));
+        let over_window = cursor.is_some_and(|(loc, size)| {
+            let cursor = Rectangle::new((loc.x, loc.y).into(), (size.w, size.h).into());
+            cursor.overlaps(dst)
+        });
+        if over_window {
+            return Err("the cursor is over the window".into());
+        }
         let format = dmabuf.format();
         let plane = kms
             .surface

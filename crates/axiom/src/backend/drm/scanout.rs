@@ -260,6 +260,9 @@ impl Axiom {
     /// they are: a fullscreen toplevel covering the output with one opaque,
     /// output-sized dma-buf the plane lists, no subsurface, popup, scale or viewport.
     fn scanout_candidate(&self) -> Result<(WlSurface, Buffer, Dmabuf), String> {
+        if self.cursor_on_primary() {
+            return Err("the cursor is composed over the output".into());
+        }
         let window = self.space.elements().last().ok_or("no window")?;
         let toplevel = window.toplevel().ok_or("the top window is an X11 window")?;
         if !toplevel.current_state().states.contains(ToplevelState::Fullscreen) {

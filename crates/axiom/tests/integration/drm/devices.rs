@@ -267,3 +267,141 @@ impl Drop for PreferredMode {
         let _ = std::fs::write("/sys/module/vkms/parameters/preferred_height", "768");
     }
 }
+
+/// Where a shot differs from `under`: the bounding box's top-left corner, if anywhere.
+fn first_difference(shot: &Image, under: &Image) -> Option<(u32, u32)> {
+    let differs = |x: u32, y: u32| shot.pixel(x, y) != under.pixel(x, y);
+    let points: Vec<(u32, u32)> =
+        (0..shot.height).flat_map(|y| (0..shot.width).map(move |x| (x, y))).filter(|&(x, y)| differs(x, y)).collect();
+    Some((points.iter().map(|p| p.0).min()?, points.iter().map(|p| p.1).min()?))
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn a_mouse_shows_the_cursor_on_the_crtc_over_a_fullscreen_buffer_which_goes_back_on_the_plane_once_hidden() {
+    use axiom_testclient::image::blend_premultiplied;
+    let compositor = start_drm();
+    let mut client = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut client);
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let window = client.create_window("fullscreen").unwrap();
+    client.set_fullscreen(&window).unwrap();
+    let pattern = test_pattern(width, height);
+    let (_memory, fd) = udmabuf_of(&pattern);
+    let buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), width * 4, (width, height));
+    window.surface.attach(Some(&buffer), 0, 0);
+    window.surface.damage_buffer(0, 0, width as i32, height as i32);
+    client.commit_and_wait_frame(&window.surface).unwrap();
+    wait_on_crtc(&compositor, "cursor-before", |shot| *shot == pattern);
+    assert!(compositor.wait_for_log("direct scanout: on", LIMIT), "{}", compositor.log());
+
+    // A mouse moved: the arrow shows over the buffer, which is composed for it.
+    let pointer = client.pointer().unwrap();
+    let mut mouse = axiom_testclient::uinput::Mouse::new("axiom test mouse").expect("uinput mouse");
+    assert!(compositor.wait_for_log("input device added: axiom test mouse", LIMIT), "{}", compositor.log());
+    mouse.move_by(40, 30).unwrap();
+    let serial = client.wait_pointer_on(&window.surface).unwrap();
+    let (aw, ah) = axiom::render::cursor::ARROW_SIZE;
+    let arrow = axiom::render::cursor::arrow_pixels();
+    let with_arrow = |(x, y): (u32, u32)| {
+        Image::new(width, height, |px, py| {
+            let inside = (x..x + aw).contains(&px) && (y..y + ah).contains(&py);
+            match inside {
+                true => {
+                    let [b, g, r, a] = arrow[((py - y) * aw + (px - x)) as usize];
+                    blend_premultiplied(Rgba(r, g, b, a), pattern.pixel(px, py))
+                }
+                false => pattern.pixel(px, py),
+            }
+        })
+    };
+    let shot = wait_on_crtc(&compositor, "cursor-arrow", |shot| {
+        first_difference(shot, &pattern).is_some_and(|at| *shot == with_arrow(at))
+    });
+    let at = first_difference(&shot, &pattern).unwrap();
+    let (px, py) = client.pointer_events().position;
+    assert_eq!((px.round(), py.round()), (f64::from(at.0), f64::from(at.1)), "the tip is at the pointer");
+    let log = compositor.log();
+    let off = log.lines().rfind(|l| l.contains("direct scanout: ")).unwrap_or_else(|| panic!("{log}"));
+    assert!(off.contains("the cursor is composed over the output"), "{off}");
+
+    // Hidden by the client: the buffer goes back on the primary plane as it is.
+    pointer.set_cursor(serial, None, 0, 0);
+    client.roundtrip().unwrap();
+    wait_on_crtc(&compositor, "cursor-hidden", |shot| *shot == pattern);
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let log = compositor.log();
+        let last = log.lines().rfind(|l| l.contains("direct scanout: ")).unwrap_or_default().to_string();
+        if last.contains("direct scanout: on") {
+            let (_, fb) = crtc_shot_and_fb(&compositor);
+            assert!(last.contains(&format!("(fb {fb})")), "the CRTC shows the client's framebuffer {fb}: {last}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "direct scanout never came back: {last}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!compositor.log().contains("wgpu error"), "{}", compositor.log());
+}
+
+/// The last "overlay plane: ..." decision in the log, waiting until it contains `want`.
+fn wait_for_overlay_decision(compositor: &Compositor, want: &str) -> String {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let log = compositor.log();
+        let last = log.lines().rfind(|l| l.contains("overlay plane: ")).unwrap_or_default().to_string();
+        if last.contains(want) {
+            return last;
+        }
+        assert!(Instant::now() < deadline, "the overlay plane decision never became {want:?}: {last}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn a_window_on_an_overlay_plane_is_composed_only_while_the_cursor_is_over_it() {
+    let compositor = start_drm();
+    let mut client = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut client);
+    let (x, y) = centred(width, height, 256, 128);
+    let dmabuf = client.bind_dmabuf(5).unwrap();
+    let top = client.create_window("top").unwrap();
+    let pattern = test_pattern(256, 128);
+    let (_memory, fd) = udmabuf_of(&pattern);
+    let buffer = xrgb_buffer(&compositor, &mut client, &dmabuf, fd.as_fd(), 256 * 4, (256, 128));
+    top.surface.attach(Some(&buffer), 0, 0);
+    top.surface.damage_buffer(0, 0, 256, 128);
+    client.commit_and_wait_frame(&top.surface).unwrap();
+    wait_for_overlay_decision(&compositor, "overlay plane: on:");
+
+    // The cursor in the top-left corner, away from the centred window: it stays on its plane.
+    let mut mouse = axiom_testclient::uinput::Mouse::new("axiom test mouse").expect("uinput mouse");
+    assert!(compositor.wait_for_log("input device added: axiom test mouse", LIMIT), "{}", compositor.log());
+    let _pointer = client.pointer().unwrap();
+    mouse.move_by(-10000, -10000).unwrap();
+    let corner = wait_on_crtc(&compositor, "overlay-cursor-corner", |shot| shot.pixel(0, 0) == Rgba::opaque(0, 0, 0));
+    assert_eq!(corner.pixel(1, 2), Rgba::opaque(255, 255, 255), "the arrow's tip is at the corner");
+    client.roundtrip().unwrap();
+    assert!(client.pointer_events().entered.is_none(), "the pointer is not on the window");
+    wait_for_overlay_decision(&compositor, "overlay plane: on:");
+    // Captures of what the display shows (a plane included) leave the cursor out unless
+    // asked to paint it.
+    let plain = client.screenshot().unwrap();
+    assert_eq!(plain.pixel(0, 0), BACKGROUND, "no cursor without overlay_cursor");
+    assert_image(&plain.crop(x, y, 256, 128), &pattern, 0, "overlay-capture-without-cursor");
+    let painted = client.screenshot_with_cursor().unwrap();
+    assert_eq!((painted.pixel(0, 0), painted.pixel(1, 2)), (Rgba::opaque(0, 0, 0), Rgba::opaque(255, 255, 255)));
+    assert_image(&painted.crop(x, y, 256, 128), &pattern, 0, "overlay-capture-with-cursor");
+
+    // Over the window: composed with the cursor above it.
+    let deadline = Instant::now() + LIMIT;
+    while client.pointer_events().entered.is_none() {
+        assert!(Instant::now() < deadline, "the pointer never reached the window");
+        mouse.move_by(20, 15).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        client.roundtrip().unwrap();
+    }
+    wait_for_overlay_decision(&compositor, "off: the cursor is over the window");
+    assert!(!compositor.log().contains("wgpu error"), "{}", compositor.log());
+}
