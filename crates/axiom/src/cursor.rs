@@ -13,7 +13,8 @@ use smithay::output::Output;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::Resource;
 use smithay::utils::{Logical, Physical, Point, Rectangle};
-use smithay::wayland::compositor::{add_destruction_hook, with_states};
+use smithay::wayland::compositor::{add_destruction_hook, get_role, with_states, SurfaceAttributes};
+use smithay::wayland::seat::CURSOR_IMAGE_ROLE;
 
 use crate::Axiom;
 
@@ -175,8 +176,20 @@ impl Axiom {
         }
     }
 
-    /// A surface tree whose root is `root` committed: where it is the cursor, its image changed.
+    /// A surface tree whose root is `root` committed: where it is the cursor, its image
+    /// changed. A cursor surface's buffer offset (wl_surface.offset, or attach's x and y)
+    /// moves its hotspot the other way, as wl_pointer.set_cursor says.
     pub fn cursor_committed(&mut self, root: &WlSurface) {
+        if get_role(root) == Some(CURSOR_IMAGE_ROLE) {
+            with_states(root, |states| {
+                let delta = states.cached_state.get::<SurfaceAttributes>().current().buffer_delta.take();
+                let (Some(delta), Some(data)) = (delta, states.data_map.get::<CursorImageSurfaceData>()) else {
+                    return;
+                };
+                let mut data = data.lock().unwrap_or_else(|e| e.into_inner());
+                data.hotspot = (data.hotspot.x.saturating_sub(delta.x), data.hotspot.y.saturating_sub(delta.y)).into();
+            });
+        }
         if matches!(&self.cursor.status, CursorImageStatus::Surface(surface) if surface == root) {
             self.cursor.changes += 1;
         }

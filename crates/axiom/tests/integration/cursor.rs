@@ -124,8 +124,11 @@ fn the_cursor_follows_the_pointer_as_its_client_sets_it_and_the_arrow_shows_else
     pointer.set_cursor(serial, Some(&surface), 0, 0);
     client.roundtrip().unwrap();
     wait_for_screen(&xvfb, "cursor-new-hotspot", |shot| *shot == over(&bare, &cursor, (100, 100)));
-    pointer.set_cursor(serial, Some(&surface), 2, 1);
+    // A buffer offset moves the hotspot the other way: (0, 0) less (-2, -1) is (2, 1).
+    surface.offset(-2, -1);
+    surface.commit();
     client.roundtrip().unwrap();
+    wait_for_screen(&xvfb, "cursor-offset", |shot| *shot == over(&bare, &cursor, (98, 99)));
     xvfb.move_pointer(x + 150, y + 60);
     wait_for_screen(&xvfb, "cursor-client-surface-moved", |shot| *shot == over(&bare, &cursor, (148, 59)));
 
