@@ -86,7 +86,8 @@ impl Axiom {
         }
         // The composed cursor lies under the overlay plane: where it would show over the
         // window, the window is composed too.
-        let cursor = self.cursor_image().map(|c| c.area()).map(|c| (c.loc - area.loc, c.size));
+        let cursor =
+            self.cursor_image().map(|c| c.area()).filter(|c| !c.is_empty()).map(|c| (c.loc - area.loc, c.size));
         let over_window = cursor.is_some_and(|(loc, size)| {
             let cursor = Rectangle::new((loc.x, loc.y).into(), (size.w, size.h).into());
             cursor.overlaps(dst)
