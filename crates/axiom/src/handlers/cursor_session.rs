@@ -16,14 +16,13 @@ use std::sync::{Arc, Mutex};
 
 use smithay::output::Output;
 use smithay::reexports::wayland_protocols::ext::image_capture_source::v1::server::ext_image_capture_source_v1::ExtImageCaptureSourceV1;
-use smithay::reexports::wayland_protocols::ext::image_copy_capture::v1::server::{
-    ext_image_copy_capture_cursor_session_v1::{self, ExtImageCopyCaptureCursorSessionV1},
-    ext_image_copy_capture_session_v1::ExtImageCopyCaptureSessionV1,
+use smithay::reexports::wayland_protocols::ext::image_copy_capture::v1::server::ext_image_copy_capture_cursor_session_v1::{
+    self, ExtImageCopyCaptureCursorSessionV1,
 };
 use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, New, Resource};
 
 use super::capture::Source;
-use super::image_copy_capture::{stop_session, SessionShared, SourceData};
+use super::image_copy_capture::{SessionShared, SourceData};
 use crate::cursor::CursorShown;
 use crate::Axiom;
 
@@ -106,16 +105,9 @@ impl Dispatch<ExtImageCopyCaptureCursorSessionV1, Arc<CursorSessionData>> for Ax
                 );
                 return;
             }
-            let source = data.output.clone().map(Source::Cursor);
-            let shared = Arc::new(SessionShared::new(source.clone(), false));
-            let session: ExtImageCopyCaptureSessionV1 = data_init.init(session, shared.clone());
-            if source.is_none() {
-                // Not an output's cursor: it never shows.
-                let _ = shared.resource.set(session.downgrade());
-                stop_session(&shared);
-                return;
-            }
-            state.start_session(session, shared);
+            // Not an output's cursor (no source): it never shows, and the session stops.
+            let shared = Arc::new(SessionShared::new(data.output.clone().map(Source::Cursor), false));
+            state.start_session(data_init.init(session, shared.clone()), shared);
         }
     }
 }

@@ -504,7 +504,7 @@ pub(super) fn stop(frame: &ExtImageCopyCaptureFrameV1) {
 }
 
 /// Sends `stopped` on a session, once.
-pub(super) fn stop_session(session: &SessionShared) {
+fn stop_session(session: &SessionShared) {
     if !session.stopped.swap(true, Ordering::SeqCst) {
         if let Some(resource) = session.resource() {
             resource.stopped();
