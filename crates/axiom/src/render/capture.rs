@@ -37,16 +37,22 @@ impl<'a> CaptureOf<'a> {
         }
     }
 
-    /// What is painted from the scene for it (all but the canvas as composed): which
-    /// quads, where, and over what.
-    fn painted(&self) -> Option<(Quads<'a>, Rectangle<i32, Physical>, Under)> {
+    /// How it is made: the canvas as composed, or painted from the scene.
+    fn made(&self) -> Made<'a> {
         match *self {
-            Self::Canvas(_) => None,
-            Self::CanvasWithoutCursor(area) => Some((Quads::AllButCursor, area, Under::Background)),
-            Self::Window { window, area } => Some((Quads::Window(window), area, Under::Transparent)),
-            Self::Cursor(area) => Some((Quads::Cursor, area, Under::Transparent)),
+            Self::Canvas(region) => Made::Composed(region),
+            Self::CanvasWithoutCursor(area) => Made::Painted(Quads::AllButCursor, area, Under::Background),
+            Self::Window { window, area } => Made::Painted(Quads::Window(window), area, Under::Transparent),
+            Self::Cursor(area) => Made::Painted(Quads::Cursor, area, Under::Transparent),
         }
     }
+}
+
+/// How a capture is made: this area of the canvas as composed, or these quads of the
+/// scene painted over this, where they lie (canvas pixels).
+enum Made<'a> {
+    Composed(Rectangle<i32, Physical>),
+    Painted(Quads<'a>, Rectangle<i32, Physical>, Under),
 }
 
 /// A capture client's dma-buf as the GPU writes it, kept until the GPU is done.
@@ -107,14 +113,13 @@ impl Renderer {
     pub(super) fn capture_source(&mut self, of: CaptureOf<'_>) -> anyhow::Result<(wgpu::Texture, (u32, u32))> {
         let size = of.size();
         anyhow::ensure!(size.w > 0 && size.h > 0, "an empty capture");
-        match of.painted() {
-            None => {
-                let CaptureOf::Canvas(region) = of else { anyhow::bail!("{of:?} is painted") };
+        match of.made() {
+            Made::Composed(region) => {
                 self.ensure_canvas_area(region, size.w as u32, size.h as u32)?;
                 self.paint_canvas();
                 Ok((self.output_texture.clone(), (region.loc.x as u32, region.loc.y as u32)))
             }
-            Some((quads, area, under)) => {
+            Made::Painted(quads, area, under) => {
                 self.ensure_window_fits(size)?;
                 let fits = |t: &wgpu::Texture| (t.width(), t.height()) == (size.w as u32, size.h as u32);
                 let (texture, view) = match self.painted_capture_texture.take().filter(|(t, _)| fits(t)) {
@@ -150,14 +155,13 @@ impl Renderer {
             SharedScanoutBuffer { fd, width: u32::try_from(size.w)?, height: u32::try_from(size.h)?, offset, stride };
         let written = if self.renders_into_dmabufs() {
             let mut target = self.import_scanout_target(shared)?;
-            let submission = match (of, of.painted()) {
-                (CaptureOf::Canvas(region), _) => self.paint_scanout(region, &mut target)?,
-                (_, Some((quads, area, under))) => {
+            let submission = match of.made() {
+                Made::Composed(region) => self.paint_scanout(region, &mut target)?,
+                Made::Painted(quads, area, under) => {
                     self.ensure_window_fits(area.size)?;
                     let view = target.view.clone();
                     Some(self.paint_alone(&view, quads, Rect::of_area(area), under).context(STALE)?)
                 }
-                (_, None) => anyhow::bail!("{of:?} is not painted"),
             };
             // A capture is no frame of an output's: it holds back no repaint.
             if let Some(id) = submission {
