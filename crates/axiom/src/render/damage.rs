@@ -63,6 +63,8 @@ pub struct DrawKey {
     /// The window whose tree or popup the surface is (`DrawItem::window`).
     pub window: ObjectId,
     pub uniform: DrawUniform,
+    /// A quad of the cursor (`DrawItem::cursor`), after every window's.
+    pub cursor: bool,
 }
 
 impl PartialEq for DrawUniform {
@@ -110,6 +112,7 @@ mod tests {
             surface: ObjectId::null(),
             window: ObjectId::null(),
             uniform: DrawUniform { dst, ..DrawUniform::zeroed() },
+            cursor: false,
         }
     }
 

@@ -134,8 +134,6 @@ pub struct Renderer {
     empty_texture: wgpu::Texture,
     /// The quads of the last frame, to find what changed.
     previous: Vec<DrawKey>,
-    /// How many of them are not the cursor's (which come last).
-    previous_windows_only: usize,
     /// What the last frame changed, leaving the cursor out.
     damage_without_cursor: Option<Rect>,
     /// What the last frame draws, for each target to paint (`paint.rs`).
@@ -305,7 +303,6 @@ impl Renderer {
             #[cfg(feature = "dmabuf-vulkan")]
             empty_texture,
             previous: Vec::new(),
-            previous_windows_only: 0,
             damage_without_cursor: None,
             scene: Default::default(),
             scene_stale: false,
@@ -345,7 +342,12 @@ impl Renderer {
         let next: Vec<(DrawKey, Option<Rect>)> = items
             .iter()
             .map(|i| {
-                let key = DrawKey { surface: i.surface.clone(), window: i.window.clone(), uniform: i.uniform };
+                let key = DrawKey {
+                    surface: i.surface.clone(),
+                    window: i.window.clone(),
+                    uniform: i.uniform,
+                    cursor: i.cursor,
+                };
                 (key, i.content_damage)
             })
             .collect();
@@ -353,15 +355,15 @@ impl Renderer {
         let (w, h) = (self.output_size.w, self.output_size.h);
         let mut damage = frame_damage(&self.previous, &next);
         // The cursor's quads come last: what changed without them, for captures that leave it out.
-        let windows_only = items.iter().position(|i| i.cursor).unwrap_or(items.len());
-        let mut without_cursor = frame_damage(&self.previous[..self.previous_windows_only], &next[..windows_only]);
+        let before = self.previous.iter().take_while(|k| !k.cursor).count();
+        let after = next.iter().take_while(|(k, _)| !k.cursor).count();
+        let mut without_cursor = frame_damage(&self.previous[..before], &next[..after]);
         if std::mem::take(&mut self.full_damage) {
             damage = Some(Rect { x0: 0, y0: 0, x1: w, y1: h });
             without_cursor = damage;
         }
         self.damage_without_cursor = without_cursor.and_then(|d| d.clamp(w, h));
         self.previous = next.into_iter().map(|(key, _)| key).collect();
-        self.previous_windows_only = windows_only;
         self.scene = paint::Scene::of(items);
         self.scene_stale = false;
         let damage = damage?.clamp(w, h)?;
