@@ -31,7 +31,7 @@ const ARROW: [&str; 19] = [
     "      XooX  ",
     "       XX   ",
 ];
-pub const ARROW_SIZE: (u32, u32) = (12, 19);
+pub const ARROW_SIZE: (u32, u32) = (ARROW[0].len() as u32, ARROW.len() as u32);
 
 /// The arrow's size on a canvas of `scale` canvas pixels per logical unit.
 pub fn arrow_canvas_size(scale: f64) -> smithay::utils::Size<i32, smithay::utils::Physical> {

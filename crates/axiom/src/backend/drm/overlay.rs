@@ -86,11 +86,10 @@ impl Axiom {
         }
         // The composed cursor lies under the overlay plane: where it would show over the
         // window, the window is composed too.
-        let cursor =
-            self.cursor_image().map(|c| c.area()).filter(|c| !c.is_empty()).map(|c| (c.loc - area.loc, c.size));
-        let over_window = cursor.is_some_and(|(loc, size)| {
-            let cursor = Rectangle::new((loc.x, loc.y).into(), (size.w, size.h).into());
-            cursor.overlaps(dst)
+        let over_window = self.cursor_image().map(|c| c.area()).filter(|c| !c.is_empty()).is_some_and(|c| {
+            let on_crtc =
+                Rectangle::new((c.loc.x - area.loc.x, c.loc.y - area.loc.y).into(), (c.size.w, c.size.h).into());
+            on_crtc.overlaps(dst)
         });
         if over_window {
             return Err("the cursor is over the window".into());
