@@ -329,31 +329,23 @@ fn a_mouse_shows_the_cursor_on_the_crtc_over_a_fullscreen_buffer_which_goes_back
     pointer.set_cursor(serial, None, 0, 0);
     client.roundtrip().unwrap();
     wait_on_crtc(&compositor, "cursor-hidden", |shot| *shot == pattern);
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let log = compositor.log();
-        let last = log.lines().rfind(|l| l.contains("direct scanout: ")).unwrap_or_default().to_string();
-        if last.contains("direct scanout: on") {
-            let (_, fb) = crtc_shot_and_fb(&compositor);
-            assert!(last.contains(&format!("(fb {fb})")), "the CRTC shows the client's framebuffer {fb}: {last}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "direct scanout never came back: {last}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let on = wait_for_decision(&compositor, "direct scanout: ", "direct scanout: on");
+    let (_, fb) = crtc_shot_and_fb(&compositor);
+    assert!(on.contains(&format!("(fb {fb})")), "the CRTC shows the client's framebuffer {fb}: {on}");
     assert!(!compositor.log().contains("wgpu error"), "{}", compositor.log());
 }
 
-/// The last "overlay plane: ..." decision in the log, waiting until it contains `want`.
-fn wait_for_overlay_decision(compositor: &Compositor, want: &str) -> String {
+/// The last log line with `kind` (a plane's decision: "direct scanout: ", "overlay
+/// plane: "), waiting until it contains `want`.
+fn wait_for_decision(compositor: &Compositor, kind: &str, want: &str) -> String {
     let deadline = Instant::now() + LIMIT;
     loop {
         let log = compositor.log();
-        let last = log.lines().rfind(|l| l.contains("overlay plane: ")).unwrap_or_default().to_string();
+        let last = log.lines().rfind(|l| l.contains(kind)).unwrap_or_default().to_string();
         if last.contains(want) {
             return last;
         }
-        assert!(Instant::now() < deadline, "the overlay plane decision never became {want:?}: {last}");
+        assert!(Instant::now() < deadline, "the {kind:?} decision never became {want:?}: {last}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -373,7 +365,7 @@ fn a_window_on_an_overlay_plane_is_composed_only_while_the_cursor_is_over_it() {
     top.surface.attach(Some(&buffer), 0, 0);
     top.surface.damage_buffer(0, 0, 256, 128);
     client.commit_and_wait_frame(&top.surface).unwrap();
-    wait_for_overlay_decision(&compositor, "overlay plane: on:");
+    wait_for_decision(&compositor, "overlay plane: ", "overlay plane: on:");
 
     // The cursor in the top-left corner, away from the centred window: it stays on its plane.
     let mut mouse = axiom_testclient::uinput::Mouse::new("axiom test mouse").expect("uinput mouse");
@@ -384,7 +376,7 @@ fn a_window_on_an_overlay_plane_is_composed_only_while_the_cursor_is_over_it() {
     assert_eq!(corner.pixel(1, 2), Rgba::opaque(255, 255, 255), "the arrow's tip is at the corner");
     client.roundtrip().unwrap();
     assert!(client.pointer_events().entered.is_none(), "the pointer is not on the window");
-    wait_for_overlay_decision(&compositor, "overlay plane: on:");
+    wait_for_decision(&compositor, "overlay plane: ", "overlay plane: on:");
     // Captures of what the display shows (a plane included) leave the cursor out unless
     // asked to paint it.
     let plain = client.screenshot().unwrap();
@@ -402,6 +394,6 @@ fn a_window_on_an_overlay_plane_is_composed_only_while_the_cursor_is_over_it() {
         std::thread::sleep(Duration::from_millis(30));
         client.roundtrip().unwrap();
     }
-    wait_for_overlay_decision(&compositor, "off: the cursor is over the window");
+    wait_for_decision(&compositor, "overlay plane: ", "off: the cursor is over the window");
     assert!(!compositor.log().contains("wgpu error"), "{}", compositor.log());
 }
