@@ -1,7 +1,8 @@
 //! The pointer's cursor: the surface a client asks for with wl_pointer.set_cursor
 //! (drawn with its subsurfaces, its hotspot at the pointer), none where it asks for
 //! none, and the compositor's own arrow elsewhere (every named cursor is that arrow).
-//! It is drawn above every window, into the composed frame.
+//! It is drawn above every window: into the composed frame, or on a display's
+//! cursor plane (`backend/drm/cursor_plane.rs`).
 //!
 //! It shows once a pointer has moved: the headless backend has no pointer, and a
 //! display whose seat has no mouse shows no cursor (`Cursor::moved`); on the nested
@@ -136,12 +137,6 @@ impl Axiom {
         }
         let pointer = to_canvas(image.origin() + image.hotspot());
         Some(CursorShown { area, hotspot: pointer - area.loc, position: pointer - on.loc })
-    }
-
-    /// Whether the cursor shows on the primary output: then no display plane shows a
-    /// client's buffer there, for the cursor is composed above it.
-    pub fn cursor_on_primary(&self) -> bool {
-        self.cursor_image().map(|c| c.area()).is_some_and(|a| !a.is_empty() && a.overlaps(self.primary_area()))
     }
 
     /// The client's cursor surface, where one is the cursor now (for its frame callbacks).

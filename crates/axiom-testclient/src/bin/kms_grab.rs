@@ -1,8 +1,9 @@
 //! Saves what a KMS device scans out on one CRTC (the first, or `--crtc INDEX`
 //! in the device's list) as an RGB PNG,
 //! for tests that run in tests/vm: the primary plane's framebuffer, with the
-//! framebuffers of the overlay planes on that CRTC laid over it where they are
-//! (as the display shows opaque planes, unscaled, in the order the kernel lists them).
+//! framebuffers of the overlay planes on that CRTC laid over it where they are, then
+//! those of its cursor planes (as the display shows planes, unscaled, in the order the
+//! kernel lists them; an ARGB8888 one blended as premultiplied alpha).
 //!
 //! `axiom-kms-grab [--device PATH] [--crtc INDEX] [--wait-ms N] [--skip-fb ID] [--no-overlays] [--list] [OUT.png]`
 //!
@@ -135,7 +136,7 @@ fn run() -> anyhow::Result<()> {
 }
 
 /// What a CRTC shows: its state, its primary plane's framebuffer, its mode's size,
-/// and its overlay planes with a framebuffer.
+/// and its overlay and cursor planes with a framebuffer, bottom first.
 struct Scanout {
     crtc: crtc::Info,
     fb: framebuffer::Handle,
@@ -144,9 +145,11 @@ struct Scanout {
     overlays: Vec<OverlayPlane>,
 }
 
-/// An overlay plane showing `fb` at (x, y) on the CRTC, `width` x `height`.
+/// An overlay or cursor plane showing `fb` at (x, y) on the CRTC, `width` x `height`.
 struct OverlayPlane {
     plane: plane::Handle,
+    /// "overlay" or "cursor".
+    kind: &'static str,
     fb: framebuffer::Handle,
     x: i32,
     y: i32,
@@ -225,18 +228,22 @@ fn find_scanout(card: &Card, index: usize, skip: Option<u32>) -> anyhow::Result<
     Ok(None)
 }
 
-/// The overlay planes on `crtc` that hold a framebuffer, and where.
+/// The overlay planes on `crtc` that hold a framebuffer, then its cursor planes, and where.
 fn overlays_on(card: &Card, crtc: crtc::Handle) -> anyhow::Result<Vec<OverlayPlane>> {
     let mut overlays = Vec::new();
+    let mut cursors = Vec::new();
     for plane in card.plane_handles().context("plane list")? {
-        if plane_type(card, plane)? != Some(PlaneType::Overlay) {
-            continue;
-        }
+        let (list, kind) = match plane_type(card, plane)? {
+            Some(PlaneType::Overlay) => (&mut overlays, "overlay"),
+            Some(PlaneType::Cursor) => (&mut cursors, "cursor"),
+            _ => continue,
+        };
         let info = card.get_plane(plane).context("plane info")?;
         let (Some(fb), true) = (info.framebuffer(), info.crtc() == Some(crtc)) else { continue };
         let prop = |name| plane_property(card, plane, name).map(|v| v.unwrap_or(0));
-        overlays.push(OverlayPlane {
+        list.push(OverlayPlane {
             plane,
+            kind,
             fb,
             // CRTC_X and CRTC_Y are signed.
             x: prop("CRTC_X")? as i64 as i32,
@@ -245,10 +252,12 @@ fn overlays_on(card: &Card, crtc: crtc::Handle) -> anyhow::Result<Vec<OverlayPla
             height: prop("CRTC_H")? as u32,
         });
     }
+    overlays.append(&mut cursors);
     Ok(overlays)
 }
 
-/// Reads `width` x `height` pixels of framebuffer `fb` from (x0, y0) as packed RGB.
+/// Reads `width` x `height` pixels of framebuffer `fb` from (x0, y0) as packed RGBA
+/// (alpha 255 where the format has none).
 fn read_framebuffer(
     card: &Card,
     fb: framebuffer::Handle,
@@ -271,7 +280,7 @@ fn read_framebuffer(
 fn grab(card: &Card, scanout: &Scanout, out: &str) -> anyhow::Result<()> {
     let Scanout { crtc, fb, width, height, overlays } = scanout;
     // The CRTC position is where the CRTC's view starts in the primary framebuffer.
-    let (mut rgb, info) = read_framebuffer(card, *fb, crtc.position(), *width, *height)?;
+    let (mut rgba, info) = read_framebuffer(card, *fb, crtc.position(), *width, *height)?;
     // Printed after the CRTC's line, which tools read first.
     let mut overlay_lines = String::new();
     for overlay in overlays {
@@ -280,16 +289,22 @@ fn grab(card: &Card, scanout: &Scanout, out: &str) -> anyhow::Result<()> {
             for x in 0..overlay.width as i64 {
                 let (cx, cy) = (overlay.x as i64 + x, overlay.y as i64 + y);
                 if (0..*width as i64).contains(&cx) && (0..*height as i64).contains(&cy) {
-                    let src = ((y * overlay.width as i64 + x) * 3) as usize;
-                    let dst = ((cy * *width as i64 + cx) * 3) as usize;
-                    rgb[dst..dst + 3].copy_from_slice(&pixels[src..src + 3]);
+                    let src = ((y * overlay.width as i64 + x) * 4) as usize;
+                    let dst = ((cy * *width as i64 + cx) * 4) as usize;
+                    let (over, under) = (&pixels[src..src + 4], &mut rgba[dst..dst + 4]);
+                    // Premultiplied: what shows through is the part alpha leaves.
+                    let left = 255 - u32::from(over[3]);
+                    for c in 0..3 {
+                        under[c] = (u32::from(over[c]) + (u32::from(under[c]) * left + 127) / 255).min(255) as u8;
+                    }
                 }
             }
         }
         use std::fmt::Write as _;
         writeln!(
             overlay_lines,
-            "overlay plane={} fb={} x={} y={} {}x{}",
+            "{} plane={} fb={} x={} y={} {}x{}",
+            overlay.kind,
             u32::from(overlay.plane),
             u32::from(overlay.fb),
             overlay.x,
@@ -316,12 +331,13 @@ fn grab(card: &Card, scanout: &Scanout, out: &str) -> anyhow::Result<()> {
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), *width, *height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
+    let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
     encoder.write_header()?.write_image_data(&rgb).with_context(|| out.to_string())?;
     Ok(())
 }
 
-/// Reads `width` x `height` pixels of the framebuffer from (x0, y0) as packed RGB;
-/// pixels outside the framebuffer stay black.
+/// Reads `width` x `height` pixels of the framebuffer from (x0, y0) as packed RGBA
+/// (alpha 255 for XRGB8888); pixels outside the framebuffer stay transparent black.
 fn read_fb(
     card: &Card,
     info: &framebuffer::PlanarInfo,
@@ -351,7 +367,8 @@ fn read_fb(
     }
     let map = Mapping::new(dmabuf.as_fd(), size)?;
 
-    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    let mut rgba = vec![0u8; width as usize * height as usize * 4];
+    let alpha = format == DrmFourcc::Argb8888;
     sync(dmabuf.as_fd(), DMA_BUF_SYNC_START);
     let bytes = map.bytes();
     for y in 0..height.min(fb_h.saturating_sub(y0)) {
@@ -359,12 +376,13 @@ fn read_fb(
         for x in 0..width.min(fb_w.saturating_sub(x0)) {
             // Little-endian XRGB8888 lies in memory as B, G, R, X.
             let src = row + (x0 + x) as usize * 4;
-            let dst = (y * width + x) as usize * 3;
-            rgb[dst..dst + 3].copy_from_slice(&[bytes[src + 2], bytes[src + 1], bytes[src]]);
+            let dst = (y * width + x) as usize * 4;
+            let a = if alpha { bytes[src + 3] } else { 255 };
+            rgba[dst..dst + 4].copy_from_slice(&[bytes[src + 2], bytes[src + 1], bytes[src], a]);
         }
     }
     sync(dmabuf.as_fd(), DMA_BUF_SYNC_END);
-    Ok(rgb)
+    Ok(rgba)
 }
 
 /// A read-only shared mapping, unmapped on drop.

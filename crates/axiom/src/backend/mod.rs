@@ -64,7 +64,7 @@ impl Backend {
 impl Axiom {
     /// Shows a composed frame: on KMS with the next flip of each output (`overlay`: the
     /// client buffer the primary output's overlay plane shows; `direct`: its primary plane
-    /// shows one), which then presents `feedback`. Elsewhere `feedback` comes back, to be
+    /// shows one; `cursor`: what cursor planes show), which then presents `feedback`. Elsewhere `feedback` comes back, to be
     /// presented when the GPU has finished the frame (`backend/repaint.rs`).
     pub(crate) fn show_frame(
         &mut self,
@@ -72,9 +72,10 @@ impl Axiom {
         barriers: &mut FifoBarriers,
         overlay: Option<drm::Overlay>,
         direct: bool,
+        cursor: Option<&drm::PlaneCursor>,
     ) -> Vec<(Output, OutputPresentationFeedback)> {
         if self.backend.flips() {
-            self.show_on_kms(feedback, barriers, overlay, direct);
+            self.show_on_kms(feedback, barriers, overlay, direct, cursor);
             return Vec::new();
         }
         feedback

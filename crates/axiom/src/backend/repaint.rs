@@ -64,17 +64,19 @@ impl Axiom {
         let mut overlay = None;
         let mut direct = None;
         let mut composed = None;
+        let mut plane_cursor = None;
         if redraw {
             self.sync_foreign_toplevels();
             self.update_scanout_feedback();
             // A client buffer on the display plane needs no composition; failing that, the
-            // top window may go on an overlay plane, and only the rest is composed.
-            // (The cursor is composed: where it shows on the primary output, no plane
-            // shows a client's buffer there.)
+            // top window may go on an overlay plane, and only the rest is composed. (The
+            // cursor goes on a cursor plane above them where it can; where it is composed
+            // instead, no plane under it shows a client's buffer.)
             let cursor = self.cursor_image();
-            let accepted = self.accept_direct_scanout();
+            plane_cursor = self.plane_cursor(cursor.as_ref());
+            let accepted = self.accept_direct_scanout(plane_cursor.as_ref());
             if accepted.is_none() {
-                overlay = self.try_overlay_scanout();
+                overlay = self.try_overlay_scanout(plane_cursor.as_ref());
             }
             let on_plane = accepted.as_ref().map(|(surface, ..)| surface).or(overlay.as_ref().map(|o| &o.surface));
             // Other outputs still show the composed canvas while the primary's plane shows a client buffer.
@@ -109,7 +111,8 @@ impl Axiom {
             if let Some((surface, buffer, fb)) = accepted {
                 let (output, primary) = feedback.swap_remove(0);
                 let tearing = crate::handlers::tearing_control::wants_tearing(&surface);
-                self.show_direct(fb, buffer, primary, taken.take_for(&output), tearing);
+                let barriers = taken.take_for(&output);
+                self.show_direct((fb, buffer), primary, barriers, tearing, plane_cursor.as_ref());
                 direct = Some(surface);
             }
             barriers = Some(taken);
@@ -133,7 +136,7 @@ impl Axiom {
             }
             self.renderer.present();
             let frame_barriers = barriers.get_or_insert_default();
-            feedback = self.show_frame(feedback, frame_barriers, overlay, direct.is_some());
+            feedback = self.show_frame(feedback, frame_barriers, overlay, direct.is_some(), plane_cursor.as_ref());
             self.composed_without_overlay = on_plane;
         } else if direct.is_some() {
             self.renderer.forget_frame();

@@ -87,6 +87,10 @@ pub struct OutputCounters {
     pub canvas_paints: u64,
     /// Captures painted straight into a client's dma-buf, with no readback.
     pub dmabuf_captures: u64,
+    /// Paints of a display's scanout buffer that drew something, and of its cursor
+    /// plane's buffers (a new cursor image).
+    pub scanout_paints: u64,
+    pub cursor_plane_paints: u64,
     /// Times the event loop waited for the GPU to finish (captures, pool resizes).
     pub loop_gpu_waits: u64,
     pub frames: Vec<(String, u64)>,
@@ -210,7 +214,7 @@ impl DmabufState {
         let s = self.stats;
         let frames: String = output.frames.iter().map(|(name, n)| format!(" frames_{name}={n}")).collect();
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} held_acquires={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} timeline_files={} timeline_handles={} capture_sessions={} readback_bytes={} canvas_paints={} dmabuf_captures={} loop_gpu_waits={} malloc_in_use={} malloc_free={}{}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} held_acquires={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} timeline_files={} timeline_handles={} capture_sessions={} readback_bytes={} canvas_paints={} dmabuf_captures={} scanout_paints={} cursor_plane_paints={} loop_gpu_waits={} malloc_in_use={} malloc_free={}{}",
             s.created,
             s.failed,
             s.cpu_imports,
@@ -236,6 +240,8 @@ impl DmabufState {
             output.readback_bytes,
             output.canvas_paints,
             output.dmabuf_captures,
+            output.scanout_paints,
+            output.cursor_plane_paints,
             output.loop_gpu_waits,
             output.malloc.0,
             output.malloc.1,
@@ -287,6 +293,8 @@ impl Axiom {
             readback_bytes: self.renderer.readback_bytes,
             canvas_paints: self.renderer.canvas_paints,
             dmabuf_captures: self.renderer.dmabuf_captures,
+            scanout_paints: self.renderer.scanout_paints,
+            cursor_plane_paints: self.renderer.cursor_plane_paints,
             loop_gpu_waits: self.renderer.loop_gpu_waits,
             frames: self.space.outputs().map(|o| (o.name(), crate::outputs::frames_shown(o))).collect(),
             malloc: crate::malloc_stats::malloc_bytes(),

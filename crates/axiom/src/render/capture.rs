@@ -156,7 +156,7 @@ impl Renderer {
         let written = if self.renders_into_dmabufs() {
             let mut target = self.import_scanout_target(shared)?;
             let submission = match of.made() {
-                Made::Composed(region) => self.paint_scanout(region, &mut target)?,
+                Made::Composed(region) => self.paint_scanout(region, &mut target, true)?,
                 Made::Painted(quads, area, under) => {
                     self.ensure_window_fits(area.size)?;
                     let view = target.view.clone();

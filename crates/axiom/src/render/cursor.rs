@@ -92,6 +92,13 @@ impl Arrow {
 }
 
 impl Renderer {
+    /// The cursor's quads alone (canvas pixels): what a display's cursor plane shows.
+    pub fn cursor_items(&self, cursor: &CursorImage, stats: &mut ImportStats) -> Vec<DrawItem> {
+        let mut items = Vec::new();
+        self.collect_cursor(cursor, &mut items, stats);
+        items
+    }
+
     /// Appends the cursor's quads to `items` (above everything before them).
     pub(super) fn collect_cursor(&self, cursor: &CursorImage, items: &mut Vec<DrawItem>, stats: &mut ImportStats) {
         let from = items.len();

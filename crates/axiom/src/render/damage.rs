@@ -153,7 +153,9 @@ const KEPT_FRAMES: usize = 8;
 pub struct History {
     /// The number of the canvas's newest frame.
     frame: u64,
-    recent: std::collections::VecDeque<(u64, Rect)>,
+    /// Each kept frame's number, what it changed, and what it changed of all but the
+    /// cursor's quads (what a target that leaves the cursor to a plane repaints).
+    recent: std::collections::VecDeque<(u64, Rect, Option<Rect>)>,
     /// Frames before this one say nothing of the canvas now (it was resized).
     known_since: u64,
 }
@@ -163,10 +165,10 @@ impl History {
         self.frame
     }
 
-    /// A frame repainted `damage`.
-    pub fn record(&mut self, damage: Rect) {
+    /// A frame repainted `damage`, of which `without_cursor` leaving the cursor's quads out.
+    pub fn record(&mut self, damage: Rect, without_cursor: Option<Rect>) {
         self.frame += 1;
-        self.recent.push_back((self.frame, damage));
+        self.recent.push_back((self.frame, damage, without_cursor));
         if self.recent.len() > KEPT_FRAMES {
             self.recent.pop_front();
         }
@@ -179,14 +181,16 @@ impl History {
         self.known_since = self.frame;
     }
 
-    /// What changed after frame `shown`: None where that is no longer known, Some(None)
-    /// where nothing did.
-    pub fn since(&self, shown: u64) -> Option<Option<Rect>> {
-        let oldest_kept = self.recent.front().map_or(self.frame + 1, |&(frame, _)| frame);
+    /// What changed after frame `shown` (`cursor`: the cursor's quads included): None
+    /// where that is no longer known, Some(None) where nothing did.
+    pub fn since(&self, shown: u64, cursor: bool) -> Option<Option<Rect>> {
+        let oldest_kept = self.recent.front().map_or(self.frame + 1, |&(frame, ..)| frame);
         if shown < self.known_since || shown + 1 < oldest_kept || shown > self.frame {
             return None;
         }
-        Some(self.recent.iter().filter(|&&(frame, _)| frame > shown).map(|&(_, r)| r).reduce(Rect::union))
+        let after = self.recent.iter().filter(|&&(frame, ..)| frame > shown);
+        let changes = after.filter_map(|&(_, all, without_cursor)| if cursor { Some(all) } else { without_cursor });
+        Some(changes.reduce(Rect::union))
     }
 }
 
@@ -201,28 +205,38 @@ mod history_tests {
     #[test]
     fn damage_since_a_frame_is_the_union_of_the_frames_after_it() {
         let mut history = History::default();
-        history.record(rect(0));
-        history.record(rect(5));
-        history.record(rect(2));
-        assert_eq!(history.since(3), Some(None), "nothing after the newest frame");
-        assert_eq!(history.since(2), Some(Some(rect(2))));
-        assert_eq!(history.since(1), Some(Some(Rect { x0: 2, y0: 0, x1: 6, y1: 1 })));
-        assert_eq!(history.since(0), Some(Some(Rect { x0: 0, y0: 0, x1: 6, y1: 1 })));
+        history.record(rect(0), Some(rect(0)));
+        history.record(rect(5), None);
+        history.record(rect(2), Some(rect(2)));
+        assert_eq!(history.since(3, true), Some(None), "nothing after the newest frame");
+        assert_eq!(history.since(2, true), Some(Some(rect(2))));
+        assert_eq!(history.since(1, true), Some(Some(Rect { x0: 2, y0: 0, x1: 6, y1: 1 })));
+        assert_eq!(history.since(0, true), Some(Some(Rect { x0: 0, y0: 0, x1: 6, y1: 1 })));
+    }
+
+    #[test]
+    fn damage_without_the_cursor_leaves_out_what_only_the_cursor_changed() {
+        let mut history = History::default();
+        history.record(rect(0), Some(rect(0)));
+        history.record(rect(5), None);
+        assert_eq!(history.since(1, false), Some(None), "only the cursor moved");
+        assert_eq!(history.since(1, true), Some(Some(rect(5))));
+        assert_eq!(history.since(0, false), Some(Some(rect(0))));
     }
 
     #[test]
     fn frames_no_longer_kept_or_before_a_resize_are_unknown() {
         let mut history = History::default();
         for i in 0..KEPT_FRAMES as i32 + 2 {
-            history.record(rect(i));
+            history.record(rect(i), Some(rect(i)));
         }
-        assert_eq!(history.since(0), None, "frame 1 is no longer kept");
-        assert!(history.since(2).is_some(), "frames 3.. are all kept");
+        assert_eq!(history.since(0, true), None, "frame 1 is no longer kept");
+        assert!(history.since(2, true).is_some(), "frames 3.. are all kept");
         let newest = history.frame();
         history.forget();
-        assert_eq!(history.since(newest), None, "resized since");
-        history.record(rect(0));
-        assert_eq!(history.since(history.frame() - 1), Some(Some(rect(0))));
-        assert_eq!(history.since(history.frame() + 1), None, "a frame never made");
+        assert_eq!(history.since(newest, true), None, "resized since");
+        history.record(rect(0), Some(rect(0)));
+        assert_eq!(history.since(history.frame() - 1, true), Some(Some(rect(0))));
+        assert_eq!(history.since(history.frame() + 1, false), None, "a frame never made");
     }
 }

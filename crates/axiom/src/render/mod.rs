@@ -65,6 +65,7 @@ pub struct DrawUniform {
 }
 
 /// One quad of a frame: a surface texture placed on the output.
+#[derive(Clone)]
 pub struct DrawItem {
     pub bind_group: wgpu::BindGroup,
     pub uniform: DrawUniform,
@@ -148,6 +149,10 @@ pub struct Renderer {
     pub canvas_paints: u64,
     /// Captures painted straight into a client's dma-buf (`scanout_target.rs`).
     pub dmabuf_captures: u64,
+    /// Paints of a display's scanout buffers that drew something, and of its cursor
+    /// plane's buffers (`scanout_target.rs`).
+    pub scanout_paints: u64,
+    pub cursor_plane_paints: u64,
     /// The next frame counts as changed everywhere (nothing shown yet, resized, or a
     /// frame was shown without composition).
     full_damage: bool,
@@ -310,6 +315,8 @@ impl Renderer {
             painted_capture_texture: None,
             canvas_paints: 0,
             dmabuf_captures: 0,
+            scanout_paints: 0,
+            cursor_plane_paints: 0,
             full_damage: true,
             watched_windows: Vec::new(),
             window_damage: Vec::new(),
@@ -366,9 +373,11 @@ impl Renderer {
         self.previous = next.into_iter().map(|(key, _)| key).collect();
         self.scene = paint::Scene::of(items);
         self.scene_stale = false;
-        let damage = damage?.clamp(w, h)?;
-        self.history.record(damage);
-        Some(damage)
+        let damage = damage.and_then(|d| d.clamp(w, h));
+        // Damage without the cursor lies within the whole damage; recorded whichever there is.
+        let changed = damage.or(self.damage_without_cursor)?;
+        self.history.record(changed, self.damage_without_cursor);
+        damage
     }
 
     /// What the last frame (`render`) changed, leaving the cursor out.

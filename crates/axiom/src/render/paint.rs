@@ -73,7 +73,7 @@ impl Renderer {
     pub fn paint_canvas(&mut self) -> Option<SubmissionId> {
         let whole = Rect { x0: 0, y0: 0, x1: self.output_size.w, y1: self.output_size.h };
         let view = self.output_view.clone();
-        let (frame, submission) = self.paint(&view, whole, self.canvas_holds)?;
+        let (frame, submission) = self.paint(&view, whole, self.canvas_holds, true)?;
         self.canvas_holds = Some(frame);
         if submission.is_some() {
             self.canvas_paints += 1;
@@ -82,29 +82,33 @@ impl Renderer {
     }
 
     /// Paints `area` of the scene (canvas pixels; the target's whole size) into
-    /// `target`, which holds frame `holds` of the history (None: unknown), without
-    /// waiting for the GPU. Returns the frame it holds then, and the submission that
-    /// paints it, None where nothing changed; None at all, painting nothing, while the
-    /// scene is stale.
+    /// `target`, which holds frame `holds` of the history (None: unknown), the cursor
+    /// included or not (`cursor`: a display's cursor plane shows it), without waiting
+    /// for the GPU. Returns the frame it holds then, and the submission that paints it,
+    /// None where nothing changed; None at all, painting nothing, while the scene is
+    /// stale.
     pub(super) fn paint(
         &mut self,
         target: &wgpu::TextureView,
         area: Rect,
         holds: Option<u64>,
+        cursor: bool,
     ) -> Option<(u64, Option<SubmissionId>)> {
         if self.scene_stale {
             return None;
         }
         let frame = self.history.frame();
-        let damage = match holds.and_then(|held| self.history.since(held)) {
+        let damage = match holds.and_then(|held| self.history.since(held, cursor)) {
             // Never painted, or too long ago to know: all of it.
             None => Some(area),
             Some(changed) => changed.and_then(|d| d.intersect(area)),
         };
         let Some(damage) = damage else { return Some((frame, None)) };
 
-        let (draws, covered) = self.visible_draws(damage, None);
-        let id = self.draw(target, area, damage, draws, covered, Under::Background);
+        let quads = (!cursor).then_some(Quads::AllButCursor);
+        let (quads, covered) = self.visible_draws(damage, quads);
+        let draws = Draws { quads, covered, in_place: self.scene.in_place.clone() };
+        let id = self.draw(target, area, damage, draws, Under::Background);
         self.completions.composed(id);
         Some((frame, Some(id)))
     }
@@ -124,8 +128,21 @@ impl Renderer {
         if self.scene_stale {
             return None;
         }
-        let (draws, covered) = self.visible_draws(area, Some(quads));
-        Some(self.draw(target, area, area, draws, covered, under))
+        let (quads, covered) = self.visible_draws(area, Some(quads));
+        let draws = Draws { quads, covered, in_place: self.scene.in_place.clone() };
+        Some(self.draw(target, area, area, draws, under))
+    }
+
+    /// Paints `items` (canvas pixels), and nothing else, into `target` over
+    /// transparency, its pixel (0, 0) at the canvas's (`area.x0`, `area.y0`): the
+    /// cursor's quads for a display's cursor plane, independent of the scene.
+    pub(crate) fn paint_items(&mut self, target: &wgpu::TextureView, items: &[DrawItem], area: Rect) -> SubmissionId {
+        let draws = Draws {
+            quads: items.iter().map(|i| (i.uniform, i.bind_group.clone())).collect(),
+            covered: false,
+            in_place: items.iter().filter_map(|i| i.in_place.clone()).collect(),
+        };
+        self.draw(target, area, area, draws, Under::Transparent)
     }
 
     /// Where the scene draws the cursor (canvas pixels), if it does: what a frame
@@ -160,16 +177,16 @@ impl Renderer {
 
     /// Draws `draws` (canvas pixels) into `target`, whose pixel (0, 0) is the canvas's
     /// (area.x0, area.y0), within `damage`, over what `under` says unless an opaque
-    /// quad covers it all (`covered`); returns the submission.
+    /// quad covers it all; returns the submission.
     fn draw(
         &mut self,
         target: &wgpu::TextureView,
         area: Rect,
         damage: Rect,
-        draws: Vec<(DrawUniform, wgpu::BindGroup)>,
-        covered: bool,
+        draws: Draws,
         under: Under,
     ) -> SubmissionId {
+        let Draws { quads: draws, covered, in_place } = draws;
         // The background is draw 0, under the damaged area; transparency clears the target.
         let background = DrawUniform {
             dst: [damage.x0 as f32, damage.y0 as f32, (damage.x1 - damage.x0) as f32, (damage.y1 - damage.y0) as f32],
@@ -231,9 +248,16 @@ impl Renderer {
                 pass.draw(0..4, 0..1);
             }
         }
-        let in_place = self.scene.in_place.clone();
         self.submit(encoder, in_place)
     }
+}
+
+/// The quads a paint draws, bottom first, and the client memory they read in place.
+struct Draws {
+    quads: Vec<(DrawUniform, wgpu::BindGroup)>,
+    /// An opaque quad covers the damage: nothing under the quads shows.
+    covered: bool,
+    in_place: Vec<InPlaceRead>,
 }
 
 /// Whether `uniform`'s quad covers all of `damage` with opaque pixels.

@@ -20,12 +20,13 @@ use super::Renderer;
 pub struct ScanoutTarget {
     pub(super) texture: wgpu::Texture,
     pub(super) view: wgpu::TextureView,
-    /// The frame of the scene (`damage::History`) and the canvas area it holds, if any.
-    holds: Option<(u64, Rectangle<i32, Physical>)>,
+    /// The frame of the scene (`damage::History`) and the canvas area it holds, if any,
+    /// and whether with the cursor.
+    holds: Option<(u64, Rectangle<i32, Physical>, bool)>,
 }
 
-/// A scanout buffer's memory, shared as a dma-buf: XRGB8888 (the output format's
-/// bytes), LINEAR, one plane.
+/// A scanout buffer's memory, shared as a dma-buf: XRGB8888 or ARGB8888 (the output
+/// format's bytes; a cursor plane's buffer keeps the alpha written), LINEAR, one plane.
 #[derive(Debug, Clone, Copy)]
 pub struct SharedScanoutBuffer<'a> {
     pub fd: BorrowedFd<'a>,
@@ -108,23 +109,43 @@ impl Renderer {
     }
 
     /// Paints `region` of the composed scene (canvas pixels) straight into `target` on
-    /// the GPU: only what changed since the frame `target` holds. Returns the submission
-    /// to wait for before the display shows it; None where nothing changed.
+    /// the GPU, with the cursor's quads or without them (`cursor`: a cursor plane shows
+    /// it): only what changed since the frame `target` holds. Returns the submission to
+    /// wait for before the display shows it; None where nothing changed.
     pub fn paint_scanout(
         &mut self,
         region: Rectangle<i32, Physical>,
         target: &mut ScanoutTarget,
+        cursor: bool,
     ) -> anyhow::Result<Option<SubmissionId>> {
         let size = target.texture.size();
         self.ensure_canvas_area(region, size.width, size.height)?;
         let area = Rect::of_area(region);
-        // Moved on the canvas since: what it holds is not known.
-        let holds = target.holds.take().and_then(|(frame, at)| (at == region).then_some(frame));
-        let Some((frame, submission)) = self.paint(&target.view, area, holds) else {
-            target.holds = holds.map(|frame| (frame, region));
+        // Moved on the canvas since, or painted with the cursor where it now goes without
+        // (or the other way round): what it holds is not known.
+        let known = |&(_, at, with_cursor): &(u64, _, bool)| at == region && with_cursor == cursor;
+        let holds = target.holds.take().filter(known).map(|(frame, ..)| frame);
+        let Some((frame, submission)) = self.paint(&target.view, area, holds, cursor) else {
+            target.holds = holds.map(|frame| (frame, region, cursor));
             anyhow::bail!(super::capture::STALE);
         };
-        target.holds = Some((frame, region));
+        target.holds = Some((frame, region, cursor));
         Ok(submission)
+    }
+
+    /// Paints `items` alone (the cursor's quads; canvas pixels) into `target` over
+    /// transparency, its pixel (0, 0) at the canvas's `origin`: a cursor plane's buffer.
+    pub fn paint_cursor_plane(
+        &mut self,
+        target: &mut ScanoutTarget,
+        items: &[super::DrawItem],
+        origin: (i32, i32),
+    ) -> SubmissionId {
+        let size = target.texture.size();
+        let (w, h) = (size.width as i32, size.height as i32);
+        let area = Rect { x0: origin.0, y0: origin.1, x1: origin.0 + w, y1: origin.1 + h };
+        target.holds = None;
+        self.cursor_plane_paints += 1;
+        self.paint_items(&target.view, items, area)
     }
 }

@@ -16,7 +16,11 @@ use smithay::output::Output;
 use smithay::reexports::calloop::RegistrationToken;
 use smithay::reexports::wayland_server::backend::GlobalId;
 
-use super::{flip_time, main_device, scanout, writeback, ConnectedOutput, KmsOutput, OpenedDevice, Overlay};
+use super::{
+    flip_time, main_device, scanout, writeback, ConnectedOutput, KmsOutput, OpenedDevice, Overlay, PlaneCursor,
+};
+use crate::cursor::CursorImage;
+use crate::dmabuf::ImportStats;
 use crate::outputs::side_by_side;
 use crate::Axiom;
 
@@ -208,6 +212,13 @@ impl Axiom {
                 connected.name
             ),
         }
+        match head.use_cursor_plane(&self.renderer) {
+            Ok(()) => {
+                let (w, h) = head.cursor_plane.as_ref().map_or((0, 0), |p| p.size());
+                tracing::info!("KMS: {}: the cursor goes on its cursor plane ({w}x{h} ARGB8888)", connected.name)
+            }
+            Err(why) => tracing::info!("KMS: {}: the cursor is composed: {why:#}", connected.name),
+        }
         let (width, height) = connected.mode.size();
         head.writeback = writeback::Writeback::find(&kms.fd, connected.crtc, (width.into(), height.into()));
         tracing::info!(
@@ -243,16 +254,16 @@ impl Axiom {
         self.schedule_repaint();
     }
 
-    /// A composed frame goes to every output; the primary's flip carries `feedback` and
-    /// `overlay`, unless its planes show a client buffer already (`direct`).
     /// Queues the composed frame on every head (the primary's plane shows a client buffer
-    /// instead when `direct`); each head's flip sends its output's `feedback`.
+    /// instead when `direct`, and `overlay` goes on its overlay plane); each head's flip
+    /// sends its output's `feedback`, and shows `cursor` on its cursor plane where it can.
     pub(crate) fn show_on_kms(
         &mut self,
         mut feedback: Vec<(smithay::output::Output, OutputPresentationFeedback)>,
         barriers: &mut crate::handlers::frame_pacing::FifoBarriers,
         mut overlay: Option<Overlay>,
         direct: bool,
+        cursor: Option<&PlaneCursor>,
     ) {
         let Some(kms) = self.backend.kms_mut() else { return };
         for (index, head) in kms.heads.iter_mut().enumerate() {
@@ -264,7 +275,27 @@ impl Axiom {
                 None => OutputPresentationFeedback::new(&head.output),
             };
             let barriers = barriers.take_for(&head.output);
-            head.show(&mut self.renderer, feedback, barriers, overlay.take().filter(|_| index == 0));
+            head.show(&mut self.renderer, feedback, barriers, overlay.take().filter(|_| index == 0), cursor);
+        }
+        self.repaint_if_cursor_plane_lost();
+    }
+
+    /// The cursor for cursor planes, from `image` (None off KMS, or with no cursor).
+    pub(crate) fn plane_cursor(&self, image: Option<&CursorImage>) -> Option<PlaneCursor> {
+        self.backend.kms()?;
+        // Counted once, with the frame's own quads.
+        let items = self.renderer.cursor_items(image?, &mut ImportStats::default());
+        PlaneCursor::new(items, self.cursor.changes)
+    }
+
+    /// An output lost its cursor plane: frames composed without the cursor for it are
+    /// composed again, with it.
+    pub(super) fn repaint_if_cursor_plane_lost(&mut self) {
+        let Some(kms) = self.backend.kms_mut() else { return };
+        // Every head's flag is taken, not only the first that is set.
+        let lost = kms.heads.iter_mut().map(|head| std::mem::take(&mut head.cursor_plane_lost)).filter(|&l| l).count();
+        if lost > 0 {
+            self.schedule_repaint();
         }
     }
 

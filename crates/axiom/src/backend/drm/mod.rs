@@ -11,13 +11,15 @@
 //! (`render/scanout_target.rs`); where the renderer cannot write them, the part
 //! is read back and copied by the CPU, and the log says why. That holds unless a fullscreen client's dma-buf
 //! goes on the primary output's plane as it is (`scanout.rs`); the top window's
-//! dma-buf may go on an overlay plane, the rest being composed (`overlay.rs`). A
+//! dma-buf may go on an overlay plane, the rest being composed (`overlay.rs`); the
+//! cursor goes on each CRTC's cursor plane where it fits (`cursor_plane.rs`). A
 //! frame's presentation feedback is sent when its flip completes, with the
 //! kernel's vblank time and sequence; a client buffer on a plane is released only
 //! once another frame has replaced it there. Screencopy can be written back by
 //! the display (`writeback.rs`); connectors plugged and unplugged add and remove
 //! outputs (`hotplug.rs`).
 
+mod cursor_plane;
 mod heads;
 mod hotplug;
 mod input;
@@ -26,6 +28,7 @@ mod scanout;
 mod tearing;
 mod writeback;
 
+pub use cursor_plane::PlaneCursor;
 pub use heads::Kms;
 pub use overlay::Overlay;
 pub use writeback::Captured;
@@ -47,7 +50,7 @@ use smithay::reexports::drm::control::{
 use smithay::reexports::rustix::fs::OFlags;
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback::Kind;
 use smithay::reexports::wayland_server::backend::GlobalId;
-use smithay::utils::{DeviceFd, Monotonic, Rectangle, Transform};
+use smithay::utils::{DeviceFd, Monotonic, Physical, Rectangle, Transform};
 use smithay::wayland::presentation::Refresh;
 
 use crate::cli::Options;
@@ -56,6 +59,7 @@ use crate::render::completion::SubmissionId;
 use crate::render::scanout_target::{ScanoutTarget, SharedScanoutBuffer};
 use crate::render::Renderer;
 use crate::Axiom;
+use cursor_plane::{CursorOnPlane, CursorPlane, HeadCursor};
 
 use super::serve::{block_signals, init_output, serve};
 
@@ -372,10 +376,12 @@ fn destroy_display_buffers(fd: &DrmDeviceFd, buffers: Vec<DisplayBuffer>) {
     }
 }
 
-/// A composed frame on its way into dumb buffer `buffer`, by GPU submission `submission`.
+/// A frame whose buffers the GPU is writing, by submission `submission`: flipped to
+/// `fb` once it is done (dumb buffer `composed`, where it is one).
 struct Writing {
     frame: QueuedFrame,
-    buffer: usize,
+    fb: framebuffer::Handle,
+    composed: Option<usize>,
     submission: SubmissionId,
 }
 
@@ -404,6 +410,10 @@ struct QueuedFrame {
     tearing: bool,
     /// It was flipped asynchronously: shown at once, not at a vblank.
     torn: bool,
+    /// Where the cursor goes (`cursor_plane.rs`), and the cursor buffer the plane shows
+    /// with it, once one is ready.
+    cursor: HeadCursor,
+    cursor_on: Option<CursorOnPlane>,
 }
 
 impl QueuedFrame {
@@ -466,6 +476,11 @@ pub struct KmsOutput {
     writeback: Option<writeback::Writeback>,
     /// Asynchronous flips for surfaces that ask to tear, where the device has them.
     async_flips: tearing::AsyncFlips,
+    /// The cursor plane the cursor is shown on, where it has one the renderer can paint.
+    cursor_plane: Option<CursorPlane>,
+    /// The cursor plane refused a commit and is no longer used: the frames it left the
+    /// cursor out of need a repaint.
+    pub(super) cursor_plane_lost: bool,
     /// The connector shown on, its name, and whether it is plugged in (`hotplug.rs`).
     connector: connector::Handle,
     crtc: crtc::Handle,
@@ -534,6 +549,8 @@ impl KmsOutput {
             scanout: Default::default(),
             writeback: None,
             async_flips,
+            cursor_plane: None,
+            cursor_plane_lost: false,
             connector: connected.connector,
             crtc: connected.crtc,
             name: connected.name.clone(),
@@ -555,6 +572,9 @@ impl KmsOutput {
         }
         self.needs_modeset = true;
         self.overlay_on = None;
+        if let Some(plane) = &mut self.cursor_plane {
+            plane.shown = None;
+        }
         self.on_screen.clear();
         self.on_screen_fbs.clear();
     }
@@ -570,37 +590,80 @@ impl KmsOutput {
         captured.ok()
     }
 
-    /// A new frame was composed (with `overlay` on its plane above it): show it now, or
-    /// at the vblank that ends the pending flip.
+    /// A new frame was composed (with `overlay` on its plane above it, and `cursor` where
+    /// it is): show it now, or at the vblank that ends the pending flip.
     pub fn show(
         &mut self,
         renderer: &mut Renderer,
         feedback: OutputPresentationFeedback,
         barriers: FifoBarriers,
         overlay: Option<Overlay>,
+        cursor: Option<&PlaneCursor>,
     ) {
         let (overlay, buffers) = match overlay {
             Some(overlay) => (Some(overlay.frame), vec![overlay.buffer]),
             None => (None, Vec::new()),
         };
-        let frame =
-            QueuedFrame { frame: Frame::Composed, overlay, feedback, buffers, barriers, tearing: false, torn: false };
+        let cursor = self.place_cursor(cursor);
+        let frame = QueuedFrame {
+            frame: Frame::Composed,
+            overlay,
+            feedback,
+            buffers,
+            barriers,
+            tearing: false,
+            torn: false,
+            cursor,
+            cursor_on: None,
+        };
         self.queue(frame, renderer);
     }
 
+    /// Client buffer `buffer` (framebuffer `fb`) goes on the primary plane.
     fn show_client(
         &mut self,
-        fb: framebuffer::Handle,
-        buffer: Buffer,
+        (fb, buffer): (framebuffer::Handle, Buffer),
         renderer: &mut Renderer,
         feedback: OutputPresentationFeedback,
         barriers: FifoBarriers,
         tearing: bool,
+        cursor: Option<&PlaneCursor>,
     ) {
         let frame = Frame::Client(fb);
         let buffers = vec![buffer];
-        let queued = QueuedFrame { frame, overlay: None, feedback, buffers, barriers, tearing, torn: false };
+        let cursor = self.place_cursor(cursor);
+        let queued = QueuedFrame {
+            frame,
+            overlay: None,
+            feedback,
+            buffers,
+            barriers,
+            tearing,
+            torn: false,
+            cursor,
+            cursor_on: None,
+        };
         self.queue(queued, renderer);
+    }
+
+    /// Where this output's frames show `cursor` (None: no cursor shows).
+    fn place_cursor(&self, cursor: Option<&PlaneCursor>) -> HeadCursor {
+        let Some(plane) = &self.cursor_plane else { return HeadCursor::Composed };
+        let crtc = Rectangle::from_size(self.size.into());
+        match cursor {
+            Some(cursor) if cursor.on_crtc(self.position).overlaps(crtc) => match plane.fits(cursor) {
+                true => HeadCursor::Plane(cursor.clone()),
+                false => HeadCursor::Composed,
+            },
+            _ => HeadCursor::Away,
+        }
+    }
+
+    /// Whether this output's frames compose `cursor` over `area` (CRTC pixels): then no
+    /// plane under the cursor can show a client buffer there.
+    pub(super) fn composes_cursor_over(&self, cursor: Option<&PlaneCursor>, area: Rectangle<i32, Physical>) -> bool {
+        let over = cursor.is_some_and(|c| c.on_crtc(self.position).overlaps(area));
+        over && matches!(self.place_cursor(cursor), HeadCursor::Composed)
     }
 
     fn queue(&mut self, mut frame: QueuedFrame, renderer: &mut Renderer) {
@@ -637,20 +700,41 @@ impl KmsOutput {
             return;
         }
         let Some(mut queued) = self.next.take() else { return };
-        match queued.frame {
-            Frame::Client(fb) => self.commit(queued, fb, None),
+        let cursor_painted = self.prepare_cursor(&mut queued, renderer);
+        let (fb, composed, painted) = match queued.frame {
+            Frame::Client(fb) => (fb, None, cursor_painted),
             Frame::Composed => {
                 let back = 1 - self.front;
-                match self.fill(back, renderer) {
-                    Ok(Some(submission)) => self.writing = Some(Writing { frame: queued, buffer: back, submission }),
-                    Ok(None) => self.commit(queued, self.buffers[back].fb, Some(back)),
+                let with_cursor = matches!(queued.cursor, HeadCursor::Composed);
+                match self.fill(back, renderer, with_cursor) {
+                    // Submissions finish in order: the later one is waited for.
+                    Ok(filled) => (self.buffers[back].fb, Some(back), filled.max(cursor_painted)),
                     Err(err) => {
                         tracing::warn!("cannot copy the frame into the scanout buffer: {err:#}");
                         queued.feedback.discarded();
+                        return;
                     }
                 }
             }
+        };
+        match painted {
+            Some(submission) => self.writing = Some(Writing { frame: queued, fb, composed, submission }),
+            None => self.commit(queued, fb, composed),
         }
+    }
+
+    /// Readies the cursor buffer `queued` shows on the cursor plane, if any: the
+    /// submission that paints it, where it is painted.
+    fn prepare_cursor(&mut self, queued: &mut QueuedFrame, renderer: &mut Renderer) -> Option<SubmissionId> {
+        let HeadCursor::Plane(cursor) = &queued.cursor else { return None };
+        let Some(plane) = &mut self.cursor_plane else {
+            // Lost since the frame was made: it is composed with the cursor.
+            queued.cursor = HeadCursor::Composed;
+            return None;
+        };
+        let (on, painted) = plane.prepare(cursor, self.position, renderer);
+        queued.cursor_on = Some(on);
+        painted
     }
 
     /// The GPU may have finished writing the frame being written: flip it then.
@@ -661,8 +745,7 @@ impl KmsOutput {
             unshown.feedback.discarded();
             return;
         }
-        let fb = self.buffers[writing.buffer].fb;
-        self.commit(writing.frame, fb, Some(writing.buffer));
+        self.commit(writing.frame, writing.fb, writing.composed);
     }
 
     /// Flips to `fb` (dumb buffer `composed`, where it is one) with the frame's planes.
@@ -673,8 +756,16 @@ impl KmsOutput {
             (None, Some(plane)) => planes.push(PlaneState { handle: plane, config: None }),
             (None, None) => {}
         }
+        let cursor_shown = self.cursor_plane.as_ref().and_then(|plane| plane.shown);
+        if let Some(plane) = self.cursor_plane.as_ref().filter(|_| queued.cursor_on.is_some() || cursor_shown.is_some())
+        {
+            planes.push(plane.state(queued.cursor_on));
+        }
         // An asynchronous flip changes the primary plane's framebuffer and nothing else.
-        let only_primary = composed.is_none() && queued.overlay.is_none() && self.overlay_on.is_none();
+        let only_primary = composed.is_none()
+            && queued.overlay.is_none()
+            && self.overlay_on.is_none()
+            && queued.cursor_on == cursor_shown;
         queued.torn = match queued.tearing {
             // The first frame after a mode set (start, VT switch) flips at vblank, silently.
             true if self.needs_modeset => false,
@@ -702,7 +793,23 @@ impl KmsOutput {
                     self.front = buffer;
                 }
                 self.overlay_on = queued.overlay.map(|o| o.plane);
+                if let Some(plane) = &mut self.cursor_plane {
+                    plane.shown = queued.cursor_on;
+                }
                 self.flipping = Some(queued);
+            }
+            Err(err) if queued.cursor_on.is_some() || cursor_shown.is_some() => {
+                // The plane may refuse what a test cannot foresee (where the cursor is, say):
+                // the cursor is composed from now on, from the next frame.
+                tracing::warn!(
+                    "KMS: {}: a commit with the cursor plane failed ({err}): the cursor is composed from now on",
+                    self.name
+                );
+                if let Some(plane) = self.cursor_plane.take() {
+                    plane.destroy(&self.fd);
+                }
+                self.cursor_plane_lost = true;
+                queued.feedback.discarded();
             }
             Err(err) => {
                 tracing::warn!("KMS: page flip failed: {err}");
@@ -736,38 +843,37 @@ impl KmsOutput {
     /// Shares the dumb buffers with the renderer as dma-bufs, for it to write composed
     /// frames into; the error says why it cannot, and frames are then copied by the CPU.
     fn share_buffers_with(&mut self, renderer: &Renderer) -> anyhow::Result<()> {
-        let mut targets = Vec::new();
-        for buffer in &self.buffers {
-            let shared = self
-                .fd
-                .buffer_to_prime_fd(
-                    buffer.dumb.handle(),
-                    smithay::reexports::drm::CLOEXEC | smithay::reexports::drm::RDWR,
-                )
-                .map_err(|err| anyhow::anyhow!("the device cannot share its dumb buffers as dma-bufs: {err}"))?;
-            let (width, height) = buffer.dumb.size();
-            targets.push(renderer.import_scanout_target(SharedScanoutBuffer {
-                fd: shared.as_fd(),
-                width,
-                height,
-                offset: 0,
-                stride: buffer.dumb.pitch(),
-            })?);
-        }
+        let targets: Vec<_> =
+            self.buffers.iter().map(|b| share_dumb_buffer(&self.fd, &b.dumb, renderer)).collect::<Result<_, _>>()?;
         for (buffer, target) in self.buffers.iter_mut().zip(targets) {
             buffer.target = Some(target);
         }
         Ok(())
     }
 
-    /// Writes this output's part of the composed scene into dumb buffer `index`: drawn
-    /// there by the GPU where the renderer can write it (the submission to wait for, if
-    /// any), else read back from the canvas and copied by the CPU.
-    fn fill(&mut self, index: usize, renderer: &mut Renderer) -> anyhow::Result<Option<SubmissionId>> {
+    /// Shows the cursor on the CRTC's cursor plane from now on, where it has one the
+    /// renderer can paint (composition draws into the scanout buffers: `fill` never
+    /// reads the canvas, which has the cursor); the error says why not.
+    fn use_cursor_plane(&mut self, renderer: &Renderer) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.buffers.iter().all(|b| b.target.is_some()),
+            "composed frames are copied by the CPU from a canvas that has the cursor"
+        );
+        self.cursor_plane = Some(CursorPlane::new(&self.fd, &self.surface, renderer)?);
+        Ok(())
+    }
+
+    /// Writes this output's part of the composed scene into dumb buffer `index`, the
+    /// cursor included or not: drawn there by the GPU where the renderer can write it
+    /// (the submission to wait for, if any), else read back from the canvas and copied
+    /// by the CPU.
+    fn fill(&mut self, index: usize, renderer: &mut Renderer, cursor: bool) -> anyhow::Result<Option<SubmissionId>> {
         let region = Rectangle::new(self.position.into(), self.size.into());
         let buffer = &mut self.buffers[index];
         if let Some(target) = &mut buffer.target {
-            return renderer.paint_scanout(region, target);
+            let painted = renderer.paint_scanout(region, target, cursor)?;
+            renderer.scanout_paints += u64::from(painted.is_some());
+            return Ok(painted);
         }
         let pitch = buffer.dumb.pitch() as usize;
         let mut mapping = self.fd.map_dumb_buffer(&mut buffer.dumb)?;
@@ -776,9 +882,27 @@ impl KmsOutput {
     }
 }
 
+/// Shares dumb buffer `dumb` with `renderer` as a dma-buf, imported as a render target.
+fn share_dumb_buffer(fd: &DrmDeviceFd, dumb: &DumbBuffer, renderer: &Renderer) -> anyhow::Result<ScanoutTarget> {
+    let shared = fd
+        .buffer_to_prime_fd(dumb.handle(), smithay::reexports::drm::CLOEXEC | smithay::reexports::drm::RDWR)
+        .map_err(|err| anyhow::anyhow!("the device cannot share its dumb buffers as dma-bufs: {err}"))?;
+    let (width, height) = dumb.size();
+    renderer.import_scanout_target(SharedScanoutBuffer {
+        fd: shared.as_fd(),
+        width,
+        height,
+        offset: 0,
+        stride: dumb.pitch(),
+    })
+}
+
 impl Drop for KmsOutput {
     fn drop(&mut self) {
         destroy_display_buffers(&self.fd, std::mem::take(&mut self.buffers));
+        if let Some(plane) = self.cursor_plane.take() {
+            plane.destroy(&self.fd);
+        }
         self.scanout.forget_all(&self.fd);
         if let Some(writeback) = self.writeback.take() {
             writeback.destroy(&self.fd);
@@ -795,6 +919,7 @@ impl Axiom {
             head.written(&self.renderer);
             head.flush(&mut self.renderer);
         }
+        self.repaint_if_cursor_plane_lost();
     }
 
     /// The queued flip on `crtc` happened: its frame's surfaces learn when, the client
@@ -832,6 +957,7 @@ impl Axiom {
             in_use.extend(frame.client_framebuffers().map(Some));
         }
         head.scanout.forget_dead(&head.fd, &in_use);
+        self.repaint_if_cursor_plane_lost();
         self.apply_released_fifo_commits();
     }
 }

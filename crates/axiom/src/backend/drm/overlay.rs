@@ -15,6 +15,7 @@ use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::utils::{Physical, Rectangle, Transform};
 
 use super::scanout::plain_dmabuf;
+use super::PlaneCursor;
 use crate::Axiom;
 
 /// A client framebuffer on an overlay plane, unscaled at `dst`.
@@ -64,7 +65,7 @@ impl Axiom {
     /// The top window's surface, buffer and place when an overlay plane could show
     /// it: a window that is not fullscreen (the primary plane's case), wholly on the
     /// output, with a buffer `plain_dmabuf` takes, in a format an overlay plane lists.
-    fn overlay_candidate(&self) -> Result<Candidate, String> {
+    fn overlay_candidate(&self, cursor: Option<&PlaneCursor>) -> Result<Candidate, String> {
         let kms = self.primary_kms().ok_or("no KMS output")?;
         if kms.surface.planes().overlay.is_empty() {
             return Err("the CRTC has no overlay plane".into());
@@ -84,14 +85,9 @@ impl Axiom {
         if !Rectangle::from_size((area.size.w, area.size.h).into()).contains_rect(dst) {
             return Err("the top window is not wholly on the primary output".into());
         }
-        // The composed cursor lies under the overlay plane: where it would show over the
-        // window, the window is composed too.
-        let over_window = self.cursor_image().map(|c| c.area()).filter(|c| !c.is_empty()).is_some_and(|c| {
-            let on_crtc =
-                Rectangle::new((c.loc.x - area.loc.x, c.loc.y - area.loc.y).into(), (c.size.w, c.size.h).into());
-            on_crtc.overlaps(dst)
-        });
-        if over_window {
+        // A composed cursor would lie under the overlay plane: where it shows over the
+        // window, the window is composed too (the cursor plane lies above both).
+        if kms.composes_cursor_over(cursor, dst) {
             return Err("the cursor is over the window".into());
         }
         let format = dmabuf.format();
@@ -110,13 +106,13 @@ impl Axiom {
     }
 
     /// The overlay for this frame, if the top window's buffer can go on an overlay
-    /// plane as it is (the plane accepted it in a test commit).
-    pub fn try_overlay_scanout(&mut self) -> Option<Overlay> {
+    /// plane as it is (the plane accepted it in a test commit) with `cursor` where it goes.
+    pub fn try_overlay_scanout(&mut self, cursor: Option<&PlaneCursor>) -> Option<Overlay> {
         let kms = self.primary_kms()?;
         if !kms.scanout.enabled || kms.needs_modeset || !kms.connected {
             return None;
         }
-        let candidate = self.overlay_candidate();
+        let candidate = self.overlay_candidate(cursor);
         let kms = self.backend.kms_mut()?.heads.first_mut()?;
         let accepted = candidate.and_then(|candidate| {
             let Candidate { buffer, dmabuf, dst, plane, .. } = &candidate;

@@ -18,11 +18,12 @@ use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel::Sta
 use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{Resource, Weak};
-use smithay::utils::Transform;
+use smithay::utils::{Rectangle, Transform};
 use smithay::wayland::compositor;
 use smithay::wayland::dmabuf::get_dmabuf;
 use smithay::wayland::viewporter::ViewportCachedState;
 
+use super::PlaneCursor;
 use crate::dmabuf::feedback::{Feedback, Tranche};
 use crate::Axiom;
 
@@ -259,8 +260,9 @@ impl Axiom {
     /// The buffer of the topmost window when it can be shown as
     /// they are: a fullscreen toplevel covering the output with one opaque,
     /// output-sized dma-buf the plane lists, no subsurface, popup, scale or viewport.
-    fn scanout_candidate(&self) -> Result<(WlSurface, Buffer, Dmabuf), String> {
-        if self.cursor_on_primary() {
+    fn scanout_candidate(&self, cursor: Option<&PlaneCursor>) -> Result<(WlSurface, Buffer, Dmabuf), String> {
+        let kms = self.primary_kms().ok_or("no KMS output")?;
+        if kms.composes_cursor_over(cursor, Rectangle::from_size(kms.size.into())) {
             return Err("the cursor is composed over the output".into());
         }
         let window = self.space.elements().last().ok_or("no window")?;
@@ -273,7 +275,6 @@ impl Axiom {
             return Err("the fullscreen window is not at the primary output's origin".into());
         }
         let (buffer, dmabuf) = plain_dmabuf(&surface, "the fullscreen window")?;
-        let kms = self.primary_kms().ok_or("no KMS output")?;
         let (w, h) = kms.size;
         if (dmabuf.size().w, dmabuf.size().h) != (w, h) {
             return Err(format!("the buffer is {}x{}, the mode {w}x{h}", dmabuf.size().w, dmabuf.size().h));
@@ -293,13 +294,17 @@ impl Axiom {
 
     /// Whether the fullscreen window's buffer can go on the primary plane as it is
     /// (a test commit says so): its surface, buffer and framebuffer when it can. The
-    /// frame then needs no composition of it; `show_direct` puts it there.
-    pub fn accept_direct_scanout(&mut self) -> Option<(WlSurface, Buffer, framebuffer::Handle)> {
+    /// frame then needs no composition of it; `show_direct` puts it there. `cursor`:
+    /// where it does not go on the cursor plane, it is composed.
+    pub fn accept_direct_scanout(
+        &mut self,
+        cursor: Option<&PlaneCursor>,
+    ) -> Option<(WlSurface, Buffer, framebuffer::Handle)> {
         let kms = self.primary_kms()?;
         if !kms.scanout.enabled || kms.needs_modeset || !kms.connected {
             return None;
         }
-        let candidate = self.scanout_candidate();
+        let candidate = self.scanout_candidate(cursor);
         let kms = self.backend.kms_mut()?.heads.first_mut()?;
         let accepted = candidate.and_then(|(surface, buffer, dmabuf)| {
             let fb = kms.accept_on_planes(&buffer, &dmabuf, |kms, fb| vec![kms.primary_plane(fb)])?;
@@ -323,20 +328,20 @@ impl Axiom {
         Some((surface, buffer, fb))
     }
 
-    /// Queues a buffer `accept_direct_scanout` accepted on the primary plane; `feedback`
-    /// is sent once it is on screen.
-    /// Shows client buffer `buffer` (framebuffer `fb`) on the primary output's plane, at
-    /// once where its surface asks to tear (`tearing`) and the display can, else at vblank.
+    /// Shows client buffer `buffer` (framebuffer `fb`), which `accept_direct_scanout`
+    /// accepted, on the primary output's plane, at once where its surface asks to tear
+    /// (`tearing`) and the display can, else at vblank; `feedback` is sent once it is on
+    /// screen, and `cursor` goes on the cursor plane above it.
     pub fn show_direct(
         &mut self,
-        fb: framebuffer::Handle,
-        buffer: Buffer,
+        (fb, buffer): (framebuffer::Handle, Buffer),
         feedback: OutputPresentationFeedback,
         barriers: crate::handlers::frame_pacing::FifoBarriers,
         tearing: bool,
+        cursor: Option<&PlaneCursor>,
     ) {
         if let Some(kms) = self.backend.kms_mut().and_then(|kms| kms.heads.first_mut()) {
-            kms.show_client(fb, buffer, &mut self.renderer, feedback, barriers, tearing);
+            kms.show_client((fb, buffer), &mut self.renderer, feedback, barriers, tearing, cursor);
         }
     }
 

@@ -278,8 +278,8 @@ fn first_difference(shot: &Image, under: &Image) -> Option<(u32, u32)> {
 
 #[test]
 #[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
-fn a_mouse_shows_the_cursor_on_the_crtc_over_a_fullscreen_buffer_which_goes_back_on_the_plane_once_hidden() {
-    use axiom_testclient::image::blend_premultiplied;
+fn a_mouse_shows_the_cursor_on_the_cursor_plane_over_a_fullscreen_buffer_which_stays_on_the_primary_plane() {
+    use axiom_testclient::image::{blend_premultiplied, Format32};
     let compositor = start_drm();
     let mut client = compositor.connect().unwrap();
     let (width, height) = output_size(&mut client);
@@ -293,9 +293,11 @@ fn a_mouse_shows_the_cursor_on_the_crtc_over_a_fullscreen_buffer_which_goes_back
     window.surface.damage_buffer(0, 0, width as i32, height as i32);
     client.commit_and_wait_frame(&window.surface).unwrap();
     wait_on_crtc(&compositor, "cursor-before", |shot| *shot == pattern);
-    assert!(compositor.wait_for_log("direct scanout: on", LIMIT), "{}", compositor.log());
+    let on = wait_for_decision(&compositor, "direct scanout: ", "direct scanout: on");
+    let (plane_w, plane_h) = cursor_plane_size(&compositor);
 
-    // A mouse moved: the arrow shows over the buffer, which is composed for it.
+    // A mouse moved: the arrow shows on the cursor plane, and the client's buffer stays
+    // on the primary plane under it.
     let pointer = client.pointer().unwrap();
     let mut mouse = axiom_testclient::uinput::Mouse::new("axiom test mouse").expect("uinput mouse");
     assert!(compositor.wait_for_log("input device added: axiom test mouse", LIMIT), "{}", compositor.log());
@@ -321,9 +323,50 @@ fn a_mouse_shows_the_cursor_on_the_crtc_over_a_fullscreen_buffer_which_goes_back
     let at = first_difference(&shot, &pattern).unwrap();
     let (px, py) = client.pointer_events().position;
     assert_eq!((px.round(), py.round()), (f64::from(at.0), f64::from(at.1)), "the tip is at the pointer");
-    let log = compositor.log();
-    let off = log.lines().rfind(|l| l.contains("direct scanout: ")).unwrap_or_else(|| panic!("{log}"));
-    assert!(off.contains("the cursor is composed over the output"), "{off}");
+    let (primary, planes) = kms_grab(&compositor, &["--no-overlays"]);
+    assert_eq!(primary, pattern, "the primary plane alone has no cursor");
+    let fb = planes.split_whitespace().find_map(|w| w.strip_prefix("fb=")).unwrap();
+    assert!(on.contains(&format!("(fb {fb})")), "the primary plane still shows the client's framebuffer {fb}: {on}");
+    let (_, planes) = kms_grab(&compositor, &[]);
+    let cursor = planes.lines().find(|l| l.starts_with("cursor plane=")).unwrap_or_else(|| panic!("{planes}"));
+    assert!(cursor.ends_with(&format!("x={} y={} {plane_w}x{plane_h}", at.0, at.1)), "{cursor}");
+    let last = compositor.log().lines().rfind(|l| l.contains("direct scanout: ")).unwrap_or_default().to_string();
+    assert!(last.contains("direct scanout: on"), "never composed for the cursor: {last}");
+    // Moving the pointer moves the plane, and paints nothing.
+    let before = import_stats(&compositor);
+    assert_eq!(before["cursor_plane_paints"], 1, "{before:?}");
+    let moved = cursor_plane_moved_by(&compositor, &mut mouse, 0, (at.0 as i32, at.1 as i32), (7, 5));
+    let (px, py) = wait_pointer_moved(&mut client, (px, py));
+    assert_eq!((px.round() as i32, py.round() as i32), moved, "the plane is at the pointer");
+    let after = import_stats(&compositor);
+    for counter in ["cursor_plane_paints", "scanout_paints"] {
+        assert_eq!(after[counter], before[counter], "{counter}: {after:?}");
+    }
+    let at = (moved.0 as u32, moved.1 as u32);
+
+    // A cursor wider than the plane: composed over the buffer, which leaves the primary plane.
+    let (big_w, big_h) = (plane_w + 16, 8);
+    let green = Rgba::opaque(0, 255, 0);
+    let big = client.create_buffer(&Image::solid(big_w, big_h, green), Format32::Argb8888, big_w as usize * 4, 0xff);
+    let big = big.unwrap();
+    let surface = client.compositor.create_surface(&client.qh, ());
+    surface.attach(Some(&big.buffer), 0, 0);
+    surface.damage_buffer(0, 0, big_w as i32, big_h as i32);
+    surface.commit();
+    pointer.set_cursor(serial, Some(&surface), 0, 0);
+    client.roundtrip().unwrap();
+    let with_big = Image::new(width, height, |x, y| {
+        let inside = (at.0..at.0 + big_w).contains(&x) && (at.1..at.1 + big_h).contains(&y);
+        if inside {
+            green
+        } else {
+            pattern.pixel(x, y)
+        }
+    });
+    wait_on_crtc(&compositor, "cursor-too-large", |shot| *shot == with_big);
+    wait_for_decision(&compositor, "direct scanout: ", "the cursor is composed over the output");
+    let (_, planes) = kms_grab(&compositor, &[]);
+    assert!(!planes.contains("cursor plane="), "the cursor plane is off: {planes}");
 
     // Hidden by the client: the buffer goes back on the primary plane as it is.
     pointer.set_cursor(serial, None, 0, 0);
@@ -333,6 +376,143 @@ fn a_mouse_shows_the_cursor_on_the_crtc_over_a_fullscreen_buffer_which_goes_back
     let (_, fb) = crtc_shot_and_fb(&compositor);
     assert!(on.contains(&format!("(fb {fb})")), "the CRTC shows the client's framebuffer {fb}: {on}");
     assert!(!compositor.log().contains("wgpu error"), "{}", compositor.log());
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn each_output_shows_its_part_of_the_cursor_on_its_own_cursor_plane() {
+    let compositor = start_drm();
+    let mut client = compositor.connect().unwrap();
+    assert_eq!(output_size(&mut client), (1024, 768), "two 1024x768 outputs side by side");
+    let mut mouse = axiom_testclient::uinput::Mouse::new("axiom test mouse").expect("uinput mouse");
+    assert!(compositor.wait_for_log("input device added: axiom test mouse", LIMIT), "{}", compositor.log());
+    let arrow_at = |at: (i32, i32)| arrow_over_background((1024, 768), at);
+
+    // At the far right: on the second output's plane, at its last column; the first
+    // output's plane is off.
+    mouse.move_by(10000, 100).unwrap();
+    let right = wait_for(|| cursor_plane_at(&compositor, 1).filter(|at| at.0 == 1023));
+    assert_eq!(cursor_plane_at(&compositor, 0), None, "the cursor is not on the first output");
+    wait_on_crtc_at(&compositor, 1, "cursor-second-output", |shot| *shot == arrow_at(right));
+    wait_on_crtc_at(&compositor, 0, "cursor-not-on-first", |shot| *shot == arrow_at((-100, -100)));
+
+    // At the far left: on the first output's plane; the second's is off.
+    mouse.move_by(-10000, 0).unwrap();
+    let left = wait_for(|| cursor_plane_at(&compositor, 0).filter(|at| at.0 == 0));
+    assert_eq!(left.1, right.1, "moved along a row");
+    wait_for(|| cursor_plane_at(&compositor, 1).is_none().then_some(()));
+    wait_on_crtc_at(&compositor, 0, "cursor-first-output", |shot| *shot == arrow_at(left));
+
+    // Across the edge between them (the tip in the first output's last 11 columns):
+    // each output's plane shows its part of the arrow.
+    let mut at = left;
+    for _ in 0..60 {
+        if (1013..1024).contains(&at.0) {
+            break;
+        }
+        // Halved, as acceleration may scale a move.
+        let step = ((1018 - at.0) / 2).clamp(-400, 400);
+        mouse.move_by(if step == 0 { (1018 - at.0).signum() } else { step }, 0).unwrap();
+        // A small move may round to the same pixel: a second with no change is as far as it went.
+        let moved_by = Instant::now() + Duration::from_secs(1);
+        let on_canvas = || {
+            let on_second = || cursor_plane_at(&compositor, 1).map(|(x, y)| (x + 1024, y));
+            cursor_plane_at(&compositor, 0).or_else(on_second)
+        };
+        at = wait_for(|| on_canvas().filter(|&now| now != at || Instant::now() > moved_by));
+    }
+    assert!((1013..1024).contains(&at.0), "the pointer never reached the edge: {at:?}");
+    assert_eq!(
+        cursor_plane_at(&compositor, 1),
+        Some((at.0 - 1024, at.1)),
+        "the second output's plane, left of its origin"
+    );
+    wait_on_crtc_at(&compositor, 0, "cursor-edge-first", |shot| *shot == arrow_at(at));
+    wait_on_crtc_at(&compositor, 1, "cursor-edge-second", |shot| *shot == arrow_at((at.0 - 1024, at.1)));
+    // Each output's plane was painted the arrow once, whatever the motions since.
+    let stats = import_stats(&compositor);
+    assert_eq!(stats["cursor_plane_paints"], 2, "{stats:?}");
+    assert!(!compositor.log().contains("wgpu error"), "{}", compositor.log());
+}
+
+/// A `width` x `height` output of background with the arrow's tip at `at` (clipped).
+fn arrow_over_background((width, height): (u32, u32), at: (i32, i32)) -> Image {
+    let (aw, ah) = axiom::render::cursor::ARROW_SIZE;
+    let arrow = axiom::render::cursor::arrow_pixels();
+    Image::new(width, height, |x, y| {
+        let (ax, ay) = (x as i32 - at.0, y as i32 - at.1);
+        if (0..aw as i32).contains(&ax) && (0..ah as i32).contains(&ay) {
+            let [b, g, r, a] = arrow[(ay as u32 * aw + ax as u32) as usize];
+            axiom_testclient::image::blend_premultiplied(Rgba(r, g, b, a), BACKGROUND)
+        } else {
+            BACKGROUND
+        }
+    })
+}
+
+/// Polls `check` until it gives something (or the test's limit passes).
+fn wait_for<T>(mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "never came");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Where CRTC `index`'s cursor plane shows a buffer, if it shows one.
+fn cursor_plane_at(compositor: &Compositor, index: usize) -> Option<(i32, i32)> {
+    let (_, planes) = kms_grab(compositor, &["--crtc", &index.to_string()]);
+    let line = planes.lines().find(|l| l.starts_with("cursor plane="))?;
+    let value = |key: &str| line.split_whitespace().find_map(|w| w.strip_prefix(key)?.parse().ok());
+    Some((value("x=")?, value("y=")?))
+}
+
+/// Moves the mouse by `delta` (libinput may scale it: pointer acceleration) and waits
+/// until CRTC `index`'s cursor plane leaves `from`: where it is then.
+fn cursor_plane_moved_by(
+    compositor: &Compositor,
+    mouse: &mut axiom_testclient::uinput::Mouse,
+    index: usize,
+    from: (i32, i32),
+    delta: (i32, i32),
+) -> (i32, i32) {
+    mouse.move_by(delta.0, delta.1).unwrap();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        match cursor_plane_at(compositor, index) {
+            Some(at) if at != from => return at,
+            at => assert!(Instant::now() < deadline, "the cursor plane stayed at {at:?}\n{}", compositor.log()),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The pointer's position on the client's surface once it is no longer `from`.
+fn wait_pointer_moved(client: &mut TestClient, from: (f64, f64)) -> (f64, f64) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        client.roundtrip().unwrap();
+        let at = client.pointer_events().position;
+        if at != from {
+            return at;
+        }
+        assert!(Instant::now() < deadline, "no motion event");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The size of the first output's cursor plane, as the compositor logged it.
+fn cursor_plane_size(compositor: &Compositor) -> (u32, u32) {
+    let what = "the cursor goes on its cursor plane (";
+    assert!(compositor.wait_for_log(what, LIMIT), "{}", compositor.log());
+    let log = compositor.log();
+    let line = log.lines().find(|l| l.contains(what)).unwrap();
+    let size = line.split(what).nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or_default();
+    let parsed = size.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
+    parsed.unwrap_or_else(|| panic!("no cursor plane size in {line}"))
 }
 
 /// The last log line with `kind` (a plane's decision: "direct scanout: ", "overlay
@@ -352,7 +532,7 @@ fn wait_for_decision(compositor: &Compositor, kind: &str, want: &str) -> String 
 
 #[test]
 #[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
-fn a_window_on_an_overlay_plane_is_composed_only_while_the_cursor_is_over_it() {
+fn a_window_on_an_overlay_plane_stays_there_under_the_cursor_on_the_cursor_plane() {
     let compositor = start_drm();
     let mut client = compositor.connect().unwrap();
     let (width, height) = output_size(&mut client);
@@ -386,7 +566,8 @@ fn a_window_on_an_overlay_plane_is_composed_only_while_the_cursor_is_over_it() {
     assert_eq!((painted.pixel(0, 0), painted.pixel(1, 2)), (Rgba::opaque(0, 0, 0), Rgba::opaque(255, 255, 255)));
     assert_image(&painted.crop(x, y, 256, 128), &pattern, 0, "overlay-capture-with-cursor");
 
-    // Over the window: composed with the cursor above it.
+    // Over the window: the cursor plane shows the arrow above the overlay plane, and
+    // the window stays on it.
     let deadline = Instant::now() + LIMIT;
     while client.pointer_events().entered.is_none() {
         assert!(Instant::now() < deadline, "the pointer never reached the window");
@@ -394,6 +575,29 @@ fn a_window_on_an_overlay_plane_is_composed_only_while_the_cursor_is_over_it() {
         std::thread::sleep(Duration::from_millis(30));
         client.roundtrip().unwrap();
     }
-    wait_for_decision(&compositor, "overlay plane: ", "off: the cursor is over the window");
+    let (px, py) = client.pointer_events().position;
+    let tip = (x + px.round() as u32, y + py.round() as u32);
+    let shot = wait_on_crtc(&compositor, "overlay-cursor-over", |shot| {
+        shot.pixel(tip.0, tip.1) == Rgba::opaque(0, 0, 0)
+            && shot.pixel(tip.0 + 1, tip.1 + 2) == Rgba::opaque(255, 255, 255)
+    });
+    // Away from the arrow, the window's own pixels.
+    assert_eq!(shot.pixel(x + 255, y + 127), pattern.pixel(255, 127));
+    let (_, planes) = kms_grab(&compositor, &[]);
+    assert!(planes.contains("overlay plane="), "the window is on its plane under the cursor: {planes}");
+    assert!(planes.contains("cursor plane="), "{planes}");
+    let last = compositor.log().lines().rfind(|l| l.contains("overlay plane: ")).unwrap_or_default().to_string();
+    assert!(last.contains("overlay plane: on:"), "never composed for the cursor: {last}");
+    // Moving the pointer over the window, or over the composed rest, moves the cursor
+    // plane and paints neither the scanout buffers nor the cursor's.
+    let before = import_stats(&compositor);
+    let mut at = (tip.0 as i32, tip.1 as i32);
+    for delta in [(-3, 2), (-300, -250)] {
+        at = cursor_plane_moved_by(&compositor, &mut mouse, 0, at, delta);
+    }
+    let after = import_stats(&compositor);
+    for counter in ["cursor_plane_paints", "scanout_paints"] {
+        assert_eq!(after[counter], before[counter], "{counter}: {after:?}");
+    }
     assert!(!compositor.log().contains("wgpu error"), "{}", compositor.log());
 }
