@@ -123,6 +123,9 @@ pub struct Axiom {
     pub backend: crate::backend::Backend,
     /// The output texture lacks the window an overlay plane shows (screencopy composes it whole).
     pub composed_without_overlay: bool,
+    /// The surface a plane of the primary output shows as it is (direct scanout, overlay),
+    /// as its clock last decided: frames other clocks compose leave it out too.
+    pub plane_surface: Option<smithay::reexports::wayland_server::protocol::wl_surface::WlSurface>,
 }
 
 impl Axiom {
@@ -193,6 +196,7 @@ impl Axiom {
             reaper: None,
             backend: Default::default(),
             composed_without_overlay: false,
+            plane_surface: None,
             display_handle,
             loop_handle,
             loop_signal,

@@ -61,21 +61,40 @@ impl Backend {
     }
 }
 
+/// What the primary output's planes show with a composed frame (KMS): a client
+/// buffer on an overlay plane, or one on the primary plane (`direct`), and the cursor
+/// for cursor planes.
+pub struct FramePlanes<'a> {
+    pub overlay: Option<drm::Overlay>,
+    pub direct: bool,
+    pub cursor: Option<&'a drm::PlaneCursor>,
+}
+
+/// What a frame composed at one clock's tick changed, for the outputs other clocks
+/// pace: the scene's `damage` (canvas pixels), and whether what the primary output's
+/// planes show may have (a client committed meanwhile).
+#[derive(Clone, Copy, Debug)]
+pub struct SceneChange {
+    pub damage: Option<crate::render::damage::Rect>,
+    pub planes: bool,
+}
+
 impl Axiom {
-    /// Shows a composed frame: on KMS with the next flip of each output (`overlay`: the
-    /// client buffer the primary output's overlay plane shows; `direct`: its primary plane
-    /// shows one; `cursor`: what cursor planes show), which then presents `feedback`. Elsewhere `feedback` comes back, to be
-    /// presented when the GPU has finished the frame (`backend/repaint.rs`).
+    /// Shows a frame composed at a tick of the clock `paced` names: on KMS with the next
+    /// flip of each output that clock paces (`planes`: what the primary output's planes
+    /// show), which then presents `feedback`; the other outputs owe a frame at their own
+    /// clock's next tick where `changed` concerns them. Elsewhere `feedback` comes back, to
+    /// be presented when the GPU has finished the frame (`backend/repaint.rs`).
     pub(crate) fn show_frame(
         &mut self,
         feedback: Vec<(Output, OutputPresentationFeedback)>,
         barriers: &mut FifoBarriers,
-        overlay: Option<drm::Overlay>,
-        direct: bool,
-        cursor: Option<&drm::PlaneCursor>,
+        planes: FramePlanes<'_>,
+        paced: Option<&Output>,
+        changed: SceneChange,
     ) -> Vec<(Output, OutputPresentationFeedback)> {
         if self.backend.flips() {
-            self.show_on_kms(feedback, barriers, overlay, direct, cursor);
+            self.show_on_kms(feedback, barriers, planes, paced, changed);
             return Vec::new();
         }
         feedback

@@ -35,14 +35,16 @@ impl Axiom {
         // it), the repaint waits for a later tick; frame callbacks go on. A capture that
         // wants the screen now (not its next damage) wants what clients committed, and
         // waits for its bytes anyway: it waits for the GPU.
-        let mut throttled = self.needs_redraw && self.renderer.completions.frames_ahead();
+        // A display paced by this clock may owe a frame of a scene another clock composed.
+        let wants_redraw = self.needs_redraw || self.kms_frame_owed(paced);
+        let mut throttled = wants_redraw && self.renderer.completions.frames_ahead();
         if throttled && readback_waiting {
             match self.renderer.wait_for_gpu() {
                 Ok(()) => throttled = false,
                 Err(err) => tracing::error!("waiting for the GPU before a capture failed: {err}"),
             }
         }
-        let redraw = self.needs_redraw && !throttled;
+        let redraw = wants_redraw && !throttled;
         // While the GPU is busy with frames of our own, frame events wait for the tick
         // that composes: a client answering them now would replace what it committed
         // before it was ever composed (its frame discarded). While a frame waits on a
@@ -65,7 +67,12 @@ impl Axiom {
         let mut direct = None;
         let mut composed = None;
         let mut plane_cursor = None;
+        let mut scene_lacks_plane = false;
+        let mut planes_in_use = false;
+        // Clients changed something since the last composition (not only a frame owed).
+        let fresh = self.needs_redraw;
         if redraw {
+            self.kms_frames_given(paced);
             self.sync_foreign_toplevels();
             self.update_scanout_feedback();
             // A client buffer on the display plane needs no composition; failing that, the
@@ -74,17 +81,28 @@ impl Axiom {
             // instead, no plane under it shows a client's buffer.)
             let cursor = self.cursor_image();
             plane_cursor = self.plane_cursor(cursor.as_ref());
-            let accepted = self.accept_direct_scanout(plane_cursor.as_ref());
+            let mut accepted = self.accept_direct_scanout(plane_cursor.as_ref());
             if accepted.is_none() {
                 overlay = self.try_overlay_scanout(plane_cursor.as_ref());
+            }
+            // Every clock's frame leaves out what the primary output's planes show; only
+            // the primary's clock puts it there, with its own frames.
+            let on_plane = accepted.as_ref().map(|(surface, ..)| surface).or(overlay.as_ref().map(|o| &o.surface));
+            // A plane showed a buffer, or is to: what clients changed may concern it.
+            planes_in_use = self.plane_surface.is_some() || on_plane.is_some();
+            self.plane_surface = on_plane.cloned();
+            if paced.is_some() {
+                (accepted, overlay) = (None, None);
             }
             let on_plane = accepted.as_ref().map(|(surface, ..)| surface).or(overlay.as_ref().map(|o| &o.surface));
             // Other outputs still show the composed canvas while the primary's plane shows a client buffer.
             if accepted.is_none() || self.kms_shows_more_than_primary() {
+                let left_out = self.plane_surface.clone();
+                scene_lacks_plane = left_out.is_some();
                 composed = Some(self.renderer.collect_draws(
                     &self.space,
                     &mut self.dmabuf_state.stats,
-                    on_plane,
+                    left_out.as_ref(),
                     cursor.as_ref(),
                 ));
             }
@@ -127,7 +145,6 @@ impl Axiom {
         }
         let composed_now = composed.is_some();
         if let Some(items) = composed {
-            let on_plane = direct.is_some() || overlay.is_some();
             damage = self.renderer.render(&items);
             // Headless and nested outputs show the canvas; KMS outputs are painted into
             // their scanout buffers when they flip (`backend/drm`).
@@ -136,8 +153,16 @@ impl Axiom {
             }
             self.renderer.present();
             let frame_barriers = barriers.get_or_insert_default();
-            feedback = self.show_frame(feedback, frame_barriers, overlay, direct.is_some(), plane_cursor.as_ref());
-            self.composed_without_overlay = on_plane;
+            let planes =
+                crate::backend::FramePlanes { overlay, direct: direct.is_some(), cursor: plane_cursor.as_ref() };
+            // What another clock's outputs owe a frame for: what changed of the scene, and
+            // at another clock's tick whatever clients changed, for the primary output's
+            // planes show buffers the scene leaves out.
+            let planes_changed = fresh && paced.is_some() && planes_in_use;
+            let changed = crate::backend::SceneChange { damage, planes: planes_changed };
+            feedback = self.show_frame(feedback, frame_barriers, planes, paced, changed);
+            // The scene leaves out what the primary output's planes show, whichever clock composed it.
+            self.composed_without_overlay = scene_lacks_plane;
         } else if direct.is_some() {
             self.renderer.forget_frame();
         }

@@ -1,10 +1,11 @@
 //! The repaint clocks. The primary clock, at the primary output's refresh
-//! interval, paces composition on every backend (headless and winit outputs,
-//! and KMS, whose CRTCs' flip events pace only their own flips:
-//! `backend/drm/mod.rs`). Each further headless output has a clock of its own
-//! (`--output WxH@HZ`): the windows on it get frame callbacks and presentation
-//! times at its rate, and a frame is composed at its ticks too where the
-//! canvas changed.
+//! interval, paces composition on every backend. Each further output has a clock
+//! of its own at its refresh (headless: `--output WxH@HZ`; KMS: each CRTC's mode,
+//! `backend/drm/heads.rs`): the windows on it get frame callbacks at its rate, and
+//! a frame is composed at its ticks too where the canvas changed. On KMS a tick
+//! queues the frame on the outputs its clock paces only, and each CRTC's flip
+//! events pace its own flips (`backend/drm/mod.rs`); an output whose part of the
+//! scene another clock composed owes a frame at its own clock's next tick.
 //!
 //! Tick k happens at start + k * interval on CLOCK_MONOTONIC; headless and
 //! winit frames are presented when the GPU has finished them, never before
@@ -100,7 +101,8 @@ impl Axiom {
         let tick = self.vblank.armed.unwrap_or_else(|| self.vblank.next_tick());
         self.repaint_tick(None, self.vblank.monotonic(tick), u64::from(tick));
         // Captures that wait for damage are answered by the repaint that damage schedules.
-        if self.needs_redraw || self.vblank.frame_due || self.pending_captures.iter().any(|c| !c.with_damage) {
+        let captures = self.pending_captures.iter().any(|c| !c.with_damage);
+        if self.needs_redraw || self.vblank.frame_due || captures || self.kms_frame_owed(None) {
             let next = self.vblank.next_tick().max(tick + 1);
             self.vblank.armed = Some(next);
             TimeoutAction::ToInstant(self.vblank.deadline(next))
@@ -136,14 +138,26 @@ impl Axiom {
         let tick = clock.armed.unwrap_or_else(|| clock.next_tick());
         let time = clock.monotonic(tick);
         self.repaint_tick(Some(output), time, u64::from(tick));
+        let owed = self.kms_frame_owed(Some(output));
+        let Some(index) = self.output_clocks.iter().position(|c| c.output == *output) else {
+            return TimeoutAction::Drop;
+        };
         let clock = &mut self.output_clocks[index].vblank;
-        if clock.frame_due {
+        if clock.frame_due || owed {
             let next = clock.next_tick().max(tick + 1);
             clock.armed = Some(next);
             TimeoutAction::ToInstant(clock.deadline(next))
         } else {
             clock.armed = None;
             TimeoutAction::Drop
+        }
+    }
+
+    /// Makes sure the clock pacing `output` runs (a display owes a frame).
+    pub(crate) fn arm_clock_of(&mut self, output: &Output) {
+        match self.output_clocks.iter().position(|c| c.output == *output) {
+            Some(index) => self.arm_output_clock(index),
+            None => self.arm_vblank(),
         }
     }
 

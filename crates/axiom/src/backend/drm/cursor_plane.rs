@@ -36,8 +36,9 @@ struct CursorBuffer {
     dumb: DumbBuffer,
     fb: framebuffer::Handle,
     target: ScanoutTarget,
-    /// The image it holds.
-    holds: Option<CursorKey>,
+    /// The image it holds, and the submission that painted it (until it is done, the
+    /// display may not show it).
+    holds: Option<(CursorKey, SubmissionId)>,
 }
 
 /// A cursor buffer on the plane, at `dst` on the CRTC.
@@ -147,9 +148,15 @@ impl CursorPlane {
         (x1 - x0) as u32 <= self.size.0 && (y1 - y0) as u32 <= self.size.1
     }
 
+    /// Whether a buffer holds the image of `cursor` (painted, or being painted).
+    pub(super) fn holds(&self, cursor: &PlaneCursor) -> bool {
+        self.buffers.iter().any(|b| b.holds.as_ref().is_some_and(|(key, _)| *key == cursor.key))
+    }
+
     /// Puts `cursor` in a buffer for a CRTC at `origin` on the canvas: one that holds it
-    /// already, else the one the display does not show, painted on the GPU (the
-    /// submission to wait for before the commit). Only called with no flip pending.
+    /// already, else the one the display does not show, painted on the GPU. Returns the
+    /// submission to wait for before the commit, where its paint may not be done. Only
+    /// called with no flip pending.
     pub(super) fn prepare(
         &mut self,
         cursor: &PlaneCursor,
@@ -159,14 +166,20 @@ impl CursorPlane {
         let (w, h) = (self.size.0 as i32, self.size.1 as i32);
         let at = cursor.on_crtc(origin).loc;
         let dst = Rectangle::new(at, (w, h).into());
-        if let Some(buffer) = self.buffers.iter().position(|b| b.holds.as_ref() == Some(&cursor.key)) {
-            return (CursorOnPlane { buffer, dst }, None);
+        let held = self.buffers.iter().enumerate().find_map(|(index, b)| match &b.holds {
+            Some((key, painted)) if *key == cursor.key => Some((index, *painted)),
+            _ => None,
+        });
+        if let Some((buffer, painted)) = held {
+            // Painted for a frame that was dropped before its flip, perhaps not done yet.
+            let waits = (!renderer.completions.has_finished(painted)).then_some(painted);
+            return (CursorOnPlane { buffer, dst }, waits);
         }
         let buffer = self.shown.map_or(0, |shown| 1 - shown.buffer);
         let painting = &mut self.buffers[buffer];
-        painting.holds = Some(cursor.key.clone());
         let submission =
             renderer.paint_cursor_plane(&mut painting.target, &cursor.items, (cursor.area.x0, cursor.area.y0));
+        painting.holds = Some((cursor.key.clone(), submission));
         (CursorOnPlane { buffer, dst }, Some(submission))
     }
 

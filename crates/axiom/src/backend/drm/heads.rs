@@ -16,13 +16,14 @@ use smithay::output::Output;
 use smithay::reexports::calloop::RegistrationToken;
 use smithay::reexports::wayland_server::backend::GlobalId;
 
-use super::{
-    flip_time, main_device, scanout, writeback, ConnectedOutput, KmsOutput, OpenedDevice, Overlay, PlaneCursor,
-};
+use super::{flip_time, main_device, scanout, writeback, ConnectedOutput, KmsOutput, OpenedDevice, PlaneCursor};
+use crate::backend::vblank::{OutputClock, Vblank};
 use crate::cursor::CursorImage;
 use crate::dmabuf::ImportStats;
 use crate::outputs::side_by_side;
+use crate::render::damage::Rect;
 use crate::Axiom;
+use smithay::utils::Rectangle;
 
 /// The KMS device and the outputs on its connectors.
 pub struct Kms {
@@ -144,6 +145,8 @@ impl Axiom {
         if let Some(source) = kms.vblank_source.take() {
             self.loop_handle.remove(source);
         }
+        // Only the primary output stays, on the primary clock.
+        self.output_clocks.clear();
         for (index, head) in kms.heads.iter_mut().enumerate() {
             head.turn_off();
             if index == 0 {
@@ -250,23 +253,49 @@ impl Axiom {
             self.output = primary.output.clone();
             self.vblank.interval = primary.refresh;
         }
+        // Every other output is paced by a clock of its own, at its mode's refresh.
+        let others: Vec<(Output, std::time::Duration)> =
+            kms.heads.iter().skip(1).map(|h| (h.output.clone(), h.refresh)).collect();
+        self.output_clocks.retain(|clock| others.iter().any(|(output, _)| *output == clock.output));
+        for (output, refresh) in others {
+            match self.output_clocks.iter_mut().find(|clock| clock.output == output) {
+                Some(clock) => clock.vblank.interval = refresh,
+                None => self.output_clocks.push(OutputClock { output, vblank: Vblank::new(refresh) }),
+            }
+        }
         self.renderer.resize_output((canvas.w, canvas.h).into());
         self.schedule_repaint();
     }
 
-    /// Queues the composed frame on every head (the primary's plane shows a client buffer
-    /// instead when `direct`, and `overlay` goes on its overlay plane); each head's flip
-    /// sends its output's `feedback`, and shows `cursor` on its cursor plane where it can.
+    /// Queues the composed frame on the heads the clock `paced` names paces (the
+    /// primary's plane shows a client buffer instead when `planes.direct`, and
+    /// `planes.overlay` goes on its overlay plane); each head's flip sends its output's
+    /// `feedback`, and shows `planes.cursor` on its cursor plane where it can. The other
+    /// heads owe a frame at their clock's next tick where `changed` concerns them: the
+    /// damage is on them, or (the primary) what its planes show may have changed.
     pub(crate) fn show_on_kms(
         &mut self,
         mut feedback: Vec<(smithay::output::Output, OutputPresentationFeedback)>,
         barriers: &mut crate::handlers::frame_pacing::FifoBarriers,
-        mut overlay: Option<Overlay>,
-        direct: bool,
-        cursor: Option<&PlaneCursor>,
+        planes: crate::backend::FramePlanes<'_>,
+        paced: Option<&Output>,
+        changed: crate::backend::SceneChange,
     ) {
+        let Some(kms) = self.backend.kms() else { return };
+        let this_clock: Vec<bool> = kms.heads.iter().map(|head| self.clock_of(&head.output) == paced).collect();
         let Some(kms) = self.backend.kms_mut() else { return };
-        for (index, head) in kms.heads.iter_mut().enumerate() {
+        let crate::backend::FramePlanes { mut overlay, direct, cursor } = planes;
+        let mut owing = Vec::new();
+        for ((index, head), this_clock) in kms.heads.iter_mut().enumerate().zip(this_clock) {
+            if !this_clock {
+                let region = Rect::of_area(Rectangle::new(head.position.into(), head.size.into()));
+                let damaged = changed.damage.is_some_and(|d| d.intersect(region).is_some());
+                head.owes_frame |= damaged || (index == 0 && changed.planes);
+                if head.owes_frame {
+                    owing.push(head.output.clone());
+                }
+                continue;
+            }
             if index == 0 && direct {
                 continue;
             }
@@ -277,7 +306,28 @@ impl Axiom {
             let barriers = barriers.take_for(&head.output);
             head.show(&mut self.renderer, feedback, barriers, overlay.take().filter(|_| index == 0), cursor);
         }
+        for output in owing {
+            self.arm_clock_of(&output);
+        }
         self.repaint_if_cursor_plane_lost();
+    }
+
+    /// Whether a head the clock `paced` names paces owes a frame: of a scene composed
+    /// at another clock's tick, or its first (started, or the session back). None is
+    /// owed while the session is away.
+    pub(crate) fn kms_frame_owed(&self, paced: Option<&Output>) -> bool {
+        let Some(kms) = self.backend.kms().filter(|kms| kms.is_active()) else { return false };
+        kms.heads.iter().any(|head| head.owes_frame && head.connected && self.clock_of(&head.output) == paced)
+    }
+
+    /// This tick of the clock `paced` names gives its heads a frame: they owe none.
+    pub(crate) fn kms_frames_given(&mut self, paced: Option<&Output>) {
+        let Some(kms) = self.backend.kms() else { return };
+        let this_clock: Vec<bool> = kms.heads.iter().map(|head| self.clock_of(&head.output) == paced).collect();
+        let Some(kms) = self.backend.kms_mut() else { return };
+        for (head, this_clock) in kms.heads.iter_mut().zip(this_clock) {
+            head.owes_frame &= !this_clock;
+        }
     }
 
     /// The cursor for cursor planes, from `image` (None off KMS, or with no cursor).
@@ -292,10 +342,15 @@ impl Axiom {
     /// composed again, with it.
     pub(super) fn repaint_if_cursor_plane_lost(&mut self) {
         let Some(kms) = self.backend.kms_mut() else { return };
-        // Every head's flag is taken, not only the first that is set.
-        let lost = kms.heads.iter_mut().map(|head| std::mem::take(&mut head.cursor_plane_lost)).filter(|&l| l).count();
-        if lost > 0 {
-            self.schedule_repaint();
+        let mut lost = Vec::new();
+        for head in &mut kms.heads {
+            if std::mem::take(&mut head.cursor_plane_lost) {
+                head.owes_frame = true;
+                lost.push(head.output.clone());
+            }
+        }
+        for output in lost {
+            self.arm_clock_of(&output);
         }
     }
 

@@ -135,6 +135,8 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
                             lost.feedback.discarded();
                         }
                         head.needs_modeset = true;
+                        // Whichever clock ticks first, each output gets its frame back.
+                        head.owes_frame = true;
                     }
                     state.schedule_repaint();
                 }
@@ -481,6 +483,9 @@ pub struct KmsOutput {
     /// The cursor plane refused a commit and is no longer used: the frames it left the
     /// cursor out of need a repaint.
     pub(super) cursor_plane_lost: bool,
+    /// The scene changed since its last frame was queued (at another clock's tick): its
+    /// own clock's next tick queues one.
+    pub(super) owes_frame: bool,
     /// The connector shown on, its name, and whether it is plugged in (`hotplug.rs`).
     connector: connector::Handle,
     crtc: crtc::Handle,
@@ -551,6 +556,8 @@ impl KmsOutput {
             async_flips,
             cursor_plane: None,
             cursor_plane_lost: false,
+            // Nothing is on its screen yet.
+            owes_frame: true,
             connector: connected.connector,
             crtc: connected.crtc,
             name: connected.name.clone(),
@@ -695,8 +702,9 @@ impl KmsOutput {
         // behind it would block in the driver on some, lavapipe, and the event loop with
         // it), nor while the scene reads memory that is gone (a wl_shm pool was resized:
         // the next frame replaces it).
-        let composed = self.next.as_ref().is_some_and(|f| f.frame == Frame::Composed);
-        if composed && (renderer.completions.waits_on_client() || renderer.scene_stale) {
+        // So is a cursor buffer: its quads read what the scene's read.
+        let paints = self.next.as_ref().is_some_and(|f| f.frame == Frame::Composed || self.paints_cursor(f));
+        if paints && (renderer.completions.waits_on_client() || renderer.scene_stale) {
             return;
         }
         let Some(mut queued) = self.next.take() else { return };
@@ -721,6 +729,12 @@ impl KmsOutput {
             Some(submission) => self.writing = Some(Writing { frame: queued, fb, composed, submission }),
             None => self.commit(queued, fb, composed),
         }
+    }
+
+    /// Whether showing `queued` paints a cursor buffer (its image is in neither).
+    fn paints_cursor(&self, queued: &QueuedFrame) -> bool {
+        let HeadCursor::Plane(cursor) = &queued.cursor else { return false };
+        self.cursor_plane.as_ref().is_some_and(|plane| !plane.holds(cursor))
     }
 
     /// Readies the cursor buffer `queued` shows on the cursor plane, if any: the
@@ -748,19 +762,26 @@ impl KmsOutput {
         self.commit(writing.frame, writing.fb, writing.composed);
     }
 
-    /// Flips to `fb` (dumb buffer `composed`, where it is one) with the frame's planes.
-    fn commit(&mut self, mut queued: QueuedFrame, fb: framebuffer::Handle, composed: Option<usize>) {
+    /// The planes a commit of `queued` showing `fb` on the primary plane sets: the
+    /// primary, the overlay (or turns it off), and with `cursor` the cursor plane.
+    fn commit_planes(&self, queued: &QueuedFrame, fb: framebuffer::Handle, cursor: bool) -> Vec<PlaneState<'static>> {
         let mut planes = vec![self.primary_plane(fb)];
         match (&queued.overlay, self.overlay_on) {
             (Some(overlay), _) => planes.push(overlay.plane_state()),
             (None, Some(plane)) => planes.push(PlaneState { handle: plane, config: None }),
             (None, None) => {}
         }
-        let cursor_shown = self.cursor_plane.as_ref().and_then(|plane| plane.shown);
-        if let Some(plane) = self.cursor_plane.as_ref().filter(|_| queued.cursor_on.is_some() || cursor_shown.is_some())
-        {
+        if let Some(plane) = self.cursor_plane.as_ref().filter(|_| cursor) {
             planes.push(plane.state(queued.cursor_on));
         }
+        planes
+    }
+
+    /// Flips to `fb` (dumb buffer `composed`, where it is one) with the frame's planes.
+    fn commit(&mut self, mut queued: QueuedFrame, fb: framebuffer::Handle, composed: Option<usize>) {
+        let cursor_shown = self.cursor_plane.as_ref().and_then(|plane| plane.shown);
+        let with_cursor = queued.cursor_on.is_some() || cursor_shown.is_some();
+        let planes = self.commit_planes(&queued, fb, with_cursor);
         // An asynchronous flip changes the primary plane's framebuffer and nothing else.
         let only_primary = composed.is_none()
             && queued.overlay.is_none()
@@ -798,9 +819,13 @@ impl KmsOutput {
                 }
                 self.flipping = Some(queued);
             }
-            Err(err) if queued.cursor_on.is_some() || cursor_shown.is_some() => {
-                // The plane may refuse what a test cannot foresee (where the cursor is, say):
-                // the cursor is composed from now on, from the next frame.
+            // The cursor plane may refuse what no test foresaw (where the cursor is, say):
+            // where the same commit without it would pass, the cursor is composed from now
+            // on. (A paused session refuses both: the plane is not to blame.)
+            Err(err)
+                if with_cursor
+                    && self.surface.test_state(self.commit_planes(&queued, fb, false), self.needs_modeset).is_ok() =>
+            {
                 tracing::warn!(
                     "KMS: {}: a commit with the cursor plane failed ({err}): the cursor is composed from now on",
                     self.name
