@@ -84,8 +84,10 @@ impl PlaneCursor {
 
     /// Its area on a CRTC whose top-left corner is at `origin` on the canvas.
     pub(super) fn on_crtc(&self, origin: (i32, i32)) -> Rectangle<i32, Physical> {
+        // A client's cursor surface may be scaled to any size: no sum may overflow.
         let Rect { x0, y0, x1, y1 } = self.area;
-        Rectangle::new((x0 - origin.0, y0 - origin.1).into(), (x1 - x0, y1 - y0).into())
+        let at = (x0.saturating_sub(origin.0), y0.saturating_sub(origin.1));
+        Rectangle::new(at.into(), (x1.saturating_sub(x0), y1.saturating_sub(y0)).into())
     }
 }
 
@@ -144,8 +146,8 @@ impl CursorPlane {
 
     /// Whether the image of `cursor` fits the plane.
     pub(super) fn fits(&self, cursor: &PlaneCursor) -> bool {
-        let Rect { x0, y0, x1, y1 } = cursor.area;
-        (x1 - x0) as u32 <= self.size.0 && (y1 - y0) as u32 <= self.size.1
+        let size = cursor.on_crtc((0, 0)).size;
+        u32::try_from(size.w).is_ok_and(|w| w <= self.size.0) && u32::try_from(size.h).is_ok_and(|h| h <= self.size.1)
     }
 
     /// Whether a buffer holds the image of `cursor` (painted, or being painted).

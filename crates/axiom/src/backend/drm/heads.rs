@@ -281,8 +281,7 @@ impl Axiom {
         paced: Option<&Output>,
         changed: crate::backend::SceneChange,
     ) {
-        let Some(kms) = self.backend.kms() else { return };
-        let this_clock: Vec<bool> = kms.heads.iter().map(|head| self.clock_of(&head.output) == paced).collect();
+        let this_clock = self.kms_heads_paced_by(paced);
         let Some(kms) = self.backend.kms_mut() else { return };
         let crate::backend::FramePlanes { mut overlay, direct, cursor } = planes;
         let mut owing = Vec::new();
@@ -320,10 +319,15 @@ impl Axiom {
         kms.heads.iter().any(|head| head.owes_frame && head.connected && self.clock_of(&head.output) == paced)
     }
 
+    /// For each head, whether the clock `paced` names paces it.
+    fn kms_heads_paced_by(&self, paced: Option<&Output>) -> Vec<bool> {
+        let heads = self.backend.kms().map(|kms| kms.heads.as_slice()).unwrap_or_default();
+        heads.iter().map(|head| self.clock_of(&head.output) == paced).collect()
+    }
+
     /// This tick of the clock `paced` names gives its heads a frame: they owe none.
     pub(crate) fn kms_frames_given(&mut self, paced: Option<&Output>) {
-        let Some(kms) = self.backend.kms() else { return };
-        let this_clock: Vec<bool> = kms.heads.iter().map(|head| self.clock_of(&head.output) == paced).collect();
+        let this_clock = self.kms_heads_paced_by(paced);
         let Some(kms) = self.backend.kms_mut() else { return };
         for (head, this_clock) in kms.heads.iter_mut().zip(this_clock) {
             head.owes_frame &= !this_clock;
