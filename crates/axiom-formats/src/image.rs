@@ -29,6 +29,16 @@ impl Image {
         Self { width, height, pixels }
     }
 
+    /// Opaque pixels from rows of 8-bit R, G, B (and anything after, `channels` bytes
+    /// a pixel), `stride` bytes apart: a decoded PNG's. Not generic, so that it runs
+    /// as this crate is optimised, not as the caller is.
+    pub fn from_rgb_rows(width: u32, height: u32, data: &[u8], stride: usize, channels: usize) -> Self {
+        let row = |y: u32| &data[y as usize * stride..][..width as usize * channels];
+        let pixels =
+            (0..height).flat_map(|y| row(y).chunks_exact(channels).map(|p| Rgba::opaque(p[0], p[1], p[2]))).collect();
+        Self { width, height, pixels }
+    }
+
     pub fn solid(width: u32, height: u32, colour: Rgba) -> Self {
         Self::new(width, height, |_, _| colour)
     }

@@ -144,18 +144,31 @@ mod tests {
     }
 }
 
-/// How many frames' damage `History` keeps: a buffer older than that is copied whole.
+/// How many entries `History` keeps: beyond that the oldest two are merged, so that a
+/// buffer many frames behind (frames composed while its display's flip was pending,
+/// or at other outputs' clocks) repaints the union of what changed since, never all
+/// of itself for want of knowing.
 const KEPT_FRAMES: usize = 8;
 
-/// The canvas damage of its last frames, so that a buffer brought up to date some
-/// frames ago (its age, in other compositors' words) learns what changed since.
+/// What frames `first..=last` changed, and of that what all but the cursor's quads did.
+#[derive(Debug, Clone, Copy)]
+struct Change {
+    first: u64,
+    last: u64,
+    all: Rect,
+    without_cursor: Option<Rect>,
+}
+
+/// The canvas damage of its frames since it was last resized, so that a buffer brought
+/// up to date some frames ago (its age, in other compositors' words) learns what
+/// changed since.
 #[derive(Debug, Default)]
 pub struct History {
     /// The number of the canvas's newest frame.
     frame: u64,
-    /// Each kept frame's number, what it changed, and what it changed of all but the
-    /// cursor's quads (what a target that leaves the cursor to a plane repaints).
-    recent: std::collections::VecDeque<(u64, Rect, Option<Rect>)>,
+    /// What the frames since `known_since` changed, oldest first; recent frames each
+    /// alone, older ones merged.
+    recent: std::collections::VecDeque<Change>,
     /// Frames before this one say nothing of the canvas now (it was resized).
     known_since: u64,
 }
@@ -168,9 +181,13 @@ impl History {
     /// A frame repainted `damage`, of which `without_cursor` leaving the cursor's quads out.
     pub fn record(&mut self, damage: Rect, without_cursor: Option<Rect>) {
         self.frame += 1;
-        self.recent.push_back((self.frame, damage, without_cursor));
+        self.recent.push_back(Change { first: self.frame, last: self.frame, all: damage, without_cursor });
         if self.recent.len() > KEPT_FRAMES {
-            self.recent.pop_front();
+            if let (Some(oldest), Some(next)) = (self.recent.pop_front(), self.recent.front_mut()) {
+                next.first = oldest.first;
+                next.all = next.all.union(oldest.all);
+                next.without_cursor = oldest.without_cursor.into_iter().fold(next.without_cursor, union);
+            }
         }
     }
 
@@ -181,15 +198,15 @@ impl History {
         self.known_since = self.frame;
     }
 
-    /// What changed after frame `shown` (`cursor`: the cursor's quads included): None
-    /// where that is no longer known, Some(None) where nothing did.
+    /// What changed after frame `shown` (`cursor`: the cursor's quads included), or
+    /// more where older frames were merged: None where that is not known (before a
+    /// resize, or a frame never made), Some(None) where nothing did.
     pub fn since(&self, shown: u64, cursor: bool) -> Option<Option<Rect>> {
-        let oldest_kept = self.recent.front().map_or(self.frame + 1, |&(frame, ..)| frame);
-        if shown < self.known_since || shown + 1 < oldest_kept || shown > self.frame {
+        if shown < self.known_since || shown > self.frame {
             return None;
         }
-        let after = self.recent.iter().filter(|&&(frame, ..)| frame > shown);
-        let changes = after.filter_map(|&(_, all, without_cursor)| if cursor { Some(all) } else { without_cursor });
+        let after = self.recent.iter().filter(|change| change.last > shown);
+        let changes = after.filter_map(|change| if cursor { Some(change.all) } else { change.without_cursor });
         Some(changes.reduce(Rect::union))
     }
 }
@@ -225,18 +242,37 @@ mod history_tests {
     }
 
     #[test]
-    fn frames_no_longer_kept_or_before_a_resize_are_unknown() {
+    fn frames_long_ago_are_merged_and_frames_before_a_resize_unknown() {
         let mut history = History::default();
         for i in 0..KEPT_FRAMES as i32 + 2 {
-            history.record(rect(i), Some(rect(i)));
+            let cursor_only = i == 1;
+            history.record(rect(i), (!cursor_only).then(|| rect(i)));
         }
-        assert_eq!(history.since(0, true), None, "frame 1 is no longer kept");
-        assert!(history.since(2, true).is_some(), "frames 3.. are all kept");
+        let all = Rect { x0: 0, y0: 0, x1: KEPT_FRAMES as i32 + 2, y1: 1 };
+        assert_eq!(history.since(0, true), Some(Some(all)), "frames 1.. merged, still known");
+        assert_eq!(history.since(0, false), Some(Some(all)), "frame 1 changed more than the cursor");
+        // Frames 1..=3 are merged into one entry: a buffer holding frame 1 repaints it all.
+        assert_eq!(history.since(1, true), Some(Some(all)));
         let newest = history.frame();
+        assert_eq!(history.since(newest - 1, true), Some(Some(rect(KEPT_FRAMES as i32 + 1))), "recent frames alone");
         history.forget();
         assert_eq!(history.since(newest, true), None, "resized since");
         history.record(rect(0), Some(rect(0)));
         assert_eq!(history.since(history.frame() - 1, true), Some(Some(rect(0))));
         assert_eq!(history.since(history.frame() + 1, false), None, "a frame never made");
+    }
+
+    #[test]
+    fn a_buffer_many_cursor_motions_behind_repaints_at_most_its_own_frames_change_without_the_cursor() {
+        let mut history = History::default();
+        history.record(rect(0), Some(rect(0)));
+        for i in 0..3 * KEPT_FRAMES as i32 {
+            history.record(rect(i), None);
+        }
+        // Frame 1 is merged with those after it: its own change is repainted again.
+        assert_eq!(history.since(1, false), Some(Some(rect(0))));
+        let newest = history.frame();
+        assert_eq!(history.since(newest - 2, false), Some(None), "only the cursor moved");
+        assert!(history.since(1, true).is_some_and(|d| d.is_some()));
     }
 }

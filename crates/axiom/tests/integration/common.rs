@@ -154,10 +154,7 @@ pub fn load_png(path: &std::path::Path) -> Image {
     let mut data = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut data).unwrap();
     let channels = info.line_size / info.width as usize;
-    Image::new(info.width, info.height, |x, y| {
-        let at = y as usize * info.line_size + x as usize * channels;
-        Rgba::opaque(data[at], data[at + 1], data[at + 2])
-    })
+    Image::from_rgb_rows(info.width, info.height, &data, info.line_size, channels)
 }
 
 /// One opaque XRGB8888 wl_shm buffer of `size`x`size` per colour.

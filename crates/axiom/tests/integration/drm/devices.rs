@@ -602,8 +602,13 @@ fn a_window_on_an_overlay_plane_stays_there_under_the_cursor_on_the_cursor_plane
     assert!(last.contains("overlay plane: on:"), "never composed for the cursor: {last}");
     // Moving the pointer over the window, or over the composed rest, moves the cursor
     // plane and paints neither the scanout buffers nor the cursor's.
-    let before = import_stats(&compositor);
+    // First two motions, so that each scanout buffer holds the scene as it is now (the
+    // captures above composed the window into it and out again).
     let mut at = (tip.0 as i32, tip.1 as i32);
+    for delta in [(6, 4), (-6, 4)] {
+        at = cursor_plane_moved_by(&compositor, &mut mouse, 0, at, delta);
+    }
+    let before = import_stats(&compositor);
     for delta in [(-3, 2), (-300, -250)] {
         at = cursor_plane_moved_by(&compositor, &mut mouse, 0, at, delta);
     }
