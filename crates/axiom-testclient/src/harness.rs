@@ -63,9 +63,16 @@ impl Compositor {
     /// with libseat's built-in seatd (no seat daemon runs there); the output takes the
     /// connector's preferred mode.
     pub fn start_drm(binary: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_drm_with_env(binary, args, &[])
+    }
+
+    /// `start_drm` with `env` set too.
+    pub fn start_drm_with_env(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let mut all = vec!["--backend", "drm", "--no-xwayland"];
         all.extend_from_slice(args);
-        Self::spawn(binary, 0, 0, &all, &[("LIBSEAT_BACKEND", "builtin")])
+        let mut all_env = vec![("LIBSEAT_BACKEND", "builtin")];
+        all_env.extend_from_slice(env);
+        Self::spawn(binary, 0, 0, &all, &all_env)
     }
 
     /// Starts the compositor with `env` on top of a clean environment (no desktop named);

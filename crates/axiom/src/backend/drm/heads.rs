@@ -205,9 +205,8 @@ impl Axiom {
             kms.fd.dev_id().unwrap_or_default(),
         );
         match head.share_buffers_with(&self.renderer) {
-            Ok(()) => tracing::info!(
-                "KMS: {}: composition draws straight into its scanout buffers on the GPU \
-                 (dumb buffers shared with the renderer as dma-bufs)",
+            Ok(buffers) => tracing::info!(
+                "KMS: {}: composition draws straight into its scanout buffers on the GPU ({buffers})",
                 connected.name
             ),
             Err(why) => tracing::warn!(

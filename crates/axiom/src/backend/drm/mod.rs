@@ -20,6 +20,7 @@
 //! outputs (`hotplug.rs`).
 
 mod cursor_plane;
+mod gbm_buffers;
 mod heads;
 mod hotplug;
 mod input;
@@ -361,20 +362,34 @@ fn pci_bus_id(fd: &DrmDeviceFd) -> Option<String> {
     device.file_name()?.to_str().map(str::to_owned)
 }
 
-/// A dumb buffer composed frames are shown from, and the renderer's import of it
-/// where the renderer writes it itself.
+/// A buffer composed frames are shown from, and the renderer's import of it where
+/// the renderer writes it itself.
 struct DisplayBuffer {
-    dumb: DumbBuffer,
+    memory: DisplayMemory,
     fb: framebuffer::Handle,
     target: Option<ScanoutTarget>,
+}
+
+/// Where a display buffer's memory comes from.
+enum DisplayMemory {
+    /// GBM, for the renderer to draw into (`gbm_buffers.rs`).
+    Gbm(gbm_buffers::GbmScanoutBuffer),
+    /// A dumb buffer: shared with the renderer as a dma-buf, or written by the CPU.
+    Dumb(DumbBuffer),
 }
 
 /// Frees the display's side of `buffers`; the renderer's imports hold their memory until
 /// the GPU is done with it.
 fn destroy_display_buffers(fd: &DrmDeviceFd, buffers: Vec<DisplayBuffer>) {
-    for DisplayBuffer { dumb, fb, .. } in buffers {
-        let _ = fd.destroy_framebuffer(fb);
-        let _ = fd.destroy_dumb_buffer(dumb);
+    for DisplayBuffer { memory, fb, .. } in buffers {
+        match memory {
+            // Its framebuffer goes with it.
+            DisplayMemory::Gbm(buffer) => drop(buffer),
+            DisplayMemory::Dumb(dumb) => {
+                let _ = fd.destroy_framebuffer(fb);
+                let _ = fd.destroy_dumb_buffer(dumb);
+            }
+        }
     }
 }
 
@@ -522,7 +537,7 @@ impl KmsOutput {
                     return Err(err.into());
                 }
             };
-            buffers.push(DisplayBuffer { dumb: buffer, fb, target: None });
+            buffers.push(DisplayBuffer { memory: DisplayMemory::Dumb(buffer), fb, target: None });
         }
         let async_flips = tearing::AsyncFlips::probe(&fd, surface.plane());
         tracing::info!(
@@ -865,15 +880,49 @@ impl KmsOutput {
         }
     }
 
-    /// Shares the dumb buffers with the renderer as dma-bufs, for it to write composed
-    /// frames into; the error says why it cannot, and frames are then copied by the CPU.
-    fn share_buffers_with(&mut self, renderer: &Renderer) -> anyhow::Result<()> {
-        let targets: Vec<_> =
-            self.buffers.iter().map(|b| share_dumb_buffer(&self.fd, &b.dumb, renderer)).collect::<Result<_, _>>()?;
+    /// Gives the renderer buffers to write composed frames into: GBM's in place of the
+    /// dumb buffers where it can, else the dumb buffers shared as dma-bufs. Says which;
+    /// the error says why neither, and frames are then copied by the CPU. Called before
+    /// the first frame, while no buffer is on screen.
+    fn share_buffers_with(&mut self, renderer: &Renderer) -> anyhow::Result<&'static str> {
+        let size = (self.size.0 as u32, self.size.1 as u32);
+        // AXIOM_SCANOUT_BUFFERS=dumb keeps the dumb buffers (to test that path, or where
+        // a driver's GBM misbehaves).
+        let gbm = match std::env::var("AXIOM_SCANOUT_BUFFERS").as_deref() {
+            Ok("dumb") => Err(anyhow::anyhow!("AXIOM_SCANOUT_BUFFERS=dumb")),
+            Ok("gbm") | Err(_) => {
+                gbm_buffers::allocate(&self.fd, &self.surface.plane_info().formats, size, 2, renderer)
+            }
+            Ok(other) => {
+                tracing::warn!("AXIOM_SCANOUT_BUFFERS={other:?} is neither gbm nor dumb: GBM is tried");
+                gbm_buffers::allocate(&self.fd, &self.surface.plane_info().formats, size, 2, renderer)
+            }
+        };
+        match gbm {
+            Ok(allocated) => {
+                let dumb = std::mem::take(&mut self.buffers);
+                destroy_display_buffers(&self.fd, dumb);
+                self.buffers = allocated
+                    .into_iter()
+                    .map(|(buffer, target)| DisplayBuffer {
+                        fb: buffer.fb(),
+                        memory: DisplayMemory::Gbm(buffer),
+                        target: Some(target),
+                    })
+                    .collect();
+                return Ok("LINEAR GBM buffers imported by the renderer");
+            }
+            Err(why) => tracing::info!("KMS: {}: no GBM scanout buffers: {why:#}", self.name),
+        }
+        let mut targets = Vec::new();
+        for buffer in &self.buffers {
+            let DisplayMemory::Dumb(dumb) = &buffer.memory else { continue };
+            targets.push(share_dumb_buffer(&self.fd, dumb, renderer)?);
+        }
         for (buffer, target) in self.buffers.iter_mut().zip(targets) {
             buffer.target = Some(target);
         }
-        Ok(())
+        Ok("dumb buffers shared with the renderer as dma-bufs")
     }
 
     /// Shows the cursor on the CRTC's cursor plane from now on, where it has one the
@@ -900,8 +949,11 @@ impl KmsOutput {
             renderer.scanout_paints += u64::from(painted.is_some());
             return Ok(painted);
         }
-        let pitch = buffer.dumb.pitch() as usize;
-        let mut mapping = self.fd.map_dumb_buffer(&mut buffer.dumb)?;
+        let DisplayMemory::Dumb(dumb) = &mut buffer.memory else {
+            anyhow::bail!("a GBM buffer the renderer did not import")
+        };
+        let pitch = dumb.pitch() as usize;
+        let mut mapping = self.fd.map_dumb_buffer(dumb)?;
         renderer.read_output(region, &mut mapping, pitch)?;
         Ok(None)
     }

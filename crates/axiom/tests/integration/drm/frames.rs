@@ -18,6 +18,12 @@ fn assert_composed_frames_reach_the_display_on_the_gpu(compositor: &Compositor) 
     if crate::common::dmabuf_vulkan_counter(compositor) == Some("vulkan_image") {
         let written = log.matches("composition draws straight into its scanout buffers on the GPU").count();
         assert_eq!(written, outputs, "every output renders into its scanout buffers:\n{log}");
+        // GBM allocates them (Mesa's kms_swrast drives vkms), unless told to use dumb buffers.
+        let kind = match log.contains("no GBM scanout buffers: AXIOM_SCANOUT_BUFFERS=dumb") {
+            true => "on the GPU (dumb buffers shared with the renderer as dma-bufs)",
+            false => "on the GPU (LINEAR GBM buffers imported by the renderer)",
+        };
+        assert_eq!(log.matches(kind).count(), outputs, "{kind}:\n{log}");
         assert_eq!(readback, Some(0), "no composed byte read back: {stats:?}");
         // Nor drawn anywhere else first: the canvas is painted for captures alone.
         assert_eq!(stats.get("canvas_paints"), Some(&0), "{stats:?}");
@@ -45,6 +51,25 @@ fn drm_output_scans_out_exactly_the_composed_frame() {
     assert_eq!((shown.width, shown.height), (width, height), "the CRTC scans the output's mode");
     assert_image(&shown, &composed, 0, "drm-crtc-vs-screencopy");
     assert!(compositor.log().contains("KMS: Virtual-1: mode set, first frame on screen"), "{}", compositor.log());
+}
+
+#[test]
+#[ignore = "needs a KMS device: tests/vm/drm-tests runs it in the VM rig"]
+fn dumb_buffers_shared_with_the_renderer_scan_out_exactly_the_composed_frame_without_gbm() {
+    let binary = axiom_binary();
+    let env = [("AXIOM_SCANOUT_BUFFERS", "dumb")];
+    let compositor = Compositor::start_drm_with_env(&binary, &[], &env).expect("axiom --backend drm starts");
+    let mut client = compositor.connect().unwrap();
+    let (width, height) = output_size(&mut client);
+    let (_window, _buffer, pattern) = crate::common::show_pattern(&mut client, 200, 150);
+    let (x, y) = centred(width, height, 200, 150);
+    let on_background = Image::new(width, height, |px, py| match (px.checked_sub(x), py.checked_sub(y)) {
+        (Some(dx), Some(dy)) if dx < 200 && dy < 150 => pattern.pixel(dx, dy),
+        _ => BACKGROUND,
+    });
+    wait_on_crtc(&compositor, "drm-dumb-pattern", |shot| *shot == on_background);
+    assert!(!compositor.log().contains("GBM buffers imported"), "{}", compositor.log());
+    assert_composed_frames_reach_the_display_on_the_gpu(&compositor);
 }
 
 #[test]
