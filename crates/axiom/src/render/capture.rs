@@ -151,8 +151,14 @@ impl Renderer {
         };
         let size = dmabuf.size();
         anyhow::ensure!((size.w, size.h) == (of.size().w, of.size().h), "the dma-buf is {size:?}, the capture {of:?}");
-        let shared =
-            SharedScanoutBuffer { fd, width: u32::try_from(size.w)?, height: u32::try_from(size.h)?, offset, stride };
+        let shared = SharedScanoutBuffer {
+            fd,
+            width: u32::try_from(size.w)?,
+            height: u32::try_from(size.h)?,
+            offset,
+            stride,
+            modifier: crate::dmabuf::params::MODIFIER_LINEAR,
+        };
         let written = if self.renders_into_dmabufs() {
             let mut target = self.import_scanout_target(shared)?;
             let submission = match of.made() {

@@ -26,7 +26,8 @@ pub struct ScanoutTarget {
 }
 
 /// A scanout buffer's memory, shared as a dma-buf: XRGB8888 or ARGB8888 (the output
-/// format's bytes; a cursor plane's buffer keeps the alpha written), LINEAR, one plane.
+/// format's bytes; a cursor plane's buffer keeps the alpha written), one plane laid
+/// out by `modifier` (LINEAR, or one of `Renderer::scanout_target_modifiers`).
 #[derive(Debug, Clone, Copy)]
 pub struct SharedScanoutBuffer<'a> {
     pub fd: BorrowedFd<'a>,
@@ -34,6 +35,7 @@ pub struct SharedScanoutBuffer<'a> {
     pub height: u32,
     pub offset: u32,
     pub stride: u32,
+    pub modifier: u64,
 }
 
 impl Renderer {
@@ -47,6 +49,16 @@ impl Renderer {
         }
         #[cfg(not(feature = "dmabuf-vulkan"))]
         false
+    }
+
+    /// The modifiers of XRGB8888 dma-bufs (one plane each) the renderer renders into:
+    /// what a display's scanout buffers may be allocated with.
+    pub fn scanout_target_modifiers(&self) -> Vec<u64> {
+        #[cfg(feature = "dmabuf-vulkan")]
+        if let Some(importer) = &self.vulkan {
+            return importer.render_target_modifiers(super::OUTPUT_FORMAT);
+        }
+        Vec::new()
     }
 
     /// Whether the GPU can write a capture into a client's LINEAR XRGB8888 dma-buf:
@@ -84,18 +96,21 @@ impl Renderer {
         #[cfg(feature = "dmabuf-vulkan")]
         {
             use super::vulkan::{ImagePlane, ImageRole};
-            use crate::dmabuf::params::MODIFIER_LINEAR;
             let importer = self.vulkan.as_ref().ok_or_else(|| {
                 anyhow::anyhow!("the renderer imports no dma-bufs (`--dmabuf-import cpu`, or it is not on Vulkan)")
             })?;
-            anyhow::ensure!(self.renders_into_dmabufs(), "the GPU cannot render into LINEAR XRGB8888 dma-bufs");
+            let modifier = buffer.modifier;
+            anyhow::ensure!(
+                importer.renders_into_modifier(super::OUTPUT_FORMAT, modifier),
+                "the GPU cannot render into XRGB8888 dma-bufs laid out by modifier {modifier:#x}"
+            );
             let plane = ImagePlane {
                 format: super::OUTPUT_FORMAT,
                 width: buffer.width,
                 height: buffer.height,
                 offset: buffer.offset,
                 stride: buffer.stride,
-                modifier: MODIFIER_LINEAR,
+                modifier,
             };
             let texture = importer.import_dmabuf_image(&self.device, buffer.fd, plane, ImageRole::RenderTarget)?;
             let view = texture.create_view(&Default::default());

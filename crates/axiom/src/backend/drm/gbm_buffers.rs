@@ -4,6 +4,7 @@
 //! for the device, or nothing is shared, the display keeps dumb buffers (`mod.rs`).
 
 use anyhow::Context;
+use smithay::backend::allocator::format::FormatSet;
 use smithay::backend::allocator::gbm::{GbmAllocator, GbmBuffer, GbmBufferFlags, GbmDevice};
 use smithay::backend::allocator::{Format, Fourcc, Modifier};
 use smithay::backend::drm::gbm::{framebuffer_from_bo, GbmFramebuffer};
@@ -27,33 +28,79 @@ impl GbmScanoutBuffer {
     }
 }
 
-/// `count` LINEAR XRGB8888 buffers of `size` for the primary plane whose formats are
-/// `plane_formats`, each with the renderer's import of it as a render target. The
-/// error says why not (no GBM driver, no layout both take).
+/// The layouts of XRGB8888 that both the primary plane (its `formats`) and the
+/// renderer (`renders_into`: its render-target modifiers) take. A plane that lists
+/// XRGB8888 without modifiers (no IN_FORMATS) takes LINEAR.
+fn shared_modifiers(formats: &FormatSet, renders_into: &[u64]) -> Vec<Modifier> {
+    let implicit = formats.contains(&Format { code: Fourcc::Xrgb8888, modifier: Modifier::Invalid });
+    let plane_takes = |m: Modifier| formats.contains(&Format { code: Fourcc::Xrgb8888, modifier: m });
+    let mut shared: Vec<Modifier> = renders_into
+        .iter()
+        .map(|&m| Modifier::from(m))
+        .filter(|&m| plane_takes(m) || (implicit && m == Modifier::Linear))
+        .collect();
+    shared.dedup();
+    shared
+}
+
+/// `count` XRGB8888 buffers of `size` for the primary plane whose formats are
+/// `plane_formats`, each with the renderer's import of it as a render target. GBM
+/// picks the layout among those both take (a tiled one where it can); LINEAR where
+/// that fails. The error says why none (no GBM driver, no layout both take).
 pub(super) fn allocate(
     fd: &DrmDeviceFd,
-    plane_formats: &smithay::backend::allocator::format::FormatSet,
+    plane_formats: &FormatSet,
     size: (u32, u32),
     count: usize,
     renderer: &Renderer,
-) -> anyhow::Result<Vec<(GbmScanoutBuffer, ScanoutTarget)>> {
-    // The renderer renders into LINEAR buffers (`Renderer::renders_into_dmabufs`); the
-    // plane must scan LINEAR out, or list XRGB8888 without modifiers (implicit).
-    let linear = Format { code: Fourcc::Xrgb8888, modifier: Modifier::Linear };
-    let implicit = Format { code: Fourcc::Xrgb8888, modifier: Modifier::Invalid };
-    anyhow::ensure!(
-        plane_formats.contains(&linear) || plane_formats.contains(&implicit),
-        "the primary plane takes no LINEAR XRGB8888, the only layout the renderer renders into"
-    );
-    anyhow::ensure!(renderer.renders_into_dmabufs(), "the renderer cannot render into dma-bufs");
+) -> anyhow::Result<(Vec<(GbmScanoutBuffer, ScanoutTarget)>, Modifier)> {
+    let modifiers = shared_modifiers(plane_formats, &renderer.scanout_target_modifiers());
+    anyhow::ensure!(!modifiers.is_empty(), "no layout of XRGB8888 that both the primary plane and the renderer take");
     let device = GbmDevice::new(fd.clone()).context("GBM has no driver for the device")?;
-    let flags = GbmBufferFlags::SCANOUT | GbmBufferFlags::RENDERING | GbmBufferFlags::LINEAR;
-    let mut allocator = GbmAllocator::new(device, flags);
+    let mut allocator = GbmAllocator::new(device, GbmBufferFlags::SCANOUT | GbmBufferFlags::RENDERING);
+    let tiled: Vec<Modifier> = modifiers.iter().copied().filter(|&m| m != Modifier::Linear).collect();
+    if !tiled.is_empty() {
+        match allocate_with(fd, &mut allocator, size, count, renderer, &tiled) {
+            Ok(buffers) => return Ok(buffers),
+            Err(why) if modifiers.contains(&Modifier::Linear) => {
+                tracing::info!("GBM: no tiled scanout buffers ({why:#}); LINEAR ones")
+            }
+            Err(why) => return Err(why),
+        }
+    }
+    allocate_with(fd, &mut allocator, size, count, renderer, &[Modifier::Linear])
+}
+
+/// `allocate` with the layouts `modifiers` (LINEAR alone, or tiled ones).
+fn allocate_with(
+    fd: &DrmDeviceFd,
+    allocator: &mut GbmAllocator<DrmDeviceFd>,
+    size: (u32, u32),
+    count: usize,
+    renderer: &Renderer,
+    modifiers: &[Modifier],
+) -> anyhow::Result<(Vec<(GbmScanoutBuffer, ScanoutTarget)>, Modifier)> {
+    let linear = modifiers == [Modifier::Linear];
+    // LINEAR asked as a flag too: a driver without modifiers (vkms's kms_swrast) then
+    // still lays it out so.
+    let mut flags = GbmBufferFlags::SCANOUT | GbmBufferFlags::RENDERING;
+    if linear {
+        flags |= GbmBufferFlags::LINEAR;
+    }
     let mut buffers = Vec::with_capacity(count);
+    let mut chosen = Modifier::Linear;
     for _ in 0..count {
         let buffer = allocator
-            .create_buffer_with_flags(size.0, size.1, Fourcc::Xrgb8888, &[Modifier::Linear], flags)
+            .create_buffer_with_flags(size.0, size.1, Fourcc::Xrgb8888, modifiers, flags)
             .context("GBM allocation")?;
+        // What GBM chose; a driver without modifiers says none (its LINEAR flag held).
+        let modifier = match buffer.modifier() {
+            Modifier::Invalid if linear => Modifier::Linear,
+            m if modifiers.contains(&m) => m,
+            other => anyhow::bail!("GBM laid the buffer out by {other:?}, none of {modifiers:?}"),
+        };
+        anyhow::ensure!(buffer.plane_count() == 1, "the GBM buffer has more than one plane");
+        chosen = modifier;
         // Shared through PRIME from our own handle, writable: GBM's own export is not
         // always, and the renderer draws into it.
         let handle = smithay::reexports::drm::buffer::Buffer::handle(&*buffer);
@@ -66,10 +113,38 @@ pub(super) fn allocate(
             height: size.1,
             offset: buffer.offset(0),
             stride: buffer.stride(),
+            modifier: modifier.into(),
         })?;
         let framebuffer =
             framebuffer_from_bo(fd, &buffer, true).map_err(|err| anyhow::anyhow!("framebuffer: {err}"))?;
         buffers.push((GbmScanoutBuffer { framebuffer, _buffer: buffer }, target));
     }
-    Ok(buffers)
+    Ok((buffers, chosen))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const X_TILED: u64 = (1 << 56) | 1; // I915_FORMAT_MOD_X_TILED
+    const Y_TILED: u64 = (1 << 56) | 2;
+
+    fn formats(modifiers: &[Modifier]) -> FormatSet {
+        modifiers.iter().map(|&modifier| Format { code: Fourcc::Xrgb8888, modifier }).collect()
+    }
+
+    #[test]
+    fn the_shared_layouts_are_those_both_the_plane_and_the_renderer_take() {
+        let plane = formats(&[Modifier::Linear, Modifier::from(X_TILED), Modifier::from(Y_TILED)]);
+        assert_eq!(shared_modifiers(&plane, &[0, X_TILED]), [Modifier::Linear, Modifier::from(X_TILED)]);
+        assert_eq!(shared_modifiers(&plane, &[0]), [Modifier::Linear], "lavapipe renders into LINEAR alone");
+        assert!(shared_modifiers(&formats(&[Modifier::from(Y_TILED)]), &[0, X_TILED]).is_empty());
+    }
+
+    #[test]
+    fn a_plane_without_modifiers_takes_linear() {
+        let implicit = formats(&[Modifier::Invalid]);
+        assert_eq!(shared_modifiers(&implicit, &[0, X_TILED]), [Modifier::Linear]);
+        assert!(shared_modifiers(&implicit, &[X_TILED]).is_empty());
+    }
 }

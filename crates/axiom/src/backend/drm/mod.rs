@@ -884,7 +884,7 @@ impl KmsOutput {
     /// dumb buffers where it can, else the dumb buffers shared as dma-bufs. Says which;
     /// the error says why neither, and frames are then copied by the CPU. Called before
     /// the first frame, while no buffer is on screen.
-    fn share_buffers_with(&mut self, renderer: &Renderer) -> anyhow::Result<&'static str> {
+    fn share_buffers_with(&mut self, renderer: &Renderer) -> anyhow::Result<String> {
         let size = (self.size.0 as u32, self.size.1 as u32);
         // AXIOM_SCANOUT_BUFFERS=dumb keeps the dumb buffers (to test that path, or where
         // a driver's GBM misbehaves).
@@ -899,7 +899,7 @@ impl KmsOutput {
             }
         };
         match gbm {
-            Ok(allocated) => {
+            Ok((allocated, modifier)) => {
                 let dumb = std::mem::take(&mut self.buffers);
                 destroy_display_buffers(&self.fd, dumb);
                 self.buffers = allocated
@@ -910,7 +910,11 @@ impl KmsOutput {
                         target: Some(target),
                     })
                     .collect();
-                return Ok("LINEAR GBM buffers imported by the renderer");
+                let layout = match modifier {
+                    smithay::backend::allocator::Modifier::Linear => "LINEAR".to_string(),
+                    other => format!("modifier {:#x}", u64::from(other)),
+                };
+                return Ok(format!("GBM buffers ({layout}) imported by the renderer"));
             }
             Err(why) => tracing::info!("KMS: {}: no GBM scanout buffers: {why:#}", self.name),
         }
@@ -922,7 +926,7 @@ impl KmsOutput {
         for (buffer, target) in self.buffers.iter_mut().zip(targets) {
             buffer.target = Some(target);
         }
-        Ok("dumb buffers shared with the renderer as dma-bufs")
+        Ok("dumb buffers shared with the renderer as dma-bufs".to_string())
     }
 
     /// Shows the cursor on the CRTC's cursor plane from now on, where it has one the
@@ -971,6 +975,7 @@ fn share_dumb_buffer(fd: &DrmDeviceFd, dumb: &DumbBuffer, renderer: &Renderer) -
         height,
         offset: 0,
         stride: dumb.pitch(),
+        modifier: crate::dmabuf::params::MODIFIER_LINEAR,
     })
 }
 

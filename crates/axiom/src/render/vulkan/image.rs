@@ -181,6 +181,11 @@ impl VulkanImporter {
         self.render_target_modifiers.get(&format).is_some_and(|m| m.contains(&modifier))
     }
 
+    /// The modifiers a buffer of `format` may be laid out by to be imported as a render target.
+    pub fn render_target_modifiers(&self, format: wgpu::TextureFormat) -> Vec<u64> {
+        self.render_target_modifiers.get(&format).cloned().unwrap_or_default()
+    }
+
     /// Imports one plane of the dma-buf `fd` as a texture that aliases its memory: sampled,
     /// or written as a render target (`role`).
     pub fn import_dmabuf_image(
