@@ -150,10 +150,10 @@ mod tests {
 /// of itself for want of knowing.
 const KEPT_FRAMES: usize = 8;
 
-/// What frames `first..=last` changed, and of that what all but the cursor's quads did.
+/// What the frames up to `last` since the entry before changed, and of that what all
+/// but the cursor's quads did.
 #[derive(Debug, Clone, Copy)]
 struct Change {
-    first: u64,
     last: u64,
     all: Rect,
     without_cursor: Option<Rect>,
@@ -181,10 +181,9 @@ impl History {
     /// A frame repainted `damage`, of which `without_cursor` leaving the cursor's quads out.
     pub fn record(&mut self, damage: Rect, without_cursor: Option<Rect>) {
         self.frame += 1;
-        self.recent.push_back(Change { first: self.frame, last: self.frame, all: damage, without_cursor });
+        self.recent.push_back(Change { last: self.frame, all: damage, without_cursor });
         if self.recent.len() > KEPT_FRAMES {
             if let (Some(oldest), Some(next)) = (self.recent.pop_front(), self.recent.front_mut()) {
-                next.first = oldest.first;
                 next.all = next.all.union(oldest.all);
                 next.without_cursor = oldest.without_cursor.into_iter().fold(next.without_cursor, union);
             }

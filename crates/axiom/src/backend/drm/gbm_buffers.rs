@@ -20,6 +20,8 @@ pub(super) struct GbmScanoutBuffer {
     framebuffer: GbmFramebuffer,
     /// Freed when dropped, after the framebuffer.
     _buffer: GbmBuffer,
+    /// The device stays open until both are gone, whatever is dropped first elsewhere.
+    _device: DrmDeviceFd,
 }
 
 impl GbmScanoutBuffer {
@@ -30,9 +32,12 @@ impl GbmScanoutBuffer {
 
 /// The layouts of XRGB8888 that both the primary plane (its `formats`) and the
 /// renderer (`renders_into`: its render-target modifiers) take. A plane that lists
-/// XRGB8888 without modifiers (no IN_FORMATS) takes LINEAR.
+/// XRGB8888 with no modifier but the implicit one (no IN_FORMATS) takes LINEAR.
+/// (smithay lists the implicit modifier beside a plane's explicit ones.)
 fn shared_modifiers(formats: &FormatSet, renders_into: &[u64]) -> Vec<Modifier> {
-    let implicit = formats.contains(&Format { code: Fourcc::Xrgb8888, modifier: Modifier::Invalid });
+    let mut xrgb = formats.iter().filter(|f| f.code == Fourcc::Xrgb8888);
+    let implicit = xrgb.all(|f| f.modifier == Modifier::Invalid)
+        && formats.contains(&Format { code: Fourcc::Xrgb8888, modifier: Modifier::Invalid });
     let plane_takes = |m: Modifier| formats.contains(&Format { code: Fourcc::Xrgb8888, modifier: m });
     let mut shared: Vec<Modifier> = renders_into
         .iter()
@@ -117,7 +122,14 @@ fn allocate_with(
         })?;
         let framebuffer =
             framebuffer_from_bo(fd, &buffer, true).map_err(|err| anyhow::anyhow!("framebuffer: {err}"))?;
-        buffers.push((GbmScanoutBuffer { framebuffer, _buffer: buffer }, target));
+        // smithay falls back to a framebuffer without a modifier where the kernel refuses
+        // one with it: a tiled buffer would then be scanned out as if it were not.
+        let fb_modifier = smithay::backend::drm::Framebuffer::format(&framebuffer).modifier;
+        anyhow::ensure!(
+            modifier == Modifier::Linear || fb_modifier == modifier,
+            "the display took the buffer's framebuffer without its modifier {modifier:?}"
+        );
+        buffers.push((GbmScanoutBuffer { framebuffer, _buffer: buffer, _device: fd.clone() }, target));
     }
     Ok((buffers, chosen))
 }
@@ -139,6 +151,14 @@ mod tests {
         assert_eq!(shared_modifiers(&plane, &[0, X_TILED]), [Modifier::Linear, Modifier::from(X_TILED)]);
         assert_eq!(shared_modifiers(&plane, &[0]), [Modifier::Linear], "lavapipe renders into LINEAR alone");
         assert!(shared_modifiers(&formats(&[Modifier::from(Y_TILED)]), &[0, X_TILED]).is_empty());
+    }
+
+    #[test]
+    fn a_plane_whose_modifiers_leave_linear_out_does_not_take_it() {
+        // smithay adds the implicit modifier beside the explicit ones.
+        let plane = formats(&[Modifier::Invalid, Modifier::from(X_TILED)]);
+        assert_eq!(shared_modifiers(&plane, &[0, X_TILED]), [Modifier::from(X_TILED)]);
+        assert!(shared_modifiers(&plane, &[0]).is_empty());
     }
 
     #[test]

@@ -863,6 +863,19 @@ impl KmsOutput {
         self.buffers[self.front].fb
     }
 
+    /// Whether the display refuses `allocated` in a test commit where it takes the dumb
+    /// buffers it has now.
+    fn display_refuses(&self, allocated: &[(gbm_buffers::GbmScanoutBuffer, ScanoutTarget)]) -> bool {
+        let Some((gbm, _)) = allocated.first() else { return true };
+        let takes_dumb = self.buffers.first().is_some_and(|dumb| self.takes_framebuffer(dumb.fb));
+        takes_dumb && !self.takes_framebuffer(gbm.fb())
+    }
+
+    /// Whether a test commit (a mode set allowed) of the primary plane showing `fb` passes.
+    fn takes_framebuffer(&self, fb: framebuffer::Handle) -> bool {
+        self.surface.test_state([self.primary_plane(fb)], true).is_ok()
+    }
+
     /// The primary plane showing `fb` over the whole CRTC.
     fn primary_plane(&self, fb: framebuffer::Handle) -> PlaneState<'static> {
         let (w, h) = self.size;
@@ -899,6 +912,11 @@ impl KmsOutput {
             }
         };
         match gbm {
+            // A display that refuses them in a test commit where it takes the dumb
+            // buffers keeps those. (A paused session refuses both: GBM's are kept.)
+            Ok((allocated, _)) if self.display_refuses(&allocated) => {
+                tracing::info!("KMS: {}: no GBM scanout buffers: a test commit refused them", self.name);
+            }
             Ok((allocated, modifier)) => {
                 let dumb = std::mem::take(&mut self.buffers);
                 destroy_display_buffers(&self.fd, dumb);

@@ -334,9 +334,12 @@ fn a_mouse_shows_the_cursor_on_the_cursor_plane_over_a_fullscreen_buffer_which_s
     assert!(last.contains("direct scanout: on"), "never composed for the cursor: {last}");
     // Moving the pointer moves the plane, and paints nothing.
     // Once, or twice where the client's pointer focus came between (the cursor set again).
+    let at = every_scanout_buffer_painted(&compositor, &mut mouse, (at.0 as i32, at.1 as i32));
+    client.roundtrip().unwrap();
+    let (px, py) = client.pointer_events().position;
     let before = settled_stats(&compositor, "cursor_plane_paints");
     assert!((1..=2).contains(&before["cursor_plane_paints"]), "{before:?}");
-    let moved = cursor_plane_moved_by(&compositor, &mut mouse, 0, (at.0 as i32, at.1 as i32), (7, 5));
+    let moved = cursor_plane_moved_by(&compositor, &mut mouse, 0, at, (7, 5));
     let (px, py) = wait_pointer_moved(&mut client, (px, py));
     assert_eq!((px.round() as i32, py.round() as i32), moved, "the plane is at the pointer");
     let after = import_stats(&compositor);
@@ -502,6 +505,28 @@ fn cursor_plane_moved_by(
     }
 }
 
+/// Moves the pointer to and fro (from CRTC 0's cursor plane at `at`) until each output
+/// has flipped twice, so that both its scanout buffers were painted: a motion may be
+/// composed at either output's clock, and the first paint of a buffer paints it all.
+/// Where the cursor plane is then.
+fn every_scanout_buffer_painted(
+    compositor: &Compositor,
+    mouse: &mut axiom_testclient::uinput::Mouse,
+    mut at: (i32, i32),
+) -> (i32, i32) {
+    let deadline = Instant::now() + LIMIT;
+    for delta in [(5, 3), (-5, -3)].into_iter().cycle() {
+        let stats = import_stats(compositor);
+        let flips = ["frames_Virtual-1", "frames_Virtual-2"].map(|output| stats.get(output).copied().unwrap_or(0));
+        if flips.iter().all(|&n| n >= 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "an output never flipped twice: {stats:?}");
+        at = cursor_plane_moved_by(compositor, mouse, 0, at, delta);
+    }
+    at
+}
+
 /// The pointer's position on the client's surface once it is no longer `from`.
 fn wait_pointer_moved(client: &mut TestClient, from: (f64, f64)) -> (f64, f64) {
     let deadline = Instant::now() + LIMIT;
@@ -602,12 +627,13 @@ fn a_window_on_an_overlay_plane_stays_there_under_the_cursor_on_the_cursor_plane
     assert!(last.contains("overlay plane: on:"), "never composed for the cursor: {last}");
     // Moving the pointer over the window, or over the composed rest, moves the cursor
     // plane and paints neither the scanout buffers nor the cursor's.
-    // First two motions, so that each scanout buffer holds the scene as it is now (the
+    // First motions, so that each scanout buffer holds the scene as it is now (the
     // captures above composed the window into it and out again).
     let mut at = (tip.0 as i32, tip.1 as i32);
     for delta in [(6, 4), (-6, 4)] {
         at = cursor_plane_moved_by(&compositor, &mut mouse, 0, at, delta);
     }
+    let mut at = every_scanout_buffer_painted(&compositor, &mut mouse, at);
     let before = import_stats(&compositor);
     for delta in [(-3, 2), (-300, -250)] {
         at = cursor_plane_moved_by(&compositor, &mut mouse, 0, at, delta);
