@@ -99,18 +99,14 @@ impl Renderer {
             let importer = self.vulkan.as_ref().ok_or_else(|| {
                 anyhow::anyhow!("the renderer imports no dma-bufs (`--dmabuf-import cpu`, or it is not on Vulkan)")
             })?;
-            let modifier = buffer.modifier;
-            anyhow::ensure!(
-                importer.renders_into_modifier(super::OUTPUT_FORMAT, modifier),
-                "the GPU cannot render into XRGB8888 dma-bufs laid out by modifier {modifier:#x}"
-            );
+            // `import_dmabuf_image` refuses a modifier the device cannot render into.
             let plane = ImagePlane {
                 format: super::OUTPUT_FORMAT,
                 width: buffer.width,
                 height: buffer.height,
                 offset: buffer.offset,
                 stride: buffer.stride,
-                modifier,
+                modifier: buffer.modifier,
             };
             let texture = importer.import_dmabuf_image(&self.device, buffer.fd, plane, ImageRole::RenderTarget)?;
             let view = texture.create_view(&Default::default());
