@@ -10,13 +10,17 @@ use smithay::reexports::wayland_server::backend::{ClientId, ObjectId};
 use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
 use smithay::reexports::wayland_server::Resource;
 
+/// `plane_kind` of RGBA8 and BGRA8 texels.
+pub const TEXTURE_RGBA8: u32 = 2;
+pub const TEXTURE_BGRA8: u32 = 3;
+
 /// The kind of texel a plane holds, as `fetch_buffer` in buffer_source.wgsl decodes it.
 pub fn plane_kind(format: wgpu::TextureFormat) -> u32 {
     match format {
         wgpu::TextureFormat::R8Unorm => 0,
         wgpu::TextureFormat::Rg8Unorm => 1,
-        wgpu::TextureFormat::Rgba8Unorm => 2,
-        wgpu::TextureFormat::Bgra8Unorm => 3,
+        wgpu::TextureFormat::Rgba8Unorm => TEXTURE_RGBA8,
+        wgpu::TextureFormat::Bgra8Unorm => TEXTURE_BGRA8,
         wgpu::TextureFormat::Rgb10a2Unorm => 4,
         _ => 5, // Rgba16Float
     }

@@ -156,6 +156,7 @@ impl Renderer {
                 items.push(DrawItem {
                     in_place: texture.in_place_read(),
                     bind_group: texture.bind_group.clone(),
+                    texels: texture.texels(),
                     content_damage: rows_on_output(&uploaded_rows, &map, &uniform, texture.mode),
                     uniform,
                     surface: surface.id(),

@@ -124,10 +124,13 @@ impl Renderer {
                     buffer_size: [w as f32, h as f32],
                     mode: SampleMode::Direct as u32,
                     opaque: 0,
+                    // The arrow's texture is BGRA8 (a plain sample draws it: pipelines.rs).
+                    plane_kind: [super::buffer_source::TEXTURE_BGRA8, 0, 0, 0],
                     ..bytemuck::Zeroable::zeroed()
                 };
                 items.push(DrawItem {
                     bind_group: self.arrow.bind_group.clone(),
+                    texels: None,
                     uniform,
                     surface: ObjectId::null(),
                     window: ObjectId::null(),

@@ -25,6 +25,8 @@ pub enum SampleMode {
     Yuyv = 6,
     /// No texture: the colour in the first YUV row (the background).
     Solid = 7,
+    /// No texture: alpha one, nothing else written (over a copied opaque quad: paint.rs).
+    OpaqueAlpha = 8,
 }
 
 impl SampleMode {

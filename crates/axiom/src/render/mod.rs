@@ -12,7 +12,7 @@ pub mod cursor;
 pub mod damage;
 pub mod formats;
 pub mod occlusion;
-mod paint;
+pub(crate) mod paint;
 pub mod pipelines;
 pub mod present;
 pub mod readback;
@@ -68,6 +68,9 @@ pub struct DrawUniform {
 #[derive(Clone)]
 pub struct DrawItem {
     pub bind_group: wgpu::BindGroup,
+    /// The texture a paint may copy the quad's texels from instead of drawing it
+    /// (`SurfaceTexture::texels`).
+    pub texels: Option<paint::Texels>,
     pub uniform: DrawUniform,
     pub surface: ObjectId,
     /// The surface of the window (toplevel or X11) whose tree or popup this is.
@@ -153,6 +156,8 @@ pub struct Renderer {
     /// plane's buffers (`scanout_target.rs`).
     pub scanout_paints: u64,
     pub cursor_plane_paints: u64,
+    /// Quads painted as a copy of their texels rather than drawn (`paint.rs`).
+    pub texel_copies: u64,
     /// The next frame counts as changed everywhere (nothing shown yet, resized, or a
     /// frame was shown without composition).
     full_damage: bool,
@@ -317,6 +322,7 @@ impl Renderer {
             dmabuf_captures: 0,
             scanout_paints: 0,
             cursor_plane_paints: 0,
+            texel_copies: 0,
             full_damage: true,
             watched_windows: Vec::new(),
             window_damage: Vec::new(),
@@ -480,13 +486,14 @@ fn create_uniforms(
 /// Three texture planes and the chroma sampler, and with `buffer_source` the storage
 /// buffer planes are read from.
 fn plane_layout_entries(buffer_source: bool) -> Vec<wgpu::BindGroupLayoutEntry> {
-    // Planes 1 and 2 (chroma) are gathered with `chroma_sampler`: filterable formats.
+    // Plane 0 is sampled (fs_sampled) and planes 1 and 2 (chroma) gathered with
+    // `chroma_sampler`: filterable formats.
     let mut entries: Vec<_> = [0, 1, 2]
         .map(|binding| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::FRAGMENT,
             ty: wgpu::BindingType::Texture {
-                sample_type: wgpu::TextureSampleType::Float { filterable: binding > 0 },
+                sample_type: wgpu::TextureSampleType::Float { filterable: true },
                 view_dimension: wgpu::TextureViewDimension::D2,
                 multisampled: false,
             },
@@ -568,7 +575,8 @@ fn create_output(device: &wgpu::Device, size: Size<i32, Physical>) -> (wgpu::Tex
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
         format: OUTPUT_FORMAT,
-        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+        // COPY_DST: paints copy opaque quads texel for texel (paint.rs).
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC | wgpu::TextureUsages::COPY_DST,
         view_formats: &[],
     });
     let view = texture.create_view(&Default::default());

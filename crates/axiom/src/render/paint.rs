@@ -13,13 +13,13 @@ use smithay::reexports::wayland_server::backend::ObjectId;
 use super::completion::SubmissionId;
 use super::damage::Rect;
 use super::formats::SampleMode;
-use super::{pipelines, DrawItem, DrawUniform, InPlaceRead, Renderer, BACKGROUND, UNIFORM_STRIDE};
+use super::{pipelines, DrawItem, DrawUniform, InPlaceRead, Renderer, BACKGROUND, OUTPUT_FORMAT, UNIFORM_STRIDE};
 
 /// The quads of the last composed frame, bottom first, in canvas pixels, and the
 /// client memory they read in place (kept until a paint's GPU work is done).
 #[derive(Default)]
 pub(crate) struct Scene {
-    draws: Vec<(DrawUniform, wgpu::BindGroup)>,
+    draws: Vec<Quad>,
     /// The window (its toplevel surface) each draw belongs to.
     windows: Vec<ObjectId>,
     /// Whether each draw is the cursor's.
@@ -30,7 +30,7 @@ pub(crate) struct Scene {
 impl Scene {
     pub(crate) fn of(items: &[DrawItem]) -> Self {
         Scene {
-            draws: items.iter().map(|i| (i.uniform, i.bind_group.clone())).collect(),
+            draws: items.iter().map(Quad::of).collect(),
             windows: items.iter().map(|i| i.window.clone()).collect(),
             cursor: items.iter().map(|i| i.cursor).collect(),
             in_place: items.iter().filter_map(|i| i.in_place.clone()).collect(),
@@ -138,7 +138,7 @@ impl Renderer {
     /// cursor's quads for a display's cursor plane, independent of the scene.
     pub(crate) fn paint_items(&mut self, target: &wgpu::TextureView, items: &[DrawItem], area: Rect) -> SubmissionId {
         let draws = Draws {
-            quads: items.iter().map(|i| (i.uniform, i.bind_group.clone())).collect(),
+            quads: items.iter().map(Quad::of).collect(),
             covered: false,
             in_place: items.iter().filter_map(|i| i.in_place.clone()).collect(),
         };
@@ -149,14 +149,14 @@ impl Renderer {
     /// composed now shows, which the pointer may have left since.
     pub fn scene_cursor_area(&self) -> Option<Rect> {
         let cursor = self.scene.draws.iter().zip(&self.scene.cursor).filter(|(_, cursor)| **cursor);
-        cursor.map(|((uniform, _), _)| Rect::from_xywh(uniform.dst)).reduce(Rect::union)
+        cursor.map(|(quad, _)| Rect::from_xywh(quad.uniform.dst)).reduce(Rect::union)
     }
 
     /// The scene's quads that show in `damage` (those `quads` names, where given),
     /// bottom first: from the last one that covers it all with opaque pixels; and
     /// whether there is such a quad (then nothing shows under them).
-    fn visible_draws(&self, damage: Rect, quads: Option<Quads<'_>>) -> (Vec<(DrawUniform, wgpu::BindGroup)>, bool) {
-        let chosen: Vec<&(DrawUniform, wgpu::BindGroup)> = self
+    fn visible_draws(&self, damage: Rect, quads: Option<Quads<'_>>) -> (Vec<Quad>, bool) {
+        let chosen: Vec<&Quad> = self
             .scene
             .draws
             .iter()
@@ -165,12 +165,12 @@ impl Renderer {
             .map(|(draw, _)| draw)
             .collect();
         // Nothing below a quad that covers the whole damage with opaque pixels can show.
-        let covering = chosen.iter().rposition(|(uniform, _)| covers(uniform, damage));
+        let covering = chosen.iter().rposition(|quad| covers(&quad.uniform, damage));
         // Quads outside the damage (another output's, on a scanout buffer) draw nothing.
         let draws = chosen[covering.unwrap_or(0)..]
             .iter()
-            .filter(|(uniform, _)| Rect::from_xywh(uniform.dst).intersect(damage).is_some())
-            .map(|&draw| draw.clone())
+            .filter(|quad| Rect::from_xywh(quad.uniform.dst).intersect(damage).is_some())
+            .map(|&quad| quad.clone())
             .collect();
         (draws, covering.is_some())
     }
@@ -186,18 +186,33 @@ impl Renderer {
         draws: Draws,
         under: Under,
     ) -> SubmissionId {
-        let Draws { quads: draws, covered, in_place } = draws;
-        // The background is draw 0, under the damaged area; transparency clears the target.
-        let background = DrawUniform {
+        let Draws { quads, covered, in_place } = draws;
+        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
+        // The quad under all the others covers the damage: its texels are copied where
+        // they can be, which costs a software rasteriser a fraction of drawing them.
+        let copied = covered && quads.first().is_some_and(|quad| copy_texels(&mut encoder, quad, target, area, damage));
+        if copied {
+            self.texel_copies += 1;
+        }
+        let quads = if copied { &quads[1..] } else { &quads[..] };
+        // Draw 0 is the background under the damaged area, or after a copy the alpha
+        // the copy left as the buffer had it (an opaque quad's is one); transparency
+        // clears the target.
+        let solid = |colour: [f32; 4], mode: SampleMode| DrawUniform {
             dst: [damage.x0 as f32, damage.y0 as f32, (damage.x1 - damage.x0) as f32, (damage.y1 - damage.y0) as f32],
             buffer_size: [1.0, 1.0],
-            mode: SampleMode::Solid as u32,
+            mode: mode as u32,
             opaque: 1,
-            yuv: [BACKGROUND.map(|c| f32::from(c) / 255.0), [0.0; 4], [0.0; 4]],
+            yuv: [colour, [0.0; 4], [0.0; 4]],
             ..DrawUniform::zeroed()
         };
-        let background = (under == Under::Background && !covered).then_some((background, self.empty_planes.clone()));
-        let draws: Vec<(DrawUniform, wgpu::BindGroup)> = background.into_iter().chain(draws).collect();
+        let first = match under {
+            _ if copied => Some(solid([0.0, 0.0, 0.0, 1.0], SampleMode::OpaqueAlpha)),
+            Under::Background if !covered => Some(solid(BACKGROUND.map(|c| f32::from(c) / 255.0), SampleMode::Solid)),
+            _ => None,
+        };
+        let first = first.map(|uniform| Quad { uniform, bind_group: self.empty_planes.clone(), texels: None });
+        let draws: Vec<&Quad> = first.iter().chain(quads).collect();
         let load = match under {
             Under::Transparent if !covered => wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
             _ => wgpu::LoadOp::Load,
@@ -206,8 +221,8 @@ impl Renderer {
         let size = [(area.x1 - area.x0) as f32, (area.y1 - area.y0) as f32];
         self.ensure_uniform_capacity(draws.len());
         let mut uniforms = vec![0u8; draws.len() * UNIFORM_STRIDE as usize];
-        for (i, (uniform, _)) in draws.iter().enumerate() {
-            let mut uniform = *uniform;
+        for (i, quad) in draws.iter().enumerate() {
+            let mut uniform = quad.uniform;
             uniform.dst[0] -= area.x0 as f32;
             uniform.dst[1] -= area.y0 as f32;
             uniform.output_size = size;
@@ -215,11 +230,10 @@ impl Renderer {
             uniforms[at..at + std::mem::size_of::<DrawUniform>()].copy_from_slice(bytemuck::bytes_of(&uniform));
         }
         self.queue.write_buffer(&self.uniform_buffer, 0, &uniforms);
-        for (uniform, _) in &draws {
-            self.pipelines.prepare(&self.device, pipelines::Key::of(uniform));
+        for quad in &draws {
+            self.pipelines.prepare(&self.device, pipelines::Key::of(&quad.uniform));
         }
 
-        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
         {
             let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: Some("compose"),
@@ -240,11 +254,11 @@ impl Renderer {
                 (damage.x1 - damage.x0) as u32,
                 (damage.y1 - damage.y0) as u32,
             );
-            for (i, (uniform, bind_group)) in draws.iter().enumerate() {
-                let Some(pipeline) = self.pipelines.get(pipelines::Key::of(uniform)) else { continue };
+            for (i, quad) in draws.iter().enumerate() {
+                let Some(pipeline) = self.pipelines.get(pipelines::Key::of(&quad.uniform)) else { continue };
                 pass.set_pipeline(pipeline);
                 pass.set_bind_group(0, &self.uniform_bind_group, &[(i as u64 * UNIFORM_STRIDE) as u32]);
-                pass.set_bind_group(1, bind_group, &[]);
+                pass.set_bind_group(1, &quad.bind_group, &[]);
                 pass.draw(0..4, 0..1);
             }
         }
@@ -252,9 +266,112 @@ impl Renderer {
     }
 }
 
+/// One quad of a paint: its uniform, its planes, and where its texels may be copied
+/// from (`DrawItem::texels`).
+#[derive(Clone)]
+pub(crate) struct Quad {
+    uniform: DrawUniform,
+    bind_group: wgpu::BindGroup,
+    texels: Option<Texels>,
+}
+
+impl Quad {
+    fn of(item: &DrawItem) -> Self {
+        Quad { uniform: item.uniform, bind_group: item.bind_group.clone(), texels: item.texels.clone() }
+    }
+}
+
+/// Where an opaque quad's texels may be copied from, in the output's format (BGRA8).
+#[derive(Clone)]
+pub enum Texels {
+    /// A texture of the surface's (an upload).
+    Texture(wgpu::Texture),
+    /// Rows of an imported buffer (the client's memory): the plane's byte offset and stride.
+    Buffer { buffer: wgpu::Buffer, offset: u32, stride: u32 },
+}
+
+/// Copies `damage` of `quad` (canvas pixels) into `target` (its pixel (0, 0) at the
+/// canvas's (area.x0, area.y0)) where a copy gives what drawing it would: an opaque
+/// quad whose every pixel shows one texel, unturned and unmirrored, from texels in
+/// the target's format, damage all inside it. Whether it copied.
+fn copy_texels(
+    encoder: &mut wgpu::CommandEncoder,
+    quad: &Quad,
+    target: &wgpu::TextureView,
+    area: Rect,
+    damage: Rect,
+) -> bool {
+    let Some(texels) = &quad.texels else { return false };
+    let u = &quad.uniform;
+    let [dx, dy, dw, dh] = u.dst;
+    let [ox, oy, xx, xy] = u.src;
+    let [yx, yy, _, _] = u.src_y_axis;
+    let plain = u.opaque == 1 && u.filter == 0 && u.mode == SampleMode::Direct as u32;
+    let unturned = xx == dw && yy == dh && xy == 0.0 && yx == 0.0;
+    let target_texture = target.texture();
+    let writable =
+        target_texture.format() == OUTPUT_FORMAT && target_texture.usage().contains(wgpu::TextureUsages::COPY_DST);
+    if !(plain && unturned && writable) || damage.x1 <= damage.x0 || damage.y1 <= damage.y0 {
+        return false;
+    }
+    // The texel under damage's corner; the map is a whole-pixel translation.
+    let (sx, sy) = (ox + damage.x0 as f32 - dx, oy + damage.y0 as f32 - dy);
+    let (w, h) = ((damage.x1 - damage.x0) as u32, (damage.y1 - damage.y0) as u32);
+    let [bw, bh] = u.buffer_size.map(|v| v as u32);
+    let inside =
+        |origin: f32, len: u32, size: u32| origin >= 0.0 && origin.fract() == 0.0 && origin as u32 + len <= size;
+    let (tx, ty) = (damage.x0 - area.x0, damage.y0 - area.y0);
+    let target_inside =
+        tx >= 0 && ty >= 0 && tx as u32 + w <= target_texture.width() && ty as u32 + h <= target_texture.height();
+    if !(inside(sx, w, bw) && inside(sy, h, bh) && target_inside) {
+        return false;
+    }
+    let (sx, sy) = (sx as u32, sy as u32);
+    let destination = wgpu::TexelCopyTextureInfo {
+        texture: target_texture,
+        mip_level: 0,
+        origin: wgpu::Origin3d { x: tx as u32, y: ty as u32, z: 0 },
+        aspect: wgpu::TextureAspect::All,
+    };
+    let size = wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 };
+    match texels {
+        Texels::Texture(texture) => {
+            if texture.format() != OUTPUT_FORMAT || texture.width() != bw || texture.height() != bh {
+                return false;
+            }
+            let source = wgpu::TexelCopyTextureInfo {
+                texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d { x: sx, y: sy, z: 0 },
+                aspect: wgpu::TextureAspect::All,
+            };
+            encoder.copy_texture_to_texture(source, destination, size);
+        }
+        Texels::Buffer { buffer, offset, stride } => {
+            // A copy reads rows at a multiple of 256 bytes apart from a 4-byte-aligned start.
+            let start = u64::from(*offset) + u64::from(sy) * u64::from(*stride) + u64::from(sx) * 4;
+            let end = start + u64::from(*stride) * u64::from(h - 1) + u64::from(w) * 4;
+            let aligned = stride % wgpu::COPY_BYTES_PER_ROW_ALIGNMENT == 0 && start % 4 == 0;
+            if !aligned || end > buffer.size() {
+                return false;
+            }
+            let source = wgpu::TexelCopyBufferInfo {
+                buffer,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: start,
+                    bytes_per_row: Some(*stride),
+                    rows_per_image: None,
+                },
+            };
+            encoder.copy_buffer_to_texture(source, destination, size);
+        }
+    }
+    true
+}
+
 /// The quads a paint draws, bottom first, and the client memory they read in place.
 struct Draws {
-    quads: Vec<(DrawUniform, wgpu::BindGroup)>,
+    quads: Vec<Quad>,
     /// An opaque quad covers the damage: nothing under the quads shows.
     covered: bool,
     in_place: Vec<InPlaceRead>,

@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use super::buffer_source::{TEXTURE_BGRA8, TEXTURE_RGBA8};
+use super::formats::SampleMode;
 use super::OUTPUT_FORMAT;
 
 /// What a pipeline is specialised on: a draw's sample mode, plane source, filter and
@@ -17,11 +19,16 @@ pub struct Key {
     pub source: u32,
     pub filter: u32,
     pub opaque: u32,
+    /// Drawn with a plain sample (`fs_sampled`): an 8-bit RGB(A) texture, texel for texel.
+    pub sampled: bool,
 }
 
 impl Key {
     pub fn of(uniform: &super::DrawUniform) -> Self {
-        Self { mode: uniform.mode, source: uniform.source, filter: uniform.filter, opaque: uniform.opaque }
+        let eight_bit_rgba = [TEXTURE_RGBA8, TEXTURE_BGRA8].contains(&uniform.plane_kind[0]);
+        let sampled =
+            uniform.mode == SampleMode::Direct as u32 && uniform.source == 0 && uniform.filter == 0 && eight_bit_rgba;
+        Self { mode: uniform.mode, source: uniform.source, filter: uniform.filter, opaque: uniform.opaque, sampled }
     }
 }
 
@@ -48,27 +55,31 @@ impl Pipelines {
             dst_factor: wgpu::BlendFactor::OneMinusSrcAlpha,
             operation: wgpu::BlendOperation::Add,
         };
-        let constants = [("MODE", f64::from(key.mode)), ("SOURCE", f64::from(key.source))];
+        let constants =
+            [("MODE", f64::from(key.mode)), ("SOURCE", f64::from(key.source)), ("OPAQUE", f64::from(key.opaque))];
         // An opaque quad's alpha is one: blending would give the source as it is.
         let blend = (key.opaque == 0).then_some(wgpu::BlendState { color: premultiplied, alpha: premultiplied });
+        let opaque_alpha = key.mode == SampleMode::OpaqueAlpha as u32;
+        let write_mask = if opaque_alpha { wgpu::ColorWrites::ALPHA } else { wgpu::ColorWrites::ALL };
         let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
             label: Some("compose"),
             layout: Some(&self.layout),
             vertex: wgpu::VertexState {
                 module: shader,
-                entry_point: Some("vs_main"),
+                entry_point: Some(if key.sampled { "vs_sampled" } else { "vs_main" }),
                 compilation_options: Default::default(),
                 buffers: &[],
             },
             fragment: Some(wgpu::FragmentState {
                 module: shader,
-                entry_point: Some(if key.filter == 1 { "fs_filtered" } else { "fs_main" }),
+                entry_point: Some(match key {
+                    _ if opaque_alpha => "fs_opaque_alpha",
+                    Key { sampled: true, .. } => "fs_sampled",
+                    Key { filter: 1, .. } => "fs_filtered",
+                    _ => "fs_main",
+                }),
                 compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() },
-                targets: &[Some(wgpu::ColorTargetState {
-                    format: OUTPUT_FORMAT,
-                    blend,
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
+                targets: &[Some(wgpu::ColorTargetState { format: OUTPUT_FORMAT, blend, write_mask })],
             }),
             primitive: wgpu::PrimitiveState { topology: wgpu::PrimitiveTopology::TriangleStrip, ..Default::default() },
             depth_stencil: None,

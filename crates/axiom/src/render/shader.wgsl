@@ -36,26 +36,49 @@ struct Draw {
 // The pipeline's specialisation (render/pipelines.rs): the draw's sample mode and plane source.
 override MODE: u32 = 0u;
 override SOURCE: u32 = 0u;
+// 1: the format has no alpha (fs_sampled's pipelines only; others read draw.opaque).
+override OPAQUE: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> draw: Draw;
 @group(1) @binding(0) var plane0: texture_2d<f32>;
 @group(1) @binding(1) var plane1: texture_2d<f32>;
 @group(1) @binding(2) var plane2: texture_2d<f32>;
-// Edges clamped: gathers chroma samples (render/mod.rs).
+// Nearest, edges clamped: gathers chroma samples and samples plane 0 in fs_sampled
+// (render/mod.rs).
 @group(1) @binding(4) var chroma_sampler: sampler;
 
 struct VertexOut {
     @builtin(position) position: vec4<f32>,
 };
 
-@vertex
-fn vs_main(@builtin(vertex_index) index: u32) -> VertexOut {
-    let corner = vec2<f32>(f32(index & 1u), f32(index >> 1u));
+// vs_sampled's, for fs_sampled (other draws would pay to interpolate `uv` unread).
+struct SampledOut {
+    @builtin(position) position: vec4<f32>,
+    // The buffer point at this pixel, in texture coordinates.
+    @location(0) uv: vec2<f32>,
+};
+
+fn corner_of(index: u32) -> vec2<f32> {
+    return vec2<f32>(f32(index & 1u), f32(index >> 1u));
+}
+
+fn clip_position(corner: vec2<f32>) -> vec4<f32> {
     let pixel = draw.dst.xy + corner * draw.dst.zw;
     let ndc = pixel / draw.output_size * 2.0 - 1.0;
-    var out: VertexOut;
-    out.position = vec4<f32>(ndc.x, -ndc.y, 0.0, 1.0);
-    return out;
+    return vec4<f32>(ndc.x, -ndc.y, 0.0, 1.0);
+}
+
+@vertex
+fn vs_main(@builtin(vertex_index) index: u32) -> VertexOut {
+    return VertexOut(clip_position(corner_of(index)));
+}
+
+@vertex
+fn vs_sampled(@builtin(vertex_index) index: u32) -> SampledOut {
+    let corner = corner_of(index);
+    // buffer_point at this corner: the map is affine, so interpolation gives every pixel's.
+    let at = draw.src.xy + corner.x * draw.src.zw + corner.y * draw.src_y_axis.xy;
+    return SampledOut(clip_position(corner), at / draw.buffer_size);
 }
 
 // An 8-bit code value from a unorm channel.
@@ -237,4 +260,24 @@ fn fs_filtered(in: VertexOut) -> @location(0) vec4<f32> {
     let top = mix(texel(p), texel(p + vec2<i32>(1, 0)), f.x);
     let bottom = mix(texel(p + vec2<i32>(0, 1)), texel(p + vec2<i32>(1, 1)), f.x);
     return output(mix(top, bottom, f.y));
+}
+
+// An 8-bit RGB(A) texture drawn texel for texel: a plain sample at the interpolated
+// point. A software rasteriser runs this far faster than fs_main (llvmpipe draws it
+// with its linear path, eight bits a channel, where fs_main's integer loads and
+// per-pixel arithmetic run in 32-bit floats); the result is the same texel.
+@fragment
+fn fs_sampled(in: SampledOut) -> @location(0) vec4<f32> {
+    let c = textureSample(plane0, chroma_sampler, in.uv);
+    if (OPAQUE == 1u) {
+        return vec4<f32>(c.rgb, 1.0);
+    }
+    return c;
+}
+
+// Alpha one, over a quad whose texels were copied as the buffer holds them, X byte
+// included (render/paint.rs): the pipeline writes alpha only.
+@fragment
+fn fs_opaque_alpha(in: VertexOut) -> @location(0) vec4<f32> {
+    return vec4<f32>(0.0, 0.0, 0.0, 1.0);
 }

@@ -28,6 +28,8 @@ pub struct SurfaceTexture {
     client_memory: bool,
     /// Where the shader reads planes from an imported buffer: offsets, strides, kinds.
     buffer_planes: Option<[[u32; 4]; 3]>,
+    /// That imported buffer.
+    words: Option<wgpu::Buffer>,
     /// The host memory the imported buffer aliases (wl_shm read in place), if any.
     pub(super) host: Option<std::sync::Arc<super::buffer_source::HostImport>>,
     pub bind_group: wgpu::BindGroup,
@@ -455,6 +457,7 @@ impl Renderer {
         *slot = Some(SurfaceTexture::counted(SurfaceTexture {
             planes,
             buffer_planes: None,
+            words: None,
             client_memory: true,
             host: None,
             bind_group,
@@ -483,6 +486,7 @@ impl Renderer {
             planes: Vec::new(),
             client_memory: true,
             buffer_planes: Some(source.planes),
+            words: Some(buffer.clone()),
             bind_group,
             mode: source.mode,
             opaque: source.opaque,
@@ -595,7 +599,10 @@ impl Renderer {
                     sample_count: 1,
                     dimension: wgpu::TextureDimension::D2,
                     format: layout.texture,
-                    usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                    // COPY_SRC: paints copy an opaque plane texel for texel (paint.rs).
+                    usage: wgpu::TextureUsages::TEXTURE_BINDING
+                        | wgpu::TextureUsages::COPY_DST
+                        | wgpu::TextureUsages::COPY_SRC,
                     view_formats: &[],
                 })
             })
@@ -605,6 +612,7 @@ impl Renderer {
         *slot = Some(SurfaceTexture::counted(SurfaceTexture {
             planes,
             buffer_planes: None,
+            words: None,
             client_memory: false,
             bind_group,
             mode: shape.mode,
@@ -717,6 +725,26 @@ impl Renderer {
 }
 
 impl SurfaceTexture {
+    /// Where a paint may copy this surface's texels from (`paint.rs`): its one plane,
+    /// a texture or rows of an imported buffer, where that holds the output's format
+    /// (BGRA8) and a copy may read it.
+    pub fn texels(&self) -> Option<super::paint::Texels> {
+        use super::paint::Texels;
+        match (&self.words, self.buffer_planes, self.planes.as_slice()) {
+            (Some(buffer), Some([offsets, strides, kinds]), _) => {
+                let bgra8 = kinds[0] == super::buffer_source::TEXTURE_BGRA8;
+                let copyable = bgra8 && buffer.usage().contains(wgpu::BufferUsages::COPY_SRC);
+                copyable.then(|| Texels::Buffer { buffer: buffer.clone(), offset: offsets[0], stride: strides[0] })
+            }
+            (None, None, [plane]) => {
+                let copyable =
+                    plane.format() == super::OUTPUT_FORMAT && plane.usage().contains(wgpu::TextureUsages::COPY_SRC);
+                copyable.then(|| Texels::Texture(plane.clone()))
+            }
+            _ => None,
+        }
+    }
+
     /// The uniform fields that say where the shader reads this texture's planes.
     pub fn source_uniform(&self) -> super::DrawUniform {
         let mut uniform = <super::DrawUniform as bytemuck::Zeroable>::zeroed();
@@ -725,6 +753,9 @@ impl SurfaceTexture {
             uniform.plane_offset = offsets;
             uniform.plane_stride = strides;
             uniform.plane_kind = kinds;
+        } else if let Some(plane) = self.planes.first() {
+            // The pipeline key reads the first plane's texel kind (pipelines.rs).
+            uniform.plane_kind[0] = super::buffer_source::plane_kind(plane.format());
         }
         uniform
     }

@@ -504,7 +504,8 @@ impl VulkanImporter {
 /// What an imported buffer is for.
 #[derive(Debug, Clone, Copy)]
 enum BufferRole {
-    /// The shader reads it in place (a client's dma-buf or wl_shm pool).
+    /// The shader reads it in place (a client's dma-buf or wl_shm pool), or a paint
+    /// copies its texels (render/paint.rs).
     Read,
     /// The GPU copies a captured frame into it (a capture client's dma-buf).
     CopyDestination,
@@ -513,14 +514,14 @@ enum BufferRole {
 impl BufferRole {
     fn vk_usage(self) -> vk::BufferUsageFlags {
         match self {
-            Self::Read => vk::BufferUsageFlags::STORAGE_BUFFER,
+            Self::Read => vk::BufferUsageFlags::STORAGE_BUFFER | vk::BufferUsageFlags::TRANSFER_SRC,
             Self::CopyDestination => vk::BufferUsageFlags::TRANSFER_DST,
         }
     }
 
     fn wgpu_usage(self) -> wgpu::BufferUsages {
         match self {
-            Self::Read => wgpu::BufferUsages::STORAGE,
+            Self::Read => wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             Self::CopyDestination => wgpu::BufferUsages::COPY_DST,
         }
     }

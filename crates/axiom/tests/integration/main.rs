@@ -25,6 +25,7 @@ mod robustness;
 mod shm;
 mod stacking;
 mod tearing;
+mod texel_copies;
 mod third_party;
 #[cfg(feature = "dmabuf-vulkan")]
 mod vulkan;
