@@ -19,18 +19,23 @@ pub struct Key {
     pub source: u32,
     pub filter: u32,
     pub opaque: u32,
-    /// Drawn with a plain sample (`fs_sampled`): an 8-bit RGB(A) texture, texel for texel.
+    /// Drawn texel for texel from textures with a plain sample at an interpolated point:
+    /// 8-bit RGB(A) (`fs_sampled`), or NV12 and YUV420 (`fs_yuv_sampled`).
     pub sampled: bool,
 }
 
 impl Key {
     pub fn of(uniform: &super::DrawUniform) -> Self {
         let eight_bit_rgba = [TEXTURE_RGBA8, TEXTURE_BGRA8].contains(&uniform.plane_kind[0]);
-        let sampled =
-            uniform.mode == SampleMode::Direct as u32 && uniform.source == 0 && uniform.filter == 0 && eight_bit_rgba;
+        let texel_for_texel = uniform.source == 0 && uniform.filter == 0;
+        let sampled = texel_for_texel
+            && ((uniform.mode == SampleMode::Direct as u32 && eight_bit_rgba) || EIGHT_BIT_420.contains(&uniform.mode));
         Self { mode: uniform.mode, source: uniform.source, filter: uniform.filter, opaque: uniform.opaque, sampled }
     }
 }
+
+/// 4:2:0 formats with 8-bit planes in textures, drawn texel for texel by `fs_yuv_sampled`.
+const EIGHT_BIT_420: [u32; 2] = [SampleMode::Nv12 as u32, SampleMode::Yuv420 as u32];
 
 pub struct Pipelines {
     /// The compose shader for each plane source (`Key::source`).
@@ -66,7 +71,11 @@ impl Pipelines {
             layout: Some(&self.layout),
             vertex: wgpu::VertexState {
                 module: shader,
-                entry_point: Some(if key.sampled { "vs_sampled" } else { "vs_main" }),
+                entry_point: Some(match key {
+                    Key { sampled: true, mode, .. } if EIGHT_BIT_420.contains(&mode) => "vs_yuv_sampled",
+                    Key { sampled: true, .. } => "vs_sampled",
+                    _ => "vs_main",
+                }),
                 compilation_options: Default::default(),
                 buffers: &[],
             },
@@ -74,6 +83,7 @@ impl Pipelines {
                 module: shader,
                 entry_point: Some(match key {
                     _ if opaque_alpha => "fs_opaque_alpha",
+                    Key { sampled: true, mode, .. } if EIGHT_BIT_420.contains(&mode) => "fs_yuv_sampled",
                     Key { sampled: true, .. } => "fs_sampled",
                     Key { filter: 1, .. } => "fs_filtered",
                     _ => "fs_main",

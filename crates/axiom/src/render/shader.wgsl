@@ -43,8 +43,8 @@ override OPAQUE: u32 = 0u;
 @group(1) @binding(0) var plane0: texture_2d<f32>;
 @group(1) @binding(1) var plane1: texture_2d<f32>;
 @group(1) @binding(2) var plane2: texture_2d<f32>;
-// Nearest, edges clamped: gathers chroma samples and samples plane 0 in fs_sampled
-// (render/mod.rs).
+// Nearest, edges clamped: gathers chroma samples; samples plane 0 in fs_sampled and
+// fs_yuv_sampled (render/mod.rs).
 @group(1) @binding(4) var chroma_sampler: sampler;
 
 struct VertexOut {
@@ -280,4 +280,31 @@ fn fs_sampled(in: SampledOut) -> @location(0) vec4<f32> {
 @fragment
 fn fs_opaque_alpha(in: VertexOut) -> @location(0) vec4<f32> {
     return vec4<f32>(0.0, 0.0, 0.0, 1.0);
+}
+
+// vs_yuv_sampled's, for fs_yuv_sampled.
+struct YuvOut {
+    @builtin(position) position: vec4<f32>,
+    // The luma plane's point at this pixel, in texture coordinates.
+    @location(0) luma: vec2<f32>,
+    // Where its 4:2:0 chroma lies on the chroma grid (chroma_420's point).
+    @location(1) chroma: vec2<f32>,
+};
+
+@vertex
+fn vs_yuv_sampled(@builtin(vertex_index) index: u32) -> YuvOut {
+    let corner = corner_of(index);
+    let at = draw.src.xy + corner.x * draw.src.zw + corner.y * draw.src_y_axis.xy;
+    // sample()'s (p - chroma.xy) / 2 for the texel p under `at`, at - 0.5 where each
+    // pixel shows one texel: affine, so interpolation gives every pixel's.
+    return YuvOut(clip_position(corner), at / draw.buffer_size, (at - 0.5 - draw.chroma.xy) / 2.0);
+}
+
+// NV12 and YUV420 drawn texel for texel: the luma sample, chroma gathered around the
+// interpolated point.
+@fragment
+fn fs_yuv_sampled(in: YuvOut) -> @location(0) vec4<f32> {
+    let y = textureSample(plane0, chroma_sampler, in.luma).r;
+    let c = chroma_420(in.chroma);
+    return output(yuv_to_rgb(code8(y), c.x, c.y));
 }
