@@ -187,17 +187,6 @@ impl Renderer {
         under: Under,
     ) -> SubmissionId {
         let Draws { quads, covered, in_place } = draws;
-        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
-        // The quad under all the others covers the damage: its texels are copied where
-        // they can be, which costs a software rasteriser a fraction of drawing them.
-        let copied = covered && quads.first().is_some_and(|quad| copy_texels(&mut encoder, quad, target, area, damage));
-        if copied {
-            self.texel_copies += 1;
-        }
-        let quads = if copied { &quads[1..] } else { &quads[..] };
-        // Draw 0 is the background under the damaged area, or after a copy the alpha
-        // the copy left as the buffer had it (an opaque quad's is one); transparency
-        // clears the target.
         let solid = |colour: [f32; 4], mode: SampleMode| DrawUniform {
             dst: [damage.x0 as f32, damage.y0 as f32, (damage.x1 - damage.x0) as f32, (damage.y1 - damage.y0) as f32],
             buffer_size: [1.0, 1.0],
@@ -206,22 +195,41 @@ impl Renderer {
             yuv: [colour, [0.0; 4], [0.0; 4]],
             ..DrawUniform::zeroed()
         };
-        let first = match under {
-            _ if copied => Some(solid([0.0, 0.0, 0.0, 1.0], SampleMode::OpaqueAlpha)),
-            Under::Background if !covered => Some(solid(BACKGROUND.map(|c| f32::from(c) / 255.0), SampleMode::Solid)),
-            _ => None,
-        };
-        let first = first.map(|uniform| Quad { uniform, bind_group: self.empty_planes.clone(), texels: None });
-        let draws: Vec<&Quad> = first.iter().chain(quads).collect();
-        let load = match under {
-            Under::Transparent if !covered => wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
-            _ => wgpu::LoadOp::Load,
-        };
+        let plain = |uniform| Quad { uniform, bind_group: self.empty_planes.clone(), texels: None };
+        // The background is drawn under the damaged area; transparency clears the target.
+        let background = (under == Under::Background && !covered)
+            .then(|| plain(solid(BACKGROUND.map(|c| f32::from(c) / 255.0), SampleMode::Solid)));
+        // Over the background, opaque quads drawn texel for texel from texels in the
+        // target's format are copied, which costs a software rasteriser a fraction of
+        // drawing them; the copies leave alpha as the buffer had it (an X byte), so it
+        // is set to one over the damage last (every pixel there is opaque).
+        let copies = under == Under::Background;
+        let mut steps: Vec<Step<'_>> = Vec::new();
+        for quad in background.iter().chain(&quads) {
+            match copies.then(|| copy_region(quad, target, area, damage)).flatten() {
+                Some(region) => steps.push(Step::Copy(quad, region)),
+                None => match steps.last_mut() {
+                    Some(Step::Draw(group)) => group.push(quad),
+                    _ => steps.push(Step::Draw(vec![quad])),
+                },
+            }
+        }
+        let copied = steps.iter().filter(|step| matches!(step, Step::Copy(..))).count();
+        self.texel_copies += copied as u64;
+        let opaque_alpha = (copied > 0).then(|| plain(solid([0.0, 0.0, 0.0, 1.0], SampleMode::OpaqueAlpha)));
+        if let Some(quad) = &opaque_alpha {
+            match steps.last_mut() {
+                Some(Step::Draw(group)) => group.push(quad),
+                _ => steps.push(Step::Draw(vec![quad])),
+            }
+        }
+
         // The target's pixel (0, 0) is the canvas's (area.x0, area.y0).
         let size = [(area.x1 - area.x0) as f32, (area.y1 - area.y0) as f32];
-        self.ensure_uniform_capacity(draws.len());
-        let mut uniforms = vec![0u8; draws.len() * UNIFORM_STRIDE as usize];
-        for (i, quad) in draws.iter().enumerate() {
+        let drawn: Vec<&Quad> = steps.iter().flat_map(|step| step.drawn().iter().copied()).collect();
+        self.ensure_uniform_capacity(drawn.len());
+        let mut uniforms = vec![0u8; drawn.len() * UNIFORM_STRIDE as usize];
+        for (i, quad) in drawn.iter().enumerate() {
             let mut uniform = quad.uniform;
             uniform.dst[0] -= area.x0 as f32;
             uniform.dst[1] -= area.y0 as f32;
@@ -230,11 +238,28 @@ impl Renderer {
             uniforms[at..at + std::mem::size_of::<DrawUniform>()].copy_from_slice(bytemuck::bytes_of(&uniform));
         }
         self.queue.write_buffer(&self.uniform_buffer, 0, &uniforms);
-        for quad in &draws {
+        for quad in &drawn {
             self.pipelines.prepare(&self.device, pipelines::Key::of(&quad.uniform));
         }
 
-        {
+        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
+        let mut load = match under {
+            Under::Transparent if !covered => wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
+            _ => wgpu::LoadOp::Load,
+        };
+        // Nothing to draw at all: the clear still happens.
+        if steps.is_empty() {
+            steps.push(Step::Draw(Vec::new()));
+        }
+        let mut index = 0;
+        for step in &steps {
+            let group = match step {
+                Step::Copy(quad, region) => {
+                    copy_texels(&mut encoder, quad, target, area, *region);
+                    continue;
+                }
+                Step::Draw(group) => group,
+            };
             let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: Some("compose"),
                 color_attachments: &[Some(wgpu::RenderPassColorAttachment {
@@ -248,21 +273,40 @@ impl Renderer {
                 occlusion_query_set: None,
                 multiview_mask: None,
             });
+            load = wgpu::LoadOp::Load;
             pass.set_scissor_rect(
                 (damage.x0 - area.x0) as u32,
                 (damage.y0 - area.y0) as u32,
                 (damage.x1 - damage.x0) as u32,
                 (damage.y1 - damage.y0) as u32,
             );
-            for (i, quad) in draws.iter().enumerate() {
+            for quad in group {
+                let offset = (index as u64 * UNIFORM_STRIDE) as u32;
+                index += 1;
                 let Some(pipeline) = self.pipelines.get(pipelines::Key::of(&quad.uniform)) else { continue };
                 pass.set_pipeline(pipeline);
-                pass.set_bind_group(0, &self.uniform_bind_group, &[(i as u64 * UNIFORM_STRIDE) as u32]);
+                pass.set_bind_group(0, &self.uniform_bind_group, &[offset]);
                 pass.set_bind_group(1, &quad.bind_group, &[]);
                 pass.draw(0..4, 0..1);
             }
         }
         self.submit(encoder, in_place)
+    }
+}
+
+/// What a paint does, in order: copy a quad's texels over `Rect` (canvas pixels), or
+/// draw some quads in one render pass.
+enum Step<'a> {
+    Copy(&'a Quad, Rect),
+    Draw(Vec<&'a Quad>),
+}
+
+impl<'a> Step<'a> {
+    fn drawn(&self) -> &[&'a Quad] {
+        match self {
+            Step::Copy(..) => &[],
+            Step::Draw(group) => group,
+        }
     }
 }
 
@@ -290,18 +334,12 @@ pub enum Texels {
     Buffer { buffer: wgpu::Buffer, offset: u32, stride: u32 },
 }
 
-/// Copies `damage` of `quad` (canvas pixels) into `target` (its pixel (0, 0) at the
-/// canvas's (area.x0, area.y0)) where a copy gives what drawing it would: an opaque
-/// quad whose every pixel shows one texel, unturned and unmirrored, from texels in
-/// the target's format, damage all inside it. Whether it copied.
-fn copy_texels(
-    encoder: &mut wgpu::CommandEncoder,
-    quad: &Quad,
-    target: &wgpu::TextureView,
-    area: Rect,
-    damage: Rect,
-) -> bool {
-    let Some(texels) = &quad.texels else { return false };
+/// The part of `damage` (canvas pixels) where `quad` may be copied into `target` (its
+/// pixel (0, 0) at the canvas's (area.x0, area.y0)) rather than drawn, giving what
+/// drawing it would: an opaque quad whose every pixel shows one texel, unturned and
+/// unmirrored, from texels in the target's format, which a copy can read there.
+fn copy_region(quad: &Quad, target: &wgpu::TextureView, area: Rect, damage: Rect) -> Option<Rect> {
+    let texels = quad.texels.as_ref()?;
     let u = &quad.uniform;
     let [dx, dy, dw, dh] = u.dst;
     let [ox, oy, xx, xy] = u.src;
@@ -311,34 +349,51 @@ fn copy_texels(
     let target_texture = target.texture();
     let writable =
         target_texture.format() == OUTPUT_FORMAT && target_texture.usage().contains(wgpu::TextureUsages::COPY_DST);
-    if !(plain && unturned && writable) || damage.x1 <= damage.x0 || damage.y1 <= damage.y0 {
-        return false;
+    if !(plain && unturned && writable) {
+        return None;
     }
-    // The texel under damage's corner; the map is a whole-pixel translation.
-    let (sx, sy) = (ox + damage.x0 as f32 - dx, oy + damage.y0 as f32 - dy);
-    let (w, h) = ((damage.x1 - damage.x0) as u32, (damage.y1 - damage.y0) as u32);
+    let region = Rect::from_xywh(u.dst).intersect(damage)?.intersect(area)?;
+    // The texel under the region's corner; the map is a whole-pixel translation.
+    let (sx, sy) = (ox + region.x0 as f32 - dx, oy + region.y0 as f32 - dy);
+    let (w, h) = ((region.x1 - region.x0) as u32, (region.y1 - region.y0) as u32);
     let [bw, bh] = u.buffer_size.map(|v| v as u32);
     let inside =
         |origin: f32, len: u32, size: u32| origin >= 0.0 && origin.fract() == 0.0 && origin as u32 + len <= size;
-    let (tx, ty) = (damage.x0 - area.x0, damage.y0 - area.y0);
-    let target_inside =
-        tx >= 0 && ty >= 0 && tx as u32 + w <= target_texture.width() && ty as u32 + h <= target_texture.height();
+    let (tx, ty) = ((region.x0 - area.x0) as u32, (region.y0 - area.y0) as u32);
+    let target_inside = tx + w <= target_texture.width() && ty + h <= target_texture.height();
     if !(inside(sx, w, bw) && inside(sy, h, bh) && target_inside) {
-        return false;
+        return None;
     }
-    let (sx, sy) = (sx as u32, sy as u32);
+    let readable = match texels {
+        Texels::Texture(texture) => texture.format() == OUTPUT_FORMAT && texture.size() == target_size(bw, bh),
+        Texels::Buffer { buffer, offset, stride } => {
+            // A copy reads rows a multiple of 256 bytes apart from a 4-byte-aligned start.
+            let start = u64::from(*offset) + u64::from(sy as u32) * u64::from(*stride) + u64::from(sx as u32) * 4;
+            let end = start + u64::from(*stride) * u64::from(h - 1) + u64::from(w) * 4;
+            stride % wgpu::COPY_BYTES_PER_ROW_ALIGNMENT == 0 && start % 4 == 0 && end <= buffer.size()
+        }
+    };
+    readable.then_some(region)
+}
+
+fn target_size(width: u32, height: u32) -> wgpu::Extent3d {
+    wgpu::Extent3d { width, height, depth_or_array_layers: 1 }
+}
+
+/// Copies `region` (canvas pixels, from `copy_region`) of `quad` into `target`.
+fn copy_texels(encoder: &mut wgpu::CommandEncoder, quad: &Quad, target: &wgpu::TextureView, area: Rect, region: Rect) {
+    let Some(texels) = &quad.texels else { return };
+    let u = &quad.uniform;
+    let (sx, sy) = ((u.src[0] + region.x0 as f32 - u.dst[0]) as u32, (u.src[1] + region.y0 as f32 - u.dst[1]) as u32);
     let destination = wgpu::TexelCopyTextureInfo {
-        texture: target_texture,
+        texture: target.texture(),
         mip_level: 0,
-        origin: wgpu::Origin3d { x: tx as u32, y: ty as u32, z: 0 },
+        origin: wgpu::Origin3d { x: (region.x0 - area.x0) as u32, y: (region.y0 - area.y0) as u32, z: 0 },
         aspect: wgpu::TextureAspect::All,
     };
-    let size = wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 };
+    let size = target_size((region.x1 - region.x0) as u32, (region.y1 - region.y0) as u32);
     match texels {
         Texels::Texture(texture) => {
-            if texture.format() != OUTPUT_FORMAT || texture.width() != bw || texture.height() != bh {
-                return false;
-            }
             let source = wgpu::TexelCopyTextureInfo {
                 texture,
                 mip_level: 0,
@@ -348,13 +403,7 @@ fn copy_texels(
             encoder.copy_texture_to_texture(source, destination, size);
         }
         Texels::Buffer { buffer, offset, stride } => {
-            // A copy reads rows at a multiple of 256 bytes apart from a 4-byte-aligned start.
             let start = u64::from(*offset) + u64::from(sy) * u64::from(*stride) + u64::from(sx) * 4;
-            let end = start + u64::from(*stride) * u64::from(h - 1) + u64::from(w) * 4;
-            let aligned = stride % wgpu::COPY_BYTES_PER_ROW_ALIGNMENT == 0 && start % 4 == 0;
-            if !aligned || end > buffer.size() {
-                return false;
-            }
             let source = wgpu::TexelCopyBufferInfo {
                 buffer,
                 layout: wgpu::TexelCopyBufferLayout {
@@ -366,7 +415,6 @@ fn copy_texels(
             encoder.copy_buffer_to_texture(source, destination, size);
         }
     }
-    true
 }
 
 /// The quads a paint draws, bottom first, and the client memory they read in place.

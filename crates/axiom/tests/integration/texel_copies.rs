@@ -7,7 +7,7 @@
 use axiom_testclient::dmabuf::{seal_shrink, Created, Plane};
 use axiom_testclient::image::{test_pattern, Format32};
 use axiom_testclient::memfd::SharedMemory;
-use axiom_testclient::{Image, ShmLayout, TestClient, Window};
+use axiom_testclient::{Image, Rgba, ShmLayout, TestClient, Window};
 use smithay::backend::allocator::Fourcc;
 use wayland_client::protocol::wl_buffer::WlBuffer;
 use wayland_client::protocol::wl_output::Transform;
@@ -70,9 +70,8 @@ fn an_opaque_window_replaced_whole_is_copied_and_shows_alpha_one() {
     let compositor = start(W, H);
     let mut client = compositor.connect().unwrap();
     let (w, h) = (64, 48);
-    let first = client
-        .create_buffer(&Image::solid(w, h, axiom_testclient::Rgba::opaque(9, 9, 9)), Format32::Xrgb8888, 256, 0x00)
-        .unwrap();
+    let first =
+        client.create_buffer(&Image::solid(w, h, Rgba::opaque(9, 9, 9)), Format32::Xrgb8888, 256, 0x00).unwrap();
     let pattern = test_pattern(w, h);
     let next = client.create_buffer(&pattern, Format32::Xrgb8888, 256, 0x00).unwrap();
     let before = import_stats(&compositor);
@@ -84,6 +83,55 @@ fn an_opaque_window_replaced_whole_is_copied_and_shows_alpha_one() {
     let (x, y) = centred(W, H, w, h);
     assert_image(&shot.crop(x, y, w, h), &pattern, 0, "copied-shm");
     assert!(alpha.iter().all(|&a| a == 0xff), "alpha other than one: {:?}", alpha.iter().find(|&&a| a != 0xff));
+}
+
+/// Windows stacked over a replaced one keep their order: opaque ones over it are
+/// copied after it, a translucent one is blended over both copies.
+#[test]
+fn windows_over_a_copied_window_stay_over_it() {
+    let compositor = start(W, H);
+    let mut client = compositor.connect().unwrap();
+    let (green, half_red) = (Rgba::opaque(0, 255, 0), Rgba(128, 0, 0, 128));
+    let (aw, ah) = (80, 60);
+    let first =
+        client.create_buffer(&Image::solid(aw, ah, Rgba::opaque(9, 9, 9)), Format32::Xrgb8888, 320, 0x00).unwrap();
+    let pattern = test_pattern(aw, ah);
+    let next = client.create_buffer(&pattern, Format32::Xrgb8888, 320, 0x00).unwrap();
+    let bottom = client.create_window("bottom").unwrap();
+    client.present(&bottom.surface, &first).unwrap();
+    client.commit_and_wait_frame(&bottom.surface).unwrap();
+    let middle_buffer = client.create_buffer(&Image::solid(40, 30, green), Format32::Xrgb8888, 256, 0x00).unwrap();
+    let middle = client.create_window("middle").unwrap();
+    client.present(&middle.surface, &middle_buffer).unwrap();
+    client.commit_and_wait_frame(&middle.surface).unwrap();
+    let top_buffer = client.create_buffer(&Image::solid(20, 16, half_red), Format32::Argb8888, 80, 0x00).unwrap();
+    let top = client.create_window("top").unwrap();
+    client.present(&top.surface, &top_buffer).unwrap();
+    client.commit_and_wait_frame(&top.surface).unwrap();
+
+    let before = import_stats(&compositor);
+    bottom.surface.attach(Some(&next.buffer), 0, 0);
+    bottom.surface.damage_buffer(0, 0, i32::MAX, i32::MAX);
+    client.commit_and_wait_frame(&bottom.surface).unwrap();
+    let after = import_stats(&compositor);
+    assert!(after["texel_copies"] >= before["texel_copies"] + 2, "both opaque windows copied: {after:?}");
+
+    let (shot, alpha) = capture_argb(&mut client);
+    let (ax, ay) = centred(W, H, aw, ah);
+    let (mx, my) = centred(W, H, 40, 30);
+    let (tx, ty) = centred(W, H, 20, 16);
+    let want = Image::new(aw, ah, |x, y| {
+        let (cx, cy) = (x + ax, y + ay);
+        let within = |(x0, y0): (u32, u32), w: u32, h: u32| cx >= x0 && cy >= y0 && cx < x0 + w && cy < y0 + h;
+        match (within((tx, ty), 20, 16), within((mx, my), 40, 30)) {
+            // 50% red (premultiplied) over green.
+            (true, _) => Rgba::opaque(128, 127, 0),
+            (false, true) => green,
+            _ => pattern.pixel(x, y),
+        }
+    });
+    assert_image(&shot.crop(ax, ay, aw, ah), &want, 1, "stacked-over-copied");
+    assert!(alpha.iter().all(|&a| a == 0xff), "alpha other than one");
 }
 
 /// A buffer turned by its transform is drawn, not copied, and shows turned.
@@ -115,8 +163,7 @@ fn dmabuf_windows_show_exact_pixels_with_alpha_one_copied_or_drawn() {
     for (w, stride) in [(64, 256), (60, 240)] {
         let h = 48;
         let pattern = test_pattern(w, h);
-        let (_first_memory, first) =
-            xrgb_dmabuf(&mut client, &Image::solid(w, h, axiom_testclient::Rgba::opaque(9, 9, 9)), stride);
+        let (_first_memory, first) = xrgb_dmabuf(&mut client, &Image::solid(w, h, Rgba::opaque(9, 9, 9)), stride);
         let (_next_memory, next) = xrgb_dmabuf(&mut client, &pattern, stride);
         let before = import_stats(&compositor);
         let window = show_then_replace(&mut client, &first, &next, Transform::Normal);
