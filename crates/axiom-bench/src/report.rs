@@ -84,6 +84,12 @@ impl Report {
             .any(|c| c == "before")
             .then(|| columns.iter().rfind(|c| c.starts_with("axiom")).map(String::as_str))
             .flatten();
+        // The default build (the import ladder), where it has a column of its own.
+        let default_build = columns.iter().any(|c| c == DEFAULT_BUILD);
+        let latency_ratios: Vec<&str> = ["axiom", DEFAULT_BUILD]
+            .into_iter()
+            .filter(|c| columns.iter().any(|col| col == c) && columns.iter().any(|col| col == "weston"))
+            .collect();
         let rows = workloads.iter().map(|w| {
             let bytes = w.damaged_bytes() as f64;
             let floor = bytes / self.memcpy_bytes_per_s * 1000.0;
@@ -93,6 +99,9 @@ impl Report {
             let weston = self.get("weston", w).map(|m| m.cpu_ms_per_frame);
             row.push(ratio(axiom, Some(floor)));
             row.push(ratio(axiom, weston));
+            if default_build {
+                row.push(ratio(self.get(DEFAULT_BUILD, w).map(|m| m.cpu_ms_per_frame), weston));
+            }
             if let Some(newest) = newest {
                 let now = self.get(newest, w).map(|m| m.cpu_ms_per_frame);
                 row.push(ratio(now, self.get("before", w).map(|m| m.cpu_ms_per_frame)));
@@ -101,7 +110,9 @@ impl Report {
         });
         out.push_str("## Compositor CPU time per frame (ms)\n\n");
         let now_over_before = newest.map(|c| format!("{c} / before"));
+        let default_over_weston = format!("{DEFAULT_BUILD} / weston");
         let mut trailing = vec!["axiom / floor", "axiom / weston"];
+        trailing.extend(default_build.then_some(default_over_weston.as_str()));
         trailing.extend(now_over_before.as_deref());
         out.push_str(&table(named(&["workload", "damaged MiB/frame", "memcpy floor"], &trailing), rows));
 
@@ -109,11 +120,17 @@ impl Report {
             let latency = |m: &Measurement| {
                 format!("{} / {} ms, {:.1} fps", ms(m.latency_median_ms), ms(m.latency_p99_ms), m.fps)
             };
-            std::iter::once(w.name.clone()).chain(columns.iter().map(|c| cell(self.get(c, w), &latency))).collect()
+            let median = |c: &str| self.get(c, w).map(|m| m.latency_median_ms);
+            let mut row: Vec<String> =
+                std::iter::once(w.name.clone()).chain(columns.iter().map(|c| cell(self.get(c, w), &latency))).collect();
+            row.extend(latency_ratios.iter().map(|c| ratio(median(c), median("weston"))));
+            row
         });
         out.push_str("\n## Commit to presentation (median / p99 ms) and frames per second\n\n");
         out.push_str(LATENCY_METHOD);
-        out.push_str(&table(named(&["workload"], &[]), rows));
+        let latency_headers: Vec<String> = latency_ratios.iter().map(|c| format!("{c} / weston (median)")).collect();
+        let latency_headers: Vec<&str> = latency_headers.iter().map(String::as_str).collect();
+        out.push_str(&table(named(&["workload"], &latency_headers), rows));
 
         let rows = workloads.iter().map(|w| {
             let rss = |m: &Measurement| format!("{:.0}", m.peak_rss_mib);
@@ -130,6 +147,9 @@ impl Report {
         out
     }
 }
+
+/// The column of the default build, with the import ladder (`--axiom-vulkan`).
+const DEFAULT_BUILD: &str = "axiom dmabuf-vulkan";
 
 /// A Markdown table.
 fn table(headers: Vec<String>, rows: impl Iterator<Item = Vec<String>>) -> String {

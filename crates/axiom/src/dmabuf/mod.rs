@@ -93,6 +93,8 @@ pub struct OutputCounters {
     pub cursor_plane_paints: u64,
     /// Quads painted as a copy of their texels rather than drawn (`render/paint.rs`).
     pub texel_copies: u64,
+    /// Commits whose 4:2:0 planes were copied on the GPU into textures (`render/plane_copy.rs`).
+    pub plane_copies: u64,
     /// Times the event loop waited for the GPU to finish (captures, pool resizes).
     pub loop_gpu_waits: u64,
     pub frames: Vec<(String, u64)>,
@@ -216,7 +218,7 @@ impl DmabufState {
         let s = self.stats;
         let frames: String = output.frames.iter().map(|(name, n)| format!(" frames_{name}={n}")).collect();
         tracing::info!(
-            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} held_acquires={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} timeline_files={} timeline_handles={} capture_sessions={} readback_bytes={} canvas_paints={} dmabuf_captures={} scanout_paints={} cursor_plane_paints={} texel_copies={} loop_gpu_waits={} malloc_in_use={} malloc_free={}{}",
+            "DMA-BUF stats: created={} failed={} cpu_imports={} cpu_bytes={} cpu_skipped={} vulkan_image={} vulkan_buffer={} vulkan_failed={} host_pointer={} shm_cpu_uploads={} held_commits={} held_acquires={} sync_timeouts={} gpu_fence_waits={} too_large={} live_imports={} live_host_imports={} live_mappings={} live_textures={} timeline_files={} timeline_handles={} capture_sessions={} readback_bytes={} canvas_paints={} dmabuf_captures={} scanout_paints={} cursor_plane_paints={} texel_copies={} plane_copies={} loop_gpu_waits={} malloc_in_use={} malloc_free={}{}",
             s.created,
             s.failed,
             s.cpu_imports,
@@ -245,6 +247,7 @@ impl DmabufState {
             output.scanout_paints,
             output.cursor_plane_paints,
             output.texel_copies,
+            output.plane_copies,
             output.loop_gpu_waits,
             output.malloc.0,
             output.malloc.1,
@@ -299,6 +302,7 @@ impl Axiom {
             scanout_paints: self.renderer.scanout_paints,
             cursor_plane_paints: self.renderer.cursor_plane_paints,
             texel_copies: self.renderer.texel_copies,
+            plane_copies: self.renderer.plane_copies(),
             loop_gpu_waits: self.renderer.loop_gpu_waits,
             frames: self.space.outputs().map(|o| (o.name(), crate::outputs::frames_shown(o))).collect(),
             malloc: crate::malloc_stats::malloc_bytes(),

@@ -14,6 +14,8 @@ pub mod formats;
 pub mod occlusion;
 pub(crate) mod paint;
 pub mod pipelines;
+#[cfg(feature = "dmabuf-vulkan")]
+mod plane_copy;
 pub mod present;
 pub mod readback;
 pub mod scanout_target;
@@ -171,6 +173,9 @@ pub struct Renderer {
     window: Option<present::WindowSurface>,
     /// GPU work not known to be finished, and what it holds.
     pub completions: completion::Completions,
+    /// 4:2:0 planes copied from imported buffers, to submit first (`plane_copy.rs`).
+    #[cfg(feature = "dmabuf-vulkan")]
+    plane_copies: std::sync::Mutex<plane_copy::PlaneCopies>,
 }
 
 impl Renderer {
@@ -329,11 +334,21 @@ impl Renderer {
             history: Default::default(),
             window,
             completions,
+            #[cfg(feature = "dmabuf-vulkan")]
+            plane_copies: Default::default(),
         })
     }
 
     pub fn output_size(&self) -> Size<i32, Physical> {
         self.output_size
+    }
+
+    /// Commits whose 4:2:0 planes were copied on the GPU into textures (`plane_copy.rs`).
+    pub fn plane_copies(&self) -> u64 {
+        #[cfg(feature = "dmabuf-vulkan")]
+        return self.plane_copies.lock().map_or(0, |copies| copies.count);
+        #[cfg(not(feature = "dmabuf-vulkan"))]
+        0
     }
 
     /// Drops what was kept for a destroyed wl_buffer: its Vulkan import and CPU mappings.
@@ -403,7 +418,11 @@ impl Renderer {
         let waits_on_client = self.vulkan.as_ref().is_some_and(|v| v.gpu_waits_handed());
         #[cfg(not(feature = "dmabuf-vulkan"))]
         let waits_on_client = false;
-        let index = self.queue.submit([encoder.finish()]);
+        #[cfg(feature = "dmabuf-vulkan")]
+        let copies = self.plane_copies.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        #[cfg(not(feature = "dmabuf-vulkan"))]
+        let copies: Option<wgpu::CommandBuffer> = None;
+        let index = self.queue.submit(copies.into_iter().chain([encoder.finish()]));
         let id = self.completions.submitted(index, in_place, waits_on_client);
         #[cfg(feature = "dmabuf-vulkan")]
         if let Some(importer) = &self.vulkan {

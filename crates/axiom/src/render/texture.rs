@@ -479,9 +479,30 @@ impl Renderer {
         buffer: &wgpu::Buffer,
         source: BufferPlanes,
     ) {
+        let commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
+        let reuse = slot.as_ref().map_or(&[][..], |t| t.planes.as_slice());
+        if let Some(planes) = self.copy_planes(buffer, &source, reuse) {
+            let views: Vec<wgpu::TextureView> = planes.iter().map(|t| t.create_view(&Default::default())).collect();
+            let bind_group = self.planes_bind_group(&views, self.no_words.as_ref());
+            // client_memory: the copies read the client's buffer, kept until they are done.
+            *slot = Some(SurfaceTexture::counted(SurfaceTexture {
+                planes,
+                client_memory: true,
+                buffer_planes: None,
+                words: None,
+                bind_group,
+                mode: source.mode,
+                opaque: source.opaque,
+                size: source.size,
+                y_invert: source.y_invert,
+                host: source.host,
+                commit,
+                source: None,
+            }));
+            return;
+        }
         let empty = self.empty_view();
         let bind_group = self.planes_bind_group(&[empty], Some(buffer));
-        let commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
         *slot = Some(SurfaceTexture::counted(SurfaceTexture {
             planes: Vec::new(),
             client_memory: true,

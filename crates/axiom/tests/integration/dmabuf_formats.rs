@@ -18,7 +18,7 @@ use wayland_protocols::wp::color_representation::v1::client::wp_color_representa
 
 use wayland_client::protocol::wl_buffer::WlBuffer;
 
-use crate::common::{assert_image, centred, start};
+use crate::common::{assert_image, centred, import_stats, start};
 
 const OUT_W: u32 = 160;
 const OUT_H: u32 = 120;
@@ -291,4 +291,32 @@ fn a_partly_damaged_nv12_buffer_repaints_every_row_its_chroma_reaches() {
     client.commit_and_wait_frame(&window.surface).unwrap();
     let shot = client.screenshot_region(x as i32, y as i32, W as i32, H as i32).unwrap();
     assert_image(&shot, &new.expected, 1, "nv12-partial-after");
+}
+
+/// Where the import ladder reads a 4:2:0 buffer in place as a buffer (step 2: the CI
+/// host), each commit's planes are copied on the GPU into textures the shader samples,
+/// with no CPU byte read; elsewhere (step 1, the CPU step) none is. Rows 256 bytes
+/// apart are copied at once (NV12), others row by row (YUV420's chroma, 224 bytes
+/// apart); planes a copy cannot start at (the odd offsets of the other tests here) are
+/// read in place. Pixels within one code value either way.
+#[test]
+fn planes_of_4_2_0_buffers_read_as_buffers_are_copied_into_textures_on_the_gpu() {
+    let compositor = start(OUT_W, OUT_H);
+    let mut client = compositor.connect().unwrap();
+    let (w, h) = (64, 16);
+    let image = block_pattern(w, h);
+    for fourcc in [fourcc::NV12, fourcc::YUV420] {
+        let (matrix, range, chroma) = (YuvMatrix::Bt601, YuvRange::Limited, ChromaSiting::TYPE_0);
+        let options = Options { stride_pad: 256 - w, plane_gap: PLANE_GAP, matrix, range, chroma };
+        let encoded = encode(fourcc, &image, options).expect("known format");
+        let before = import_stats(&compositor);
+        let shot = show_sized(&mut client, &encoded, fourcc, (w, h), false, true, None);
+        let after = import_stats(&compositor);
+        assert_image(&shot, &encoded.expected, 1, &format!("plane-copies-{}", name(fourcc)));
+        let rose = |key: &str| after[key] > before[key];
+        assert_eq!(rose("plane_copies"), rose("vulkan_buffer"), "{}: {after:?}", name(fourcc));
+        if rose("vulkan_buffer") {
+            assert_eq!(after["cpu_bytes"], before["cpu_bytes"], "{}: {after:?}", name(fourcc));
+        }
+    }
 }
