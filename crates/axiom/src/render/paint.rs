@@ -357,10 +357,13 @@ fn copy_region(quad: &Quad, target: &wgpu::TextureView, area: Rect, damage: Rect
     let (sx, sy) = (ox + region.x0 as f32 - dx, oy + region.y0 as f32 - dy);
     let (w, h) = ((region.x1 - region.x0) as u32, (region.y1 - region.y0) as u32);
     let [bw, bh] = u.buffer_size.map(|v| v as u32);
-    let inside =
-        |origin: f32, len: u32, size: u32| origin >= 0.0 && origin.fract() == 0.0 && origin as u32 + len <= size;
+    // In u64: origins and sizes come from the client's buffer and viewport.
+    let inside = |origin: f32, len: u32, size: u32| {
+        origin >= 0.0 && origin.fract() == 0.0 && origin as u64 + u64::from(len) <= u64::from(size)
+    };
     let (tx, ty) = ((region.x0 - area.x0) as u32, (region.y0 - area.y0) as u32);
-    let target_inside = tx + w <= target_texture.width() && ty + h <= target_texture.height();
+    let target_inside = u64::from(tx) + u64::from(w) <= u64::from(target_texture.width())
+        && u64::from(ty) + u64::from(h) <= u64::from(target_texture.height());
     if !(inside(sx, w, bw) && inside(sy, h, bh) && target_inside) {
         return None;
     }

@@ -26,8 +26,8 @@ impl PlaneCopies {
 
 impl Renderer {
     /// `source`'s planes, read from `buffer`, copied into textures (`reuse`'s where they
-    /// are ours and fit); None where it is no 4:2:0 format with 8-bit planes or a plane
-    /// does not lie in the buffer.
+    /// are ours and fit); None where it is no 4:2:0 format with 8-bit planes, or a plane
+    /// does not lie in the buffer or its rows do not start at whole texels.
     pub(super) fn copy_planes(
         &self,
         buffer: &wgpu::Buffer,
@@ -43,10 +43,11 @@ impl Renderer {
             _ => return None,
         };
         let [offsets, strides, _] = source.planes;
+        // A copy starts each row at a whole texel: offset and stride whole texels too.
         let inside = planes.iter().enumerate().all(|(i, &(_, (pw, ph), bytes))| {
             let last_row = u64::from(strides[i]) * u64::from(ph.saturating_sub(1));
-            let end = u64::from(offsets[i]) + last_row + u64::from(pw * bytes);
-            offsets[i] % bytes == 0 && end <= buffer.size()
+            let end = u64::from(offsets[i]) + last_row + u64::from(pw) * u64::from(bytes);
+            offsets[i] % bytes == 0 && strides[i] % bytes == 0 && end <= buffer.size()
         });
         if !inside {
             return None;

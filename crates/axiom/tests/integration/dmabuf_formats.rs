@@ -320,3 +320,25 @@ fn planes_of_4_2_0_buffers_read_as_buffers_are_copied_into_textures_on_the_gpu()
         }
     }
 }
+
+/// An NV12 buffer whose chroma rows are an odd number of bytes apart cannot be
+/// copied a row at a time (a copy starts at a whole texel): it is read in place, with
+/// the same pixels and no error.
+#[test]
+fn nv12_chroma_rows_an_odd_number_of_bytes_apart_are_read_in_place() {
+    let compositor = start(OUT_W, OUT_H);
+    let mut client = compositor.connect().unwrap();
+    let (w, h) = (64, 16);
+    let image = block_pattern(w, h);
+    let (matrix, range, chroma) = (YuvMatrix::Bt601, YuvRange::Limited, ChromaSiting::TYPE_0);
+    // Rows 65 bytes apart, the chroma plane at an even offset.
+    let options = Options { stride_pad: 1, plane_gap: PLANE_GAP, matrix, range, chroma };
+    let encoded = encode(fourcc::NV12, &image, options).expect("known format");
+    let (offset, stride) = encoded.planes[1];
+    assert!(offset % 2 == 0 && stride % 2 == 1, "the layout this test means: {:?}", encoded.planes);
+    let before = import_stats(&compositor);
+    let shot = show_sized(&mut client, &encoded, fourcc::NV12, (w, h), false, true, None);
+    let after = import_stats(&compositor);
+    assert_image(&shot, &encoded.expected, 1, "nv12-odd-chroma-stride");
+    assert_eq!(after["plane_copies"], before["plane_copies"], "{after:?}");
+}
