@@ -206,8 +206,8 @@ impl Renderer {
         let copies = under == Under::Background;
         let mut steps: Vec<Step<'_>> = Vec::new();
         for quad in background.iter().chain(&quads) {
-            match copies.then(|| copy_region(quad, target, area, damage)).flatten() {
-                Some(region) => steps.push(Step::Copy(quad, region)),
+            match copies.then(|| texel_copy(quad, target, area, damage)).flatten() {
+                Some(copy) => steps.push(Step::Copy(quad, copy)),
                 None => match steps.last_mut() {
                     Some(Step::Draw(group)) => group.push(quad),
                     _ => steps.push(Step::Draw(vec![quad])),
@@ -254,8 +254,8 @@ impl Renderer {
         let mut index = 0;
         for step in &steps {
             let group = match step {
-                Step::Copy(quad, region) => {
-                    copy_texels(&mut encoder, quad, target, area, *region);
+                Step::Copy(quad, copy) => {
+                    copy_texels(&mut encoder, quad, target, *copy);
                     continue;
                 }
                 Step::Draw(group) => group,
@@ -294,10 +294,10 @@ impl Renderer {
     }
 }
 
-/// What a paint does, in order: copy a quad's texels over `Rect` (canvas pixels), or
+/// What a paint does, in order: copy a quad's texels (`texel_copy`), or
 /// draw some quads in one render pass.
 enum Step<'a> {
-    Copy(&'a Quad, Rect),
+    Copy(&'a Quad, TexelCopy),
     Draw(Vec<&'a Quad>),
 }
 
@@ -334,11 +334,20 @@ pub enum Texels {
     Buffer { buffer: wgpu::Buffer, offset: u32, stride: u32 },
 }
 
-/// The part of `damage` (canvas pixels) where `quad` may be copied into `target` (its
-/// pixel (0, 0) at the canvas's (area.x0, area.y0)) rather than drawn, giving what
-/// drawing it would: an opaque quad whose every pixel shows one texel, unturned and
-/// unmirrored, from texels in the target's format, which a copy can read there.
-fn copy_region(quad: &Quad, target: &wgpu::TextureView, area: Rect, damage: Rect) -> Option<Rect> {
+/// A copy of a quad's texels into a paint's target, where drawing it gives the same:
+/// `size` texels from `from` in its texels to `to` in the target.
+#[derive(Clone, Copy)]
+struct TexelCopy {
+    from: (u32, u32),
+    to: (u32, u32),
+    size: wgpu::Extent3d,
+}
+
+/// How `quad` may be copied into `target` (its pixel (0, 0) at the canvas's (area.x0,
+/// area.y0)) where it lies in `damage` (canvas pixels), rather than drawn: an opaque
+/// quad whose every pixel shows one texel, unturned and unmirrored, from texels in the
+/// target's format, which a copy can read there.
+fn texel_copy(quad: &Quad, target: &wgpu::TextureView, area: Rect, damage: Rect) -> Option<TexelCopy> {
     let texels = quad.texels.as_ref()?;
     let u = &quad.uniform;
     let [dx, dy, dw, dh] = u.dst;
@@ -367,55 +376,55 @@ fn copy_region(quad: &Quad, target: &wgpu::TextureView, area: Rect, damage: Rect
     if !(inside(sx, w, bw) && inside(sy, h, bh) && target_inside) {
         return None;
     }
+    let copy = TexelCopy { from: (sx as u32, sy as u32), to: (tx, ty), size: extent(w, h) };
     let readable = match texels {
-        Texels::Texture(texture) => texture.format() == OUTPUT_FORMAT && texture.size() == target_size(bw, bh),
+        Texels::Texture(texture) => texture.format() == OUTPUT_FORMAT && texture.size() == extent(bw, bh),
         Texels::Buffer { buffer, offset, stride } => {
             // A copy reads rows a multiple of 256 bytes apart from a 4-byte-aligned start.
-            let start = u64::from(*offset) + u64::from(sy as u32) * u64::from(*stride) + u64::from(sx as u32) * 4;
+            let start = buffer_start(*offset, *stride, copy.from);
             let end = start + u64::from(*stride) * u64::from(h - 1) + u64::from(w) * 4;
-            stride % wgpu::COPY_BYTES_PER_ROW_ALIGNMENT == 0 && start % 4 == 0 && end <= buffer.size()
+            stride % wgpu::COPY_BYTES_PER_ROW_ALIGNMENT == 0 && start.is_multiple_of(4) && end <= buffer.size()
         }
     };
-    readable.then_some(region)
+    readable.then_some(copy)
 }
 
-fn target_size(width: u32, height: u32) -> wgpu::Extent3d {
+fn extent(width: u32, height: u32) -> wgpu::Extent3d {
     wgpu::Extent3d { width, height, depth_or_array_layers: 1 }
 }
 
-/// Copies `region` (canvas pixels, from `copy_region`) of `quad` into `target`.
-fn copy_texels(encoder: &mut wgpu::CommandEncoder, quad: &Quad, target: &wgpu::TextureView, area: Rect, region: Rect) {
+/// The byte of a buffer's BGRA8 plane at `offset`, rows `stride` apart, where texel
+/// `(x, y)` starts.
+fn buffer_start(offset: u32, stride: u32, (x, y): (u32, u32)) -> u64 {
+    u64::from(offset) + u64::from(y) * u64::from(stride) + u64::from(x) * 4
+}
+
+/// Makes `copy` (from `texel_copy`) of `quad`'s texels into `target`.
+fn copy_texels(encoder: &mut wgpu::CommandEncoder, quad: &Quad, target: &wgpu::TextureView, copy: TexelCopy) {
     let Some(texels) = &quad.texels else { return };
-    let u = &quad.uniform;
-    let (sx, sy) = ((u.src[0] + region.x0 as f32 - u.dst[0]) as u32, (u.src[1] + region.y0 as f32 - u.dst[1]) as u32);
     let destination = wgpu::TexelCopyTextureInfo {
         texture: target.texture(),
         mip_level: 0,
-        origin: wgpu::Origin3d { x: (region.x0 - area.x0) as u32, y: (region.y0 - area.y0) as u32, z: 0 },
+        origin: wgpu::Origin3d { x: copy.to.0, y: copy.to.1, z: 0 },
         aspect: wgpu::TextureAspect::All,
     };
-    let size = target_size((region.x1 - region.x0) as u32, (region.y1 - region.y0) as u32);
     match texels {
         Texels::Texture(texture) => {
             let source = wgpu::TexelCopyTextureInfo {
                 texture,
                 mip_level: 0,
-                origin: wgpu::Origin3d { x: sx, y: sy, z: 0 },
+                origin: wgpu::Origin3d { x: copy.from.0, y: copy.from.1, z: 0 },
                 aspect: wgpu::TextureAspect::All,
             };
-            encoder.copy_texture_to_texture(source, destination, size);
+            encoder.copy_texture_to_texture(source, destination, copy.size);
         }
         Texels::Buffer { buffer, offset, stride } => {
-            let start = u64::from(*offset) + u64::from(sy) * u64::from(*stride) + u64::from(sx) * 4;
-            let source = wgpu::TexelCopyBufferInfo {
-                buffer,
-                layout: wgpu::TexelCopyBufferLayout {
-                    offset: start,
-                    bytes_per_row: Some(*stride),
-                    rows_per_image: None,
-                },
+            let layout = wgpu::TexelCopyBufferLayout {
+                offset: buffer_start(*offset, *stride, copy.from),
+                bytes_per_row: Some(*stride),
+                rows_per_image: None,
             };
-            encoder.copy_buffer_to_texture(source, destination, size);
+            encoder.copy_buffer_to_texture(wgpu::TexelCopyBufferInfo { buffer, layout }, destination, copy.size);
         }
     }
 }

@@ -299,7 +299,7 @@ impl Renderer {
         let (w, h) = (u32::try_from(size.w).ok()?, u32::try_from(size.h).ok()?);
         let buffer = match self.imports.get(&id).map(|import| import.memory) {
             Some(ImportedMemory::Images(planes)) => {
-                self.sample_planes(slot, planes, format, (w, h), dmabuf.y_inverted());
+                self.sample_planes(slot, planes, (format.mode, format.opaque), (w, h), dmabuf.y_inverted(), None);
                 return Some(());
             }
             Some(ImportedMemory::Buffer(buffer)) => buffer,
@@ -322,7 +322,7 @@ impl Renderer {
                     stats.vulkan_image += 1;
                     let import = Import { memory: ImportedMemory::Images(planes.clone()), host: None };
                     self.imports.insert(id, alive, import);
-                    self.sample_planes(slot, planes, format, (w, h), dmabuf.y_inverted());
+                    self.sample_planes(slot, planes, (format.mode, format.opaque), (w, h), dmabuf.y_inverted(), None);
                     return Some(());
                 }
                 // Only the texture unit knows a tiled layout: no other step can read one.
@@ -440,16 +440,18 @@ impl Renderer {
         }
     }
 
-    /// Points `slot` at the imported images of a buffer's planes (ladder step 1); the
-    /// slot keeps the commit it held.
+    /// Points `slot` at textures of a buffer's planes, its (`mode`, `opaque`): the
+    /// imported images (ladder step 1) or those its planes were copied into (step 2,
+    /// `host` the memory a wl_shm import aliases); the slot keeps the commit it held.
     #[cfg(feature = "dmabuf-vulkan")]
     fn sample_planes(
         &self,
         slot: &mut Option<SurfaceTexture>,
         planes: Vec<wgpu::Texture>,
-        format: &crate::dmabuf::formats::DmabufFormat,
+        (mode, opaque): (SampleMode, bool),
         size: (u32, u32),
         y_invert: bool,
+        host: Option<std::sync::Arc<super::buffer_source::HostImport>>,
     ) {
         let views: Vec<wgpu::TextureView> = planes.iter().map(|t| t.create_view(&Default::default())).collect();
         let bind_group = self.planes_bind_group(&views, self.no_words.as_ref());
@@ -458,11 +460,12 @@ impl Renderer {
             planes,
             buffer_planes: None,
             words: None,
+            // The client's memory: the images are it, or the copies read it until done.
             client_memory: true,
-            host: None,
+            host,
             bind_group,
-            mode: format.mode,
-            opaque: format.opaque,
+            mode,
+            opaque,
             size,
             y_invert,
             commit,
@@ -479,28 +482,12 @@ impl Renderer {
         buffer: &wgpu::Buffer,
         source: BufferPlanes,
     ) {
-        let commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
         let reuse = slot.as_ref().map_or(&[][..], |t| t.planes.as_slice());
         if let Some(planes) = self.copy_planes(buffer, &source, reuse) {
-            let views: Vec<wgpu::TextureView> = planes.iter().map(|t| t.create_view(&Default::default())).collect();
-            let bind_group = self.planes_bind_group(&views, self.no_words.as_ref());
-            // client_memory: the copies read the client's buffer, kept until they are done.
-            *slot = Some(SurfaceTexture::counted(SurfaceTexture {
-                planes,
-                client_memory: true,
-                buffer_planes: None,
-                words: None,
-                bind_group,
-                mode: source.mode,
-                opaque: source.opaque,
-                size: source.size,
-                y_invert: source.y_invert,
-                host: source.host,
-                commit,
-                source: None,
-            }));
-            return;
+            let look = (source.mode, source.opaque);
+            return self.sample_planes(slot, planes, look, source.size, source.y_invert, source.host);
         }
+        let commit = slot.as_ref().map(|t| t.commit).unwrap_or_default();
         let empty = self.empty_view();
         let bind_group = self.planes_bind_group(&[empty], Some(buffer));
         *slot = Some(SurfaceTexture::counted(SurfaceTexture {

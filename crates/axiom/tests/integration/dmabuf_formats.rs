@@ -293,6 +293,17 @@ fn a_partly_damaged_nv12_buffer_repaints_every_row_its_chroma_reaches() {
     assert_image(&shot, &new.expected, 1, "nv12-partial-after");
 }
 
+/// The size of the plane-copy tests' images.
+const COPIED_SIZE: (u32, u32) = (64, 16);
+
+/// A block pattern of `COPIED_SIZE` in 4:2:0 `fourcc` (BT.601 limited, chroma type 0),
+/// rows `stride_pad` bytes longer than the image's.
+fn encode_copied(fourcc: u32, stride_pad: u32) -> Encoded {
+    let (matrix, range, chroma) = (YuvMatrix::Bt601, YuvRange::Limited, ChromaSiting::TYPE_0);
+    let options = Options { stride_pad, plane_gap: PLANE_GAP, matrix, range, chroma };
+    encode(fourcc, &block_pattern(COPIED_SIZE.0, COPIED_SIZE.1), options).expect("known format")
+}
+
 /// Where the import ladder reads a 4:2:0 buffer in place as a buffer (step 2: the CI
 /// host), each commit's planes are copied on the GPU into textures the shader samples,
 /// with no CPU byte read; elsewhere (step 1, the CPU step) none is. Rows 256 bytes
@@ -303,12 +314,9 @@ fn a_partly_damaged_nv12_buffer_repaints_every_row_its_chroma_reaches() {
 fn planes_of_4_2_0_buffers_read_as_buffers_are_copied_into_textures_on_the_gpu() {
     let compositor = start(OUT_W, OUT_H);
     let mut client = compositor.connect().unwrap();
-    let (w, h) = (64, 16);
-    let image = block_pattern(w, h);
+    let (w, h) = COPIED_SIZE;
     for fourcc in [fourcc::NV12, fourcc::YUV420] {
-        let (matrix, range, chroma) = (YuvMatrix::Bt601, YuvRange::Limited, ChromaSiting::TYPE_0);
-        let options = Options { stride_pad: 256 - w, plane_gap: PLANE_GAP, matrix, range, chroma };
-        let encoded = encode(fourcc, &image, options).expect("known format");
+        let encoded = encode_copied(fourcc, 256 - w);
         let before = import_stats(&compositor);
         let shot = show_sized(&mut client, &encoded, fourcc, (w, h), false, true, None);
         let after = import_stats(&compositor);
@@ -328,12 +336,9 @@ fn planes_of_4_2_0_buffers_read_as_buffers_are_copied_into_textures_on_the_gpu()
 fn nv12_chroma_rows_an_odd_number_of_bytes_apart_are_read_in_place() {
     let compositor = start(OUT_W, OUT_H);
     let mut client = compositor.connect().unwrap();
-    let (w, h) = (64, 16);
-    let image = block_pattern(w, h);
-    let (matrix, range, chroma) = (YuvMatrix::Bt601, YuvRange::Limited, ChromaSiting::TYPE_0);
+    let (w, h) = COPIED_SIZE;
     // Rows 65 bytes apart, the chroma plane at an even offset.
-    let options = Options { stride_pad: 1, plane_gap: PLANE_GAP, matrix, range, chroma };
-    let encoded = encode(fourcc::NV12, &image, options).expect("known format");
+    let encoded = encode_copied(fourcc::NV12, 1);
     let (offset, stride) = encoded.planes[1];
     assert!(offset % 2 == 0 && stride % 2 == 1, "the layout this test means: {:?}", encoded.planes);
     let before = import_stats(&compositor);
